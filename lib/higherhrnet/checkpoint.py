@@ -1,0 +1,168 @@
+"""Reading and writing checkpoints safely.
+
+Everything is loaded with `torch.load(..., map_location="cpu", weights_only=True)`: a checkpoint can hold
+tensors and plain Python values, never code. Everything we write holds only those (the config goes in as
+a YAML string), and is written atomically (temporary file + rename), so an interrupted save never leaves
+a half-written file under the real name.
+
+Accepted layouts of model weights:
+- a bare state dict (official `pose_higher_hrnet_w32_512.pth`);
+- a dict holding it under "state_dict" or "model" (our training checkpoints, many other tools);
+- keys prefixed with "module." (saved from DataParallel / DistributedDataParallel);
+- the official FP16 layout: keys prefixed with "1." (the network wrapped for half precision), conv
+  tensors in float16. Floating tensors are converted to the model's dtype.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+
+__all__ = ["CheckpointError", "read_checkpoint", "extract_state_dict", "load_checkpoint",
+           "load_pretrained_backbone", "atomic_save", "save_model"]
+
+_WRAPPER_KEYS = ("state_dict", "model")
+_KEY_PREFIXES = ("module.", "1.")
+_MAX_LISTED = 20
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read, is unsafe, or does not fit the model; the message says which and why."""
+
+
+def read_checkpoint(path: str | os.PathLike) -> Any:
+    """torch.load with weights_only=True and readable errors."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"refusing to load {path}: it is not a plain weights file (it contains Python objects other than "
+            f"tensors and plain values, which could run code when unpickled). Detail: {first}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: damaged or not a PyTorch file ({first})") from None
+
+
+def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The model weights inside a loaded checkpoint, with wrapper prefixes removed."""
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{source} holds no model weights (expected a dict of tensors, got "
+                              f"{type(obj).__name__})")
+    not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"{source}: entries that are not tensors: {_listing(not_tensors)}")
+    state = dict(obj)
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _KEY_PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike | Mapping, strict: bool = True) -> Any:
+    """Load model weights from a file (or an already loaded checkpoint) into `model`.
+
+    With strict=True every model key must be present with the right shape and no extra key may remain
+    (BatchNorm `num_batches_tracked` counters may be absent: they do not affect outputs). Returns the
+    loaded checkpoint object, so that callers can read other entries (epoch, config, ...).
+    """
+    source = "checkpoint" if isinstance(path, Mapping) else os.fspath(path)
+    obj = path if isinstance(path, Mapping) else read_checkpoint(path)
+    state = extract_state_dict(obj, source)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    wrong_shape = [
+        f"{k}: checkpoint {list(state[k].shape)} vs model {list(own[k].shape)}"
+        for k in own if k in state and state[k].shape != own[k].shape
+    ]
+    if wrong_shape or (strict and (missing or unexpected)):
+        lines = [f"checkpoint {source} does not fit the model ({type(model).__name__}):"]
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+            if items:
+                lines.append(f"  {label} ({len(items)}): {_listing(items)}")
+        lines.append("  Was it trained with a different config (widths, NUM_JOINTS, TAG_PER_JOINT, LOSS.WITH_AE_LOSS)?")
+        raise CheckpointError("\n".join(lines))
+    converted = {k: _as_model_dtype(v, own[k]) for k, v in state.items() if k in own}
+    model.load_state_dict(converted, strict=False)
+    return obj
+
+
+def _as_model_dtype(value: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    if value.is_floating_point() and reference.is_floating_point() and value.dtype != reference.dtype:
+        return value.to(reference.dtype)
+    return value
+
+
+def load_pretrained_backbone(model: nn.Module, path: str | os.PathLike,
+                             pretrained_layers: Iterable[str] = ("*",)) -> list[str]:
+    """Partial load of ImageNet HRNet weights (e.g. hrnet_w32-36af842e.pth), as the official code does.
+
+    Keys whose first component is in `pretrained_layers` (or all, with "*") and whose name and shape
+    exist in the model are copied; the rest (classifier, heads) is left as initialised.
+    Returns the loaded key names.
+    """
+    layers = list(pretrained_layers)
+    state = extract_state_dict(read_checkpoint(path), os.fspath(path))
+    own = model.state_dict()
+    selected = {
+        k: _as_model_dtype(v, own[k]) for k, v in state.items()
+        if (layers[:1] == ["*"] or k.split(".")[0] in layers) and k in own and own[k].shape == v.shape
+    }
+    if not selected:
+        raise CheckpointError(f"{os.fspath(path)}: no tensor matches the model by name and shape "
+                              f"(PRETRAINED_LAYERS={layers}); is it an HRNet of the same width?")
+    model.load_state_dict(selected, strict=False)
+    return sorted(selected)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file in the same folder, then rename over `path`."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, cfg=None, **extra: Any) -> None:
+    """Write {"model": state dict, "config": YAML string, **extra} atomically."""
+    module = model.module if hasattr(model, "module") else model
+    payload = {"model": module.state_dict()}
+    if cfg is not None:
+        payload["config"] = cfg.dump()
+    payload.update(extra)
+    atomic_save(payload, path)
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    return shown + (f", ... (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")

@@ -1,0 +1,183 @@
+"""Configuration: yacs defaults, strict loading with readable errors, and consistency checks.
+
+    cfg = get_cfg()                                  # a fresh, mutable copy of the defaults
+    cfg = load_cfg("exp.yaml", ["TEST.FLIP_TEST", "False"])   # file + overrides -> frozen
+
+Values are checked against the defaults' types: an int may stand where a float is expected and a list
+where a tuple is (and back); anything else, and any key the defaults do not have, is an error naming the
+key and where it came from.
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+from typing import Any, Iterable, Sequence
+
+import yaml
+from yacs.config import CfgNode
+
+from .defaults import _C
+
+__all__ = ["ConfigError", "CfgNode", "get_cfg", "load_cfg", "merge_into", "check_cfg", "cfg_to_yaml"]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key and its source."""
+
+
+def get_cfg() -> CfgNode:
+    """A fresh, unfrozen copy of the default configuration."""
+    return _C.clone()
+
+
+def load_cfg(path: str | os.PathLike | None = None, opts: Sequence[str] = ()) -> CfgNode:
+    """Defaults, then the YAML file at `path` (if given), then `opts` (KEY VALUE pairs); frozen.
+
+    Relative DATASET.ROOT, MODEL.PRETRAINED and TEST.MODEL_FILE are resolved against DATA_DIR when
+    DATA_DIR is set.
+    """
+    cfg = get_cfg()
+    if path is not None:
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file not found: {path}")
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = yaml.safe_load(f)
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+        merge_into(cfg, data, source=path)
+    merge_into(cfg, opts_to_dict(opts), source="command line")
+    if cfg.DATA_DIR:
+        for node, key in ((cfg.DATASET, "ROOT"), (cfg.MODEL, "PRETRAINED"), (cfg.TEST, "MODEL_FILE")):
+            if node[key] and not os.path.isabs(node[key]):
+                node[key] = os.path.join(cfg.DATA_DIR, node[key])
+    check_cfg(cfg, source=path or "defaults")
+    cfg.freeze()
+    return cfg
+
+
+def opts_to_dict(opts: Sequence[str]) -> dict:
+    """["A.B", "1", "C", "x"] -> {"A": {"B": "1"}, "C": "x"}; values are decoded later."""
+    opts = list(opts)
+    if len(opts) % 2:
+        raise ConfigError(f"command-line overrides must be KEY VALUE pairs, got an odd number: {opts}")
+    tree: dict = {}
+    for key, value in zip(opts[0::2], opts[1::2]):
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"command line: {key} is given both as a value and as a section")
+        node[parts[-1]] = value
+    return tree
+
+
+def merge_into(cfg: CfgNode, data: dict, source: str, prefix: str = "") -> None:
+    """Merge a nested dict into `cfg` in place, checking every key and value type."""
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in cfg:
+            close = difflib.get_close_matches(str(key), [str(k) for k in cfg.keys()], n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise ConfigError(f"{source}: unknown config key {full}{hint}")
+        default = cfg[key]
+        if isinstance(default, CfgNode):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: {full} is a section; expected a mapping, got {value!r}")
+            merge_into(default, value, source, prefix=full + ".")
+            continue
+        cfg[key] = _coerce(_decode(value), default, full, source)
+
+
+def _decode(value: Any) -> Any:
+    # Strings such as "(True, False)" or "[0.5, 1.0]" (YAML and the command line) become Python values.
+    if isinstance(value, str):
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+    return value
+
+
+def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
+    if isinstance(default, bool) or isinstance(value, bool):
+        if isinstance(default, bool) and isinstance(value, bool):
+            return value
+    elif isinstance(default, float) and isinstance(value, (int, float)):
+        return float(value)
+    elif isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
+        return type(default)(value)
+    elif isinstance(default, str) and not isinstance(value, str):
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _fail(
+            value, default, key, source)
+    elif type(value) is type(default):
+        return value
+    return _fail(value, default, key, source)
+
+
+def _fail(value: Any, default: Any, key: str, source: str):
+    raise ConfigError(
+        f"{source}: {key} must be of type {type(default).__name__} (default {default!r}), "
+        f"got {type(value).__name__} {value!r}"
+    )
+
+
+def check_cfg(cfg: CfgNode, source: str = "config") -> None:
+    """Cross-key consistency checks (lengths that must agree, allowed values)."""
+    stages = cfg.LOSS.NUM_STAGES
+    deconvs = cfg.MODEL.EXTRA.DECONV.NUM_DECONVS
+    for name in ("WITH_HEATMAPS_LOSS", "HEATMAPS_LOSS_FACTOR", "WITH_AE_LOSS", "PUSH_LOSS_FACTOR",
+                 "PULL_LOSS_FACTOR"):
+        _expect_len(cfg.LOSS[name], stages, f"LOSS.{name}", "LOSS.NUM_STAGES", source)
+    for name in ("WITH_HEATMAPS", "WITH_AE"):
+        _expect_len(cfg.TEST[name], stages, f"TEST.{name}", "LOSS.NUM_STAGES", source)
+    _expect_len(cfg.DATASET.OUTPUT_SIZE, stages, "DATASET.OUTPUT_SIZE", "LOSS.NUM_STAGES", source)
+    if cfg.MODEL.NAME == "pose_higher_hrnet":
+        if stages != deconvs + 1:
+            raise ConfigError(f"{source}: LOSS.NUM_STAGES ({stages}) must be MODEL.EXTRA.DECONV.NUM_DECONVS + 1 "
+                              f"({deconvs + 1}): one output at 1/4 resolution plus one per deconv module")
+        for name in ("NUM_CHANNELS", "KERNEL_SIZE", "CAT_OUTPUT"):
+            _expect_len(cfg.MODEL.EXTRA.DECONV[name], deconvs, f"MODEL.EXTRA.DECONV.{name}",
+                        "MODEL.EXTRA.DECONV.NUM_DECONVS", source)
+        for k in cfg.MODEL.EXTRA.DECONV.KERNEL_SIZE:
+            if k not in (2, 3, 4):
+                raise ConfigError(f"{source}: MODEL.EXTRA.DECONV.KERNEL_SIZE entries must be 2, 3 or 4, got {k}")
+        for i in range(1, 5):
+            st = cfg.MODEL.EXTRA[f"STAGE{i}"]
+            for name in ("NUM_BLOCKS", "NUM_CHANNELS"):
+                _expect_len(st[name], st.NUM_BRANCHES, f"MODEL.EXTRA.STAGE{i}.{name}",
+                            f"MODEL.EXTRA.STAGE{i}.NUM_BRANCHES", source)
+            if st.BLOCK not in ("BASIC", "BOTTLENECK"):
+                raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.BLOCK must be BASIC or BOTTLENECK, got {st.BLOCK}")
+            if st.FUSE_METHOD != "SUM":
+                raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.FUSE_METHOD must be SUM, got {st.FUSE_METHOD}")
+            if st.NUM_BRANCHES != (1 if i == 1 else i):
+                raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.NUM_BRANCHES must be {1 if i == 1 else i}")
+        if cfg.MODEL.EXTRA.FINAL_CONV_KERNEL not in (1, 3):
+            raise ConfigError(f"{source}: MODEL.EXTRA.FINAL_CONV_KERNEL must be 1 or 3")
+    if cfg.MODEL.NUM_JOINTS != cfg.DATASET.NUM_JOINTS:
+        raise ConfigError(f"{source}: MODEL.NUM_JOINTS ({cfg.MODEL.NUM_JOINTS}) must equal DATASET.NUM_JOINTS "
+                          f"({cfg.DATASET.NUM_JOINTS})")
+    if cfg.DATASET.WITH_CENTER:
+        raise ConfigError(f"{source}: DATASET.WITH_CENTER is not supported (the official code never uses it)")
+    if cfg.LOSS.AE_LOSS_TYPE not in ("exp", "max"):
+        raise ConfigError(f"{source}: LOSS.AE_LOSS_TYPE must be 'exp' or 'max', got {cfg.LOSS.AE_LOSS_TYPE!r}")
+    if not cfg.TEST.SCALE_FACTOR or any(s <= 0 for s in cfg.TEST.SCALE_FACTOR):
+        raise ConfigError(f"{source}: TEST.SCALE_FACTOR must be a non-empty list of positive numbers")
+
+
+def _expect_len(value: Iterable, n: int, key: str, by: str, source: str) -> None:
+    if len(value) != n:
+        raise ConfigError(f"{source}: {key} has {len(value)} entries but {by} says {n}: {list(value)}")
+
+
+def cfg_to_yaml(cfg: CfgNode) -> str:
+    """The config as a YAML string: a plain value that checkpoints can carry (weights_only loading)."""
+    return cfg.dump()

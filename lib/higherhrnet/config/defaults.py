@@ -1,0 +1,158 @@
+"""Default configuration.
+
+Every key that the official HigherHRNet experiment files use is defined here, with the same name and
+type, so those YAML files load unchanged. The defaults ARE the official w32_512_adam_lr1e-3 recipe
+(HigherHRNet-W32, 512x512 input); keys that file leaves out keep the official code's defaults. The official
+code's own defaults differ from the recipe in places (LOSS.AE_LOSS_TYPE 'max', TEST.NMS_KERNEL 3,
+TEST.DETECTION_THRESHOLD 0.2, ...): a file that relies on those must now set them explicitly.
+
+A few keys are read only for compatibility with official files and have no effect here; they are marked
+"(compat)". Device selection comes from the command line / torchrun, not from GPUS.
+"""
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+_C.OUTPUT_DIR = "output"
+_C.LOG_DIR = "log"
+_C.DATA_DIR = ""  # prefix for relative DATASET.ROOT, MODEL.PRETRAINED and TEST.MODEL_FILE
+_C.GPUS = (0,)  # (compat)
+_C.WORKERS = 4
+_C.PRINT_FREQ = 20
+_C.AUTO_RESUME = False
+_C.PIN_MEMORY = True
+_C.RANK = 0  # (compat) torchrun's environment decides the rank
+_C.VERBOSE = True
+_C.DIST_BACKEND = "nccl"  # used on CUDA; CPU runs always use gloo
+_C.MULTIPROCESSING_DISTRIBUTED = True  # (compat)
+_C.SEED = 0
+
+# Mixed precision. The official code keeps an fp16 copy of the network; we use torch.amp on CUDA.
+_C.FP16 = CN()
+_C.FP16.ENABLED = False
+_C.FP16.STATIC_LOSS_SCALE = 1.0
+_C.FP16.DYNAMIC_LOSS_SCALE = False
+
+_C.CUDNN = CN()
+_C.CUDNN.BENCHMARK = True
+_C.CUDNN.DETERMINISTIC = False
+_C.CUDNN.ENABLED = True
+
+_C.MODEL = CN()
+_C.MODEL.NAME = "pose_higher_hrnet"
+_C.MODEL.INIT_WEIGHTS = True
+_C.MODEL.PRETRAINED = ""  # ImageNet HRNet backbone weights, filtered by EXTRA.PRETRAINED_LAYERS
+_C.MODEL.NUM_JOINTS = 17
+_C.MODEL.TAG_PER_JOINT = True
+_C.MODEL.SYNC_BN = False
+
+_C.MODEL.EXTRA = CN()
+_C.MODEL.EXTRA.PRETRAINED_LAYERS = ["*"]
+_C.MODEL.EXTRA.STEM_INPLANES = 64
+_C.MODEL.EXTRA.FINAL_CONV_KERNEL = 1
+
+
+def _stage(num_modules, block, num_blocks, num_channels):
+    node = CN()
+    node.NUM_MODULES = num_modules
+    node.NUM_BRANCHES = len(num_blocks)
+    node.BLOCK = block
+    node.NUM_BLOCKS = list(num_blocks)
+    node.NUM_CHANNELS = list(num_channels)
+    node.FUSE_METHOD = "SUM"
+    return node
+
+
+# STAGE1 is layer1 (the official code hard-codes 4 Bottlenecks of width 64; here it is configurable
+# so that tiny models for tests and CPU training are possible).
+_C.MODEL.EXTRA.STAGE1 = _stage(1, "BOTTLENECK", [4], [64])
+_C.MODEL.EXTRA.STAGE2 = _stage(1, "BASIC", [4, 4], [32, 64])
+_C.MODEL.EXTRA.STAGE3 = _stage(4, "BASIC", [4, 4, 4], [32, 64, 128])
+_C.MODEL.EXTRA.STAGE4 = _stage(3, "BASIC", [4, 4, 4, 4], [32, 64, 128, 256])
+
+_C.MODEL.EXTRA.DECONV = CN()
+_C.MODEL.EXTRA.DECONV.NUM_DECONVS = 1
+_C.MODEL.EXTRA.DECONV.NUM_CHANNELS = [32]
+_C.MODEL.EXTRA.DECONV.KERNEL_SIZE = [4]
+_C.MODEL.EXTRA.DECONV.NUM_BASIC_BLOCKS = 4
+_C.MODEL.EXTRA.DECONV.CAT_OUTPUT = [True]
+
+_C.LOSS = CN()
+_C.LOSS.NUM_STAGES = 2
+_C.LOSS.WITH_HEATMAPS_LOSS = (True, True)
+_C.LOSS.HEATMAPS_LOSS_FACTOR = (1.0, 1.0)
+_C.LOSS.WITH_AE_LOSS = (True, False)
+_C.LOSS.AE_LOSS_TYPE = "exp"  # "exp" or "max"
+_C.LOSS.PUSH_LOSS_FACTOR = (0.001, 0.001)
+_C.LOSS.PULL_LOSS_FACTOR = (0.001, 0.001)
+
+_C.DATASET = CN()
+_C.DATASET.ROOT = "data/coco"
+_C.DATASET.DATASET = "coco_kpt"
+_C.DATASET.DATASET_TEST = "coco"
+_C.DATASET.NUM_JOINTS = 17
+_C.DATASET.MAX_NUM_PEOPLE = 30
+_C.DATASET.TRAIN = "train2017"
+_C.DATASET.TEST = "val2017"
+_C.DATASET.DATA_FORMAT = "jpg"
+# training augmentation
+_C.DATASET.MAX_ROTATION = 30
+_C.DATASET.MIN_SCALE = 0.75
+_C.DATASET.MAX_SCALE = 1.5
+_C.DATASET.SCALE_TYPE = "short"
+_C.DATASET.MAX_TRANSLATE = 40
+_C.DATASET.INPUT_SIZE = 512
+_C.DATASET.OUTPUT_SIZE = [128, 256]
+_C.DATASET.FLIP = 0.5
+# heatmap targets
+_C.DATASET.SIGMA = 2.0
+_C.DATASET.SCALE_AWARE_SIGMA = False
+_C.DATASET.BASE_SIZE = 256.0
+_C.DATASET.BASE_SIGMA = 2.0
+_C.DATASET.INT_SIGMA = False
+_C.DATASET.WITH_CENTER = False  # (compat) must stay False
+
+_C.TRAIN = CN()
+_C.TRAIN.LR_FACTOR = 0.1
+_C.TRAIN.LR_STEP = [200, 260]
+_C.TRAIN.LR = 0.001
+_C.TRAIN.OPTIMIZER = "adam"
+_C.TRAIN.MOMENTUM = 0.9
+_C.TRAIN.WD = 0.0001
+_C.TRAIN.NESTEROV = False
+_C.TRAIN.GAMMA1 = 0.99  # (compat)
+_C.TRAIN.GAMMA2 = 0.0  # (compat)
+_C.TRAIN.BEGIN_EPOCH = 0
+_C.TRAIN.END_EPOCH = 300
+_C.TRAIN.RESUME = False
+_C.TRAIN.CHECKPOINT = ""
+_C.TRAIN.IMAGES_PER_GPU = 12
+_C.TRAIN.SHUFFLE = True
+
+_C.TEST = CN()
+_C.TEST.IMAGES_PER_GPU = 1
+_C.TEST.FLIP_TEST = True
+_C.TEST.ADJUST = True
+_C.TEST.REFINE = True
+_C.TEST.SCALE_FACTOR = [1.0]
+_C.TEST.DETECTION_THRESHOLD = 0.1
+_C.TEST.TAG_THRESHOLD = 1.0
+_C.TEST.USE_DETECTION_VAL = True
+_C.TEST.IGNORE_TOO_MUCH = False
+_C.TEST.MODEL_FILE = ""
+_C.TEST.IGNORE_CENTER = True  # (compat)
+_C.TEST.NMS_KERNEL = 5
+_C.TEST.NMS_PADDING = 2
+_C.TEST.PROJECT2IMAGE = True
+_C.TEST.WITH_HEATMAPS = (True, True)
+_C.TEST.WITH_AE = (True, False)
+_C.TEST.LOG_PROGRESS = False
+
+# (compat) the official code's debug image dumps
+_C.DEBUG = CN()
+_C.DEBUG.DEBUG = True
+_C.DEBUG.SAVE_BATCH_IMAGES_GT = False
+_C.DEBUG.SAVE_BATCH_IMAGES_PRED = False
+_C.DEBUG.SAVE_HEATMAPS_GT = True
+_C.DEBUG.SAVE_HEATMAPS_PRED = True
+_C.DEBUG.SAVE_TAGMAPS_PRED = True

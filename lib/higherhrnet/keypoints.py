@@ -1,0 +1,153 @@
+"""Keypoint sets: names, left/right flip pairs, OKS sigmas, skeleton and grouping order, defined once.
+
+Everything that depends on which joints a dataset has (flip permutations for augmentation and flip
+test, the order in which grouping matches joints, the sigmas of OKS, the links drawn by the demo) is
+derived from a `KeypointSpec`, never from index lists copied around the code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["KeypointSpec", "COCO_KEYPOINTS"]
+
+
+@dataclass(frozen=True)
+class KeypointSpec:
+    """A set of J keypoints.
+
+    flip_pairs, skeleton and grouping_order refer to joints BY NAME. Joints in no flip pair map to
+    themselves under a horizontal flip. grouping_order defaults to the declaration order.
+    """
+
+    name: str
+    names: tuple[str, ...]
+    flip_pairs: tuple[tuple[str, str], ...]
+    sigmas: tuple[float, ...]
+    skeleton: tuple[tuple[str, str], ...] = ()
+    grouping_order: tuple[str, ...] = ()
+    _index: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        names = tuple(self.names)
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "flip_pairs", tuple(tuple(p) for p in self.flip_pairs))
+        object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
+        object.__setattr__(self, "skeleton", tuple(tuple(p) for p in self.skeleton))
+        object.__setattr__(self, "grouping_order", tuple(self.grouping_order) or names)
+        object.__setattr__(self, "_index", {n: i for i, n in enumerate(names)})
+        self._validate()
+
+    def _validate(self) -> None:
+        where = f"keypoint spec {self.name!r}"
+        if len(self._index) != len(self.names):
+            dup = sorted({n for n in self.names if self.names.count(n) > 1})
+            raise ValueError(f"{where}: duplicate joint names {dup}")
+        if len(self.sigmas) != len(self.names):
+            raise ValueError(f"{where}: {len(self.sigmas)} sigmas for {len(self.names)} joints")
+        if any(s <= 0 for s in self.sigmas):
+            raise ValueError(f"{where}: OKS sigmas must be positive")
+        for label, pairs in (("flip pair", self.flip_pairs), ("skeleton link", self.skeleton)):
+            for pair in pairs:
+                if len(pair) != 2:
+                    raise ValueError(f"{where}: {label} {pair} must name exactly two joints")
+                for n in pair:
+                    if n not in self._index:
+                        raise ValueError(f"{where}: {label} {pair} names unknown joint {n!r}")
+                if pair[0] == pair[1]:
+                    raise ValueError(f"{where}: {label} {pair} links a joint to itself")
+        seen: set[str] = set()
+        for a, b in self.flip_pairs:
+            for n in (a, b):
+                if n in seen:
+                    raise ValueError(f"{where}: joint {n!r} appears in more than one flip pair")
+                seen.add(n)
+            # OKS treats the two sides alike, so a flip pair must share its sigma.
+            if self.sigmas[self._index[a]] != self.sigmas[self._index[b]]:
+                raise ValueError(f"{where}: flip pair ({a}, {b}) has different sigmas")
+        # A joint named left_X / right_X whose mirror exists must be paired with that mirror.
+        for n in self.names:
+            for side, other in (("left", "right"), ("right", "left")):
+                if n.startswith(side):
+                    mirror = other + n[len(side):]
+                    if mirror in self._index and self.flip_index[self._index[n]] != self._index[mirror]:
+                        raise ValueError(f"{where}: {n!r} and {mirror!r} look symmetric but are not a flip pair")
+        if sorted(self.grouping_order) != sorted(self.names):
+            raise ValueError(f"{where}: grouping_order must list every joint exactly once")
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        try:
+            return self._index[name]
+        except KeyError:
+            raise KeyError(f"keypoint spec {self.name!r} has no joint {name!r}; joints: {list(self.names)}") from None
+
+    @property
+    def flip_index(self) -> np.ndarray:
+        """(J,) int: channel j of a flipped image holds joint flip_index[j] of the original."""
+        perm = np.arange(len(self.names))
+        for a, b in self.flip_pairs:
+            ia, ib = self._index[a], self._index[b]
+            perm[ia], perm[ib] = ib, ia
+        return perm
+
+    @property
+    def grouping_indices(self) -> np.ndarray:
+        """(J,) int: joint indices in the order grouping matches them."""
+        return np.array([self._index[n] for n in self.grouping_order])
+
+    @property
+    def skeleton_indices(self) -> np.ndarray:
+        """(L, 2) int: joint index pairs to draw as links."""
+        return np.array([[self._index[a], self._index[b]] for a, b in self.skeleton], dtype=np.int64).reshape(-1, 2)
+
+    @property
+    def sigmas_array(self) -> np.ndarray:
+        return np.asarray(self.sigmas, dtype=np.float64)
+
+    @classmethod
+    def from_lists(cls, name: str, names: Sequence[str], flip_pairs: Sequence[Sequence[str]],
+                   sigmas: Sequence[float], skeleton: Sequence[Sequence[str]] = (),
+                   grouping_order: Sequence[str] = ()) -> "KeypointSpec":
+        return cls(name, tuple(names), tuple(tuple(p) for p in flip_pairs), tuple(sigmas),
+                   tuple(tuple(p) for p in skeleton), tuple(grouping_order))
+
+
+_COCO_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+
+COCO_KEYPOINTS = KeypointSpec(
+    name="coco",
+    names=_COCO_NAMES,
+    flip_pairs=tuple(
+        (f"left_{part}", f"right_{part}")
+        for part in ("eye", "ear", "shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+    ),
+    # The per-joint OKS constants of the COCO keypoint benchmark (as in pycocotools' COCOeval).
+    sigmas=(0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
+            0.107, 0.107, 0.087, 0.087, 0.089, 0.089),
+    # The links of COCO's person category "skeleton".
+    skeleton=(
+        ("left_ankle", "left_knee"), ("left_knee", "left_hip"), ("right_ankle", "right_knee"),
+        ("right_knee", "right_hip"), ("left_hip", "right_hip"), ("left_shoulder", "left_hip"),
+        ("right_shoulder", "right_hip"), ("left_shoulder", "right_shoulder"),
+        ("left_shoulder", "left_elbow"), ("right_shoulder", "right_elbow"),
+        ("left_elbow", "left_wrist"), ("right_elbow", "right_wrist"), ("left_eye", "right_eye"),
+        ("nose", "left_eye"), ("nose", "right_eye"), ("left_eye", "left_ear"),
+        ("right_eye", "right_ear"), ("left_ear", "left_shoulder"), ("right_ear", "right_shoulder"),
+    ),
+    # Head first, then torso, then limbs outward: the order the reference grouping uses.
+    grouping_order=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+        "left_hip", "right_hip", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+        "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+)

@@ -1,0 +1,108 @@
+"""HigherHRNet (Cheng et al., CVPR 2020): HRNet plus a deconvolution module for 1/2-resolution heatmaps.
+
+Output i (i = 0 .. num_deconvs) has stride 4 / 2**i. Output 0 carries J heatmaps, followed by the tag
+maps when it is trained with the associative-embedding loss; later outputs carry heatmaps (and tags only
+if configured so). Module names match the official checkpoints: `final_layers`, `deconv_layers`.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .hrnet import BN_MOMENTUM, BasicBlock, HRNet, StageSpec
+
+__all__ = ["HigherHRNet", "make_final_layers", "make_deconv_layers", "init_weights"]
+
+# ConvTranspose2d (padding, output_padding) that exactly doubles the size for each kernel size.
+_DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
+
+
+def output_channels(num_joints: int, tag_dim: int, with_tags: bool) -> int:
+    return num_joints + tag_dim if with_tags else num_joints
+
+
+def make_final_layers(in_channels: int, deconv_channels: Sequence[int], num_joints: int, tag_dim: int,
+                      with_tags: Sequence[bool], kernel_size: int = 1) -> nn.ModuleList:
+    """One conv per output: on the backbone's 1/4 features, then on each deconv module's features."""
+    widths = [in_channels, *deconv_channels]
+    return nn.ModuleList(
+        nn.Conv2d(c, output_channels(num_joints, tag_dim, with_tags[i]), kernel_size, 1,
+                  1 if kernel_size == 3 else 0)
+        for i, c in enumerate(widths)
+    )
+
+
+def make_deconv_layers(in_channels: int, deconv_channels: Sequence[int], kernel_sizes: Sequence[int],
+                       cat_output: Sequence[bool], num_basic_blocks: int, num_joints: int, tag_dim: int,
+                       with_tags: Sequence[bool]) -> nn.ModuleList:
+    """Each deconv module: [concat previous output] -> ConvTranspose2d x2 -> BN -> ReLU -> BasicBlocks."""
+    modules = nn.ModuleList()
+    for i, (channels, kernel) in enumerate(zip(deconv_channels, kernel_sizes)):
+        if cat_output[i]:
+            in_channels += output_channels(num_joints, tag_dim, with_tags[i])
+        padding, output_padding = _DECONV_PADDING[kernel]
+        layers = [nn.Sequential(
+            nn.ConvTranspose2d(in_channels, channels, kernel, stride=2, padding=padding,
+                               output_padding=output_padding, bias=False),
+            nn.BatchNorm2d(channels, momentum=BN_MOMENTUM),
+            nn.ReLU(inplace=True),
+        )]
+        layers += [nn.Sequential(BasicBlock(channels, channels)) for _ in range(num_basic_blocks)]
+        modules.append(nn.Sequential(*layers))
+        in_channels = channels
+    return modules
+
+
+def init_weights(model: nn.Module) -> None:
+    """The official initialisation for training from scratch: conv and deconv weights N(0, 0.001),
+    biases 0, BatchNorm weight 1 and bias 0."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, std=0.001)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class HigherHRNet(HRNet):
+    """forward(x (N, 3, H, W)) -> list of outputs, output i (N, C_i, H/4*2**i, W/4*2**i).
+
+    C_0 = J + tag_dim when with_tags[0] (heatmaps first, then tags), else J. H and W should be
+    multiples of 32 for the branch resolutions to line up (inference pads to multiples of 64).
+    """
+
+    def __init__(self, stage1: StageSpec, stage2: StageSpec, stage3: StageSpec, stage4: StageSpec,
+                 num_joints: int = 17, tag_per_joint: bool = True, with_tags: Sequence[bool] = (True, False),
+                 deconv_channels: Sequence[int] = (32,), deconv_kernel_sizes: Sequence[int] = (4,),
+                 cat_output: Sequence[bool] = (True,), num_basic_blocks: int = 4, final_conv_kernel: int = 1,
+                 stem_channels: int = 64):
+        super().__init__(stage1, stage2, stage3, stage4, stem_channels=stem_channels, multi_scale_output=False)
+        n = len(deconv_channels)
+        if not (len(deconv_kernel_sizes) == len(cat_output) == n and len(with_tags) == n + 1):
+            raise ValueError(f"{n} deconv modules need {n} kernel sizes and cat flags and {n + 1} with_tags "
+                             f"flags; got {list(deconv_kernel_sizes)}, {list(cat_output)}, {list(with_tags)}")
+        self.num_joints = num_joints
+        self.tag_dim = num_joints if tag_per_joint else 1
+        self.with_tags = tuple(bool(t) for t in with_tags)
+        self.cat_output = tuple(bool(c) for c in cat_output)
+        features = self.out_channels[0]
+        self.final_layers = make_final_layers(features, deconv_channels, num_joints, self.tag_dim,
+                                              self.with_tags, final_conv_kernel)
+        self.deconv_layers = make_deconv_layers(features, deconv_channels, deconv_kernel_sizes, self.cat_output,
+                                                num_basic_blocks, num_joints, self.tag_dim, self.with_tags)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = self.forward_features(x)[0]
+        y = self.final_layers[0](features)
+        outputs = [y]
+        for i, deconv in enumerate(self.deconv_layers):
+            if self.cat_output[i]:
+                features = torch.cat((features, y), 1)
+            features = deconv(features)
+            y = self.final_layers[i + 1](features)
+            outputs.append(y)
+        return outputs

@@ -1,0 +1,30 @@
+"""Install with: pip install -c constraints.txt -e ".[test]"  (see README.md)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="higherhrnet",
+    version="0.1.0",
+    description="Bottom-up multi-person human pose estimation with HigherHRNet",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    package_dir={"": "lib"},
+    packages=find_packages("lib"),
+    include_package_data=True,
+    install_requires=[
+        # constraints.txt pins torch to the CPU build used here; with CUDA, install the torch
+        # build you want first and this range is then satisfied without a download.
+        "torch>=2.1",
+        "numpy>=1.23",
+        "opencv-python-headless>=4.6",
+        "pycocotools>=2.0.6",
+        "scipy>=1.9",
+        "munkres>=1.1",
+        "yacs>=0.1.8",
+        "tensorboardX>=2.5",
+        "tqdm>=4.60",
+        "PyYAML>=5.4",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+)
