@@ -49,7 +49,7 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
             f"refusing to load {path}: it is not a plain weights file (it contains Python objects other than "
             f"tensors and plain values, which could run code when unpickled). Detail: {first}"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError) as e:
+    except Exception as e:  # torch raises many types for a damaged file (RuntimeError, EOFError, IndexError ...)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"cannot read checkpoint {path}: damaged or not a PyTorch file ({first})") from None
 
@@ -61,9 +61,9 @@ def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.
             if key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]
                 break
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{source} holds no model weights (expected a dict of tensors, got "
-                              f"{type(obj).__name__})")
+    if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{source} holds no model weights (expected a dict of tensors, possibly under "
+                              f"'state_dict' or 'model'; got {_describe(obj)})")
     not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise CheckpointError(f"{source}: entries that are not tensors: {_listing(not_tensors)}")
@@ -166,3 +166,9 @@ def save_model(path: str | os.PathLike, model: nn.Module, cfg=None, **extra: Any
 def _listing(items: list[str]) -> str:
     shown = ", ".join(items[:_MAX_LISTED])
     return shown + (f", ... (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, Mapping):
+        return f"a dict with keys {_listing([str(k) for k in obj])}"
+    return type(obj).__name__

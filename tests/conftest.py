@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import higherhrnet
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "experiments"
+SPEC = REPO.parent / "shared" / "spec"
+COCO_MINI = REPO.parent / "shared" / "data" / "coco-mini"
+
+# A small HigherHRNet with every structural feature of the real one (4 stages, multi-module stages,
+# downsampling chains in the fuse layers, the deconv module) that runs in milliseconds on a CPU.
+TINY_OPTS = [
+    "MODEL.EXTRA.STEM_INPLANES", "16",
+    "MODEL.EXTRA.STAGE1.NUM_BLOCKS", "[1]", "MODEL.EXTRA.STAGE1.NUM_CHANNELS", "[8]",
+    "MODEL.EXTRA.STAGE2.NUM_BLOCKS", "[1, 1]", "MODEL.EXTRA.STAGE2.NUM_CHANNELS", "[8, 16]",
+    "MODEL.EXTRA.STAGE3.NUM_MODULES", "2",
+    "MODEL.EXTRA.STAGE3.NUM_BLOCKS", "[1, 1, 1]", "MODEL.EXTRA.STAGE3.NUM_CHANNELS", "[8, 16, 32]",
+    "MODEL.EXTRA.STAGE4.NUM_MODULES", "2",
+    "MODEL.EXTRA.STAGE4.NUM_BLOCKS", "[1, 1, 1, 1]", "MODEL.EXTRA.STAGE4.NUM_CHANNELS", "[8, 16, 32, 64]",
+    "MODEL.EXTRA.DECONV.NUM_CHANNELS", "[8]", "MODEL.EXTRA.DECONV.NUM_BASIC_BLOCKS", "1",
+    "DATASET.INPUT_SIZE", "128", "DATASET.OUTPUT_SIZE", "[32, 64]",
+]
+
+
+def tiny_cfg(*opts: str):
+    return higherhrnet.load_cfg(None, TINY_OPTS + list(opts))
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every parameter and BN statistic distinct random values (official init is too uniform to
+    reveal wiring mistakes) and switch to eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.is_floating_point():
+                values = torch.rand(t.shape, generator=g) * 0.5 + 0.75 if name.endswith("running_var") \
+                    else torch.randn(t.shape, generator=g) * 0.2
+                t.copy_(values)
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return randomize(higherhrnet.build_model(tiny_cfg()))
