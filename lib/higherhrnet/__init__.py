@@ -5,15 +5,17 @@ Public API (stable names):
     build_model(cfg)                     the network of a config
     load_checkpoint(model, path)         official or our checkpoints, loaded safely
     KeypointSpec, COCO_KEYPOINTS         joint names, flip pairs, sigmas, skeleton
+    Predictor(cfg, weights)(image)       people in an image
 """
 from .checkpoint import CheckpointError, load_checkpoint, save_model
 from .config import ConfigError, get_cfg, load_cfg
 from .keypoints import COCO_KEYPOINTS, KeypointSpec
 from .models import build_model
+from .predictor import Person, Predictor
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "get_cfg", "load_cfg", "build_model", "load_checkpoint", "save_model", "KeypointSpec", "COCO_KEYPOINTS",
+    "get_cfg", "load_cfg", "build_model", "load_checkpoint", "Predictor", "Person", "save_model", "KeypointSpec", "COCO_KEYPOINTS",
     "ConfigError", "CheckpointError", "__version__",
 ]

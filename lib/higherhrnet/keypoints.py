@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["KeypointSpec", "COCO_KEYPOINTS"]
+__all__ = ["KeypointSpec", "COCO_KEYPOINTS", "KEYPOINT_SETS", "keypoints_for_dataset"]
 
 
 @dataclass(frozen=True)
@@ -151,3 +151,15 @@ COCO_KEYPOINTS = KeypointSpec(
         "left_knee", "right_knee", "left_ankle", "right_ankle",
     ),
 )
+
+
+# DATASET.DATASET / DATASET.DATASET_TEST names -> keypoint set.
+KEYPOINT_SETS = {"coco": COCO_KEYPOINTS, "coco_kpt": COCO_KEYPOINTS}
+
+
+def keypoints_for_dataset(name: str) -> KeypointSpec:
+    """The keypoint set registered for a dataset name (DATASET.DATASET)."""
+    try:
+        return KEYPOINT_SETS[name]
+    except KeyError:
+        raise ValueError(f"no keypoint set is registered for dataset {name!r}; known: {sorted(KEYPOINT_SETS)}") from None

@@ -169,6 +169,9 @@ def check_cfg(cfg: CfgNode, source: str = "config") -> None:
         raise ConfigError(f"{source}: DATASET.WITH_CENTER is not supported (the official code never uses it)")
     if cfg.LOSS.AE_LOSS_TYPE not in ("exp", "max"):
         raise ConfigError(f"{source}: LOSS.AE_LOSS_TYPE must be 'exp' or 'max', got {cfg.LOSS.AE_LOSS_TYPE!r}")
+    if cfg.TEST.NMS_KERNEL % 2 == 0 or cfg.TEST.NMS_PADDING != cfg.TEST.NMS_KERNEL // 2:
+        raise ConfigError(f"{source}: TEST.NMS_KERNEL must be odd and TEST.NMS_PADDING = NMS_KERNEL // 2 "
+                          f"(got {cfg.TEST.NMS_KERNEL} and {cfg.TEST.NMS_PADDING})")
     if not cfg.TEST.SCALE_FACTOR or any(s <= 0 for s in cfg.TEST.SCALE_FACTOR):
         raise ConfigError(f"{source}: TEST.SCALE_FACTOR must be a non-empty list of positive numbers")
 

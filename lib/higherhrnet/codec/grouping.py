@@ -1,0 +1,310 @@
+"""Decoding: heatmaps + associative-embedding tags -> people (Newell et al., 2017; HigherHRNet).
+
+All functions work on one image's arrays unless their docstring says otherwise. Frames: heatmap pixels,
+x = column, y = row. A person is a (J, 3 + T) float32 row block: x, y, detection value, then the T tag
+values of each joint; joints never assigned are all zeros. T = 2 with flip test (tag of the image and of
+its mirror), 1 without.
+
+The steps and their numerics follow the reference implementation exactly (see
+shared/spec/reference-behaviour.md): float32 maps, float64 grouping costs, NumPy's round-half-to-even,
+first-index argmax, and the reference's Hungarian tie-breaking (below).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from munkres import Munkres
+from scipy.optimize import linear_sum_assignment
+
+__all__ = ["GroupingParams", "nms", "top_k", "match_by_tag", "assign", "adjust", "person_scores", "refine",
+           "group"]
+
+# Cost of leaving a candidate unmatched (it then starts a new person), as in the reference.
+_UNMATCHED_COST = 1e10
+# Extra cost put on the found assignment's edges to detect whether another assignment is as good.
+_TIE_PROBE = 1e-3
+
+
+@dataclass(frozen=True)
+class GroupingParams:
+    """Grouping settings (TEST.* and DATASET.MAX_NUM_PEOPLE in a config).
+
+    joint_order: the order in which joint types are matched (KeypointSpec.grouping_indices).
+    """
+
+    joint_order: tuple[int, ...]
+    max_num_people: int = 30
+    detection_threshold: float = 0.1
+    tag_threshold: float = 1.0
+    use_detection_val: bool = True
+    ignore_too_much: bool = False
+    nms_kernel: int = 5
+    nms_padding: int = 2
+    adjust: bool = True
+    refine: bool = True
+
+
+def nms(heatmaps: torch.Tensor, kernel: int, padding: int) -> torch.Tensor:
+    """(N, J, H, W) -> same shape: values that are not the maximum of their kernel x kernel window are 0."""
+    pooled = _window_max(_window_max(heatmaps, kernel, padding, dim=2), kernel, padding, dim=3)
+    return heatmaps * torch.eq(pooled, heatmaps).float()
+
+
+def _window_max(x: torch.Tensor, kernel: int, padding: int, dim: int) -> torch.Tensor:
+    """Sliding maximum along one axis, stride 1, -inf padding: max_pool2d's result for a 1-D window.
+
+    A k x k max pool equals a k x 1 pool of a 1 x k pool; computing it as k - 1 elementwise maxima of
+    shifted views is an order of magnitude faster than max_pool2d with stride 1 on a CPU."""
+    pad = [0, 0, 0, 0]
+    pad[(3 - dim) * 2: (3 - dim) * 2 + 2] = [padding, padding]
+    padded = F.pad(x, pad, value=float("-inf"))
+    length = padded.shape[dim] - kernel + 1
+    out = padded.narrow(dim, 0, length)
+    for offset in range(1, kernel):
+        out = torch.maximum(out, padded.narrow(dim, offset, length))
+    return out
+
+
+def top_k(heatmaps_nms: torch.Tensor, tags: torch.Tensor, k: int):
+    """The k strongest peaks of every joint map.
+
+    heatmaps_nms (N, J, H, W); tags (N, J or 1, H, W, T) (one tag map shared by all joints when the
+    model has TAG_PER_JOINT False).
+    Returns NumPy arrays: values (N, J, k) float32, xy (N, J, k, 2) int64, tag_vectors (N, J, k, T) float32.
+    """
+    n, j, h, w = heatmaps_nms.shape
+    values, index = heatmaps_nms.view(n, j, -1).topk(k, dim=2)
+    flat_tags = tags.reshape(tags.shape[0], tags.shape[1], h * w, tags.shape[4])
+    if flat_tags.shape[1] != j:
+        flat_tags = flat_tags.expand(-1, j, -1, -1)
+    gathered = torch.gather(flat_tags, 2, index.unsqueeze(-1).expand(-1, -1, -1, flat_tags.shape[3]))
+    xy = torch.stack((index % w, index // w), dim=3)
+    return values.cpu().numpy(), xy.cpu().numpy(), gathered.cpu().numpy()
+
+
+def assign(cost: np.ndarray) -> list[tuple[int, int]]:
+    """Minimum-cost assignment of every row of `cost` (R, C) with R <= C; (row, col) pairs by row.
+
+    scipy's linear_sum_assignment finds an optimum. When several assignments are equally good, which
+    one is returned decides which candidate joins which person, so ties are resolved as the reference
+    (the munkres package) resolves them: the optimum is tested for uniqueness by penalising its own
+    edges slightly and solving again; only if another assignment is (nearly) as good is munkres run.
+    """
+    rows, cols = linear_sum_assignment(cost)
+    if cost.shape[0] > 1 or cost.shape[1] > 1:
+        probe = cost.copy()
+        probe[rows, cols] += _TIE_PROBE
+        rows2, cols2 = linear_sum_assignment(probe)
+        if not np.array_equal(cols, cols2):
+            return [(int(r), int(c)) for r, c in Munkres().compute(cost.tolist())]
+    return [(int(r), int(c)) for r, c in zip(rows, cols)]
+
+
+def match_by_tag(values: np.ndarray, xy: np.ndarray, tag_vectors: np.ndarray,
+                 params: GroupingParams) -> np.ndarray:
+    """Group one image's candidates into people.
+
+    values (J, K), xy (J, K, 2), tag_vectors (J, K, T) as from `top_k`.
+    Returns persons (P, J, 3 + T) float32 in heatmap pixels, in order of creation.
+    """
+    num_joints, _, tag_dim = tag_vectors.shape
+    cap = values.size
+    persons = np.zeros((cap, num_joints, 3 + tag_dim))
+    tag_sums = np.zeros((cap, tag_dim))
+    tag_counts = np.zeros(cap)
+    num_persons = 0
+
+    def new_person(joint: int, candidate: np.ndarray) -> None:
+        nonlocal num_persons
+        persons[num_persons, joint] = candidate
+        tag_sums[num_persons] = candidate[3:]
+        tag_counts[num_persons] = 1
+        num_persons += 1
+
+    for joint in params.joint_order:
+        candidates = np.concatenate(
+            (xy[joint].astype(np.float64), values[joint, :, None].astype(np.float64),
+             tag_vectors[joint].astype(np.float64)), axis=1)
+        candidates = candidates[candidates[:, 2] > params.detection_threshold]
+        if len(candidates) == 0:
+            continue
+        if num_persons == 0:
+            for candidate in candidates:
+                new_person(joint, candidate)
+            continue
+
+        active = min(num_persons, params.max_num_people)
+        if params.ignore_too_much and active == params.max_num_people:
+            continue
+        mean_tags = tag_sums[:active] / tag_counts[:active, None]
+        distances = np.linalg.norm(candidates[:, None, 3:] - mean_tags[None, :, :], ord=2, axis=2)
+        cost = np.round(distances) * 100 - candidates[:, 2:3] if params.use_detection_val else distances.copy()
+        num_candidates = len(candidates)
+        if num_candidates > active:
+            cost = np.concatenate((cost, np.full((num_candidates, num_candidates - active), _UNMATCHED_COST)), 1)
+        for row, col in assign(cost):
+            if col < active and distances[row, col] < params.tag_threshold:
+                persons[col, joint] = candidates[row]
+                tag_sums[col] += candidates[row, 3:]
+                tag_counts[col] += 1
+            else:
+                new_person(joint, candidates[row])
+    return persons[:num_persons].astype(np.float32)
+
+
+def _quarter_offsets(heatmaps: np.ndarray, joints: np.ndarray, xs: np.ndarray, ys: np.ndarray):
+    """+-0.25 towards the larger neighbour in x and in y (borders clamped). heatmaps (J, H, W);
+    joints, xs, ys (M,) int."""
+    h, w = heatmaps.shape[1:]
+    right = heatmaps[joints, ys, np.minimum(xs + 1, w - 1)]
+    left = heatmaps[joints, ys, np.maximum(xs - 1, 0)]
+    down = heatmaps[joints, np.minimum(ys + 1, h - 1), xs]
+    up = heatmaps[joints, np.maximum(ys - 1, 0), xs]
+    return np.where(right > left, 0.25, -0.25), np.where(down > up, 0.25, -0.25)
+
+
+def adjust(persons: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+    """Quarter-pixel refinement towards the larger neighbour, then +0.5 to pixel centres.
+
+    persons (P, J, 3+T) float32; heatmaps (J, H, W) float32, aggregated and not NMS'd. Joints with value
+    0 are left alone. Returns a new array.
+    """
+    out = persons.copy()
+    p_idx, j_idx = np.nonzero(out[:, :, 2] > 0)
+    if len(p_idx) == 0:
+        return out
+    x = out[p_idx, j_idx, 0]
+    y = out[p_idx, j_idx, 1]
+    dx, dy = _quarter_offsets(heatmaps, j_idx, x.astype(np.int64), y.astype(np.int64))
+    out[p_idx, j_idx, 0] = x.astype(np.float64) + dx + 0.5
+    out[p_idx, j_idx, 1] = y.astype(np.float64) + dy + 0.5
+    return out
+
+
+def person_scores(persons: np.ndarray) -> np.ndarray:
+    """(P, J, 3+T) -> (P,) float32: mean joint value, missing joints counted as 0."""
+    return np.array([p[:, 2].mean() for p in persons], dtype=np.float32).reshape(len(persons))
+
+
+def _tag_distance_rounded(tag_vectors: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """round(|tag - mean|) in float32, summing squared components in order as the reference does.
+    tag_vectors (..., T), means broadcastable to it."""
+    diff = tag_vectors - means
+    squared = diff[..., 0] * diff[..., 0]
+    for t in range(1, diff.shape[-1]):
+        squared = squared + diff[..., t] * diff[..., t]
+    return torch.round(torch.sqrt(squared))
+
+
+class _BlockBounds:
+    """One joint's heatmap and tag map cut into block x block tiles, with per-tile bounds.
+
+    For a mean tag m, no pixel of a tile can score more than max(heat in tile) - round(distance from m
+    to the tile's tag bounding box): float arithmetic is monotone, so this bound is exact, not
+    approximate. Refine evaluates only the tiles whose bound reaches a score already achieved.
+    """
+
+    def __init__(self, heat: torch.Tensor, tag: torch.Tensor, block: int):
+        h, w = heat.shape
+        ph, pw = -h % block, -w % block
+        # Padding: heat -inf (never chosen), tags replicated (bounds stay valid).
+        heat_p = F.pad(heat[None, None], (0, pw, 0, ph), value=float("-inf"))[0, 0]
+        tag_p = F.pad(tag.permute(2, 0, 1)[None], (0, pw, 0, ph), mode="replicate")[0]
+        hb, wb = heat_p.shape[0] // block, heat_p.shape[1] // block
+        self.num_blocks = hb * wb
+
+        def tiles(x):  # (C, Hp, Wp) -> (C, nb, block * block)
+            c = x.shape[0]
+            return x.reshape(c, hb, block, wb, block).permute(0, 1, 3, 2, 4).reshape(c, hb * wb, block * block)
+
+        self.heat = tiles(heat_p[None])[0]                     # (nb, B*B)
+        self.tags = tiles(tag_p).permute(1, 2, 0)              # (nb, B*B, T)
+        ys = torch.arange(heat_p.shape[0], device=heat.device)[:, None].expand(-1, heat_p.shape[1])
+        xs = torch.arange(heat_p.shape[1], device=heat.device)[None, :].expand(heat_p.shape[0], -1)
+        self.flat_index = tiles((ys * w + xs)[None])[0]        # (nb, B*B) row-major index in the H x W map
+        self.heat_max = self.heat.max(dim=1).values            # (nb,)
+        self.tag_min = self.tags.min(dim=1).values             # (nb, T)
+        self.tag_max = self.tags.max(dim=1).values
+
+    def best_positions(self, means: torch.Tensor) -> torch.Tensor:
+        """means (M, T) -> (M,) row-major index of the first pixel maximising heat - round(|tag - m|)."""
+        m = means[:, None, :]
+        gap = torch.clamp(torch.maximum(self.tag_min[None] - m, m - self.tag_max[None]), min=0)
+        bound = self.heat_max[None] - _tag_distance_rounded(gap, torch.zeros_like(gap))   # (M, nb)
+        first = bound.argmax(dim=1)
+        achieved = (self.heat[first] - _tag_distance_rounded(self.tags[first], m)).max(dim=1).values
+        pair, blk = torch.nonzero(bound >= achieved[:, None], as_tuple=True)
+        scores = self.heat[blk] - _tag_distance_rounded(self.tags[blk], means[pair][:, None, :])   # (Q, B*B)
+        best = torch.full((len(means),), float("-inf"), device=means.device)
+        best = best.scatter_reduce(0, pair, scores.max(dim=1).values, reduce="amax")
+        index = torch.where(scores == best[pair][:, None], self.flat_index[blk],
+                            torch.full_like(self.flat_index[blk], torch.iinfo(torch.int64).max))
+        first_index = torch.full((len(means),), torch.iinfo(torch.int64).max, device=means.device)
+        return first_index.scatter_reduce(0, pair, index.min(dim=1).values, reduce="amin")
+
+
+def refine(persons: np.ndarray, heatmaps: torch.Tensor, tags: torch.Tensor, block: int = 8) -> np.ndarray:
+    """Fill in each person's missing joints from the full maps.
+
+    persons (P, J, 3+T) float32 (after `adjust`); heatmaps (J, H, W) float32; tags (J or 1, H, W, T)
+    float32. For a missing joint j of person p with mean tag m (mean of the tags read at p's detected
+    joints): the first (row-major) position maximising heatmap_j - round(|tag_j - m|) is taken, with the
+    quarter-pixel offset of `adjust`, if the heatmap value there is > 0 (any value: REFINE may add joints
+    below the detection threshold). Only missing joints are evaluated, and only on the tiles that can
+    hold the maximum (see _BlockBounds); the result is the same as evaluating every pixel.
+    Returns a new array.
+    """
+    out = persons.copy()
+    num_joints, h, w = heatmaps.shape
+    tag_maps = tags if tags.shape[0] == num_joints else tags.expand(num_joints, -1, -1, -1)
+    detected = out[:, :, 2] > 0
+    missing = (out[:, :, 2] == 0) & detected.any(axis=1, keepdims=True)
+    if not missing.any():
+        return out
+    tags_np = tag_maps.cpu().numpy()
+    means = np.zeros((len(out), tag_maps.shape[3]), dtype=np.float32)
+    for p in np.nonzero(missing.any(axis=1))[0]:
+        joints = np.nonzero(detected[p])[0]
+        xs = out[p, joints, 0].astype(np.int32)
+        ys = out[p, joints, 1].astype(np.int32)
+        means[p] = np.mean(tags_np[joints, ys, xs], axis=0)
+    means_t = torch.from_numpy(means).to(heatmaps.device)
+
+    heat_np = heatmaps.cpu().numpy()
+    for j in np.nonzero(missing.any(axis=0))[0]:
+        people = np.nonzero(missing[:, j])[0]
+        flat = _BlockBounds(heatmaps[j], tag_maps[j], block).best_positions(means_t[people]).cpu().numpy()
+        ys, xs = flat // w, flat % w
+        joint = np.full(len(people), j)
+        vals = heat_np[j, ys, xs]
+        dx, dy = _quarter_offsets(heat_np, joint, xs, ys)
+        take = vals > 0
+        sel = people[take]
+        out[sel, j, 0] = xs[take] + 0.5 + dx[take]
+        out[sel, j, 1] = ys[take] + 0.5 + dy[take]
+        out[sel, j, 2] = vals[take]
+    return out
+
+
+def group(heatmaps: torch.Tensor, tags: torch.Tensor, params: GroupingParams) -> tuple[np.ndarray, np.ndarray]:
+    """Full decoding of one image.
+
+    heatmaps (J, H, W) float32 aggregated heatmaps; tags (J or 1, H, W, T) float32.
+    Returns persons (P, J, 3+T) float32 in heatmap pixels (x, y at pixel centres) and scores (P,)
+    float32 (mean joint value after ADJUST, before REFINE).
+    """
+    values, xy, tag_vectors = top_k(nms(heatmaps[None], params.nms_kernel, params.nms_padding), tags[None],
+                                    params.max_num_people)
+    persons = match_by_tag(values[0], xy[0], tag_vectors[0], params)
+    heat_np = None
+    if params.adjust:
+        heat_np = heatmaps.cpu().numpy()
+        persons = adjust(persons, heat_np)
+    scores = person_scores(persons)
+    if params.refine:
+        persons = refine(persons, heatmaps, tags)
+    return persons, scores

@@ -1,0 +1,237 @@
+"""The test-time pipeline: resize, network passes (multi-stage, flip), multi-scale aggregation, grouping,
+back-projection to original image pixels.
+
+Every TEST.* option does what it does in the reference test script; the tensor operations are the same
+ones, in the same order, so that results agree with it to floating-point precision.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..codec.grouping import GroupingParams, group
+from ..config import CfgNode, ConfigError
+from ..geometry import apply_affine, get_affine_transform, multi_scale_size, warp_image
+from ..keypoints import KeypointSpec
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "InferenceParams", "ImageResult", "normalize", "scale_outputs",
+           "run_network", "infer"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class InferenceParams:
+    """Everything the test pipeline needs, as plain values.
+
+    Per network output i: heatmap_outputs[i] says whether channels 0..J-1 are heatmaps (trained with
+    the heatmap loss), use_heatmaps[i] whether they are averaged at test time, use_tags[i] whether the
+    output's tag channels are used.
+    """
+
+    num_joints: int
+    input_size: int
+    scale_factors: tuple[float, ...]
+    flip_test: bool
+    flip_index: tuple[int, ...]
+    tag_per_joint: bool
+    project2image: bool
+    heatmap_outputs: tuple[bool, ...]
+    use_heatmaps: tuple[bool, ...]
+    use_tags: tuple[bool, ...]
+    grouping: GroupingParams
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @classmethod
+    def from_cfg(cls, cfg: CfgNode, keypoints: KeypointSpec) -> "InferenceParams":
+        if keypoints.num_joints != cfg.DATASET.NUM_JOINTS:
+            raise ConfigError(f"keypoint spec {keypoints.name!r} has {keypoints.num_joints} joints but "
+                              f"DATASET.NUM_JOINTS is {cfg.DATASET.NUM_JOINTS}")
+        scales = tuple(float(s) for s in cfg.TEST.SCALE_FACTOR)
+        if len(scales) > 1 and 1.0 not in scales:
+            raise ConfigError(f"TEST.SCALE_FACTOR {list(scales)}: with several scales, 1.0 must be one of them "
+                              "(tags are taken from scale 1.0)")
+        heat = tuple(bool(b) for b in cfg.LOSS.WITH_HEATMAPS_LOSS)
+        use_heat = tuple(h and bool(t) for h, t in zip(heat, cfg.TEST.WITH_HEATMAPS))
+        use_tags = tuple(bool(a) and bool(t) for a, t in zip(cfg.LOSS.WITH_AE_LOSS, cfg.TEST.WITH_AE))
+        if not any(use_heat):
+            raise ConfigError("no network output is used for heatmaps: check LOSS.WITH_HEATMAPS_LOSS and "
+                              "TEST.WITH_HEATMAPS")
+        if not any(use_tags):
+            raise ConfigError("no network output is used for tags: check LOSS.WITH_AE_LOSS and TEST.WITH_AE")
+        test = cfg.TEST
+        return cls(
+            num_joints=cfg.DATASET.NUM_JOINTS,
+            input_size=cfg.DATASET.INPUT_SIZE,
+            scale_factors=scales,
+            flip_test=test.FLIP_TEST,
+            flip_index=tuple(int(i) for i in keypoints.flip_index),
+            tag_per_joint=cfg.MODEL.TAG_PER_JOINT,
+            project2image=test.PROJECT2IMAGE,
+            heatmap_outputs=heat,
+            use_heatmaps=use_heat,
+            use_tags=use_tags,
+            grouping=GroupingParams(
+                joint_order=tuple(int(i) for i in keypoints.grouping_indices),
+                max_num_people=cfg.DATASET.MAX_NUM_PEOPLE,
+                detection_threshold=test.DETECTION_THRESHOLD,
+                tag_threshold=test.TAG_THRESHOLD,
+                use_detection_val=test.USE_DETECTION_VAL,
+                ignore_too_much=test.IGNORE_TOO_MUCH,
+                nms_kernel=test.NMS_KERNEL,
+                nms_padding=test.NMS_PADDING,
+                adjust=test.ADJUST,
+                refine=test.REFINE,
+            ),
+        )
+
+
+@dataclass
+class ImageResult:
+    """One image's decoded people.
+
+    persons (P, J, 3 + T) float32: x, y in ORIGINAL image pixels, joint value, tags.
+    scores (P,) float32 person scores.
+    heatmap_size (W, H) of the maps grouping ran on; center / scale: the crop that maps them to the image.
+    """
+
+    persons: np.ndarray
+    scores: np.ndarray
+    heatmap_size: tuple[int, int]
+    center: np.ndarray
+    scale: np.ndarray
+
+
+def normalize(image: np.ndarray, mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32: pixels / 255, then (x - mean) / std if given."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div(255)
+    if mean is not None:
+        m = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+        s = torch.tensor(std, dtype=torch.float32)[:, None, None]
+        tensor = tensor.sub(m).div(s)
+    return tensor
+
+
+def _stage_outputs(outputs: Sequence[torch.Tensor], params: InferenceParams, flipped: bool):
+    """Resize every output to the last one's size; average the heatmaps; collect the tag maps."""
+    j = params.num_joints
+    last = outputs[-1]
+    heatmaps_sum, count, tags = 0, 0, []
+    for i, output in enumerate(outputs):
+        if len(outputs) > 1 and i != len(outputs) - 1:
+            output = F.interpolate(output, size=(last.size(2), last.size(3)), mode="bilinear", align_corners=False)
+        if flipped:
+            output = torch.flip(output, [3])
+        offset = j if params.heatmap_outputs[i] else 0
+        if params.use_heatmaps[i]:
+            heat = output[:, :j]
+            heatmaps_sum = heatmaps_sum + (heat[:, list(params.flip_index)] if flipped else heat)
+            count += 1
+        if params.use_tags[i]:
+            tag = output[:, offset:]
+            if flipped and params.tag_per_joint:
+                tag = tag[:, list(params.flip_index)]
+            tags.append(tag)
+    return heatmaps_sum / count, tags
+
+
+def scale_outputs(model: nn.Module, batch: torch.Tensor, params: InferenceParams,
+                  project_size: tuple[int, int] | None):
+    """Network outputs for one test scale.
+
+    batch (N, 3, h, w). Returns heatmaps: list of (N, J, H', W') (the image's, then the mirror's), tags:
+    list of (N, J or 1, H', W') in the same order. Maps are at 1/2 of the input (the last output), or at
+    project_size = (W, H) when given (PROJECT2IMAGE).
+    """
+    heatmaps_avg, tags = _stage_outputs(model(batch), params, flipped=False)
+    heatmaps = [heatmaps_avg]
+    if params.flip_test:
+        heatmaps_flip, tags_flip = _stage_outputs(model(torch.flip(batch, [3])), params, flipped=True)
+        heatmaps.append(heatmaps_flip)
+        tags += tags_flip
+    if project_size is not None:
+        size = (project_size[1], project_size[0])
+        heatmaps = [F.interpolate(h, size=size, mode="bilinear", align_corners=False) for h in heatmaps]
+        tags = [F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in tags]
+    return heatmaps, tags
+
+
+def _size_key(image: np.ndarray, params: InferenceParams):
+    h, w = image.shape[:2]
+    min_scale = min(params.scale_factors)
+    return tuple(multi_scale_size(w, h, params.input_size, s, min_scale)[0] for s in params.scale_factors)
+
+
+@torch.inference_mode()
+def run_network(model: nn.Module, images: Sequence[np.ndarray], params: InferenceParams,
+                device: torch.device | str = "cpu"):
+    """Aggregated maps for each image: list of (heatmaps (J, H, W), tags (J or 1, H, W, T), center, scale).
+
+    Images whose network inputs have the same sizes at every scale go through the network together.
+    """
+    results: list = [None] * len(images)
+    groups: dict = defaultdict(list)
+    for i, image in enumerate(images):
+        groups[_size_key(image, params)].append(i)
+    min_scale = min(params.scale_factors)
+    for indices in groups.values():
+        final_heatmaps, tags_list = None, []
+        base_sizes = []
+        for i in indices:
+            h, w = images[i].shape[:2]
+            base_sizes.append(multi_scale_size(w, h, params.input_size, 1.0, min_scale)[0])
+        base_size = base_sizes[0]
+        for s in sorted(params.scale_factors, reverse=True):
+            tensors, crops = [], []
+            for i in indices:
+                h, w = images[i].shape[:2]
+                size, center, scale = multi_scale_size(w, h, params.input_size, s, min_scale)
+                resized = warp_image(images[i], get_affine_transform(center, scale, 0, size), size)
+                tensors.append(normalize(resized, params.mean, params.std))
+                crops.append((center, scale))
+            batch = torch.stack(tensors).to(device)
+            heatmaps, tags = scale_outputs(model, batch, params, base_size if params.project2image else None)
+            if s == 1 or len(params.scale_factors) == 1:
+                if final_heatmaps is not None and not params.project2image:
+                    tags = [F.interpolate(t, size=final_heatmaps.shape[2:], mode="bilinear", align_corners=False)
+                            for t in tags]
+                tags_list += [t.unsqueeze(4) for t in tags]
+            heatmaps_avg = (heatmaps[0] + heatmaps[1]) / 2.0 if params.flip_test else heatmaps[0]
+            if final_heatmaps is None:
+                final_heatmaps = heatmaps_avg
+            elif params.project2image:
+                final_heatmaps = final_heatmaps + heatmaps_avg
+            else:
+                final_heatmaps = final_heatmaps + F.interpolate(
+                    heatmaps_avg, size=final_heatmaps.shape[2:], mode="bilinear", align_corners=False)
+        final_heatmaps = final_heatmaps / float(len(params.scale_factors))
+        tags = torch.cat(tags_list, dim=4)
+        for k, i in enumerate(indices):
+            # The reference keeps the crop of the last (smallest) scale for the back-projection.
+            center, scale = crops[k]
+            results[i] = (final_heatmaps[k], tags[k], center, scale)
+    return results
+
+
+def infer(model: nn.Module, images: Sequence[np.ndarray], params: InferenceParams,
+          device: torch.device | str = "cpu") -> list[ImageResult]:
+    """Decoded people for each (H, W, 3) uint8 RGB image."""
+    results = []
+    for heatmaps, tags, center, scale in run_network(model, images, params, device):
+        heatmaps = heatmaps.float().cpu()
+        tags = tags.float().cpu()
+        persons, scores = group(heatmaps, tags, params.grouping)
+        size = (heatmaps.shape[2], heatmaps.shape[1])
+        if len(persons):
+            inverse = get_affine_transform(center, scale, 0, size, inv=True)
+            persons[:, :, :2] = apply_affine(persons[:, :, :2], inverse)
+        results.append(ImageResult(persons, scores, size, center, scale))
+    return results

@@ -1,0 +1,142 @@
+"""Predictor: image(s) in, people out.
+
+    predictor = higherhrnet.Predictor("experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml",
+                                      "models/pose_higher_hrnet_w32_512.pth")
+    people = predictor(image_rgb)            # list[Person]
+    batch = predictor([img1, img2])          # list[list[Person]], same as one at a time
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint
+from .config import CfgNode, ConfigError, load_cfg
+from .core.inference import InferenceParams, infer
+from .keypoints import KeypointSpec, keypoints_for_dataset
+from .models import build_model
+
+__all__ = ["Person", "Predictor", "oks_nms"]
+
+
+@dataclass
+class Person:
+    """keypoints (J, 3) float32: x, y in original image pixels, joint value (heatmap peak).
+    score: the person score (mean joint value). tags (J, T): the associative-embedding tags.
+    Joints that were never found have value 0; their x, y are still mapped to the image, as the
+    reference does."""
+
+    keypoints: np.ndarray
+    score: float
+    tags: np.ndarray
+
+    def to_coco(self, image_id: int, category_id: int = 1) -> dict:
+        """A COCO keypoint result: image_id, category_id, keypoints [x, y, v] * J, score, bbox from the
+        keypoints' extent. Plain Python numbers (JSON-serialisable)."""
+        kpts = self.keypoints.astype(np.float64)
+        x0, y0 = kpts[:, 0].min(), kpts[:, 1].min()
+        x1, y1 = kpts[:, 0].max(), kpts[:, 1].max()
+        return {
+            "image_id": int(image_id),
+            "category_id": int(category_id),
+            "keypoints": [float(v) for v in kpts.reshape(-1)],
+            "score": float(self.score),
+            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+        }
+
+
+def _oks(a: np.ndarray, b: np.ndarray, sigmas: np.ndarray, area: float) -> float:
+    """OKS between two (J, 3) poses, area from the first, COCO's formula over all joints."""
+    variances = (2 * sigmas) ** 2
+    d2 = ((a[:, :2] - b[:, :2]) ** 2).sum(1)
+    return float(np.mean(np.exp(-d2 / variances / (area + np.spacing(1)) / 2)))
+
+
+def oks_nms(people: list[Person], sigmas: np.ndarray, threshold: float) -> list[Person]:
+    """Drop people whose OKS with a higher-scoring kept person exceeds `threshold`."""
+    order = sorted(range(len(people)), key=lambda i: -people[i].score)
+    kept: list[int] = []
+    for i in order:
+        kp = people[i].keypoints
+        visible = kp[:, 2] > 0
+        for k in kept:
+            ref = people[k].keypoints
+            extent = ref[ref[:, 2] > 0, :2] if (ref[:, 2] > 0).any() else ref[:, :2]
+            area = float(np.prod(extent.max(0) - extent.min(0)))
+            if visible.any() and _oks(ref, kp, sigmas, area) > threshold:
+                break
+        else:
+            kept.append(i)
+    return [people[i] for i in sorted(kept)]
+
+
+class Predictor:
+    """Multi-person pose estimation with a trained HigherHRNet.
+
+    cfg: a config (CfgNode) or the path of an experiment YAML file.
+    weights: path of a checkpoint (any layout `load_checkpoint` accepts) or a loaded state dict.
+    device: "cpu" (default), "cuda", "cuda:1", ... opts: KEY VALUE overrides when cfg is a path.
+    oks_nms_threshold: drop duplicate poses with OKS above it (None, the default and the reference
+    behaviour: keep all).
+    """
+
+    def __init__(self, cfg: CfgNode | str | os.PathLike, weights: str | os.PathLike | Mapping,
+                 device: str | torch.device | None = None, opts: Sequence[str] = (),
+                 keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None):
+        if not isinstance(cfg, CfgNode):
+            cfg = load_cfg(cfg, opts)
+        elif opts:
+            raise ValueError("opts are only used when cfg is a file path; merge them into the CfgNode instead")
+        self.cfg = cfg
+        if keypoints is None:
+            try:
+                keypoints = keypoints_for_dataset(cfg.DATASET.DATASET)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        self.keypoints = keypoints
+        self.params = InferenceParams.from_cfg(cfg, keypoints)
+        self.device = torch.device(device or "cpu")
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {self.device} requested but CUDA is not available; use device='cpu'")
+        self.model = build_model(cfg)
+        load_checkpoint(self.model, weights)
+        self.model.to(self.device).eval()
+        self.oks_nms_threshold = oks_nms_threshold
+
+    def __call__(self, images: np.ndarray | Sequence[np.ndarray]):
+        """One (H, W, 3) uint8 RGB image -> list[Person]; a list of images -> list of those."""
+        if isinstance(images, np.ndarray):
+            return self.predict_batch([images])[0]
+        return self.predict_batch(images)
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
+        """People for each image; images of equal size share network passes."""
+        for i, image in enumerate(images):
+            check_image(image, f"image {i}")
+        results = infer(self.model, images, self.params, self.device)
+        out = []
+        for result in results:
+            people = [
+                Person(keypoints=person[:, :3].copy(), score=float(score), tags=person[:, 3:].copy())
+                for person, score in zip(result.persons, result.scores)
+            ]
+            if self.oks_nms_threshold is not None:
+                people = oks_nms(people, self.keypoints.sigmas_array, self.oks_nms_threshold)
+            out.append(people)
+        return out
+
+
+def check_image(image: np.ndarray, name: str = "image") -> None:
+    """Raise ValueError unless `image` is an (H, W, 3) uint8 array with H, W >= 1."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{name}: expected a NumPy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name}: expected shape (H, W, 3) RGB, got {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name}: expected dtype uint8, got {image.dtype} (convert and scale to 0..255)")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"{name}: empty image {image.shape}")
