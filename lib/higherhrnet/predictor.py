@@ -91,20 +91,26 @@ class Predictor:
             cfg = load_cfg(cfg, opts)
         elif opts:
             raise ValueError("opts are only used when cfg is a file path; merge them into the CfgNode instead")
+        model = build_model(cfg)
+        load_checkpoint(model, weights)
+        self._setup(cfg, model, device, keypoints, oks_nms_threshold)
+
+    @classmethod
+    def from_model(cls, cfg: CfgNode, model: torch.nn.Module, device: str | torch.device | None = None,
+                   keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None) -> "Predictor":
+        """A Predictor around a network you already have (any module with HigherHRNet's outputs)."""
+        self = cls.__new__(cls)
+        self._setup(cfg, model, device, keypoints, oks_nms_threshold)
+        return self
+
+    def _setup(self, cfg, model, device, keypoints, oks_nms_threshold) -> None:
         self.cfg = cfg
-        if keypoints is None:
-            try:
-                keypoints = keypoints_for_dataset(cfg.DATASET.DATASET)
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
-        self.keypoints = keypoints
-        self.params = InferenceParams.from_cfg(cfg, keypoints)
+        self.keypoints = keypoints or _keypoints_of(cfg)
+        self.params = InferenceParams.from_cfg(cfg, self.keypoints)
         self.device = torch.device(device or "cpu")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {self.device} requested but CUDA is not available; use device='cpu'")
-        self.model = build_model(cfg)
-        load_checkpoint(self.model, weights)
-        self.model.to(self.device).eval()
+        self.model = model.to(self.device).eval()
         self.oks_nms_threshold = oks_nms_threshold
 
     def __call__(self, images: np.ndarray | Sequence[np.ndarray]):
@@ -128,6 +134,13 @@ class Predictor:
                 people = oks_nms(people, self.keypoints.sigmas_array, self.oks_nms_threshold)
             out.append(people)
         return out
+
+
+def _keypoints_of(cfg: CfgNode) -> KeypointSpec:
+    try:
+        return keypoints_for_dataset(cfg.DATASET.DATASET)
+    except ValueError as e:
+        raise ConfigError(f"DATASET.DATASET: {e}") from None
 
 
 def check_image(image: np.ndarray, name: str = "image") -> None:

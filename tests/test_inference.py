@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import higherhrnet
+from higherhrnet import COCO_KEYPOINTS, Predictor
+from higherhrnet.core.inference import InferenceParams, scale_outputs
+from higherhrnet.geometry import apply_affine, get_affine_transform, multi_scale_size, warp_image
+
+from conftest import randomize, tiny_cfg
+
+J = 17
+
+
+# ---------------------------------------------------------------- geometry
+
+@pytest.mark.parametrize("w,h,scale,min_scale,expected", [
+    (480, 640, 1.0, 1.0, (512, 704)),     # short side -> 512, long side rounded UP to a multiple of 64
+    (640, 425, 1.0, 1.0, (832, 512)),
+    (640, 425, 2.0, 0.5, (1792, 1024)),   # min_size 256 -> long side 448 at 0.5, x4 at 2.0
+    (640, 425, 0.5, 0.5, (448, 256)),
+    (512, 512, 1.0, 1.0, (512, 512)),
+])
+def test_multi_scale_sizes(w, h, scale, min_scale, expected):
+    size, center, _ = multi_scale_size(w, h, 512, scale, min_scale)
+    assert size == expected
+    assert center.tolist() == [int(w / 2 + 0.5), int(h / 2 + 0.5)]
+
+
+@pytest.mark.parametrize("w,h", [(480, 640), (640, 425), (97, 301)])
+def test_resize_keeps_aspect_and_maps_short_side_exactly(w, h):
+    size, center, scale = multi_scale_size(w, h, 512, 1.0, 1.0)
+    m = get_affine_transform(center, scale, 0, size)
+    short_axis = 0 if w < h else 1
+    ends = apply_affine(np.array([[0.0, 0.0], [w, h]]), m)
+    assert ends[1, short_axis] - ends[0, short_axis] == pytest.approx(512, abs=1e-3)
+    # Same factor on both axes (no stretching).
+    assert (ends[1, 0] - ends[0, 0]) / w == pytest.approx((ends[1, 1] - ends[0, 1]) / h, rel=1e-6)
+
+
+@pytest.mark.parametrize("point", [(10, 20), (200, 33), (301, 399)])
+def test_single_pixel_survives_the_warp_and_maps_back(point):
+    w, h = 320, 400
+    image = np.zeros((h, w, 3), np.uint8)
+    image[point[1], point[0]] = 255
+    for s in (1.0, 2.0):
+        size, center, scale = multi_scale_size(w, h, 256, s, 1.0)
+        m = get_affine_transform(center, scale, 0, size)
+        warped = warp_image(image, m, size)[:, :, 0].astype(np.float64)
+        # The bilinear footprint's centre of mass lands where the affine sends the point.
+        ys, xs = np.nonzero(warped)
+        com = np.array([(xs * warped[ys, xs]).sum(), (ys * warped[ys, xs]).sum()]) / warped[ys, xs].sum()
+        expected = apply_affine(np.array(point, float), m)
+        assert np.abs(com - expected).max() < 0.75 * s
+        inverse = get_affine_transform(center, scale, 0, size, inv=True)
+        np.testing.assert_allclose(apply_affine(expected, inverse), point, atol=1e-3)
+
+
+def test_rotation_turns_counter_clockwise_about_the_centre():
+    m = get_affine_transform((100, 100), (1.0, 1.0), 90, (200, 200))
+    # A point above the centre (smaller y) ends up to its left after a 90 degree turn of the source.
+    out = apply_affine(np.array([100.0, 50.0]), m)
+    np.testing.assert_allclose(out, [50.0, 100.0], atol=1e-4)
+
+
+# ---------------------------------------------------------------- flip test
+
+class _PeakNet(nn.Module):
+    """Outputs a single heatmap peak for left_wrist at (x, y) of the 1/2 output, whatever the input."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def forward(self, image):
+        n, _, h, w = image.shape
+        quarter = torch.zeros(n, 2 * J, h // 4, w // 4)
+        half = torch.zeros(n, J, h // 2, w // 2)
+        if image[0, 0, 0, 0] > 0:   # the un-flipped image has a bright top-left corner
+            half[:, COCO_KEYPOINTS.index("left_wrist"), self.y, self.x] = 1.0
+        return [quarter, half]
+
+
+def test_flip_test_flips_back_and_swaps_channels():
+    cfg = tiny_cfg()
+    params = InferenceParams.from_cfg(cfg, COCO_KEYPOINTS)
+    image = torch.zeros(1, 3, 64, 96)
+    image[0, :, 0, 0] = 1.0
+    heatmaps, tags = scale_outputs(_PeakNet(5, 7), image, params, None)
+    assert len(heatmaps) == 2 and len(tags) == 2
+    original, flipped = heatmaps
+    # Heatmaps are the mean of both outputs (the 1/4 one is empty here).
+    assert original[0, COCO_KEYPOINTS.index("left_wrist"), 7, 5] == 0.5
+    assert flipped.sum() == 0   # the mirrored image has no bright corner: the peak is not there
+    heatmaps, _ = scale_outputs(_PeakNet(5, 7), torch.flip(image, [3]), params, None)
+    # The peak seen in the mirror image is a RIGHT wrist at the mirrored column of the original.
+    assert heatmaps[1][0, COCO_KEYPOINTS.index("right_wrist"), 7, 48 - 1 - 5] == 0.5
+    assert heatmaps[1].sum() == 0.5
+
+
+# ---------------------------------------------------------------- whole pipeline with a painted "network"
+
+class PaintedPeople(nn.Module):
+    """Stands in for a trained HigherHRNet on one known image: given any test-time warp of that image
+    (any scale, flipped or not), it outputs Gaussian heatmaps at the true joints and perfect tags.
+    The image has a bright left border column, which tells it whether the input is mirrored."""
+
+    def __init__(self, people, image_size, input_size, scales):
+        super().__init__()
+        self.people = np.asarray(people, np.float64)           # (P, J, 2) in image pixels
+        self.w, self.h = image_size
+        self.input_size, self.scales = input_size, scales
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        n, _, h_in, w_in = x.shape
+        crop = None
+        for s in self.scales:
+            size, center, scale = multi_scale_size(self.w, self.h, self.input_size, s, min(self.scales))
+            if size == (w_in, h_in):
+                crop = (center, scale)
+        assert crop is not None, (w_in, h_in)
+        pts = apply_affine(self.people, get_affine_transform(crop[0], crop[1], 0, (w_in, h_in)))
+        flip_index = COCO_KEYPOINTS.flip_index
+        mirrored = x[0, 0, :, : w_in // 2].mean() < x[0, 0, :, w_in // 2:].mean()
+        if mirrored:
+            pts = pts[:, flip_index]
+            pts[..., 0] = w_in - 1 - pts[..., 0]
+        outs = []
+        for stride, with_tags in ((4, True), (2, False)):
+            hh, ww = h_in // stride, w_in // stride
+            ys, xs = np.mgrid[0:hh, 0:ww]
+            heat = np.zeros((J, hh, ww), np.float32)
+            tags = np.zeros((J, hh, ww), np.float32)
+            best = np.full((J, hh, ww), np.inf)
+            for p, person in enumerate(pts / stride):
+                for j in range(J):
+                    d2 = (xs - person[j, 0]) ** 2 + (ys - person[j, 1]) ** 2
+                    heat[j] = np.maximum(heat[j], np.exp(-d2 / 8.0))
+                    closer = d2 < best[j]
+                    best[j][closer] = d2[closer]
+                    tags[j][closer] = 4.0 * p
+            maps = np.concatenate([heat, tags]) if with_tags else heat
+            outs.append(torch.from_numpy(maps)[None].repeat(n, 1, 1, 1))
+        return outs
+
+
+def painted_image(w, h):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 100, (h, w, 3), dtype=np.uint8)
+    image[:, : w // 8] = 255   # bright left side: lets PaintedPeople tell mirrored inputs apart
+    return image
+
+
+def people_in(w, h, n, seed):
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform([0.2 * w, 0.2 * h], [0.8 * w, 0.8 * h], size=(n, 1, 2))
+    return centres + rng.normal(0, 0.06 * min(w, h), size=(n, J, 2))
+
+
+@pytest.mark.parametrize("opts", [
+    [],
+    ["TEST.FLIP_TEST", "False"],
+    ["TEST.PROJECT2IMAGE", "False"],
+    ["TEST.SCALE_FACTOR", "[1.0, 0.5]"],
+    ["TEST.SCALE_FACTOR", "[2.0, 1.0, 0.5]", "TEST.PROJECT2IMAGE", "False"],
+])
+def test_pipeline_recovers_people_in_image_pixels(opts):
+    w, h = 300, 220
+    people = people_in(w, h, 3, seed=4)
+    cfg = tiny_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64, 128]", *opts)
+    model = PaintedPeople(people, (w, h), 256, list(cfg.TEST.SCALE_FACTOR))
+    found = Predictor.from_model(cfg, model)(painted_image(w, h))
+    assert len(found) == 3
+    for person in found:
+        gt = people[np.argmin([np.abs(g - person.keypoints[:, :2]).mean() for g in people])]
+        # One heatmap pixel of the 1/2 output is 300 / 256 * 2 = 2.3 image pixels.
+        assert np.abs(person.keypoints[:, :2] - gt).max() < 3.0
+        assert person.score > 0.5
+        record = person.to_coco(42)
+        assert record["image_id"] == 42 and len(record["keypoints"]) == 3 * J
+
+
+def test_image_with_nobody():
+    cfg = tiny_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64, 128]")
+    model = PaintedPeople(np.zeros((0, J, 2)), (200, 150), 256, [1.0])
+    assert Predictor.from_model(cfg, model)(painted_image(200, 150)) == []
+
+
+def test_batch_equals_one_at_a_time():
+    torch.manual_seed(0)
+    cfg = tiny_cfg("DATASET.INPUT_SIZE", "128", "DATASET.OUTPUT_SIZE", "[32, 64]")
+    model = randomize(higherhrnet.build_model(cfg))
+    predictor = Predictor(cfg, model.state_dict())
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in
+              [(120, 160, 3), (120, 160, 3), (200, 90, 3), (121, 160, 3)]]
+    batched = predictor(images)
+    for image, people in zip(images, batched):
+        single = predictor(image)
+        assert len(single) == len(people) > 0
+        for a, b in zip(single, people):
+            np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
+            assert a.score == pytest.approx(b.score, abs=1e-5)
+
+
+def test_predictor_rejects_bad_arrays():
+    cfg = tiny_cfg()
+    predictor = Predictor.from_model(cfg, PaintedPeople(np.zeros((0, J, 2)), (10, 10), 128, [1.0]))
+    with pytest.raises(ValueError, match="uint8"):
+        predictor(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        predictor(np.zeros((10, 10), np.uint8))
+
+
+def test_several_scales_without_1_is_a_config_error():
+    with pytest.raises(higherhrnet.ConfigError, match="1.0 must be one of them"):
+        InferenceParams.from_cfg(tiny_cfg("TEST.SCALE_FACTOR", "[2.0, 0.5]"), COCO_KEYPOINTS)
