@@ -219,3 +219,18 @@ def test_predictor_rejects_bad_arrays():
 def test_several_scales_without_1_is_a_config_error():
     with pytest.raises(higherhrnet.ConfigError, match="1.0 must be one of them"):
         InferenceParams.from_cfg(tiny_cfg("TEST.SCALE_FACTOR", "[2.0, 0.5]"), COCO_KEYPOINTS)
+
+
+def test_optional_oks_nms_removes_duplicates_only_when_enabled():
+    w, h = 400, 300
+    rng = np.random.default_rng(7)
+    pose = np.array([100.0, 150.0]) + rng.normal(0, 40, size=(1, J, 2))
+    other = np.array([300.0, 150.0]) + rng.normal(0, 40, size=(1, J, 2))
+    people = np.concatenate([pose, pose + 8.0, other])   # a near-duplicate 8 px away, and someone else
+    cfg = tiny_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64, 128]")
+    model = PaintedPeople(people, (w, h), 256, [1.0])
+    image = painted_image(w, h)
+    assert len(Predictor.from_model(cfg, model)(image)) == 3          # the reference keeps duplicates
+    kept = Predictor.from_model(cfg, model, oks_nms_threshold=0.3)(image)
+    assert len(kept) == 2
+    assert min(np.abs(p.keypoints[:, 0] - other[0, :, 0]).mean() for p in kept) < 3

@@ -17,10 +17,14 @@ import torch
 from .checkpoint import load_checkpoint
 from .config import CfgNode, ConfigError, load_cfg
 from .core.inference import InferenceParams, infer
+from .geometry import multi_scale_size
 from .keypoints import KeypointSpec, keypoints_for_dataset
 from .models import build_model
 
-__all__ = ["Person", "Predictor", "oks_nms"]
+__all__ = ["Person", "Predictor", "oks_nms", "DEFAULT_MAX_INPUT_PIXELS"]
+
+# About 36 times a 512 x 512 input: a few GB of activations for HigherHRNet-W32.
+DEFAULT_MAX_INPUT_PIXELS = 3072 * 3072
 
 
 @dataclass
@@ -82,7 +86,12 @@ class Predictor:
     device: "cpu" (default), "cuda", "cuda:1", ... opts: KEY VALUE overrides when cfg is a path.
     oks_nms_threshold: drop duplicate poses with OKS above it (None, the default and the reference
     behaviour: keep all).
+    max_input_pixels: refuse images whose network input (largest test scale) would exceed this many
+    pixels, instead of running out of memory. The input's short side is INPUT_SIZE x scale whatever the
+    image size, so only extreme aspect ratios (panoramas) reach it.
     """
+
+    max_input_pixels = DEFAULT_MAX_INPUT_PIXELS
 
     def __init__(self, cfg: CfgNode | str | os.PathLike, weights: str | os.PathLike | Mapping,
                  device: str | torch.device | None = None, opts: Sequence[str] = (),
@@ -119,10 +128,23 @@ class Predictor:
             return self.predict_batch([images])[0]
         return self.predict_batch(images)
 
+    def _check_input_size(self, image: np.ndarray, name: str) -> None:
+        h, w = image.shape[:2]
+        p = self.params
+        scale = max(p.scale_factors)
+        size = multi_scale_size(w, h, p.input_size, scale, min(p.scale_factors))[0]
+        if size[0] * size[1] > self.max_input_pixels:
+            ratio = max(w, h) / min(w, h)
+            raise ValueError(
+                f"{name} ({w}x{h}, aspect ratio {ratio:.0f}:1) would need a {size[0]}x{size[1]} network input at "
+                f"scale {scale}, over the limit of {self.max_input_pixels} pixels; crop the image or raise "
+                f"max_input_pixels")
+
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
         """People for each image; images of equal size share network passes."""
         for i, image in enumerate(images):
             check_image(image, f"image {i}")
+            self._check_input_size(image, f"image {i}")
         results = infer(self.model, images, self.params, self.device)
         out = []
         for result in results:

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from higherhrnet.images import ImageError, decode_image, read_image
+
+
+def encode(ext, image):
+    ok, buf = cv2.imencode(ext, image)
+    assert ok
+    return buf.tobytes()
+
+
+def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """Insert an APP1 Exif segment holding only the Orientation tag (0x0112) after the JPEG SOI."""
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
+    tiff += struct.pack("<HHII", 0x0112, 3, 1, orientation) + struct.pack("<I", 0)
+    payload = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+def test_color_jpeg_comes_back_rgb():
+    bgr = np.zeros((8, 8, 3), np.uint8)
+    bgr[:, :, 2] = 200   # red in OpenCV's BGR order
+    image = decode_image(encode(".png", bgr))
+    assert image.shape == (8, 8, 3) and image.dtype == np.uint8
+    assert (image[:, :, 0] == 200).all() and (image[:, :, 2] == 0).all()
+
+
+def test_grayscale_and_rgba_become_rgb():
+    gray = np.full((5, 7), 77, np.uint8)
+    assert (decode_image(encode(".png", gray)) == 77).all()
+    rgba = np.zeros((5, 7, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 90, 10   # blue channel in BGRA, nearly transparent
+    image = decode_image(encode(".png", rgba))
+    assert image.shape == (5, 7, 3) and (image[..., 2] == 90).all()
+
+
+def test_16_bit_is_scaled_over_its_full_range_not_clipped():
+    values = np.array([[0, 257 * 100, 40000, 65535]], np.uint16)
+    image = decode_image(encode(".png", values))
+    assert image[0, :, 0].tolist() == [0, 100, round(40000 / 257), 255]
+
+
+def test_exif_orientation_is_applied_unless_disabled():
+    bgr = np.zeros((40, 60, 3), np.uint8)
+    bgr[:10, :10] = 255                        # bright top-left corner
+    data = with_exif_orientation(encode(".jpg", bgr), 6)   # 6: rotate 90 degrees clockwise to display
+    shown = decode_image(data)
+    assert shown.shape == (60, 40, 3)
+    assert shown[:10, -10:].mean() > 200      # the corner is now top-right
+    raw = decode_image(data, exif=False)
+    assert raw.shape == (40, 60, 3)
+
+
+def test_truncated_jpeg_is_detected():
+    rng = np.random.default_rng(0)
+    data = encode(".jpg", rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    for cut in (len(data) // 2, len(data) - 2, len(data) - 50):
+        with pytest.raises(ImageError, match="truncated JPEG"):
+            decode_image(data[:cut], "photo.jpg")
+    assert decode_image(data + b"\x00" * 16).shape == (64, 64, 3)   # trailing padding is fine
+
+
+def test_truncated_png_is_detected():
+    data = encode(".png", np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(ImageError, match="truncated PNG"):
+        decode_image(data[:-12], "a.png")
+
+
+def test_unreadable_inputs(tmp_path):
+    with pytest.raises(ImageError, match="file not found"):
+        read_image(tmp_path / "missing.jpg")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageError, match="empty file"):
+        read_image(empty)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image at all")
+    with pytest.raises(ImageError, match="not a readable image"):
+        read_image(text)
+    with pytest.raises(ImageError, match="is a folder"):
+        read_image(tmp_path)
