@@ -208,6 +208,8 @@ class _BlockBounds:
     approximate. Refine evaluates only the tiles whose bound reaches a score already achieved.
     """
 
+    probe_tiles = 16  # tiles evaluated first to establish an achieved score
+
     def __init__(self, heat: torch.Tensor, tag: torch.Tensor, block: int):
         h, w = heat.shape
         ph, pw = -h % block, -w % block
@@ -235,8 +237,9 @@ class _BlockBounds:
         m = means[:, None, :]
         gap = torch.clamp(torch.maximum(self.tag_min[None] - m, m - self.tag_max[None]), min=0)
         bound = self.heat_max[None] - _tag_distance_rounded(gap, torch.zeros_like(gap))   # (M, nb)
-        first = bound.argmax(dim=1)
-        achieved = (self.heat[first] - _tag_distance_rounded(self.tags[first], m)).max(dim=1).values
+        # A score actually reached somewhere: the best pixel of the most promising tiles.
+        first = bound.topk(min(self.probe_tiles, self.num_blocks), dim=1).indices              # (M, k)
+        achieved = (self.heat[first] - _tag_distance_rounded(self.tags[first], m[:, None])).amax(dim=(1, 2))
         pair, blk = torch.nonzero(bound >= achieved[:, None], as_tuple=True)
         scores = self.heat[blk] - _tag_distance_rounded(self.tags[blk], means[pair][:, None, :])   # (Q, B*B)
         best = torch.full((len(means),), float("-inf"), device=means.device)
