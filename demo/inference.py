@@ -34,7 +34,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfg", required=True, help="experiment YAML file")
-    parser.add_argument("--weights", required=True, help="model checkpoint (.pth)")
+    parser.add_argument("--weights", help="model checkpoint (.pth); default: TEST.MODEL_FILE of the config")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", nargs="+", help="one or more image files")
     source.add_argument("--folder", help="a folder of images (not recursive)")
@@ -206,7 +206,10 @@ def main(argv=None) -> int:
         return fail(f"--folder {args.folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
     try:
         cfg = higherhrnet.load_cfg(args.cfg, args.opts)
-        predictor = higherhrnet.Predictor(cfg, args.weights, device=args.device)
+        weights = args.weights or cfg.TEST.MODEL_FILE
+        if not weights:
+            return fail("no weights: pass --weights or set TEST.MODEL_FILE")
+        predictor = higherhrnet.Predictor(cfg, weights, device=args.device)
     except (higherhrnet.ConfigError, higherhrnet.CheckpointError, RuntimeError, ValueError) as e:
         return fail(str(e))
     predictor.max_input_pixels = args.max_input_pixels

@@ -85,3 +85,25 @@ def test_unreadable_inputs(tmp_path):
         read_image(text)
     with pytest.raises(ImageError, match="is a folder"):
         read_image(tmp_path)
+
+
+def palette_png(indices: np.ndarray, palette: list[tuple[int, int, int]]) -> bytes:
+    """A minimal 8-bit palette PNG (colour type 3) written by hand: OpenCV cannot write one."""
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    h, w = indices.shape
+    header = struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0)
+    raw = b"".join(b"\x00" + bytes(row) for row in indices.astype(np.uint8))
+    plte = b"".join(bytes(c) for c in palette)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"PLTE", plte)
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_palette_png_is_expanded_to_rgb():
+    indices = np.array([[0, 1], [1, 0]])
+    image = decode_image(palette_png(indices, [(255, 0, 0), (0, 0, 255)]))
+    assert image.shape == (2, 2, 3)
+    assert image[0, 0].tolist() == [255, 0, 0] and image[0, 1].tolist() == [0, 0, 255]
