@@ -236,9 +236,13 @@ class _BlockBounds:
         """means (M, T) -> (M,) row-major index of the first pixel maximising heat - round(|tag - m|)."""
         m = means[:, None, :]
         gap = torch.clamp(torch.maximum(self.tag_min[None] - m, m - self.tag_max[None]), min=0)
-        bound = self.heat_max[None] - _tag_distance_rounded(gap, torch.zeros_like(gap))   # (M, nb)
-        # A score actually reached somewhere: the best pixel of the most promising tiles.
-        first = bound.topk(min(self.probe_tiles, self.num_blocks), dim=1).indices              # (M, k)
+        level = _tag_distance_rounded(gap, torch.zeros_like(gap))     # (M, nb) lower bound of round(distance)
+        bound = self.heat_max[None] - level
+        # A score actually reached somewhere: the best pixel of the most promising tiles, by bound and by
+        # tag closeness (when every tag is far, the maximum sits where the distance level is lowest).
+        k = min(self.probe_tiles, self.num_blocks)
+        first = torch.cat((bound.topk(k, dim=1).indices,
+                           (self.heat_max[None] * 1e-3 - level).topk(k, dim=1).indices), dim=1)   # (M, 2k)
         achieved = (self.heat[first] - _tag_distance_rounded(self.tags[first], m[:, None])).amax(dim=(1, 2))
         pair, blk = torch.nonzero(bound >= achieved[:, None], as_tuple=True)
         scores = self.heat[blk] - _tag_distance_rounded(self.tags[blk], means[pair][:, None, :])   # (Q, B*B)
