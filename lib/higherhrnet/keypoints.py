@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["KeypointSpec", "COCO_KEYPOINTS", "KEYPOINT_SETS", "keypoints_for_dataset"]
+__all__ = ["KeypointSpec", "COCO_KEYPOINTS", "CROWDPOSE_KEYPOINTS", "KEYPOINT_SETS", "keypoints_for_dataset",
+           "keypoints_from_cfg"]
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,34 @@ COCO_KEYPOINTS = KeypointSpec(
 )
 
 
+_CROWDPOSE_NAMES = (
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
+)
+
+CROWDPOSE_KEYPOINTS = KeypointSpec(
+    name="crowd_pose",
+    names=_CROWDPOSE_NAMES,
+    flip_pairs=tuple((f"left_{p}", f"right_{p}") for p in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")),
+    # crowdposetools' OKS constants.
+    sigmas=(0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089, 0.079, 0.079),
+    skeleton=(
+        ("head", "neck"), ("neck", "left_shoulder"), ("neck", "right_shoulder"),
+        ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("right_shoulder", "right_elbow"),
+        ("right_elbow", "right_wrist"), ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"),
+        ("left_hip", "right_hip"), ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
+        ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
+    ),
+    # The reference groups CrowdPose with the first 14 entries of its COCO order (indices 0-6, 11, 12,
+    # 7-10, 13); kept so that official CrowdPose weights give the official results.
+    grouping_order=tuple(_CROWDPOSE_NAMES[i] for i in (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13)),
+)
+
 # DATASET.DATASET / DATASET.DATASET_TEST names -> keypoint set.
-KEYPOINT_SETS = {"coco": COCO_KEYPOINTS, "coco_kpt": COCO_KEYPOINTS}
+KEYPOINT_SETS = {
+    "coco": COCO_KEYPOINTS, "coco_kpt": COCO_KEYPOINTS,
+    "crowd_pose": CROWDPOSE_KEYPOINTS, "crowd_pose_kpt": CROWDPOSE_KEYPOINTS,
+}
 
 
 def keypoints_for_dataset(name: str) -> KeypointSpec:
@@ -162,4 +189,23 @@ def keypoints_for_dataset(name: str) -> KeypointSpec:
     try:
         return KEYPOINT_SETS[name]
     except KeyError:
-        raise ValueError(f"no keypoint set is registered for dataset {name!r}; known: {sorted(KEYPOINT_SETS)}") from None
+        raise ValueError(f"no keypoint set is registered for dataset {name!r}; known: {sorted(KEYPOINT_SETS)}; "
+                         "or describe yours under DATASET.KEYPOINTS") from None
+
+
+def keypoints_from_cfg(cfg) -> KeypointSpec:
+    """DATASET.KEYPOINTS when it names joints, else the set registered for DATASET.DATASET.
+    Raises ValueError naming the config keys on inconsistencies."""
+    kp = cfg.DATASET.KEYPOINTS
+    if kp.NAMES:
+        try:
+            spec = KeypointSpec.from_lists(cfg.DATASET.DATASET, kp.NAMES, kp.FLIP_PAIRS, kp.SIGMAS, kp.SKELETON,
+                                           kp.GROUPING_ORDER)
+        except ValueError as e:
+            raise ValueError(f"DATASET.KEYPOINTS: {e}") from None
+    else:
+        spec = keypoints_for_dataset(cfg.DATASET.DATASET)
+    if spec.num_joints != cfg.DATASET.NUM_JOINTS:
+        raise ValueError(f"keypoint set {spec.name!r} has {spec.num_joints} joints but DATASET.NUM_JOINTS is "
+                         f"{cfg.DATASET.NUM_JOINTS}")
+    return spec

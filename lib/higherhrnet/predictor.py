@@ -18,7 +18,7 @@ from .checkpoint import load_checkpoint
 from .config import CfgNode, ConfigError, load_cfg
 from .core.inference import InferenceParams, infer
 from .geometry import multi_scale_size
-from .keypoints import KeypointSpec, keypoints_for_dataset
+from .keypoints import KeypointSpec, keypoints_from_cfg
 from .models import build_model
 
 __all__ = ["Person", "Predictor", "oks_nms", "DEFAULT_MAX_INPUT_PIXELS"]
@@ -160,9 +160,9 @@ class Predictor:
 
 def _keypoints_of(cfg: CfgNode) -> KeypointSpec:
     try:
-        return keypoints_for_dataset(cfg.DATASET.DATASET)
+        return keypoints_from_cfg(cfg)
     except ValueError as e:
-        raise ConfigError(f"DATASET.DATASET: {e}") from None
+        raise ConfigError(str(e)) from None
 
 
 def check_image(image: np.ndarray, name: str = "image") -> None:

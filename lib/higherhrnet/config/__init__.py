@@ -169,6 +169,13 @@ def check_cfg(cfg: CfgNode, source: str = "config") -> None:
         raise ConfigError(f"{source}: DATASET.WITH_CENTER is not supported (the official code never uses it)")
     if cfg.LOSS.AE_LOSS_TYPE not in ("exp", "max"):
         raise ConfigError(f"{source}: LOSS.AE_LOSS_TYPE must be 'exp' or 'max', got {cfg.LOSS.AE_LOSS_TYPE!r}")
+    if cfg.TRAIN.OPTIMIZER not in ("adam", "adamw", "sgd"):
+        raise ConfigError(f"{source}: TRAIN.OPTIMIZER must be adam, adamw or sgd, got {cfg.TRAIN.OPTIMIZER!r}")
+    if cfg.DATASET.SCALE_TYPE not in ("short", "long"):
+        raise ConfigError(f"{source}: DATASET.SCALE_TYPE must be 'short' or 'long', got {cfg.DATASET.SCALE_TYPE!r}")
+    if any(size != cfg.DATASET.INPUT_SIZE // 4 * 2 ** i for i, size in enumerate(cfg.DATASET.OUTPUT_SIZE)):
+        raise ConfigError(f"{source}: DATASET.OUTPUT_SIZE {list(cfg.DATASET.OUTPUT_SIZE)} must be INPUT_SIZE/4, "
+                          f"INPUT_SIZE/2, ... for INPUT_SIZE {cfg.DATASET.INPUT_SIZE}")
     if cfg.TEST.NMS_KERNEL % 2 == 0 or cfg.TEST.NMS_PADDING != cfg.TEST.NMS_KERNEL // 2:
         raise ConfigError(f"{source}: TEST.NMS_KERNEL must be odd and TEST.NMS_PADDING = NMS_KERNEL // 2 "
                           f"(got {cfg.TEST.NMS_KERNEL} and {cfg.TEST.NMS_PADDING})")

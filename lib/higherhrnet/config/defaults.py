@@ -111,6 +111,14 @@ _C.DATASET.BASE_SIZE = 256.0
 _C.DATASET.BASE_SIGMA = 2.0
 _C.DATASET.INT_SIGMA = False
 _C.DATASET.WITH_CENTER = False  # (compat) must stay False
+# A keypoint set of your own (joint names, left/right pairs, OKS sigmas, links to draw, grouping order,
+# all by name). Empty NAMES: the set registered for DATASET.DATASET (coco, crowd_pose).
+_C.DATASET.KEYPOINTS = CN()
+_C.DATASET.KEYPOINTS.NAMES = []
+_C.DATASET.KEYPOINTS.FLIP_PAIRS = []     # [[left_x, right_x], ...]
+_C.DATASET.KEYPOINTS.SIGMAS = []
+_C.DATASET.KEYPOINTS.SKELETON = []       # [[a, b], ...]
+_C.DATASET.KEYPOINTS.GROUPING_ORDER = []  # default: NAMES order
 
 _C.TRAIN = CN()
 _C.TRAIN.LR_FACTOR = 0.1
@@ -128,6 +136,11 @@ _C.TRAIN.RESUME = False
 _C.TRAIN.CHECKPOINT = ""
 _C.TRAIN.IMAGES_PER_GPU = 12
 _C.TRAIN.SHUFFLE = True
+# Not in the official code:
+_C.TRAIN.WARMUP_EPOCHS = 0.0     # linear learning-rate warm-up over this many epochs (fractions allowed)
+_C.TRAIN.WARMUP_FACTOR = 0.001   # warm-up starts at LR * WARMUP_FACTOR
+_C.TRAIN.CLIP_GRAD_NORM = 0.0    # > 0: clip the global gradient norm to this value
+_C.TRAIN.MAX_ITERS_PER_EPOCH = 0  # > 0: cut epochs short (smoke tests, debugging)
 
 _C.TEST = CN()
 _C.TEST.IMAGES_PER_GPU = 1

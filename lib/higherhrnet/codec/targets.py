@@ -1,0 +1,87 @@
+"""Encoding: ground-truth people -> training targets for one output resolution.
+
+joints (P, J, 3): x, y in that output's pixels, visibility (> 0: labelled). A joint is on the map when its
+integer part int(x), int(y) lies in [0, size); int() truncates toward zero as the reference does, so a
+joint at x = -0.4 still lands on column 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["heatmap_targets", "joint_indices", "person_sigmas"]
+
+
+def _on_map(joints: np.ndarray, size: int):
+    """Integer positions (P, J) xs, ys and the (P, J) mask of labelled joints on the map."""
+    xs = joints[..., 0].astype(np.int64)   # truncation toward zero, as int() in the reference
+    ys = joints[..., 1].astype(np.int64)
+    ok = (joints[..., 2] > 0) & (xs >= 0) & (ys >= 0) & (xs < size) & (ys < size)
+    return xs, ys, ok
+
+
+def heatmap_targets(joints: np.ndarray, size: int, sigma: float | np.ndarray) -> np.ndarray:
+    """(J, size, size) float32: a Gaussian exp(-d^2 / (2 sigma^2)) around the integer position of every
+    labelled joint on the map, cut at 3 sigma + 1 pixels, maximum over people.
+
+    sigma: one value, or one per person (P,) for scale-aware sigmas. With one integer sigma the values
+    equal the reference's HeatmapGenerator exactly.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    num_people, num_joints = joints.shape[:2]
+    maps = np.zeros((num_joints, size, size), dtype=np.float32)
+    if num_people == 0:
+        return maps
+    sigmas = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (num_people,))
+    xs, ys, ok = _on_map(joints, size)
+    p_idx, j_idx = np.nonzero(ok)
+    if len(p_idx) == 0:
+        return maps
+    s = sigmas[p_idx]
+    radius = int(np.floor(3 * s.max() + 1))
+    offsets = np.arange(-radius, radius + 1)
+    dx = offsets[None, None, :]
+    dy = offsets[None, :, None]
+    values = np.exp(-(dx ** 2 + dy ** 2) / (2 * s[:, None, None] ** 2))          # (N, w, w)
+    reach = np.floor(3 * s + 1)[:, None, None]
+    shape = (len(p_idx), len(offsets), len(offsets))
+    px = np.broadcast_to(xs[p_idx, j_idx][:, None, None] + dx, shape)
+    py = np.broadcast_to(ys[p_idx, j_idx][:, None, None] + dy, shape)
+    inside = (np.abs(dx) <= reach) & (np.abs(dy) <= reach) & (px >= 0) & (py >= 0) & (px < size) & (py < size)
+    channel = np.broadcast_to(j_idx[:, None, None], shape)
+    flat = (channel[inside] * size + py[inside]) * size + px[inside]
+    np.maximum.at(maps.reshape(-1), flat, values[inside].astype(np.float32))
+    return maps
+
+
+def joint_indices(joints: np.ndarray, size: int, max_people: int, tag_per_joint: bool = True) -> np.ndarray:
+    """(max_people, J, 2) int32 associative-embedding targets: for person i, its labelled on-map joints
+    packed in joint order as (flat index into the tag maps, 1); unused slots are (0, 0).
+
+    flat index = j * size^2 + y * size + x with one tag map per joint, y * size + x with a single map.
+    People beyond max_people are dropped: the caller decides which to keep.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    num_joints = joints.shape[1] if joints.ndim == 3 else 0
+    out = np.zeros((max_people, num_joints, 2), dtype=np.int32)
+    if joints.ndim != 3 or len(joints) == 0:
+        return out
+    joints = joints[:max_people]
+    xs, ys, ok = _on_map(joints, size)
+    index = ys * size + xs
+    if tag_per_joint:
+        index = index + np.arange(num_joints)[None, :] * size * size
+    slot = np.cumsum(ok, axis=1) - 1                   # packed position of each kept joint
+    p_idx, j_idx = np.nonzero(ok)
+    out[p_idx, slot[p_idx, j_idx], 0] = index[p_idx, j_idx]
+    out[p_idx, slot[p_idx, j_idx], 1] = 1
+    return out
+
+
+def person_sigmas(boxes_wh: np.ndarray, base_size: float, base_sigma: float, int_sigma: bool = False) -> np.ndarray:
+    """Scale-aware sigma per person (P,): max(box w, h) / BASE_SIZE * BASE_SIGMA in the image frame
+    (the caller rescales it to each output), rounded up to an integer with INT_SIGMA. At least 0.1."""
+    size = np.max(np.asarray(boxes_wh, dtype=np.float64).reshape(-1, 2), axis=1)
+    sigma = size / base_size * base_sigma
+    if int_sigma:
+        sigma = np.round(sigma + 0.5)
+    return np.maximum(sigma, 0.1)

@@ -1,0 +1,191 @@
+"""COCO-format keypoint datasets (COCO, CrowdPose, your own), read with pycocotools.
+
+Layouts (DATASET.ROOT):
+    coco       annotations/person_keypoints_{split}.json   images/{split}/<file_name>
+    crowd_pose json/crowdpose_{split}.json                  images/<file_name>
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from torch.utils.data import Dataset
+
+from ..codec.targets import heatmap_targets, joint_indices, person_sigmas
+from ..core.inference import IMAGENET_MEAN, IMAGENET_STD, normalize
+from ..images import ImageError, read_image
+from ..keypoints import KeypointSpec
+from .transforms import AugmentParams, random_affine, warp_sample
+
+__all__ = ["DatasetError", "dataset_paths", "CocoKeypoints", "TrainingDataset", "EvalDataset"]
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing or malformed; the message names the file and the problem."""
+
+
+def dataset_paths(root: str, split: str, layout: str) -> tuple[str, str]:
+    """(annotation file, image folder) of a split."""
+    if layout == "crowd_pose":
+        return os.path.join(root, "json", f"crowdpose_{split}.json"), os.path.join(root, "images")
+    return (os.path.join(root, "annotations", f"person_keypoints_{split}.json"),
+            os.path.join(root, "images", split))
+
+
+class CocoKeypoints(Dataset):
+    """Images, annotations, ignore masks and joints of one split.
+
+    keypoints: the dataset's KeypointSpec; the annotation file's person category must have as many
+    keypoints. skip_empty: leave out images without any annotation (training).
+    """
+
+    def __init__(self, root: str, split: str, keypoints: KeypointSpec, layout: str = "coco",
+                 skip_empty: bool = True):
+        self.root, self.split, self.keypoints = root, split, keypoints
+        self.annotation_file, self.image_dir = dataset_paths(root, split, layout)
+        if not os.path.isfile(self.annotation_file):
+            raise DatasetError(f"annotation file not found: {self.annotation_file} (DATASET.ROOT={root}, split {split})")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.coco = COCO(self.annotation_file)
+        except Exception as e:  # pycocotools raises bare assertions / JSON errors
+            raise DatasetError(f"{self.annotation_file}: not a COCO annotation file ({type(e).__name__}: {e})") from None
+        self._check_schema()
+        self.ids = sorted(self.coco.getImgIds())
+        if skip_empty:
+            self.ids = [i for i in self.ids if self.coco.getAnnIds(imgIds=i, iscrowd=None)]
+
+    def _check_schema(self) -> None:
+        where = self.annotation_file
+        cats = self.coco.loadCats(self.coco.getCatIds())
+        person = [c for c in cats if "keypoints" in c]
+        if not person:
+            raise DatasetError(f"{where}: no category with a 'keypoints' list")
+        if len(person[0]["keypoints"]) != self.keypoints.num_joints:
+            raise DatasetError(f"{where}: category {person[0].get('name')!r} has {len(person[0]['keypoints'])} "
+                               f"keypoints, the keypoint set {self.keypoints.name!r} has {self.keypoints.num_joints}")
+        for ann in self.coco.dataset.get("annotations", [])[:1000]:
+            if len(ann.get("keypoints", [])) != 3 * self.keypoints.num_joints:
+                raise DatasetError(f"{where}: annotation {ann.get('id')} has {len(ann.get('keypoints', []))} keypoint "
+                                   f"values, expected {3 * self.keypoints.num_joints}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def image_info(self, index: int) -> dict:
+        return self.coco.loadImgs(self.ids[index])[0]
+
+    def load_image(self, index: int) -> np.ndarray:
+        """(H, W, 3) uint8 RGB as stored (EXIF orientation ignored: annotations use stored pixels)."""
+        info = self.image_info(index)
+        path = os.path.join(self.image_dir, info["file_name"])
+        image = read_image(path, exif=False)
+        if image.shape[:2] != (info["height"], info["width"]):
+            raise ImageError(f"{path}: image is {image.shape[1]}x{image.shape[0]} but the annotation file says "
+                             f"{info['width']}x{info['height']}")
+        return image
+
+    def annotations(self, index: int) -> list[dict]:
+        return self.coco.loadAnns(self.coco.getAnnIds(imgIds=self.ids[index], iscrowd=None))
+
+    def ignore_mask(self, anns: Sequence[dict], height: int, width: int) -> np.ndarray:
+        """(H, W) bool, True where the loss applies: False inside crowd regions and inside the outlines
+        of people with no labelled keypoint."""
+        covered = np.zeros((height, width), dtype=np.float64)
+        for ann in anns:
+            if not (ann.get("iscrowd", 0) or ann.get("num_keypoints", 0) == 0):
+                continue
+            segmentation = ann.get("segmentation")
+            if not segmentation:
+                continue   # CrowdPose has no outlines
+            rles = mask_utils.frPyObjects(segmentation, height, width)
+            decoded = mask_utils.decode(rles)
+            covered += decoded.reshape(height, width, -1).sum(axis=2)
+        return covered < 0.5
+
+    def people(self, anns: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """Joints (P, J, 3) float64 (x, y, visibility) and box sizes (P, 2) of the people who count:
+        non-crowd, or crowd with labelled keypoints (as the reference). Sorted by area, largest first."""
+        kept = [a for a in anns if not a.get("iscrowd", 0) or a.get("num_keypoints", 0) > 0]
+        kept.sort(key=lambda a: -float(a.get("area", a.get("bbox", [0, 0, 0, 0])[2] * a.get("bbox", [0, 0, 0, 0])[3])))
+        joints = np.array([a["keypoints"] for a in kept], dtype=np.float64).reshape(len(kept), -1, 3)
+        boxes = np.array([a.get("bbox", [0, 0, 0, 0])[2:4] for a in kept], dtype=np.float64).reshape(-1, 2)
+        return joints, boxes
+
+
+class TrainingDataset(Dataset):
+    """Training items as the reference builds them:
+    (image (3, S, S) float32 normalised, [heatmaps (J, o, o)], [masks (o, o)], [joints (M, J, 2) int32])
+    per output size o. Augmentation is drawn from (seed, epoch, index): reproducible, different each epoch.
+    """
+
+    def __init__(self, source: CocoKeypoints, input_size: int, output_sizes: Sequence[int], sigma: float,
+                 max_people: int, augment: AugmentParams, tag_per_joint: bool = True,
+                 scale_aware_sigma: bool = False, base_size: float = 256.0, base_sigma: float = 2.0,
+                 int_sigma: bool = False, mean=IMAGENET_MEAN, std=IMAGENET_STD, seed: int = 0):
+        self.source = source
+        self.input_size, self.output_sizes = input_size, list(output_sizes)
+        self.sigma, self.max_people, self.augment = sigma, max_people, augment
+        self.tag_per_joint = tag_per_joint
+        self.scale_aware_sigma, self.base_size, self.base_sigma, self.int_sigma = (
+            scale_aware_sigma, base_size, base_sigma, int_sigma)
+        self.mean, self.std, self.seed = mean, std, seed
+        self.epoch = 0
+        self.flip_index = source.keypoints.flip_index
+        self._warned_crowded = False
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        image = self.source.load_image(index)
+        h, w = image.shape[:2]
+        anns = self.source.annotations(index)
+        mask = self.source.ignore_mask(anns, h, w)
+        joints, boxes = self.source.people(anns)
+        if len(joints) > self.max_people and not self._warned_crowded:
+            self._warned_crowded = True
+            logger.warning("image %s has %d people, more than DATASET.MAX_NUM_PEOPLE=%d: the tag loss uses the "
+                           "largest %d (reported once)", self.source.ids[index], len(joints), self.max_people,
+                           self.max_people)
+        matrix, flip, aug_scale = random_affine(w, h, self.input_size, self.augment, rng)
+        warped, masks, joints_out = warp_sample(image, mask, joints, matrix, flip, self.flip_index,
+                                                self.input_size, self.output_sizes)
+        heatmaps, indices = [], []
+        image_to_input = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))
+        for size, joints_o in zip(self.output_sizes, joints_out):
+            if self.scale_aware_sigma:
+                sigma = person_sigmas(boxes * image_to_input * size / self.input_size, self.base_size,
+                                      self.base_sigma, self.int_sigma)
+            else:
+                sigma = self.sigma
+            heatmaps.append(torch.from_numpy(heatmap_targets(joints_o, size, sigma)))
+            indices.append(torch.from_numpy(joint_indices(joints_o, size, self.max_people, self.tag_per_joint)))
+        tensor = normalize(warped, self.mean, self.std)
+        return tensor, heatmaps, [torch.from_numpy(m) for m in masks], indices
+
+
+class EvalDataset(Dataset):
+    """(image (H, W, 3) uint8 RGB, image id) for evaluation; every image of the split."""
+
+    def __init__(self, source: CocoKeypoints):
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        return self.source.load_image(index), self.source.ids[index]

@@ -1,0 +1,88 @@
+"""Training augmentation: one random affine (scale, rotation, translation, horizontal flip) applied to the
+image, the ignore masks and the joints, for the input and every output resolution."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["AugmentParams", "crop_matrix", "random_affine", "warp_sample"]
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """DATASET.* augmentation settings. Scales are factors of the image's short (or long) side."""
+
+    min_scale: float = 0.75
+    max_scale: float = 1.5
+    max_rotation: float = 30.0
+    max_translate: float = 40.0
+    scale_type: str = "short"
+    flip_prob: float = 0.5
+
+
+def crop_matrix(center: Sequence[float], scale: float, size: int, rot: float = 0.0) -> np.ndarray:
+    """(3, 3) matrix mapping image pixels to a size x size crop: a square of side 200 * scale around
+    `center` fills the crop, rotated by `rot` degrees counter-clockwise about the crop centre (the
+    reference's training crop)."""
+    side = 200.0 * scale
+    m = np.array([[size / side, 0.0, size * (-center[0] / side + 0.5)],
+                  [0.0, size / side, size * (-center[1] / side + 0.5)],
+                  [0.0, 0.0, 1.0]])
+    if rot:
+        theta = math.radians(-rot)
+        sn, cs = math.sin(theta), math.cos(theta)
+        half = size / 2.0
+        to_origin = np.array([[1.0, 0.0, -half], [0.0, 1.0, -half], [0.0, 0.0, 1.0]])
+        back = np.array([[1.0, 0.0, half], [0.0, 1.0, half], [0.0, 0.0, 1.0]])
+        rotation = np.array([[cs, -sn, 0.0], [sn, cs, 0.0], [0.0, 0.0, 1.0]])
+        m = back @ rotation @ to_origin @ m
+    return m
+
+
+def random_affine(width: int, height: int, input_size: int, params: AugmentParams,
+                  rng: np.random.Generator) -> tuple[np.ndarray, bool, float]:
+    """Draw one augmentation: (3, 3) image -> input matrix (flip included), whether it flips, and the
+    scale factor drawn (for scale-aware sigmas)."""
+    side = (min(width, height) if params.scale_type == "short" else max(width, height)) / 200.0
+    aug_scale = rng.uniform(params.min_scale, params.max_scale)
+    scale = side * aug_scale
+    rot = rng.uniform(-1.0, 1.0) * params.max_rotation
+    center = np.array([width / 2.0, height / 2.0])
+    if params.max_translate > 0:
+        limit = int(params.max_translate * scale)
+        if limit > 0:
+            center += rng.integers(-limit, limit, size=2)
+    matrix = crop_matrix(center, scale, input_size, rot)
+    flip = rng.random() < params.flip_prob
+    if flip:
+        # Mirror the input: pixel x -> S - 1 - x. The outputs use the same matrix scaled down, so image,
+        # masks and joints stay consistent at every resolution.
+        mirror = np.array([[-1.0, 0.0, input_size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        matrix = mirror @ matrix
+    return matrix, flip, aug_scale
+
+
+def warp_sample(image: np.ndarray, mask: np.ndarray, joints: np.ndarray, matrix: np.ndarray, flip: bool,
+                flip_index: np.ndarray, input_size: int, output_sizes: Sequence[int]):
+    """Apply an input matrix from `random_affine`.
+
+    image (H, W, 3) uint8; mask (H, W) bool (True = use); joints (P, J, 3) x, y, visibility in image
+    pixels. Returns the (S, S, 3) input image, and per output size o: mask (o, o) float32 and joints
+    (P, J, 3) in that output's pixels (channels swapped left/right when flipped).
+    """
+    warped = cv2.warpAffine(image, matrix[:2], (input_size, input_size), flags=cv2.INTER_LINEAR)
+    if flip:
+        joints = joints[:, flip_index]
+    masks, joints_out = [], []
+    mask_u8 = mask.astype(np.uint8) * 255
+    for size in output_sizes:
+        m = np.diag([size / input_size, size / input_size, 1.0]) @ matrix
+        out_mask = cv2.warpAffine(mask_u8, m[:2], (size, size), flags=cv2.INTER_LINEAR) / 255.0
+        masks.append((out_mask > 0.5).astype(np.float32))
+        xy = joints[..., :2] @ m[:2, :2].T + m[:2, 2]
+        joints_out.append(np.concatenate([xy, joints[..., 2:3]], axis=-1))
+    return warped, masks, joints_out
