@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import higherhrnet
+from higherhrnet.core.trainer import Trainer, TrainingError
+
+from conftest import REPO, tiny_cfg
+from tinycoco import write_tiny_coco
+
+
+def train_cfg(tmp_path, *opts):
+    root = tmp_path / "data"
+    if not root.exists():
+        write_tiny_coco(root, num_images=4)
+    return tiny_cfg("DATASET.ROOT", str(root), "DATASET.TRAIN", "train", "WORKERS", "0",
+                    "TRAIN.IMAGES_PER_GPU", "2", "TRAIN.LR", "0.003", "TRAIN.END_EPOCH", "2",
+                    "OUTPUT_DIR", str(tmp_path / "out"), "LOG_DIR", str(tmp_path / "log"), "AUTO_RESUME", "True",
+                    *opts)
+
+
+def run(cfg, name="tiny.yaml"):
+    trainer = Trainer(cfg, name, device="cpu")
+    try:
+        return trainer, trainer.run()
+    finally:
+        trainer.close()
+
+
+def test_loss_falls_and_outputs_are_written(tmp_path):
+    torch.set_num_threads(2)
+    trainer, result = run(train_cfg(tmp_path, "TRAIN.END_EPOCH", "6", "TRAIN.WARMUP_EPOCHS", "0.5"))
+    losses = [e["loss"] for e in result["epochs"]]
+    assert losses[-1] < 0.7 * losses[0], losses
+    out = result["output_dir"]
+    assert sorted(os.listdir(out)) == ["checkpoint.pth", "final_state.pth", "train.log"]
+    state = torch.load(os.path.join(out, "checkpoint.pth"), map_location="cpu", weights_only=True)
+    assert state["epoch"] == 6 and {"model", "optimizer", "scheduler", "config"} <= set(state)
+    assert "epoch 5:" in open(os.path.join(out, "train.log")).read()
+    final = torch.load(os.path.join(out, "final_state.pth"), map_location="cpu", weights_only=True)
+    assert list(final) == list(higherhrnet.build_model(trainer.cfg).state_dict())   # official layout
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(trainer.log_dir))
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    torch.set_num_threads(1)
+    _, full = run(train_cfg(tmp_path / "a", "TRAIN.END_EPOCH", "2"))
+    _, first = run(train_cfg(tmp_path / "b", "TRAIN.END_EPOCH", "1"))
+    trainer, resumed = run(train_cfg(tmp_path / "b", "TRAIN.END_EPOCH", "2"))
+    assert len(resumed["epochs"]) == 1                        # only epoch 1 ran again
+    assert first["epochs"][0] == full["epochs"][0]
+    assert resumed["epochs"][0] == full["epochs"][1]
+
+
+def test_non_finite_loss_stops_with_epoch_and_iteration(tmp_path):
+    trainer = Trainer(train_cfg(tmp_path), "tiny.yaml", device="cpu")
+    real = trainer.loss
+
+    def poisoned(outputs, *args):
+        heat, push, pull = real(outputs, *args)
+        return [heat[0] * float("nan"), heat[1]], push, pull
+
+    trainer.loss = poisoned
+    with pytest.raises(TrainingError, match="at epoch 0, iteration 0"):
+        trainer.run()
+
+
+def test_train_cli_single_process_and_bad_config(tmp_path):
+    cfg = train_cfg(tmp_path, "TRAIN.END_EPOCH", "1")
+    path = tmp_path / "tiny.yaml"
+    path.write_text(cfg.dump())
+    result = subprocess.run([sys.executable, str(REPO / "tools/train.py"), "--cfg", str(path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "epoch 0:" in result.stderr
+    result = subprocess.run([sys.executable, str(REPO / "tools/train.py"), "--cfg", str(path), "TRAIN.LRR", "1"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "unknown config key TRAIN.LRR" in result.stderr
+
+
+def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
+    cfg = train_cfg(tmp_path, "TRAIN.IMAGES_PER_GPU", "1")
+    path = tmp_path / "tiny.yaml"
+    path.write_text(cfg.dump())
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(REPO / "tools/train.py"), "--cfg", str(path), "--device", "cpu"],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "training pose_higher_hrnet on cpu (2 processes)" in result.stderr
+    assert "weights identical across 2 ranks: yes" in result.stderr
+    assert "terminate called" not in result.stderr
