@@ -24,10 +24,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from ..checkpoint import atomic_save, load_checkpoint, load_pretrained_backbone, read_checkpoint
+from ..checkpoint import atomic_save, load_checkpoint, load_pretrained_backbone, read_checkpoint, save_model
 from ..config import CfgNode, ConfigError
 from ..data import build_dataset
 from ..models import build_model
+from ..predictor import Predictor
+from .evaluation import evaluate
 from .loss import build_loss
 
 __all__ = ["TrainingError", "Trainer", "build_optimizer", "build_scheduler", "run_dir"]
@@ -128,9 +130,8 @@ def _init_distributed(device_kind: str, cfg: CfgNode) -> DistInfo:
 class Trainer:
     """Builds everything from a config and trains. `run()` returns the final metrics dict."""
 
-    def __init__(self, cfg: CfgNode, cfg_name: str, device: str | None = None, validate=None):
+    def __init__(self, cfg: CfgNode, cfg_name: str, device: str | None = None):
         self.cfg = cfg
-        self.validate = validate
         want_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
         if want_cuda and not torch.cuda.is_available():
             raise ConfigError("--device cuda requested but CUDA is not available")
@@ -191,6 +192,9 @@ class Trainer:
         self.begin_epoch = cfg.TRAIN.BEGIN_EPOCH
         self.best_metric = None
         self.writer = None
+        self.eval_dataset = build_dataset(cfg, is_train=False) if cfg.TRAIN.VAL_FREQ > 0 else None
+        if self.eval_dataset is not None and not self.eval_dataset.source.has_annotations:
+            raise ConfigError(f"TRAIN.VAL_FREQ: the split DATASET.TEST={cfg.DATASET.TEST} has no annotations to score")
         self._resume()
 
     # ------------------------------------------------------------------ set-up helpers
@@ -258,6 +262,8 @@ class Trainer:
         try:
             for epoch in range(self.begin_epoch, cfg.TRAIN.END_EPOCH):
                 history.append(self._train_epoch(epoch))
+                if cfg.TRAIN.VAL_FREQ > 0 and (epoch + 1) % cfg.TRAIN.VAL_FREQ == 0:
+                    history[-1]["val"] = self._validate(epoch)
                 if self.dist.main:
                     self._save(epoch + 1)
                 self._barrier()
@@ -331,6 +337,23 @@ class Trainer:
                         count * self.loader.batch_size * self.dist.world_size / max(elapsed, 1e-9),
                         self.optimizer.param_groups[0]["lr"])
         return means
+
+    def _validate(self, epoch: int) -> dict:
+        """COCO AP on DATASET.TEST with the current weights; a better AP updates model_best.pth."""
+        predictor = Predictor.from_model(self.cfg, self.model, device=self.device)
+        metrics, _ = evaluate(predictor, self.eval_dataset, self.cfg.TEST.IMAGES_PER_GPU, 0, progress=False)
+        ap = metrics["AP"]
+        if self.dist.main:
+            logger.info("epoch %d validation: %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            for k, v in metrics.items():
+                self.writer.add_scalar(f"val/{k}", v, epoch)
+            if self.best_metric is None or ap > self.best_metric:
+                self.best_metric = ap
+                save_model(os.path.join(self.out_dir, "model_best.pth"), self.model, self.cfg, epoch=epoch + 1,
+                           metrics=metrics)
+                logger.info("new best AP %.4f: model_best.pth", ap)
+        self.model.train()
+        return metrics
 
     def _check_replicas(self) -> bool:
         """In DDP, confirm every rank ends with the same weights (logged by rank 0)."""

@@ -37,8 +37,11 @@ def dataset_paths(root: str, split: str, layout: str) -> tuple[str, str]:
     """(annotation file, image folder) of a split."""
     if layout == "crowd_pose":
         return os.path.join(root, "json", f"crowdpose_{split}.json"), os.path.join(root, "images")
-    return (os.path.join(root, "annotations", f"person_keypoints_{split}.json"),
-            os.path.join(root, "images", split))
+    annotations = os.path.join(root, "annotations", f"person_keypoints_{split}.json")
+    if "test" in split and not os.path.exists(annotations):
+        # COCO test-dev: image list only, images in test2017/.
+        return os.path.join(root, "annotations", f"image_info_{split}.json"), os.path.join(root, "images", "test2017")
+    return annotations, os.path.join(root, "images", split)
 
 
 class CocoKeypoints(Dataset):
@@ -50,7 +53,7 @@ class CocoKeypoints(Dataset):
 
     def __init__(self, root: str, split: str, keypoints: KeypointSpec, layout: str = "coco",
                  skip_empty: bool = True):
-        self.root, self.split, self.keypoints = root, split, keypoints
+        self.root, self.split, self.keypoints, self.layout = root, split, keypoints, layout
         self.annotation_file, self.image_dir = dataset_paths(root, split, layout)
         if not os.path.isfile(self.annotation_file):
             raise DatasetError(f"annotation file not found: {self.annotation_file} (DATASET.ROOT={root}, split {split})")
@@ -73,13 +76,18 @@ class CocoKeypoints(Dataset):
         if len(person[0]["keypoints"]) != self.keypoints.num_joints:
             raise DatasetError(f"{where}: category {person[0].get('name')!r} has {len(person[0]['keypoints'])} "
                                f"keypoints, the keypoint set {self.keypoints.name!r} has {self.keypoints.num_joints}")
-        for ann in self.coco.dataset.get("annotations", [])[:1000]:
+        for ann in (self.coco.dataset.get("annotations") or [])[:1000]:
             if len(ann.get("keypoints", [])) != 3 * self.keypoints.num_joints:
                 raise DatasetError(f"{where}: annotation {ann.get('id')} has {len(ann.get('keypoints', []))} keypoint "
                                    f"values, expected {3 * self.keypoints.num_joints}")
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def has_annotations(self) -> bool:
+        """False for image-list-only splits such as COCO test-dev."""
+        return "annotations" in self.coco.dataset
 
     def image_info(self, index: int) -> dict:
         return self.coco.loadImgs(self.ids[index])[0]
