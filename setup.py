@@ -26,5 +26,9 @@ setup(
         "tqdm>=4.60",
         "PyYAML>=5.4",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        # CrowdPose's metrics (AP easy / medium / hard); crowdposetools is not on PyPI.
+        "crowdpose": ["faster-coco-eval>=1.6"],
+        "test": ["pytest>=7", "faster-coco-eval>=1.6"],
+    },
 )

@@ -155,3 +155,22 @@ def test_real_coco_files():
     evaluation = build_dataset(cfg, is_train=False)
     image, image_id = evaluation[0]
     assert image.dtype == np.uint8 and image.ndim == 3 and image_id == evaluation.source.ids[0]
+
+
+def test_crowdpose_layout_trains_and_evaluates(tmp_path):
+    from higherhrnet.core.evaluation import crowdpose_metrics
+    from tinycoco import write_tiny_crowdpose
+
+    data = write_tiny_crowdpose(tmp_path)
+    cfg = tiny_cfg("DATASET.ROOT", str(tmp_path), "DATASET.TRAIN", "train", "DATASET.TEST", "train",
+                   "DATASET.DATASET", "crowd_pose_kpt", "DATASET.DATASET_TEST", "crowd_pose",
+                   "DATASET.NUM_JOINTS", "14", "MODEL.NUM_JOINTS", "14")
+    ds = build_dataset(cfg)
+    image, heatmaps, masks, joints = ds[0]
+    assert heatmaps[0].shape == (14, 32, 32) and joints[0].shape == (30, 14, 2)
+    assert ds.source.ignore_mask(ds.source.annotations(0), 96, 128).all()   # no outlines in CrowdPose
+    results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+               for a in data["annotations"] if a["num_keypoints"] > 0]
+    metrics = crowdpose_metrics(ds.source.annotation_file, results, ds.source.keypoints.sigmas_array)
+    assert set(metrics) == {"AP", "AP .5", "AP .75", "AR", "AR .5", "AR .75", "AP (easy)", "AP (medium)", "AP (hard)"}
+    assert metrics["AP"] == pytest.approx(1.0) and metrics["AP (medium)"] == pytest.approx(1.0)

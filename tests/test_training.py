@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,3 +96,31 @@ def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
     assert "training pose_higher_hrnet on cpu (2 processes)" in result.stderr
     assert "weights identical across 2 ranks: yes" in result.stderr
     assert "terminate called" not in result.stderr
+
+
+def test_learning_rate_schedule_warmup_and_steps():
+    from higherhrnet.core.trainer import build_optimizer, build_scheduler
+
+    cfg = tiny_cfg("TRAIN.LR", "0.1", "TRAIN.LR_STEP", "[2, 3]", "TRAIN.LR_FACTOR", "0.1",
+                   "TRAIN.WARMUP_EPOCHS", "1.0", "TRAIN.WARMUP_FACTOR", "0.01", "TRAIN.OPTIMIZER", "sgd")
+    model = torch.nn.Linear(2, 2)
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer, iters_per_epoch=4)
+    lrs = []
+    for _ in range(16):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    expected = [0.1 * (0.01 + (1 - 0.01) * i / 4) for i in range(4)] + [0.1] * 4 + [0.01] * 4 + [0.001] * 4
+    np.testing.assert_allclose(lrs, expected, rtol=1e-9)
+    assert optimizer.param_groups[0]["weight_decay"] == cfg.TRAIN.WD
+
+
+def test_gradient_clipping_bounds_the_update(tmp_path):
+    cfg = train_cfg(tmp_path, "TRAIN.CLIP_GRAD_NORM", "1e-6", "TRAIN.OPTIMIZER", "sgd", "TRAIN.MOMENTUM", "0.0",
+                    "TRAIN.WD", "0.0", "TRAIN.LR", "1.0", "TRAIN.END_EPOCH", "1", "TRAIN.MAX_ITERS_PER_EPOCH", "1")
+    trainer = Trainer(cfg, "tiny.yaml", device="cpu")
+    before = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
+    trainer.run()
+    after = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    assert 0 < (after - before).norm().item() <= 1e-6 * 1.01     # lr 1 x clipped norm

@@ -95,3 +95,28 @@ def _uncompressed(region):
             current, run = v, 1
     counts.append(run)
     return counts
+
+
+def write_tiny_crowdpose(root, split="train", num_images=3, seed=0):
+    """The CrowdPose layout (json/crowdpose_<split>.json, images/ flat, 14 joints, no outlines, a crowdIndex
+    per image) made from the COCO stick figures: 12 limb joints, head = nose, neck = mid-shoulder."""
+    from higherhrnet.keypoints import CROWDPOSE_KEYPOINTS
+
+    root = Path(root)
+    data = write_tiny_coco(root / "_coco", split, num_images=num_images, crowd=False, seed=seed)
+    (root / "json").mkdir(parents=True, exist_ok=True)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    for ann in data["annotations"]:
+        k = np.array(ann["keypoints"]).reshape(17, 3)
+        neck = np.concatenate([(k[5, :2] + k[6, :2]) / 2, [min(k[5, 2], k[6, 2])]])
+        k14 = np.concatenate([k[5:17], k[0:1], neck[None]])
+        ann["keypoints"] = k14.reshape(-1).tolist()
+        ann["num_keypoints"] = int((k14[:, 2] > 0).sum())
+        ann.pop("segmentation")
+    data["categories"][0]["keypoints"] = list(CROWDPOSE_KEYPOINTS.names)
+    data["categories"][0]["skeleton"] = (CROWDPOSE_KEYPOINTS.skeleton_indices + 1).tolist()
+    for i, image in enumerate(data["images"]):
+        image["crowdIndex"] = 0.3
+        (root / "images" / image["file_name"]).write_bytes((root / "_coco/images" / split / image["file_name"]).read_bytes())
+    (root / "json" / f"crowdpose_{split}.json").write_text(json.dumps(data))
+    return data
