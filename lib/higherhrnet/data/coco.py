@@ -115,7 +115,12 @@ class CocoKeypoints(Dataset):
             segmentation = ann.get("segmentation")
             if not segmentation:
                 continue   # CrowdPose has no outlines
-            rles = mask_utils.frPyObjects(segmentation, height, width)
+            if isinstance(segmentation, dict) and not isinstance(segmentation.get("counts"), list):
+                # Already compressed RLE (allowed by the format, though COCO itself stores lists).
+                counts = segmentation["counts"]
+                rles = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
+            else:
+                rles = mask_utils.frPyObjects(segmentation, height, width)
             decoded = mask_utils.decode(rles)
             covered += decoded.reshape(height, width, -1).sum(axis=2)
         return covered < 0.5
