@@ -11,7 +11,7 @@ import higherhrnet
 from higherhrnet import CheckpointError, load_checkpoint
 from higherhrnet.checkpoint import atomic_save, load_pretrained_backbone, read_checkpoint, save_model
 
-from conftest import randomize, tiny_cfg
+from conftest import tiny_cfg
 
 INPUT = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 
 import higherhrnet
 from higherhrnet import COCO_KEYPOINTS
@@ -35,7 +34,7 @@ def test_training_item_layout(tmp_path):
 
 
 def test_ignore_mask_is_exactly_the_crowd_and_unlabelled_areas(tmp_path):
-    data = write_tiny_coco(tmp_path)
+    write_tiny_coco(tmp_path)
     source = CocoKeypoints(str(tmp_path), "train", COCO_KEYPOINTS)
     anns = source.annotations(0)
     mask = source.ignore_mask(anns, 96, 128)

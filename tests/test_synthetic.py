@@ -11,7 +11,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 import higherhrnet

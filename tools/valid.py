@@ -12,7 +12,6 @@ folder of the config. Exit status 2 on bad arguments, config, weights or data.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 

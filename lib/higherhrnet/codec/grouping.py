@@ -12,7 +12,6 @@ first-index argmax, and the reference's Hungarian tie-breaking (below).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -13,7 +13,6 @@ import os
 from typing import Sequence
 
 import numpy as np
-import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm

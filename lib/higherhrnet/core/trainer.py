@@ -13,7 +13,6 @@ from __future__ import annotations
 import bisect
 import gc
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass

@@ -171,7 +171,7 @@ def render_scene(rng: np.random.Generator, spec: SyntheticSpec):
     # Far people first, so that nearer (lower) people are drawn over them.
     people.sort(key=lambda item: item[2][1])
 
-    records, masks = [], []
+    records = []
     if crowd_box is not None:
         cx, cy, cw, ch = crowd_box
         crowd_mask = np.zeros((h, w), np.uint8)
@@ -192,7 +192,6 @@ def render_scene(rng: np.random.Generator, spec: SyntheticSpec):
             if "mask" in record and record["kind"] != "crowd":
                 record["mask"] &= ~layer.astype(bool)
         records.append({"kind": kind, "mask": layer.astype(bool), "pts": pts, "front": front})
-    masks = [r["mask"] for r in records]
 
     annotations = []
     for idx, record in enumerate(records):
