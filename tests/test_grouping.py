@@ -224,3 +224,16 @@ def test_nms_keeps_only_window_maxima():
     out = nms(heat, 5, 2)
     assert out[0, 0, 4, 4] == 1.0 and out[0, 0, 4, 6] == 0 and out[0, 0, 8, 0] == 0.3
     assert torch.count_nonzero(out) == 2
+
+
+@pytest.mark.parametrize("kernel,padding", [(5, 2), (3, 1), (1, 0)])
+def test_nms_equals_the_reference_max_pool(kernel, padding):
+    """NMS keeps a value iff it equals max_pool2d(kernel, stride 1, padding) there: plateaus (ties), borders
+    and negative values included."""
+    torch.manual_seed(kernel)
+    heat = torch.randn(2, 17, 37, 53)
+    heat[0, 0, 5:8, 5:8] = 3.0                      # a plateau: every pixel of it survives
+    heat[1, 2] = torch.round(heat[1, 2] * 2) / 2    # many ties
+    reference = heat * torch.eq(torch.nn.functional.max_pool2d(heat, kernel, 1, padding), heat).float()
+    assert torch.equal(nms(heat, kernel, padding), reference)
+    assert (nms(heat, kernel, padding)[0, 0, 5:8, 5:8] == 3.0).all()

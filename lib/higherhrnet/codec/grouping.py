@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -48,24 +49,19 @@ class GroupingParams:
 
 
 def nms(heatmaps: torch.Tensor, kernel: int, padding: int) -> torch.Tensor:
-    """(N, J, H, W) -> same shape: values that are not the maximum of their kernel x kernel window are 0."""
-    pooled = _window_max(_window_max(heatmaps, kernel, padding, dim=2), kernel, padding, dim=3)
+    """(N, J, H, W) -> same shape: values that are not the maximum of their kernel x kernel window are 0.
+
+    The reference's max_pool2d(kernel, stride 1, padding) test. On CPU the window maximum is OpenCV's
+    dilation (exact, with a -inf border like max_pool2d's padding, several times faster than max_pool2d
+    with stride 1); elsewhere it is max_pool2d itself.
+    """
+    if heatmaps.device.type == "cpu" and heatmaps.dtype == torch.float32 and kernel == 2 * padding + 1:
+        maps = heatmaps.detach().contiguous()
+        element = np.ones((kernel, kernel), np.uint8)
+        pooled = np.stack([cv2.dilate(m, element) for m in maps.numpy().reshape(-1, *maps.shape[2:])])
+        return maps * torch.from_numpy(pooled.reshape(maps.shape) == maps.numpy()).float()
+    pooled = F.max_pool2d(heatmaps, kernel, 1, padding)
     return heatmaps * torch.eq(pooled, heatmaps).float()
-
-
-def _window_max(x: torch.Tensor, kernel: int, padding: int, dim: int) -> torch.Tensor:
-    """Sliding maximum along one axis, stride 1, -inf padding: max_pool2d's result for a 1-D window.
-
-    A k x k max pool equals a k x 1 pool of a 1 x k pool; computing it as k - 1 elementwise maxima of
-    shifted views is an order of magnitude faster than max_pool2d with stride 1 on a CPU."""
-    pad = [0, 0, 0, 0]
-    pad[(3 - dim) * 2: (3 - dim) * 2 + 2] = [padding, padding]
-    padded = F.pad(x, pad, value=float("-inf"))
-    length = padded.shape[dim] - kernel + 1
-    out = padded.narrow(dim, 0, length)
-    for offset in range(1, kernel):
-        out = torch.maximum(out, padded.narrow(dim, offset, length))
-    return out
 
 
 def top_k(heatmaps_nms: torch.Tensor, tags: torch.Tensor, k: int):
