@@ -304,13 +304,13 @@ def test_predictor_uses_the_chosen_stack_with_flip_and_multi_scale(opts, stack):
         assert person.score > 0.5
 
 
-def test_random_hourglass_batch_equals_single_with_flip_and_multi_scale():
+def test_random_hourglass_maps_batch_equal_single_with_flip_and_multi_scale():
     torch.manual_seed(0)
     cfg = tiny_hourglass_cfg("TEST.SCALE_FACTOR", "[1.0, 0.5, 2.0]", "TEST.FLIP_TEST", "True")
     model = randomize(higherhrnet.build_model(cfg))
     predictor = Predictor.from_model(cfg, model)
     rng = np.random.default_rng(1)
-    images = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in [(120, 160, 3), (120, 160, 3), (90, 200, 3)]]
+    images = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in [(60, 80, 3), (60, 80, 3), (45, 100, 3)]]
     batched = run_network(model, images, predictor.params)
     for image, maps in zip(images, batched):
         single = run_network(model, [image], predictor.params)[0]
@@ -318,8 +318,6 @@ def test_random_hourglass_batch_equals_single_with_flip_and_multi_scale():
         torch.testing.assert_close(maps[1], single[1], atol=1e-5, rtol=1e-4)     # tags
         # Tags: J maps from the chosen stack for the image and for its mirror, at scale 1 only.
         assert maps[1].shape == (J, *maps[0].shape[1:], 2)
-    for people in predictor(images):
-        assert people and all(p.keypoints.shape == (J, 3) and np.isfinite(p.keypoints).all() for p in people)
 
 
 # ---------------------------------------------------------------- tools, unchanged for the user

@@ -71,7 +71,8 @@ def test_model_summary_cli_hourglass_and_v2_head():
     assert set(data["per_module"]) == {"stem", "hourglasses", "features", "predictions", "merge_features",
                                        "merge_predictions"}
     assert sum(m["parameters"] for m in data["per_module"].values()) == data["num_parameters"] == 1_046_196
-    result = run_tool("--cfg", str(EXPERIMENTS / "coco/higher_hrnet/w32_512_hrnetv2_head.yaml"))
+    result = run_tool("--cfg", str(EXPERIMENTS / "coco/higher_hrnet/w32_512_hrnetv2_head.yaml"), "--input-size", "128",
+                      "128")
     assert result.returncode == 0, result.stderr
     assert "representation_head" in result.stdout and "parameters: 29.9M" in result.stdout
-    assert "output 0: [1, 34, 128, 128]  (stride 4)" in result.stdout
+    assert "output 0: [1, 34, 32, 32]  (stride 4)" in result.stdout

@@ -46,7 +46,7 @@ _C.MODEL.NUM_JOINTS = 17
 _C.MODEL.TAG_PER_JOINT = True
 _C.MODEL.SYNC_BN = False
 # Input normalisation, used by the training data and at test time: pixels / 255, then (x - mean) / std per
-# RGB channel. Both empty: pixels / 255 only (the Associative Embedding hourglass' reference).
+# RGB channel. Both empty: pixels / 255 only (as the Associative Embedding reference code feeds its hourglass).
 _C.MODEL.INPUT_MEAN = [0.485, 0.456, 0.406]
 _C.MODEL.INPUT_STD = [0.229, 0.224, 0.225]
 
