@@ -27,8 +27,23 @@ TINY_OPTS = [
 ]
 
 
+# A small stacked hourglass: 2 stacks, 2 poolings deep, both stacks supervised, the last one used at test time.
+TINY_HOURGLASS_OPTS = [
+    "MODEL.NAME", "hourglass_ae", "MODEL.INPUT_MEAN", "[]", "MODEL.INPUT_STD", "[]",
+    "MODEL.HOURGLASS.NUM_STACKS", "2", "MODEL.HOURGLASS.DEPTH", "2",
+    "MODEL.HOURGLASS.NUM_CHANNELS", "[8, 12, 16]", "MODEL.HOURGLASS.STEM_CHANNELS", "[8, 8]",
+    "LOSS.NUM_STAGES", "2", "LOSS.WITH_AE_LOSS", "[True, True]", "LOSS.WITH_HEATMAPS_LOSS", "[True, True]",
+    "TEST.WITH_HEATMAPS", "(False, True)", "TEST.WITH_AE", "(False, True)",
+    "DATASET.INPUT_SIZE", "128", "DATASET.OUTPUT_SIZE", "[32]",
+]
+
+
 def tiny_cfg(*opts: str):
     return higherhrnet.load_cfg(None, TINY_OPTS + list(opts))
+
+
+def tiny_hourglass_cfg(*opts: str):
+    return higherhrnet.load_cfg(None, TINY_HOURGLASS_OPTS + list(opts))
 
 
 def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -142,3 +142,109 @@ def test_official_initialisation():
 def test_unknown_model_name():
     with pytest.raises(higherhrnet.ConfigError, match="MODEL.NAME 'resnet'"):
         higherhrnet.build_model(tiny_cfg("MODEL.NAME", "resnet"))
+
+
+# ---------------------------------------------------------------- HRNetV2 representation head
+
+V2 = ["MODEL.EXTRA.HEAD", "hrnet_v2"]
+NO_DECONV = ["MODEL.EXTRA.DECONV.NUM_DECONVS", "0", "MODEL.EXTRA.DECONV.NUM_CHANNELS", "[]",
+             "MODEL.EXTRA.DECONV.KERNEL_SIZE", "[]", "MODEL.EXTRA.DECONV.CAT_OUTPUT", "[]", "LOSS.NUM_STAGES", "1",
+             "LOSS.WITH_HEATMAPS_LOSS", "[True]", "LOSS.HEATMAPS_LOSS_FACTOR", "[1.0]", "LOSS.WITH_AE_LOSS", "[True]",
+             "LOSS.PUSH_LOSS_FACTOR", "[0.001]", "LOSS.PULL_LOSS_FACTOR", "[0.001]", "TEST.WITH_HEATMAPS", "(True,)",
+             "TEST.WITH_AE", "(True,)", "DATASET.OUTPUT_SIZE", "[32]"]
+
+
+def fuse_row_params(widths, i):
+    """Parameters of the fusion into branch i of an HRNet module: 1x1 conv + BN from each lower branch,
+    chains of stride-2 3x3 conv + BN (keeping the width until the last step) from each higher one."""
+    total = 0
+    for j, c in enumerate(widths):
+        if j > i:
+            total += c * widths[i] + 2 * widths[i]
+        elif j < i:
+            total += (i - j - 1) * (9 * c * c + 2 * c) + 9 * c * widths[i] + 2 * widths[i]
+    return total
+
+
+def v2_extra_params(widths, head, outputs0, deconv_channels=(), deconv_kernel=4):
+    """What the hrnet_v2 head adds to the hrnet_v1 network: the last stage-4 module fuses into branches 1-3
+    too; the 1x1 conv (no bias) + BN from the 15C concatenation; the heads see `head` channels, not C."""
+    extra = sum(fuse_row_params(widths, i) for i in range(1, 4))
+    extra += sum(widths) * head + 2 * head
+    extra += (head - widths[0]) * outputs0                      # final_layers[0]: 1x1 conv
+    for channels in deconv_channels[:1]:                        # the first deconv sees features + output 0
+        extra += (head - widths[0]) * channels * deconv_kernel ** 2
+    return extra
+
+
+@pytest.mark.parametrize("opts,shapes", [
+    ([], [(2, 34, 24, 40), (2, 17, 48, 80)]),
+    (NO_DECONV, [(2, 34, 24, 40)]),
+    (["MODEL.EXTRA.HEAD_CHANNELS", "24"], [(2, 34, 24, 40), (2, 17, 48, 80)]),
+    (NO_DECONV + ["MODEL.EXTRA.HEAD_CHANNELS", "24"], [(2, 34, 24, 40)]),
+])
+def test_v2_head_output_shapes_with_and_without_deconv(opts, shapes):
+    torch.manual_seed(0)
+    model = randomize(higherhrnet.build_model(tiny_cfg(*V2, *opts)))
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 96, 160))
+    assert [tuple(o.shape) for o in out] == shapes
+    assert all(torch.isfinite(o).all() for o in out)
+
+
+@pytest.mark.parametrize("head_opts,opts,head,deconv", [
+    ([], [], 8 + 16 + 32 + 64, (8,)),
+    (["MODEL.EXTRA.HEAD_CHANNELS", "24"], [], 24, (8,)),
+    ([], NO_DECONV, 8 + 16 + 32 + 64, ()),
+])
+def test_v2_head_parameter_count(head_opts, opts, head, deconv):
+    v1 = higherhrnet.build_model(tiny_cfg(*opts))
+    v2 = higherhrnet.build_model(tiny_cfg(*V2, *head_opts, *opts))
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(v2) - count(v1) == v2_extra_params((8, 16, 32, 64), head, 34, deconv)
+
+
+def test_v2_head_w32_parameter_count_from_the_official_layout():
+    spec_file = SPEC / "higher_hrnet_w32_512.json"
+    if not spec_file.exists():
+        pytest.skip(f"{spec_file} not present (the shared/ folder beside the repository)")
+    official = json.loads(spec_file.read_text())["num_parameters"]
+    model = higherhrnet.build_model(higherhrnet.load_cfg(EXPERIMENTS / "coco/higher_hrnet/w32_512_hrnetv2_head.yaml"))
+    expected = official + v2_extra_params((32, 64, 128, 256), 480, 34, (32,))
+    assert sum(p.numel() for p in model.parameters()) == expected == 29_891_283
+
+
+def test_v2_head_sees_all_branches_upsampled_and_concatenated():
+    torch.manual_seed(0)
+    model = randomize(higherhrnet.build_model(tiny_cfg(*V2)))
+    seen = {}
+    h1 = model.stage4.register_forward_hook(lambda m, i, o: seen.update(branches=[b.clone() for b in o]))
+    h2 = model.representation_head.register_forward_hook(lambda m, i, o: seen.update(head_in=i[0].clone()))
+    h3 = model.final_layers[0].register_forward_hook(lambda m, i, o: seen.update(final_in=i[0].clone()))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 96))
+    h1.remove(), h2.remove(), h3.remove()
+    b = seen["branches"]
+    assert [tuple(x.shape) for x in b] == [(1, 8, 16, 24), (1, 16, 8, 12), (1, 32, 4, 6), (1, 64, 2, 3)]
+    up = [F.interpolate(x, size=(16, 24), mode="bilinear", align_corners=False) for x in b[1:]]
+    torch.testing.assert_close(seen["head_in"], torch.cat([b[0], *up], 1))
+    head = model.representation_head
+    with torch.no_grad():
+        expected = F.relu(head[1](head[0](seen["head_in"])))
+    torch.testing.assert_close(seen["final_in"], expected)
+
+
+def test_v1_head_keeps_the_official_modules():
+    model = higherhrnet.build_model(tiny_cfg())
+    assert not hasattr(model, "representation_head")
+    assert len(model.stage4[-1].fuse_layers) == 1        # the last module fuses into the 1/4 branch only
+
+
+@pytest.mark.parametrize("opts,message", [
+    (["MODEL.EXTRA.HEAD", "hrnet_v3"], "MODEL.EXTRA.HEAD must be 'hrnet_v1'"),
+    (["MODEL.EXTRA.HEAD_CHANNELS", "32"], "MODEL.EXTRA.HEAD_CHANNELS is the width of the hrnet_v2 head"),
+    (V2 + ["MODEL.EXTRA.HEAD_CHANNELS", "-1"], "MODEL.EXTRA.HEAD_CHANNELS must be >= 0"),
+])
+def test_v2_head_config_errors(opts, message):
+    with pytest.raises(higherhrnet.ConfigError, match=message):
+        tiny_cfg(*opts)

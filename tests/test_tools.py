@@ -61,3 +61,18 @@ def test_model_summary_cli_errors(tmp_path):
     result = run_tool("--cfg", str(EXPERIMENTS / "coco/higher_hrnet/w32_512_adam_lr1e-3.yaml"),
                       "--input-size", "100", "100")
     assert result.returncode == 2 and "multiples of 32" in result.stderr
+
+
+def test_model_summary_cli_hourglass_and_v2_head():
+    result = run_tool("--cfg", str(EXPERIMENTS / "synthetic/hourglass_256_tiny.yaml"), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["output_shapes"] == [[1, 34, 64, 64]] * 2                 # one output per stack, all at 1/4
+    assert set(data["per_module"]) == {"stem", "hourglasses", "features", "predictions", "merge_features",
+                                       "merge_predictions"}
+    assert sum(m["parameters"] for m in data["per_module"].values()) == data["num_parameters"] == 1_046_196
+    result = run_tool("--cfg", str(EXPERIMENTS / "coco/higher_hrnet/w32_512_hrnetv2_head.yaml"), "--input-size", "128",
+                      "128")
+    assert result.returncode == 0, result.stderr
+    assert "representation_head" in result.stdout and "parameters: 29.9M" in result.stdout
+    assert "output 0: [1, 34, 32, 32]  (stride 4)" in result.stdout

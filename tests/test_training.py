@@ -11,7 +11,7 @@ import torch
 import higherhrnet
 from higherhrnet.core.trainer import Trainer, TrainingError
 
-from conftest import REPO, tiny_cfg
+from conftest import EXPERIMENTS, REPO, tiny_cfg
 from tinycoco import write_tiny_coco
 
 
@@ -124,3 +124,28 @@ def test_gradient_clipping_bounds_the_update(tmp_path):
     trainer.run()
     after = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
     assert 0 < (after - before).norm().item() <= 1e-6 * 1.01     # lr 1 x clipped norm
+
+
+@pytest.mark.parametrize("name,losses", [
+    ("hourglass_256_tiny.yaml", ["heatmap_0", "push_0", "pull_0", "heatmap_1", "push_1", "pull_1"]),
+    ("w16_256_tiny_v2head.yaml", ["heatmap_0", "push_0", "pull_0", "heatmap_1"]),
+])
+def test_tiny_synthetic_configs_train_validate_and_predict(tmp_path, name, losses):
+    """The new networks' synthetic recipes, as shipped, through Trainer (with validation) and Predictor."""
+    root = tmp_path / "data"
+    write_tiny_coco(root, num_images=4)
+    write_tiny_coco(root, split="val", num_images=2, seed=1)
+    cfg = higherhrnet.load_cfg(EXPERIMENTS / "synthetic" / name, [
+        "DATASET.ROOT", str(root), "WORKERS", "0", "TRAIN.IMAGES_PER_GPU", "2", "TRAIN.END_EPOCH", "1",
+        "TRAIN.MAX_ITERS_PER_EPOCH", "3", "TRAIN.VAL_FREQ", "1", "OUTPUT_DIR", str(tmp_path / "out"),
+        "LOG_DIR", str(tmp_path / "log")])
+    trainer, result = run(cfg, name)
+    epochs = result["epochs"]
+    assert len(epochs) == 1 and 0 <= epochs[0]["val"]["AP"] <= 1
+    assert [k for k in epochs[0] if k not in ("loss", "val")] == losses
+    assert np.isfinite(epochs[0]["loss"])
+    out = result["output_dir"]
+    assert {"checkpoint.pth", "final_state.pth", "model_best.pth"} <= set(os.listdir(out))
+    predictor = higherhrnet.Predictor(cfg, os.path.join(out, "final_state.pth"))
+    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    assert all(p.keypoints.shape == (17, 3) for p in predictor(image))

@@ -1,4 +1,4 @@
-"""Train HigherHRNet.
+"""Train a network of the config (MODEL.NAME: HigherHRNet or the stacked hourglass AE).
 
     python tools/train.py --cfg experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml
     python tools/train.py --cfg CFG DATASET.ROOT /data/coco TRAIN.IMAGES_PER_GPU 8

@@ -79,7 +79,7 @@ def oks_nms(people: list[Person], sigmas: np.ndarray, threshold: float) -> list[
 
 
 class Predictor:
-    """Multi-person pose estimation with a trained HigherHRNet.
+    """Multi-person pose estimation with a trained network (HigherHRNet, or any MODEL.NAME build_model knows).
 
     cfg: a config (CfgNode) or the path of an experiment YAML file.
     weights: path of a checkpoint (any layout `load_checkpoint` accepts) or a loaded state dict.
@@ -107,7 +107,8 @@ class Predictor:
     @classmethod
     def from_model(cls, cfg: CfgNode, model: torch.nn.Module, device: str | torch.device | None = None,
                    keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None) -> "Predictor":
-        """A Predictor around a network you already have (any module with HigherHRNet's outputs)."""
+        """A Predictor around a network you already have: any module returning the outputs the config's
+        per-output LOSS.* / TEST.WITH_* lists describe (heatmaps first, then tags)."""
         self = cls.__new__(cls)
         self._setup(cfg, model, device, keypoints, oks_nms_threshold)
         return self

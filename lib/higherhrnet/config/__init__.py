@@ -19,7 +19,7 @@ from yacs.config import CfgNode
 
 from .defaults import _C
 
-__all__ = ["ConfigError", "CfgNode", "get_cfg", "load_cfg", "merge_into", "check_cfg", "cfg_to_yaml"]
+__all__ = ["ConfigError", "CfgNode", "MODEL_NAMES", "get_cfg", "load_cfg", "merge_into", "check_cfg", "cfg_to_yaml"]
 
 
 class ConfigError(ValueError):
@@ -129,39 +129,28 @@ def _fail(value: Any, default: Any, key: str, source: str):
     )
 
 
+MODEL_NAMES = ("pose_higher_hrnet", "hourglass_ae")
+
+
 def check_cfg(cfg: CfgNode, source: str = "config") -> None:
     """Cross-key consistency checks (lengths that must agree, allowed values)."""
+    name = cfg.MODEL.NAME
+    if name not in MODEL_NAMES:
+        raise ConfigError(f"{source}: MODEL.NAME {name!r} is not a known model; available: {list(MODEL_NAMES)}")
     stages = cfg.LOSS.NUM_STAGES
-    deconvs = cfg.MODEL.EXTRA.DECONV.NUM_DECONVS
-    for name in ("WITH_HEATMAPS_LOSS", "HEATMAPS_LOSS_FACTOR", "WITH_AE_LOSS", "PUSH_LOSS_FACTOR",
-                 "PULL_LOSS_FACTOR"):
-        _expect_len(cfg.LOSS[name], stages, f"LOSS.{name}", "LOSS.NUM_STAGES", source)
-    for name in ("WITH_HEATMAPS", "WITH_AE"):
-        _expect_len(cfg.TEST[name], stages, f"TEST.{name}", "LOSS.NUM_STAGES", source)
-    _expect_len(cfg.DATASET.OUTPUT_SIZE, stages, "DATASET.OUTPUT_SIZE", "LOSS.NUM_STAGES", source)
-    if cfg.MODEL.NAME == "pose_higher_hrnet":
-        if stages != deconvs + 1:
-            raise ConfigError(f"{source}: LOSS.NUM_STAGES ({stages}) must be MODEL.EXTRA.DECONV.NUM_DECONVS + 1 "
-                              f"({deconvs + 1}): one output at 1/4 resolution plus one per deconv module")
-        for name in ("NUM_CHANNELS", "KERNEL_SIZE", "CAT_OUTPUT"):
-            _expect_len(cfg.MODEL.EXTRA.DECONV[name], deconvs, f"MODEL.EXTRA.DECONV.{name}",
-                        "MODEL.EXTRA.DECONV.NUM_DECONVS", source)
-        for k in cfg.MODEL.EXTRA.DECONV.KERNEL_SIZE:
-            if k not in (2, 3, 4):
-                raise ConfigError(f"{source}: MODEL.EXTRA.DECONV.KERNEL_SIZE entries must be 2, 3 or 4, got {k}")
-        for i in range(1, 5):
-            st = cfg.MODEL.EXTRA[f"STAGE{i}"]
-            for name in ("NUM_BLOCKS", "NUM_CHANNELS"):
-                _expect_len(st[name], st.NUM_BRANCHES, f"MODEL.EXTRA.STAGE{i}.{name}",
-                            f"MODEL.EXTRA.STAGE{i}.NUM_BRANCHES", source)
-            if st.BLOCK not in ("BASIC", "BOTTLENECK"):
-                raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.BLOCK must be BASIC or BOTTLENECK, got {st.BLOCK}")
-            if st.FUSE_METHOD != "SUM":
-                raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.FUSE_METHOD must be SUM, got {st.FUSE_METHOD}")
-            if st.NUM_BRANCHES != (1 if i == 1 else i):
-                raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.NUM_BRANCHES must be {1 if i == 1 else i}")
-        if cfg.MODEL.EXTRA.FINAL_CONV_KERNEL not in (1, 3):
-            raise ConfigError(f"{source}: MODEL.EXTRA.FINAL_CONV_KERNEL must be 1 or 3")
+    for key in ("WITH_HEATMAPS_LOSS", "HEATMAPS_LOSS_FACTOR", "WITH_AE_LOSS", "PUSH_LOSS_FACTOR",
+                "PULL_LOSS_FACTOR"):
+        _expect_len(cfg.LOSS[key], stages, f"LOSS.{key}", "LOSS.NUM_STAGES", source)
+    for key in ("WITH_HEATMAPS", "WITH_AE"):
+        _expect_len(cfg.TEST[key], stages, f"TEST.{key}", "LOSS.NUM_STAGES", source)
+    if name == "pose_higher_hrnet":
+        _check_higher_hrnet(cfg, source)
+    else:
+        _check_hourglass(cfg, source)
+    mean, std = cfg.MODEL.INPUT_MEAN, cfg.MODEL.INPUT_STD
+    if not ((len(mean) == len(std) == 3 and all(s > 0 for s in std)) or len(mean) == len(std) == 0):
+        raise ConfigError(f"{source}: MODEL.INPUT_MEAN and MODEL.INPUT_STD must both have 3 entries (RGB, std > 0) "
+                          f"or both be empty (pixels / 255 only); got {list(mean)} and {list(std)}")
     if cfg.MODEL.NUM_JOINTS != cfg.DATASET.NUM_JOINTS:
         raise ConfigError(f"{source}: MODEL.NUM_JOINTS ({cfg.MODEL.NUM_JOINTS}) must equal DATASET.NUM_JOINTS "
                           f"({cfg.DATASET.NUM_JOINTS})")
@@ -181,6 +170,64 @@ def check_cfg(cfg: CfgNode, source: str = "config") -> None:
                           f"(got {cfg.TEST.NMS_KERNEL} and {cfg.TEST.NMS_PADDING})")
     if not cfg.TEST.SCALE_FACTOR or any(s <= 0 for s in cfg.TEST.SCALE_FACTOR):
         raise ConfigError(f"{source}: TEST.SCALE_FACTOR must be a non-empty list of positive numbers")
+
+
+def _check_higher_hrnet(cfg: CfgNode, source: str) -> None:
+    stages = cfg.LOSS.NUM_STAGES
+    deconvs = cfg.MODEL.EXTRA.DECONV.NUM_DECONVS
+    _expect_len(cfg.DATASET.OUTPUT_SIZE, stages, "DATASET.OUTPUT_SIZE", "LOSS.NUM_STAGES", source)
+    if stages != deconvs + 1:
+        raise ConfigError(f"{source}: LOSS.NUM_STAGES ({stages}) must be MODEL.EXTRA.DECONV.NUM_DECONVS + 1 "
+                          f"({deconvs + 1}): one output at 1/4 resolution plus one per deconv module")
+    for key in ("NUM_CHANNELS", "KERNEL_SIZE", "CAT_OUTPUT"):
+        _expect_len(cfg.MODEL.EXTRA.DECONV[key], deconvs, f"MODEL.EXTRA.DECONV.{key}",
+                    "MODEL.EXTRA.DECONV.NUM_DECONVS", source)
+    for k in cfg.MODEL.EXTRA.DECONV.KERNEL_SIZE:
+        if k not in (2, 3, 4):
+            raise ConfigError(f"{source}: MODEL.EXTRA.DECONV.KERNEL_SIZE entries must be 2, 3 or 4, got {k}")
+    for i in range(1, 5):
+        st = cfg.MODEL.EXTRA[f"STAGE{i}"]
+        for key in ("NUM_BLOCKS", "NUM_CHANNELS"):
+            _expect_len(st[key], st.NUM_BRANCHES, f"MODEL.EXTRA.STAGE{i}.{key}",
+                        f"MODEL.EXTRA.STAGE{i}.NUM_BRANCHES", source)
+        if st.BLOCK not in ("BASIC", "BOTTLENECK"):
+            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.BLOCK must be BASIC or BOTTLENECK, got {st.BLOCK}")
+        if st.FUSE_METHOD != "SUM":
+            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.FUSE_METHOD must be SUM, got {st.FUSE_METHOD}")
+        if st.NUM_BRANCHES != (1 if i == 1 else i):
+            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.NUM_BRANCHES must be {1 if i == 1 else i}")
+    if cfg.MODEL.EXTRA.FINAL_CONV_KERNEL not in (1, 3):
+        raise ConfigError(f"{source}: MODEL.EXTRA.FINAL_CONV_KERNEL must be 1 or 3")
+    if cfg.MODEL.EXTRA.HEAD not in ("hrnet_v1", "hrnet_v2"):
+        raise ConfigError(f"{source}: MODEL.EXTRA.HEAD must be 'hrnet_v1' (highest-resolution branch) or 'hrnet_v2' "
+                          f"(all branches concatenated), got {cfg.MODEL.EXTRA.HEAD!r}")
+    if cfg.MODEL.EXTRA.HEAD_CHANNELS < 0:
+        raise ConfigError(f"{source}: MODEL.EXTRA.HEAD_CHANNELS must be >= 0 (0: the concatenation's width), "
+                          f"got {cfg.MODEL.EXTRA.HEAD_CHANNELS}")
+    if cfg.MODEL.EXTRA.HEAD_CHANNELS and cfg.MODEL.EXTRA.HEAD == "hrnet_v1":
+        raise ConfigError(f"{source}: MODEL.EXTRA.HEAD_CHANNELS is the width of the hrnet_v2 head; it has no "
+                          "effect with MODEL.EXTRA.HEAD hrnet_v1 (set it to 0 or use hrnet_v2)")
+
+
+def _check_hourglass(cfg: CfgNode, source: str) -> None:
+    hg = cfg.MODEL.HOURGLASS
+    if hg.NUM_STACKS < 1 or hg.DEPTH < 1:
+        raise ConfigError(f"{source}: MODEL.HOURGLASS.NUM_STACKS and DEPTH must be >= 1, got {hg.NUM_STACKS} "
+                          f"and {hg.DEPTH}")
+    if cfg.LOSS.NUM_STAGES != hg.NUM_STACKS:
+        raise ConfigError(f"{source}: LOSS.NUM_STAGES ({cfg.LOSS.NUM_STAGES}) must equal MODEL.HOURGLASS.NUM_STACKS "
+                          f"({hg.NUM_STACKS}): one network output per stack, each with its LOSS.* and TEST.WITH_* "
+                          "entries")
+    _expect_len(hg.NUM_CHANNELS, hg.DEPTH + 1, "MODEL.HOURGLASS.NUM_CHANNELS", "MODEL.HOURGLASS.DEPTH (+ 1)", source)
+    _expect_len(hg.STEM_CHANNELS, 2, "MODEL.HOURGLASS.STEM_CHANNELS", "the stem (7x7 conv, residuals)", source)
+    if any(c < 2 for c in [*hg.NUM_CHANNELS, *hg.STEM_CHANNELS]):
+        raise ConfigError(f"{source}: MODEL.HOURGLASS.NUM_CHANNELS and STEM_CHANNELS must be >= 2 (residual blocks "
+                          f"work at half width), got {list(hg.NUM_CHANNELS)} and {list(hg.STEM_CHANNELS)}")
+    quarter = cfg.DATASET.INPUT_SIZE // 4
+    if list(cfg.DATASET.OUTPUT_SIZE) != [quarter]:
+        raise ConfigError(f"{source}: DATASET.OUTPUT_SIZE must be [{quarter}] (INPUT_SIZE/4) for MODEL.NAME "
+                          f"hourglass_ae: every stack is trained against the same 1/4-resolution targets; "
+                          f"got {list(cfg.DATASET.OUTPUT_SIZE)}")
 
 
 def _expect_len(value: Iterable, n: int, key: str, by: str, source: str) -> None:

@@ -39,17 +39,27 @@ _C.CUDNN.DETERMINISTIC = False
 _C.CUDNN.ENABLED = True
 
 _C.MODEL = CN()
-_C.MODEL.NAME = "pose_higher_hrnet"
+_C.MODEL.NAME = "pose_higher_hrnet"  # pose_higher_hrnet (MODEL.EXTRA) or hourglass_ae (MODEL.HOURGLASS)
 _C.MODEL.INIT_WEIGHTS = True
 _C.MODEL.PRETRAINED = ""  # ImageNet HRNet backbone weights, filtered by EXTRA.PRETRAINED_LAYERS
 _C.MODEL.NUM_JOINTS = 17
 _C.MODEL.TAG_PER_JOINT = True
 _C.MODEL.SYNC_BN = False
+# Input normalisation, used by the training data and at test time: pixels / 255, then (x - mean) / std per
+# RGB channel. Both empty: pixels / 255 only (as the Associative Embedding reference code feeds its hourglass).
+_C.MODEL.INPUT_MEAN = [0.485, 0.456, 0.406]
+_C.MODEL.INPUT_STD = [0.229, 0.224, 0.225]
 
 _C.MODEL.EXTRA = CN()
 _C.MODEL.EXTRA.PRETRAINED_LAYERS = ["*"]
 _C.MODEL.EXTRA.STEM_INPLANES = 64
 _C.MODEL.EXTRA.FINAL_CONV_KERNEL = 1
+# The representation the 1/4-resolution head sees. hrnet_v1 (official HigherHRNet): the highest-resolution
+# branch only. hrnet_v2: all four stage-4 branches, the lower ones bilinearly upsampled to 1/4 and
+# concatenated (sum of STAGE4 widths, 15C), then a 1x1 conv + BN + ReLU of HEAD_CHANNELS outputs
+# (0: as many as it gets, 15C, as in the HRNetV2 paper).
+_C.MODEL.EXTRA.HEAD = "hrnet_v1"
+_C.MODEL.EXTRA.HEAD_CHANNELS = 0
 
 
 def _stage(num_modules, block, num_blocks, num_channels):
@@ -77,6 +87,18 @@ _C.MODEL.EXTRA.DECONV.KERNEL_SIZE = [4]
 _C.MODEL.EXTRA.DECONV.NUM_BASIC_BLOCKS = 4
 _C.MODEL.EXTRA.DECONV.CAT_OUTPUT = [True]
 
+# MODEL.NAME hourglass_ae: stacked hourglasses with associative embedding (Newell et al., NIPS 2017). The
+# stem takes the input to 1/4 (a 7x7 stride-2 conv of STEM_CHANNELS[0], residuals of STEM_CHANNELS[1], a
+# max-pool); every stack is a hourglass of DEPTH poolings whose widths are NUM_CHANNELS (DEPTH + 1 entries,
+# from 1/4 down); each stack predicts J heatmaps + tags at 1/4. One network output per stack: LOSS.NUM_STAGES
+# must equal NUM_STACKS and the per-output LOSS.* lists weight each stack's loss (intermediate supervision);
+# TEST.WITH_HEATMAPS / TEST.WITH_AE pick the stack(s) used at test time (the reference: the last one).
+_C.MODEL.HOURGLASS = CN()
+_C.MODEL.HOURGLASS.NUM_STACKS = 4
+_C.MODEL.HOURGLASS.DEPTH = 4
+_C.MODEL.HOURGLASS.NUM_CHANNELS = [256, 384, 512, 640, 768]
+_C.MODEL.HOURGLASS.STEM_CHANNELS = [64, 128]
+
 _C.LOSS = CN()
 _C.LOSS.NUM_STAGES = 2
 _C.LOSS.WITH_HEATMAPS_LOSS = (True, True)
@@ -102,6 +124,8 @@ _C.DATASET.MAX_SCALE = 1.5
 _C.DATASET.SCALE_TYPE = "short"
 _C.DATASET.MAX_TRANSLATE = 40
 _C.DATASET.INPUT_SIZE = 512
+# Target resolutions: INPUT_SIZE/4, INPUT_SIZE/2, ... HigherHRNet has one output per entry; every stack of
+# hourglass_ae is trained against the single 1/4 entry.
 _C.DATASET.OUTPUT_SIZE = [128, 256]
 _C.DATASET.FLIP = 0.5
 # heatmap targets
@@ -158,6 +182,7 @@ _C.TEST.IGNORE_CENTER = True  # (compat)
 _C.TEST.NMS_KERNEL = 5
 _C.TEST.NMS_PADDING = 2
 _C.TEST.PROJECT2IMAGE = True
+# Per network output: average its heatmaps / use its tags at test time (only outputs trained for them).
 _C.TEST.WITH_HEATMAPS = (True, True)
 _C.TEST.WITH_AE = (True, False)
 _C.TEST.LOG_PROGRESS = False

@@ -20,8 +20,8 @@ from ..config import CfgNode, ConfigError
 from ..geometry import apply_affine, get_affine_transform, multi_scale_size, warp_image
 from ..keypoints import KeypointSpec
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "InferenceParams", "ImageResult", "normalize", "scale_outputs",
-           "run_network", "infer"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "InferenceParams", "ImageResult", "input_normalization", "normalize",
+           "scale_outputs", "run_network", "infer"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -33,7 +33,7 @@ class InferenceParams:
 
     Per network output i: heatmap_outputs[i] says whether channels 0..J-1 are heatmaps (trained with
     the heatmap loss), use_heatmaps[i] whether they are averaged at test time, use_tags[i] whether the
-    output's tag channels are used.
+    output's tag channels are used. mean / std: the input normalisation after pixels / 255 (None: none).
     """
 
     num_joints: int
@@ -47,8 +47,8 @@ class InferenceParams:
     use_heatmaps: tuple[bool, ...]
     use_tags: tuple[bool, ...]
     grouping: GroupingParams
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, float, float] | None = IMAGENET_MEAN
+    std: tuple[float, float, float] | None = IMAGENET_STD
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode, keypoints: KeypointSpec) -> "InferenceParams":
@@ -68,6 +68,7 @@ class InferenceParams:
         if not any(use_tags):
             raise ConfigError("no network output is used for tags: check LOSS.WITH_AE_LOSS and TEST.WITH_AE")
         test = cfg.TEST
+        mean, std = input_normalization(cfg)
         return cls(
             num_joints=cfg.DATASET.NUM_JOINTS,
             input_size=cfg.DATASET.INPUT_SIZE,
@@ -91,7 +92,16 @@ class InferenceParams:
                 adjust=test.ADJUST,
                 refine=test.REFINE,
             ),
+            mean=mean,
+            std=std,
         )
+
+
+def input_normalization(cfg: CfgNode) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """(mean, std) of MODEL.INPUT_MEAN / INPUT_STD for `normalize`; (None, None) when they are empty."""
+    if not cfg.MODEL.INPUT_MEAN:
+        return None, None
+    return tuple(float(m) for m in cfg.MODEL.INPUT_MEAN), tuple(float(s) for s in cfg.MODEL.INPUT_STD)
 
 
 @dataclass
@@ -121,11 +131,19 @@ def normalize(image: np.ndarray, mean: Sequence[float] | None, std: Sequence[flo
 
 
 def _stage_outputs(outputs: Sequence[torch.Tensor], params: InferenceParams, flipped: bool):
-    """Resize every output to the last one's size; average the heatmaps; collect the tag maps."""
+    """Resize the outputs in use to the last output's size; average their heatmaps; collect their tag maps.
+
+    An output used for neither (an hourglass stack other than the chosen one) is left out.
+    """
+    if len(outputs) != len(params.use_heatmaps):
+        raise ValueError(f"the network gave {len(outputs)} outputs but the config describes "
+                         f"{len(params.use_heatmaps)} (LOSS.NUM_STAGES)")
     j = params.num_joints
     last = outputs[-1]
     heatmaps_sum, count, tags = 0, 0, []
     for i, output in enumerate(outputs):
+        if not (params.use_heatmaps[i] or params.use_tags[i]):
+            continue
         if len(outputs) > 1 and i != len(outputs) - 1:
             output = F.interpolate(output, size=(last.size(2), last.size(3)), mode="bilinear", align_corners=False)
         if flipped:
@@ -148,8 +166,9 @@ def scale_outputs(model: nn.Module, batch: torch.Tensor, params: InferenceParams
     """Network outputs for one test scale.
 
     batch (N, 3, h, w). Returns heatmaps: list of (N, J, H', W') (the image's, then the mirror's), tags:
-    list of (N, J or 1, H', W') in the same order. Maps are at 1/2 of the input (the last output), or at
-    project_size = (W, H) when given (PROJECT2IMAGE).
+    list of (N, J or 1, H', W') in the same order. Maps are at the resolution of the network's last output
+    (1/2 of the input for HigherHRNet, 1/4 for the hourglass), or at project_size = (W, H) when given
+    (PROJECT2IMAGE).
     """
     heatmaps_avg, tags = _stage_outputs(model(batch), params, flipped=False)
     heatmaps = [heatmaps_avg]

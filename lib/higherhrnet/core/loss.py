@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..config import CfgNode
+from ..models.build import output_targets
 
 __all__ = ["HeatmapLoss", "AELoss", "MultiLoss", "build_loss"]
 
@@ -64,37 +65,48 @@ class AELoss(nn.Module):
 class MultiLoss(nn.Module):
     """One heatmap loss and one AE loss per network output, each optional, with its factor.
 
-    forward(outputs, heatmaps, masks, joints), lists with one entry per output ->
-    (heatmap_losses, push_losses, pull_losses): lists of per-image (N,) tensors, None where off.
+    forward(outputs, heatmaps, masks, joints): outputs has one entry per network output; heatmaps, masks
+    and joints one per target resolution (the dataset's lists). targets[i] names the target resolution
+    that trains output i (default: output i <-> target i; every hourglass stack uses target 0).
+    Returns (heatmap_losses, push_losses, pull_losses): lists of per-image (N,) tensors, one per output,
+    None where off.
     """
 
     def __init__(self, num_joints: int, with_heatmaps: Sequence[bool], heatmap_factors: Sequence[float],
                  with_ae: Sequence[bool], push_factors: Sequence[float], pull_factors: Sequence[float],
-                 ae_type: str = "exp"):
+                 ae_type: str = "exp", targets: Sequence[int] | None = None):
         super().__init__()
         self.num_joints = num_joints
         self.with_heatmaps, self.with_ae = list(with_heatmaps), list(with_ae)
         self.heatmap_factors = list(heatmap_factors)
         self.push_factors, self.pull_factors = list(push_factors), list(pull_factors)
+        self.targets = list(range(len(self.with_heatmaps)) if targets is None else targets)
+        if not (len(self.targets) == len(self.with_ae) == len(self.heatmap_factors) == len(self.push_factors)
+                == len(self.pull_factors) == len(self.with_heatmaps)):
+            raise ValueError("with_heatmaps, heatmap_factors, with_ae, push_factors, pull_factors and targets need "
+                             "one entry per network output")
         self.heatmap_loss = HeatmapLoss()
         self.ae_loss = AELoss(ae_type)
 
     def forward(self, outputs, heatmaps, masks, joints):
-        if not (len(outputs) == len(heatmaps) == len(masks) == len(joints) == len(self.with_heatmaps)):
-            raise ValueError(f"expected {len(self.with_heatmaps)} outputs with targets, got {len(outputs)} outputs, "
-                             f"{len(heatmaps)} heatmaps, {len(masks)} masks, {len(joints)} joints")
+        num_targets = max(self.targets) + 1
+        if not (len(outputs) == len(self.with_heatmaps) and len(heatmaps) == len(masks) == len(joints) == num_targets):
+            raise ValueError(f"expected {len(self.with_heatmaps)} outputs and targets at {num_targets} resolutions, "
+                             f"got {len(outputs)} outputs, {len(heatmaps)} heatmaps, {len(masks)} masks, "
+                             f"{len(joints)} joints")
         heatmap_losses, push_losses, pull_losses = [], [], []
         for i, output in enumerate(outputs):
+            t = self.targets[i]
             offset = 0
             if self.with_heatmaps[i]:
                 offset = self.num_joints
-                loss = self.heatmap_loss(output[:, :self.num_joints], heatmaps[i], masks[i])
+                loss = self.heatmap_loss(output[:, :self.num_joints], heatmaps[t], masks[t])
                 heatmap_losses.append(loss * self.heatmap_factors[i])
             else:
                 heatmap_losses.append(None)
             if self.with_ae[i]:
                 tags = output[:, offset:].reshape(output.shape[0], -1)
-                push, pull = self.ae_loss(tags, joints[i])
+                push, pull = self.ae_loss(tags, joints[t])
                 push_losses.append(push * self.push_factors[i])
                 pull_losses.append(pull * self.pull_factors[i])
             else:
@@ -104,7 +116,7 @@ class MultiLoss(nn.Module):
 
 
 def build_loss(cfg: CfgNode) -> MultiLoss:
-    """The reference's MultiLossFactory, from LOSS.*."""
+    """The reference's MultiLossFactory, from LOSS.*, with outputs mapped to the dataset's targets."""
     loss = cfg.LOSS
     return MultiLoss(cfg.MODEL.NUM_JOINTS, loss.WITH_HEATMAPS_LOSS, loss.HEATMAPS_LOSS_FACTOR, loss.WITH_AE_LOSS,
-                     loss.PUSH_LOSS_FACTOR, loss.PULL_LOSS_FACTOR, loss.AE_LOSS_TYPE)
+                     loss.PUSH_LOSS_FACTOR, loss.PULL_LOSS_FACTOR, loss.AE_LOSS_TYPE, targets=output_targets(cfg))

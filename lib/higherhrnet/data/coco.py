@@ -138,13 +138,15 @@ class CocoKeypoints(Dataset):
 class TrainingDataset(Dataset):
     """Training items as the reference builds them:
     (image (3, S, S) float32 normalised, [heatmaps (J, o, o)], [masks (o, o)], [joints (M, J, 2) int32])
-    per output size o. Augmentation is drawn from (seed, epoch, index): reproducible, different each epoch.
+    per output size o. The image is pixels / 255, then (x - mean) / std unless mean is None.
+    Augmentation is drawn from (seed, epoch, index): reproducible, different each epoch.
     """
 
     def __init__(self, source: CocoKeypoints, input_size: int, output_sizes: Sequence[int], sigma: float,
                  max_people: int, augment: AugmentParams, tag_per_joint: bool = True,
                  scale_aware_sigma: bool = False, base_size: float = 256.0, base_sigma: float = 2.0,
-                 int_sigma: bool = False, mean=IMAGENET_MEAN, std=IMAGENET_STD, seed: int = 0):
+                 int_sigma: bool = False, mean: Sequence[float] | None = IMAGENET_MEAN,
+                 std: Sequence[float] | None = IMAGENET_STD, seed: int = 0):
         self.source = source
         self.input_size, self.output_sizes = input_size, list(output_sizes)
         self.sigma, self.max_people, self.augment = sigma, max_people, augment

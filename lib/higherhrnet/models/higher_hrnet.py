@@ -3,23 +3,32 @@
 Output i (i = 0 .. num_deconvs) has stride 4 / 2**i. Output 0 carries J heatmaps, followed by the tag
 maps when it is trained with the associative-embedding loss; later outputs carry heatmaps (and tags only
 if configured so). Module names match the official checkpoints: `final_layers`, `deconv_layers`.
+
+head "hrnet_v1" (official): the heads see the highest-resolution branch only. head "hrnet_v2" (Sun et al.,
+"High-Resolution Representations for Labeling Pixels and Regions", 2019): all four stage-4 branches, the
+lower ones bilinearly upsampled to 1/4, concatenated (C + 2C + 4C + 8C = 15C channels) and mixed by a 1x1
+conv + BN + ReLU (`representation_head`) before the final layers and the deconv modules.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .hrnet import BN_MOMENTUM, BasicBlock, HRNet, StageSpec
 
-__all__ = ["HigherHRNet", "make_final_layers", "make_deconv_layers", "init_weights"]
+__all__ = ["HigherHRNet", "HEADS", "output_channels", "make_final_layers", "make_deconv_layers", "init_weights"]
 
 # ConvTranspose2d (padding, output_padding) that exactly doubles the size for each kernel size.
 _DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
 
+HEADS = ("hrnet_v1", "hrnet_v2")
+
 
 def output_channels(num_joints: int, tag_dim: int, with_tags: bool) -> int:
+    """Channels of an output: J heatmaps, then tag_dim tag maps if it has tags."""
     return num_joints + tag_dim if with_tags else num_joints
 
 
@@ -73,14 +82,19 @@ class HigherHRNet(HRNet):
 
     C_0 = J + tag_dim when with_tags[0] (heatmaps first, then tags), else J. H and W should be
     multiples of 32 for the branch resolutions to line up (inference pads to multiples of 64).
+    head: "hrnet_v1" or "hrnet_v2" (see the module docstring); head_channels: the hrnet_v2 head's
+    width, None for the concatenation's (the sum of stage4's branch widths).
     """
 
     def __init__(self, stage1: StageSpec, stage2: StageSpec, stage3: StageSpec, stage4: StageSpec,
                  num_joints: int = 17, tag_per_joint: bool = True, with_tags: Sequence[bool] = (True, False),
                  deconv_channels: Sequence[int] = (32,), deconv_kernel_sizes: Sequence[int] = (4,),
                  cat_output: Sequence[bool] = (True,), num_basic_blocks: int = 4, final_conv_kernel: int = 1,
-                 stem_channels: int = 64):
-        super().__init__(stage1, stage2, stage3, stage4, stem_channels=stem_channels, multi_scale_output=False)
+                 stem_channels: int = 64, head: str = "hrnet_v1", head_channels: int | None = None):
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {list(HEADS)}, got {head!r}")
+        super().__init__(stage1, stage2, stage3, stage4, stem_channels=stem_channels,
+                         multi_scale_output=head == "hrnet_v2")
         n = len(deconv_channels)
         if not (len(deconv_kernel_sizes) == len(cat_output) == n and len(with_tags) == n + 1):
             raise ValueError(f"{n} deconv modules need {n} kernel sizes and cat flags and {n + 1} with_tags "
@@ -89,14 +103,33 @@ class HigherHRNet(HRNet):
         self.tag_dim = num_joints if tag_per_joint else 1
         self.with_tags = tuple(bool(t) for t in with_tags)
         self.cat_output = tuple(bool(c) for c in cat_output)
+        self.head = head
         features = self.out_channels[0]
+        if head == "hrnet_v2":
+            concatenated = sum(self.out_channels)
+            features = head_channels or concatenated
+            self.representation_head = nn.Sequential(
+                nn.Conv2d(concatenated, features, kernel_size=1, bias=False),
+                nn.BatchNorm2d(features, momentum=BN_MOMENTUM),
+                nn.ReLU(inplace=True),
+            )
         self.final_layers = make_final_layers(features, deconv_channels, num_joints, self.tag_dim,
                                               self.with_tags, final_conv_kernel)
         self.deconv_layers = make_deconv_layers(features, deconv_channels, deconv_kernel_sizes, self.cat_output,
                                                 num_basic_blocks, num_joints, self.tag_dim, self.with_tags)
 
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1/4-resolution features the heads see: (N, C_head, H/4, W/4)."""
+        branches = self.forward_features(x)
+        if self.head == "hrnet_v1":
+            return branches[0]
+        size = branches[0].shape[2:]
+        upsampled = [branches[0]] + [F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+                                     for b in branches[1:]]
+        return self.representation_head(torch.cat(upsampled, 1))
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = self.forward_features(x)[0]
+        features = self.representation(x)
         y = self.final_layers[0](features)
         outputs = [y]
         for i, deconv in enumerate(self.deconv_layers):
