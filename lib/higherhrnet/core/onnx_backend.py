@@ -9,10 +9,10 @@ The exported graph has one input, "image" (N, 3, H, W) float32, and one output p
 nn.Module taking and returning torch tensors, so the test pipeline (resize, flip, multi-scale, grouping)
 runs on it unchanged.
 
-Exporters: "torchscript" (the default) traces the module with TorchScript: fast (seconds for W32) and
-available in every torch this package supports; torch 2.9+ calls it legacy and warns, which we silence
-because we chose it knowingly. "dynamo" uses torch.export (needs onnxscript); it takes several times longer.
-Both give graphs that agree with PyTorch to about 1e-6.
+Exporters: "torchscript" (the default) traces the module with TorchScript, about five times faster than
+"dynamo", which uses torch.export and needs onnxscript. torch 2.9+ calls the TorchScript exporter legacy and
+warns; we silence that because we chose it knowingly. Both give graphs that agree with PyTorch to about 1e-6
+at any input size.
 
 onnx, onnxruntime and onnxscript are imported only when used; install them with pip install -e ".[onnx]".
 """
