@@ -9,7 +9,7 @@ The exported graph has one input, "image" (N, 3, H, W) float32, and one output p
 nn.Module taking and returning torch tensors, so the test pipeline (resize, flip, multi-scale, grouping)
 runs on it unchanged.
 
-Exporters: "torchscript" (the default) traces the module with TorchScript, about five times faster than
+Exporters: "torchscript" (the default) traces the module with TorchScript, about ten times faster than
 "dynamo", which uses torch.export and needs onnxscript. torch 2.9+ calls the TorchScript exporter legacy and
 warns; we silence that because we chose it knowingly. Both give graphs that agree with PyTorch to about 1e-6
 at any input size.
