@@ -1,6 +1,8 @@
 """Install with: pip install -c constraints.txt -e ".[test]"  (see README.md)."""
 from setuptools import find_packages, setup
 
+ONNX = ["onnx>=1.17", "onnxruntime>=1.18", "onnxscript>=0.3"]
+
 setup(
     name="higherhrnet",
     version="0.1.0",
@@ -29,6 +31,8 @@ setup(
     extras_require={
         # CrowdPose's metrics (AP easy / medium / hard); crowdposetools is not on PyPI.
         "crowdpose": ["faster-coco-eval>=1.6"],
-        "test": ["pytest>=7", "faster-coco-eval>=1.6"],
+        # tools/export_onnx.py and Predictor(backend="onnxruntime"); onnxscript only for --exporter dynamo.
+        "onnx": ONNX,
+        "test": ["pytest>=7", "faster-coco-eval>=1.6", *ONNX],
     },
 )

@@ -4,6 +4,7 @@
     python demo/inference.py --cfg CFG --weights W --folder photos/ --threshold 0.3
     python demo/inference.py --cfg CFG --weights W --video clip.mp4 --device cuda
     python demo/inference.py --cfg CFG --weights W --image a.jpg TEST.SCALE_FACTOR "[0.5,1.0,2.0]"
+    python demo/inference.py --cfg CFG --weights model.onnx --backend onnxruntime --folder photos/
 
 For each input it writes the picture with the skeletons drawn (<name>_pose.jpg, or _pose.mp4 for a
 video) and <name>.json with the image size and every person's COCO-format keypoints and score.
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 import higherhrnet
 from higherhrnet.images import IMAGE_EXTENSIONS, ImageError, read_image
-from higherhrnet.predictor import DEFAULT_MAX_INPUT_PIXELS
+from higherhrnet.predictor import BACKENDS, DEFAULT_MAX_INPUT_PIXELS
 from higherhrnet.vis import draw_people
 
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -34,13 +35,16 @@ DEFAULT_MAX_PIXELS = 50_000_000
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfg", required=True, help="experiment YAML file")
-    parser.add_argument("--weights", help="model checkpoint (.pth); default: TEST.MODEL_FILE of the config")
+    parser.add_argument("--weights", help="model checkpoint (.pth), or with --backend onnxruntime also a .onnx file "
+                                          "from tools/export_onnx.py; default: TEST.MODEL_FILE of the config")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", nargs="+", help="one or more image files")
     source.add_argument("--folder", help="a folder of images (not recursive)")
     source.add_argument("--video", help="a video file, processed frame by frame")
     parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\")")
     parser.add_argument("--threshold", type=float, default=0.2,
                         help="joints with a lower value are not drawn (default 0.2); the JSON keeps all")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
@@ -209,7 +213,7 @@ def main(argv=None) -> int:
         weights = args.weights or cfg.TEST.MODEL_FILE
         if not weights:
             return fail("no weights: pass --weights or set TEST.MODEL_FILE")
-        predictor = higherhrnet.Predictor(cfg, weights, device=args.device)
+        predictor = higherhrnet.Predictor(cfg, weights, device=args.device, backend=args.backend)
     except (higherhrnet.ConfigError, higherhrnet.CheckpointError, RuntimeError, ValueError) as e:
         return fail(str(e))
     predictor.max_input_pixels = args.max_input_pixels

@@ -100,6 +100,29 @@ def test_valid_under_torchrun_gathers_without_duplicates(tiny_run):
     assert sorted(map(key, two)) == sorted(map(key, one))   # 3 images over 2 ranks: nothing lost or doubled
 
 
+def test_valid_cli_onnxruntime_backend_gives_the_torch_results(tiny_run, tmp_path):
+    pytest.importorskip("onnxruntime", reason='onnxruntime is not installed (pip install -e ".[onnx]")')
+    from higherhrnet.core.onnx_backend import export_onnx, save_onnx
+    from higherhrnet.models import fold_batchnorm
+
+    cfg = higherhrnet.load_cfg(tiny_run / "tiny.yaml")
+    model = higherhrnet.build_model(cfg)
+    higherhrnet.load_checkpoint(model, tiny_run / "random.pth")
+    save_onnx(export_onnx(fold_batchnorm(model.eval()), (128, 128)), tmp_path / "random.onnx")
+    reference = run_valid(tiny_run, "--out", tmp_path / "torch")
+    # The .onnx file only loads with the onnxruntime backend: this run cannot silently use PyTorch.
+    result = run_valid(tiny_run, "--out", tmp_path / "ort", "--weights", tmp_path / "random.onnx",
+                       "--backend", "onnxruntime")
+    assert reference.returncode == 0 and result.returncode == 0, result.stderr
+    expected = json.loads((tmp_path / "torch/keypoints_val_results.json").read_text())
+    actual = json.loads((tmp_path / "ort/keypoints_val_results.json").read_text())
+    assert len(actual) == len(expected) > 0
+    key = lambda r: (r["image_id"], -r["score"])
+    for a, e in zip(sorted(actual, key=key), sorted(expected, key=key)):
+        assert a["image_id"] == e["image_id"] and a["score"] == pytest.approx(e["score"], abs=1e-4)
+        np.testing.assert_allclose(a["keypoints"], e["keypoints"], atol=1e-3)
+
+
 def test_split_without_annotations_writes_results_only(tiny_run, tmp_path):
     data = json.loads((tiny_run / "data/annotations/person_keypoints_val.json").read_text())
     del data["annotations"]

@@ -4,6 +4,7 @@
         --weights models/pose_higher_hrnet_w32_512.pth DATASET.ROOT data/coco
     python tools/valid.py --cfg CFG --weights W TEST.SCALE_FACTOR "[2, 1, 0.5]"     # multi-scale
     torchrun --nproc_per_node=4 tools/valid.py --cfg CFG --weights W                   # split across processes
+    python tools/valid.py --cfg CFG --weights model.onnx --backend onnxruntime          # the network in onnxruntime
 
 Writes <out>/keypoints_<split>_results.json (COCO results format) and, when the split has annotations,
 <out>/metrics_<split>.json, and prints the metrics as a table. --out defaults to the training output
@@ -23,15 +24,18 @@ from higherhrnet.core.evaluation import EvaluationError, evaluate, format_metric
 from higherhrnet.core.trainer import run_dir
 from higherhrnet.data import DatasetError, build_dataset
 from higherhrnet.images import ImageError
+from higherhrnet.predictor import BACKENDS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfg", required=True, help="experiment YAML file")
-    parser.add_argument("--weights", help="model checkpoint; default: TEST.MODEL_FILE, else final_state.pth of "
-                                          "the config's training output")
+    parser.add_argument("--weights", help="model checkpoint (or a .onnx file with --backend onnxruntime); default: "
+                                          "TEST.MODEL_FILE, else final_state.pth of the config's training output")
     parser.add_argument("--out", help="output folder (default: the config's training output folder)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\")")
     parser.add_argument("--batch-size", type=int, default=None, help="images per forward (default TEST.IMAGES_PER_GPU)")
     parser.add_argument("--workers", type=int, default=None, help="image-loading processes (default WORKERS)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
@@ -50,14 +54,14 @@ def main(argv=None) -> int:
             dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
             if device.startswith("cuda"):
                 device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        predictor = higherhrnet.Predictor(cfg, weights, device=device)
+        predictor = higherhrnet.Predictor(cfg, weights, device=device, backend=args.backend)
         dataset = build_dataset(cfg, is_train=False)
         split = cfg.DATASET.TEST
         metrics, results = evaluate(predictor, dataset, args.batch_size or cfg.TEST.IMAGES_PER_GPU,
                                     cfg.WORKERS if args.workers is None else args.workers,
                                     os.path.join(out, f"keypoints_{split}_results.json"))
     except (higherhrnet.ConfigError, higherhrnet.CheckpointError, DatasetError, ImageError, EvaluationError,
-            RuntimeError) as e:
+            RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:

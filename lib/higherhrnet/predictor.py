@@ -17,11 +17,15 @@ import torch
 from .checkpoint import load_checkpoint
 from .config import CfgNode, ConfigError, load_cfg
 from .core.inference import InferenceParams, infer
+from .core.onnx_backend import (OnnxRuntimeNetwork, check_output_channels, create_session, export_onnx,
+                                require)
 from .geometry import multi_scale_size
 from .keypoints import KeypointSpec, keypoints_from_cfg
-from .models import build_model
+from .models import build_model, fold_batchnorm, model_output_channels
 
-__all__ = ["Person", "Predictor", "oks_nms", "DEFAULT_MAX_INPUT_PIXELS"]
+__all__ = ["Person", "Predictor", "oks_nms", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS"]
+
+BACKENDS = ("torch", "onnxruntime")
 
 # About 36 times a 512 x 512 input: a few GB of activations for HigherHRNet-W32.
 DEFAULT_MAX_INPUT_PIXELS = 3072 * 3072
@@ -82,10 +86,18 @@ class Predictor:
     """Multi-person pose estimation with a trained network (HigherHRNet, or any MODEL.NAME build_model knows).
 
     cfg: a config (CfgNode) or the path of an experiment YAML file.
-    weights: path of a checkpoint (any layout `load_checkpoint` accepts) or a loaded state dict.
+    weights: path of a checkpoint (any layout `load_checkpoint` accepts) or a loaded state dict; with the
+    onnxruntime backend also a .onnx file from tools/export_onnx.py.
     device: "cpu" (default), "cuda", "cuda:1", ... opts: KEY VALUE overrides when cfg is a path.
     oks_nms_threshold: drop duplicate poses with OKS above it (None, the default and the reference
     behaviour: keep all).
+    backend: "torch" (default) runs the network in PyTorch; "onnxruntime" runs it in an onnxruntime
+    session (a checkpoint is exported to ONNX in memory first, which takes seconds). The rest of the
+    pipeline is the same; heatmaps and tags agree up to float rounding.
+    fold_bn: torch backend: run a copy of the network with every BatchNorm folded into the convolution
+    before it (default; same outputs up to float rounding, faster). The ONNX export always folds.
+    onnx_threads: onnxruntime intra-op threads (default: torch.get_num_threads()).
+
     max_input_pixels: refuse images whose network input (largest test scale) would exceed this many
     pixels, instead of running out of memory. The input's short side is INPUT_SIZE x scale whatever the
     image size, so only extreme aspect ratios (panoramas) reach it.
@@ -95,32 +107,56 @@ class Predictor:
 
     def __init__(self, cfg: CfgNode | str | os.PathLike, weights: str | os.PathLike | Mapping,
                  device: str | torch.device | None = None, opts: Sequence[str] = (),
-                 keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None):
+                 keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
+                 backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None):
         if not isinstance(cfg, CfgNode):
             cfg = load_cfg(cfg, opts)
         elif opts:
             raise ValueError("opts are only used when cfg is a file path; merge them into the CfgNode instead")
+        _check_backend(backend)
+        if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(".onnx"):
+            if backend != "onnxruntime":
+                raise ValueError(f"{os.fspath(weights)} is an ONNX model: use backend='onnxruntime' (the torch "
+                                 f"backend needs a PyTorch checkpoint)")
+            network = OnnxRuntimeNetwork(create_session(weights, _device(device), onnx_threads))
+            check_output_channels(network, model_output_channels(cfg), os.fspath(weights))
+            self._setup(cfg, network, device, keypoints, oks_nms_threshold, "onnxruntime", False, onnx_threads)
+            return
         model = build_model(cfg)
         load_checkpoint(model, weights)
-        self._setup(cfg, model, device, keypoints, oks_nms_threshold)
+        self._setup(cfg, model, device, keypoints, oks_nms_threshold, backend, fold_bn, onnx_threads)
 
     @classmethod
     def from_model(cls, cfg: CfgNode, model: torch.nn.Module, device: str | torch.device | None = None,
-                   keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None) -> "Predictor":
+                   keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
+                   backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None) -> "Predictor":
         """A Predictor around a network you already have: any module returning the outputs the config's
-        per-output LOSS.* / TEST.WITH_* lists describe (heatmaps first, then tags)."""
+        per-output LOSS.* / TEST.WITH_* lists describe (heatmaps first, then tags).
+
+        The model is switched to eval mode; with fold_bn or the onnxruntime backend the Predictor runs a
+        folded copy (or an export) of it, so later changes to the model do not reach the Predictor.
+        """
+        _check_backend(backend)
         self = cls.__new__(cls)
-        self._setup(cfg, model, device, keypoints, oks_nms_threshold)
+        self._setup(cfg, model, device, keypoints, oks_nms_threshold, backend, fold_bn, onnx_threads)
         return self
 
-    def _setup(self, cfg, model, device, keypoints, oks_nms_threshold) -> None:
+    def _setup(self, cfg, model, device, keypoints, oks_nms_threshold, backend, fold_bn, onnx_threads) -> None:
         self.cfg = cfg
         self.keypoints = keypoints or _keypoints_of(cfg)
         self.params = InferenceParams.from_cfg(cfg, self.keypoints)
-        self.device = torch.device(device or "cpu")
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {self.device} requested but CUDA is not available; use device='cpu'")
-        self.model = model.to(self.device).eval()
+        self.device = _device(device)
+        self.backend = backend
+        model = model.eval()
+        if isinstance(model, OnnxRuntimeNetwork):
+            self.model, self.backend = model, "onnxruntime"
+        elif backend == "onnxruntime":
+            require("onnxruntime")   # before the export, which takes seconds
+            size = self.params.input_size
+            onnx_model = export_onnx(fold_batchnorm(model), input_size=(size, size))
+            self.model = OnnxRuntimeNetwork(create_session(onnx_model, self.device, onnx_threads))
+        else:
+            self.model = (fold_batchnorm(model) if fold_bn else model).to(self.device)
         self.oks_nms_threshold = oks_nms_threshold
 
     def __call__(self, images: np.ndarray | Sequence[np.ndarray]):
@@ -157,6 +193,18 @@ class Predictor:
                 people = oks_nms(people, self.keypoints.sigmas_array, self.oks_nms_threshold)
             out.append(people)
         return out
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: expected one of {list(BACKENDS)}")
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    device = torch.device(device or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device} requested but CUDA is not available; use device='cpu'")
+    return device
 
 
 def _keypoints_of(cfg: CfgNode) -> KeypointSpec:

@@ -4,11 +4,11 @@ from __future__ import annotations
 from torch import nn
 
 from ..config import MODEL_NAMES, CfgNode, ConfigError
-from .higher_hrnet import HigherHRNet, init_weights
+from .higher_hrnet import HigherHRNet, init_weights, output_channels
 from .hourglass import HourglassAE
 from .hrnet import StageSpec
 
-__all__ = ["build_model", "stage_specs", "output_targets"]
+__all__ = ["build_model", "stage_specs", "output_targets", "model_output_channels"]
 
 
 def stage_specs(extra: CfgNode) -> list[StageSpec]:
@@ -72,3 +72,10 @@ def build_model(cfg: CfgNode) -> nn.Module:
     )
     init_weights(model)
     return model
+
+
+def model_output_channels(cfg: CfgNode) -> tuple[int, ...]:
+    """Channels of each output of the config's network (heatmaps, then tags where trained with them)."""
+    joints = cfg.MODEL.NUM_JOINTS
+    tag_dim = joints if cfg.MODEL.TAG_PER_JOINT else 1
+    return tuple(output_channels(joints, tag_dim, bool(with_tags)) for with_tags in cfg.LOSS.WITH_AE_LOSS)

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import higherhrnet
+from higherhrnet import Predictor
+from higherhrnet.core.inference import run_network
+from higherhrnet.models import count_batchnorm, fold_batchnorm
+
+from conftest import randomize, tiny_cfg
+
+
+def outputs(model, x):
+    with torch.no_grad():
+        out = model(x)
+    return [out] if isinstance(out, torch.Tensor) else list(out)
+
+
+def assert_same_outputs(a, b, x, atol=1e-4):
+    expected_all, actual_all = outputs(a, x), outputs(b, x)
+    assert len(expected_all) == len(actual_all)
+    for expected, actual in zip(expected_all, actual_all):
+        assert expected.shape == actual.shape
+        assert torch.isfinite(actual).all()
+        torch.testing.assert_close(actual, expected, atol=atol, rtol=0)
+
+
+def test_folded_higher_hrnet_equals_original_and_has_no_batchnorm(tiny_model):
+    before = copy.deepcopy(tiny_model.state_dict())
+    num_bn = count_batchnorm(tiny_model)
+    folded = fold_batchnorm(tiny_model)
+    assert num_bn == 80 and count_batchnorm(folded) == 0
+    assert sum(isinstance(m, nn.Identity) for m in folded.modules()) == num_bn
+    assert isinstance(folded, type(tiny_model)) and not folded.training
+    # The stem, a residual block, a fuse layer and the deconv (a ConvTranspose2d) all gained a bias.
+    for name in ("conv1", "layer1.0.conv3", "stage2.0.fuse_layers.1.0.0.0", "deconv_layers.0.0.0"):
+        assert folded.get_submodule(name).bias is not None
+    g = torch.Generator().manual_seed(1)
+    for shape in [(2, 3, 128, 192), (1, 3, 96, 64)]:
+        assert_same_outputs(tiny_model, folded, torch.randn(shape, generator=g))
+    # The original is untouched.
+    assert count_batchnorm(tiny_model) == num_bn
+    after = tiny_model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_grouped_conv_and_transposed_conv_fold_with_their_weight_layouts():
+    model = nn.Sequential(
+        nn.Conv2d(4, 6, 3, padding=1, groups=2, bias=True), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.ConvTranspose2d(6, 4, 4, stride=2, padding=1, groups=2, bias=False), nn.BatchNorm2d(4),
+        nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1, bias=True), nn.BatchNorm2d(3, affine=False),
+    )
+    randomize(model, seed=3)
+    folded = fold_batchnorm(model)
+    assert count_batchnorm(folded) == 0
+    assert_same_outputs(model, folded, torch.randn(2, 4, 10, 14), atol=1e-5)
+
+
+class Unfoldable(nn.Module):
+    """Three BNs that must stay (conv output read twice, BN after a ReLU, BN without running statistics),
+    a conv + BN pair called twice (shared), and one ordinary pair that folds."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.bn2 = nn.BatchNorm2d(4)
+        self.conv3, self.bn3 = nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4, track_running_stats=False)
+        self.shared = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4))
+        self.conv4, self.bn4 = nn.Conv2d(4, 2, 1), nn.BatchNorm2d(2)
+
+    def forward(self, x):
+        y = self.conv1(x)
+        y = self.bn1(y) + y
+        y = self.bn2(torch.relu(y))
+        y = self.bn3(self.conv3(y))
+        y = self.shared(self.shared(y))
+        return self.bn4(self.conv4(y))
+
+
+def test_batchnorms_that_cannot_be_folded_stay_in_place():
+    model = randomize(Unfoldable(), seed=2)
+    folded = fold_batchnorm(model)
+    for name in ("bn1", "bn2", "bn3", "shared.1"):
+        assert isinstance(folded.get_submodule(name), nn.BatchNorm2d), name
+    assert isinstance(folded.bn4, nn.Identity)
+    assert_same_outputs(model, folded, torch.randn(2, 3, 12, 9), atol=1e-5)
+
+
+class DataDependent(nn.Module):
+    """torch.fx cannot trace the `if` on a tensor value."""
+
+    def __init__(self):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.conv, self.bn = nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        y = self.block(x)
+        if y.mean() > 0:
+            y = -y
+        return self.bn(self.conv(y))
+
+
+def test_untraceable_model_folds_only_sequential_pairs_and_says_so():
+    model = randomize(DataDependent(), seed=4)
+    with pytest.warns(UserWarning, match="cannot trace DataDependent"):
+        folded = fold_batchnorm(model)
+    assert isinstance(folded.block[1], nn.Identity)
+    assert isinstance(folded.bn, nn.BatchNorm2d)   # folding it would be right, but nothing proves it here
+    assert_same_outputs(model, folded, torch.randn(1, 3, 8, 8), atol=1e-5)
+
+
+def test_training_mode_batchnorm_is_refused():
+    model = randomize(higherhrnet.build_model(tiny_cfg())).train()
+    with pytest.raises(ValueError, match="training mode.*call model.eval"):
+        fold_batchnorm(model)
+
+
+def test_predictor_runs_the_folded_network_by_default():
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    model = randomize(higherhrnet.build_model(cfg))
+    folded = Predictor(cfg, model.state_dict())
+    plain = Predictor(cfg, model.state_dict(), fold_bn=False)
+    assert count_batchnorm(folded.model) == 0 and count_batchnorm(plain.model) == 80
+    wrapped = Predictor.from_model(cfg, model)
+    assert count_batchnorm(wrapped.model) == 0 and count_batchnorm(model) == 80   # the caller's model is kept
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in [(120, 160, 3), (200, 90, 3)]]
+    for a, b in zip(run_network(plain.model, images, plain.params), run_network(folded.model, images, folded.params)):
+        torch.testing.assert_close(b[0], a[0], atol=1e-4, rtol=0)   # heatmaps
+        torch.testing.assert_close(b[1], a[1], atol=1e-4, rtol=0)   # tags
+    for people_plain, people_folded in zip(plain(images), folded(images)):
+        assert len(people_plain) == len(people_folded) > 0
+        for p, q in zip(people_plain, people_folded):
+            np.testing.assert_allclose(q.keypoints, p.keypoints, atol=1e-4)
