@@ -175,6 +175,9 @@ def create_session(model: bytes | str | os.PathLike, device: str | torch.device 
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = threads or torch.get_num_threads()
+    # Idle onnxruntime threads otherwise spin for a while after each run, taking the cores from the
+    # resizing and grouping that follow in PyTorch and NumPy.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.inter_op_num_threads = 1
     providers = _providers(ort, device)
     try:

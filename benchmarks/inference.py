@@ -1,0 +1,140 @@
+"""Per-image inference time, split into stages, for HigherHRNet (by default W32-512).
+
+    python benchmarks/inference.py --cfg experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml
+    python benchmarks/inference.py --cfg CFG --people 30 --modes flip --repeats 3 --threads 2
+
+Modes: single scale, single scale + flip, scales [2, 1, 0.5] + flip. Scenes: synthetic 512 x 512 images
+with 1, 5 and 30 people. The network runs for real (untrained weights unless --weights); its outputs
+are then replaced by maps rendered from the scene's ground truth (see common.OracleNetwork), so that
+grouping works on realistic heatmaps and tags, with a quarter of the joints too weak to detect and
+left to REFINE. Stages: preprocess (resize + normalise), forward, aggregation (resizing, flipping and
+averaging outputs), grouping (NMS, top-k, matching, ADJUST, REFINE), back-projection. Each number is the
+median over --repeats runs after a warm-up run. Prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import defaultdict
+
+import cv2
+import torch
+
+import higherhrnet
+import higherhrnet.core.inference as inference
+from higherhrnet.keypoints import keypoints_from_cfg
+
+from common import OracleNetwork, machine_description, scene_with_people
+
+MODES = {
+    "single": ("single scale", ["TEST.FLIP_TEST", "False", "TEST.SCALE_FACTOR", "[1.0]"]),
+    "flip": ("single scale + flip", ["TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[1.0]"]),
+    "multi": ("scales [2, 1, 0.5] + flip", ["TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[2.0, 1.0, 0.5]"]),
+}
+STAGES = ("preprocess", "forward", "aggregation", "grouping", "back-projection")
+
+
+class StageClock:
+    """Wraps the pipeline's functions (module globals of core.inference) to add up time per stage."""
+
+    def __init__(self):
+        self.seconds = defaultdict(float)
+        self._originals = {}
+
+    def wrap(self, name: str, stage: str) -> None:
+        original = getattr(inference, name)
+        self._originals[name] = original
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.perf_counter() - start
+
+        setattr(inference, name, timed)
+
+    def restore(self) -> None:
+        for name, original in self._originals.items():
+            setattr(inference, name, original)
+
+
+def run(cfg_path: str, opts: list[str], weights: str | None, people: int, repeats: int, backend: str):
+    cfg = higherhrnet.load_cfg(cfg_path, opts)
+    model = higherhrnet.build_model(cfg).eval()
+    if weights:
+        higherhrnet.load_checkpoint(model, weights)
+    # The network as the Predictor would run it for this backend; the oracle wraps it.
+    if backend == "torch-eager":
+        network = model
+    else:
+        network = higherhrnet.Predictor.from_model(cfg, model, backend="torch" if backend == "torch-folded"
+                                                   else backend).model
+    keypoints = keypoints_from_cfg(cfg)
+    strides = [4 // 2 ** i for i in range(cfg.LOSS.NUM_STAGES)]
+    oracle = OracleNetwork(network, cfg.MODEL.NUM_JOINTS, strides, cfg.LOSS.WITH_AE_LOSS)
+    predictor = higherhrnet.Predictor.from_model(cfg, oracle, fold_bn=False)
+    image, gt = scene_with_people(people, seed=people)
+    oracle.set_scene(image, gt, cfg.DATASET.INPUT_SIZE, predictor.params.scale_factors, keypoints.flip_index)
+
+    clock = StageClock()
+    for name, stage in (("warp_image", "preprocess"), ("normalize", "preprocess"), ("group", "grouping"),
+                        ("apply_affine", "back-projection")):
+        clock.wrap(name, stage)
+    runs = []
+    try:
+        for i in range(repeats + 1):
+            clock.seconds.clear()
+            oracle.forward_seconds = 0.0
+            start = time.perf_counter()
+            found = predictor(image)
+            total = time.perf_counter() - start
+            times = dict(clock.seconds, forward=oracle.forward_seconds, total=total)
+            times["aggregation"] = total - sum(times.get(s, 0.0) for s in STAGES if s != "aggregation")
+            if i > 0:          # the first run is the warm-up
+                runs.append(times)
+    finally:
+        clock.restore()
+    median = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in (*STAGES, "total")}
+    return median, len(found)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cfg", default="experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml")
+    parser.add_argument("--weights", help="trained weights (default: untrained; forward time is the same)")
+    parser.add_argument("--people", type=int, nargs="+", default=[1, 5, 30])
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--backend", default="torch-folded", choices=["torch-eager", "torch-folded", "onnxruntime"],
+                        help="network backend: PyTorch eager, PyTorch with BatchNorm folded (the Predictor's "
+                             "default), onnxruntime")
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE", help="config overrides")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"machine: {machine_description()}, OpenCV threads {cv2.getNumThreads()}")
+    print(f"config: {args.cfg} {' '.join(args.opts)}; backend {args.backend}; median of {args.repeats} runs after 1 warm-up, seconds\n")
+    header = ["mode", "people", *STAGES, "total", "found"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header))
+    rows = []
+    for mode in args.modes:
+        label, opts = MODES[mode]
+        for people in args.people:
+            median, found = run(args.cfg, [*args.opts, *opts], args.weights, people, args.repeats, args.backend)
+            cells = [label, str(people), *(f"{median[s]:.3f}" for s in (*STAGES, "total")), str(found)]
+            print("| " + " | ".join(cells) + " |", flush=True)
+            rows.append({"mode": mode, "people": people, "found": found, **median})
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"machine": machine_description(), "config": args.cfg, "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
