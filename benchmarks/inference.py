@@ -25,6 +25,7 @@ import torch
 import higherhrnet
 import higherhrnet.core.inference as inference
 from higherhrnet.keypoints import keypoints_from_cfg
+from higherhrnet.models import output_targets
 
 from common import OracleNetwork, machine_description, scene_with_people
 
@@ -73,7 +74,7 @@ def run(cfg_path: str, opts: list[str], weights: str | None, people: int, repeat
         network = higherhrnet.Predictor.from_model(cfg, model, backend="torch" if backend == "torch-folded"
                                                    else backend).model
     keypoints = keypoints_from_cfg(cfg)
-    strides = [4 // 2 ** i for i in range(cfg.LOSS.NUM_STAGES)]
+    strides = [cfg.DATASET.INPUT_SIZE // cfg.DATASET.OUTPUT_SIZE[t] for t in output_targets(cfg)]
     oracle = OracleNetwork(network, cfg.MODEL.NUM_JOINTS, strides, cfg.LOSS.WITH_AE_LOSS)
     predictor = higherhrnet.Predictor.from_model(cfg, oracle, fold_bn=False)
     image, gt = scene_with_people(people, seed=people)

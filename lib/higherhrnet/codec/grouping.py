@@ -195,6 +195,20 @@ def _tag_distance_rounded(tag_vectors: torch.Tensor, means: torch.Tensor) -> tor
     return torch.round(torch.sqrt(squared))
 
 
+def _tiles(x: torch.Tensor, block: int) -> torch.Tensor:
+    """(C, Hp, Wp) with Hp, Wp multiples of block -> (C, tiles, block * block), tiles in row-major order."""
+    c, hp, wp = x.shape
+    hb, wb = hp // block, wp // block
+    return x.reshape(c, hb, block, wb, block).permute(0, 1, 3, 2, 4).reshape(c, hb * wb, block * block)
+
+
+def _tile_index(h: int, w: int, block: int) -> torch.Tensor:
+    """(tiles, block * block) row-major index into the H x W map of every pixel of the padded map's tiles."""
+    hp, wp = h + -h % block, w + -w % block
+    index = torch.arange(hp)[:, None] * w + torch.arange(wp)[None, :]
+    return _tiles(index[None], block)[0]
+
+
 class _BlockBounds:
     """One joint's heatmap and tag map cut into block x block tiles, with per-tile bounds.
 
@@ -205,27 +219,20 @@ class _BlockBounds:
 
     probe_tiles = 16  # tiles evaluated first to establish an achieved score
 
-    def __init__(self, heat: torch.Tensor, tag: torch.Tensor, block: int):
+    def __init__(self, heat: torch.Tensor, tag: torch.Tensor, block: int, flat_index: torch.Tensor):
+        """heat (H, W), tag (H, W, T); flat_index: _tile_index(H, W, block), shared by all joints."""
         h, w = heat.shape
         ph, pw = -h % block, -w % block
-        # Padding: heat -inf (never chosen), tags replicated (bounds stay valid).
-        heat_p = F.pad(heat[None, None], (0, pw, 0, ph), value=float("-inf"))[0, 0]
-        tag_p = F.pad(tag.permute(2, 0, 1)[None], (0, pw, 0, ph), mode="replicate")[0]
-        hb, wb = heat_p.shape[0] // block, heat_p.shape[1] // block
-        self.num_blocks = hb * wb
-
-        def tiles(x):  # (C, Hp, Wp) -> (C, nb, block * block)
-            c = x.shape[0]
-            return x.reshape(c, hb, block, wb, block).permute(0, 1, 3, 2, 4).reshape(c, hb * wb, block * block)
-
-        self.heat = tiles(heat_p[None])[0]                     # (nb, B*B)
-        self.tags = tiles(tag_p).permute(1, 2, 0)              # (nb, B*B, T)
-        ys = torch.arange(heat_p.shape[0], device=heat.device)[:, None].expand(-1, heat_p.shape[1])
-        xs = torch.arange(heat_p.shape[1], device=heat.device)[None, :].expand(heat_p.shape[0], -1)
-        self.flat_index = tiles((ys * w + xs)[None])[0]        # (nb, B*B) row-major index in the H x W map
-        self.heat_max = self.heat.max(dim=1).values            # (nb,)
-        self.tag_min = self.tags.min(dim=1).values             # (nb, T)
-        self.tag_max = self.tags.max(dim=1).values
+        tag_p = tag.permute(2, 0, 1)
+        if ph or pw:   # heat -inf (never chosen), tags replicated (bounds stay valid)
+            heat = F.pad(heat[None, None], (0, pw, 0, ph), value=float("-inf"))[0, 0]
+            tag_p = F.pad(tag_p[None], (0, pw, 0, ph), mode="replicate")[0]
+        self.num_blocks = flat_index.shape[0]
+        self.heat = _tiles(heat[None], block)[0]                                 # (nb, B*B)
+        self.tags = _tiles(tag_p, block).permute(1, 2, 0)                        # (nb, B*B, T)
+        self.flat_index = flat_index
+        self.heat_max = self.heat.max(dim=1).values                             # (nb,)
+        self.tag_min, self.tag_max = torch.aminmax(self.tags, dim=1)             # (nb, T) each
 
     def best_positions(self, means: torch.Tensor) -> torch.Tensor:
         """means (M, T) -> (M,) row-major index of the first pixel maximising heat - round(|tag - m|)."""
@@ -277,9 +284,10 @@ def refine(persons: np.ndarray, heatmaps: torch.Tensor, tags: torch.Tensor, bloc
     means_t = torch.from_numpy(means).to(heatmaps.device)
 
     heat_np = heatmaps.cpu().numpy()
+    tile_index = _tile_index(h, w, block).to(heatmaps.device)
     for j in np.nonzero(missing.any(axis=0))[0]:
         people = np.nonzero(missing[:, j])[0]
-        flat = _BlockBounds(heatmaps[j], tag_maps[j], block).best_positions(means_t[people]).cpu().numpy()
+        flat = _BlockBounds(heatmaps[j], tag_maps[j], block, tile_index).best_positions(means_t[people]).cpu().numpy()
         ys, xs = flat // w, flat % w
         joint = np.full(len(people), j)
         vals = heat_np[j, ys, xs]
