@@ -23,6 +23,7 @@ setup(
         "pycocotools>=2.0.6",
         "scipy>=1.9",
         "munkres>=1.1",
+        "numba>=0.60",
         "yacs>=0.1.8",
         "tensorboardX>=2.5",
         "tqdm>=4.60",

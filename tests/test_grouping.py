@@ -6,7 +6,7 @@ import torch
 from munkres import Munkres
 
 from higherhrnet import COCO_KEYPOINTS
-from higherhrnet.codec.grouping import GroupingParams, assign, group, match_by_tag, nms
+from higherhrnet.codec.grouping import GroupingParams, assign, group, match_by_tag, nms, refine
 
 import oracle
 
@@ -237,3 +237,26 @@ def test_nms_equals_the_reference_max_pool(kernel, padding):
     reference = heat * torch.eq(torch.nn.functional.max_pool2d(heat, kernel, 1, padding), heat).float()
     assert torch.equal(nms(heat, kernel, padding), reference)
     assert (nms(heat, kernel, padding)[0, 0, 5:8, 5:8] == 3.0).all()
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("tag_dim,shared", [(1, False), (2, False), (2, True)])
+def test_refine_equals_full_map_search_on_tie_heavy_maps(seed, tag_dim, shared):
+    """REFINE's pruned search must pick exactly the pixel a full-map argmax picks. Quantised maps make
+    ties in score and distances of exactly k + 0.5 (round half to even) common; odd map sizes give
+    partial edge tiles."""
+    rng = np.random.default_rng(100 + seed)
+    h, w = int(rng.integers(9, 45)), int(rng.integers(9, 45))
+    heat = (rng.integers(0, 5, (J, h, w)) * 0.25).astype(np.float32)
+    heat[rng.random(heat.shape) < 0.5] = 0
+    tags = (rng.integers(-6, 7, (1 if shared else J, h, w, tag_dim)) * 0.5).astype(np.float32)
+    num_people = 6
+    persons = np.zeros((num_people, J, 3 + tag_dim), np.float32)
+    for p in range(num_people):
+        found = rng.choice(J, size=int(rng.integers(1, 6)), replace=False)
+        persons[p, found, 0] = rng.integers(0, w, len(found)) + 0.5
+        persons[p, found, 1] = rng.integers(0, h, len(found)) + 0.5
+        persons[p, found, 2] = rng.uniform(0.2, 1.0, len(found))
+    for block in (1, 3, 8, 16):
+        got = refine(persons, torch.from_numpy(heat), torch.from_numpy(tags), block=block)
+        np.testing.assert_array_equal(got, oracle.refine(persons, heat, tags))

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from munkres import Munkres
+from numba import njit
 from scipy.optimize import linear_sum_assignment
 
 __all__ = ["GroupingParams", "nms", "top_k", "match_by_tag", "assign", "adjust", "person_scores", "refine",
@@ -185,78 +186,108 @@ def person_scores(persons: np.ndarray) -> np.ndarray:
     return np.array([p[:, 2].mean() for p in persons], dtype=np.float32).reshape(len(persons))
 
 
-def _tag_distance_rounded(tag_vectors: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-    """round(|tag - mean|) in float32, summing squared components in order as the reference does.
-    tag_vectors (..., T), means broadcastable to it."""
-    diff = tag_vectors - means
-    squared = diff[..., 0] * diff[..., 0]
-    for t in range(1, diff.shape[-1]):
-        squared = squared + diff[..., t] * diff[..., t]
-    return torch.round(torch.sqrt(squared))
+@njit(cache=True)
+def _rounded_distance(tag: np.ndarray, mean: np.ndarray) -> np.float32:
+    """round(|tag - mean|) for one pixel's tag (T,) in float32 as the reference computes it: squared
+    components summed in order, float32 square root (correctly rounded), round half to even."""
+    squared = np.float32(0.0)
+    for t in range(tag.shape[0]):
+        d = np.float32(tag[t] - mean[t])
+        squared = np.float32(squared + np.float32(d * d))
+    return np.float32(np.rint(np.float32(np.sqrt(np.float64(squared)))))
 
 
-def _tiles(x: torch.Tensor, block: int) -> torch.Tensor:
-    """(C, Hp, Wp) with Hp, Wp multiples of block -> (C, tiles, block * block), tiles in row-major order."""
-    c, hp, wp = x.shape
-    hb, wb = hp // block, wp // block
-    return x.reshape(c, hb, block, wb, block).permute(0, 1, 3, 2, 4).reshape(c, hb * wb, block * block)
+@njit(cache=True)
+def _tile_heat_max(heat: np.ndarray, block: int) -> np.ndarray:
+    """Maximum of every block x block tile of heat (H, W), tiles in row-major order (edge tiles may be
+    smaller)."""
+    h, w = heat.shape
+    rows, cols = (h + block - 1) // block, (w + block - 1) // block
+    heat_max = np.full(rows * cols, -np.inf, dtype=np.float32)
+    for r in range(rows):
+        for y in range(r * block, min(r * block + block, h)):
+            for c in range(cols):
+                tile = r * cols + c
+                for x in range(c * block, min(c * block + block, w)):
+                    heat_max[tile] = max(heat_max[tile], heat[y, x])
+    return heat_max
 
 
-def _tile_index(h: int, w: int, block: int) -> torch.Tensor:
-    """(tiles, block * block) row-major index into the H x W map of every pixel of the padded map's tiles."""
-    hp, wp = h + -h % block, w + -w % block
-    index = torch.arange(hp)[:, None] * w + torch.arange(wp)[None, :]
-    return _tiles(index[None], block)[0]
+@njit(cache=True)
+def _tile_tag_box(tag: np.ndarray, tile: int, block: int, cols: int, box: np.ndarray) -> None:
+    """Per-component minimum (box[0]) and maximum (box[1]) of the tags (H, W, T) in one tile."""
+    h, w = tag.shape[:2]
+    y0, x0 = (tile // cols) * block, (tile % cols) * block
+    y1, x1 = min(y0 + block, h), min(x0 + block, w)
+    for t in range(tag.shape[2]):
+        low, high = np.float32(np.inf), np.float32(-np.inf)
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                v = tag[y, x, t]
+                if v < low:
+                    low = v
+                if v > high:
+                    high = v
+        box[0, t], box[1, t] = low, high
 
 
-class _BlockBounds:
-    """One joint's heatmap and tag map cut into block x block tiles, with per-tile bounds.
+@njit(cache=True)
+def _scan_tile(heat, tag, mean, tile, block, cols, best, best_index):
+    """Update (best score, first index reaching it) with the pixels of one tile."""
+    h, w = heat.shape
+    y0, x0 = (tile // cols) * block, (tile % cols) * block
+    for y in range(y0, min(y0 + block, h)):
+        for x in range(x0, min(x0 + block, w)):
+            if heat[y, x] < best:      # the distance term is >= 0: cannot reach best
+                continue
+            score = np.float32(heat[y, x] - _rounded_distance(tag[y, x], mean))
+            index = y * w + x
+            if score > best or (score == best and index < best_index):
+                best, best_index = score, index
+    return best, best_index
 
-    For a mean tag m, no pixel of a tile can score more than max(heat in tile) - round(distance from m
-    to the tile's tag bounding box): float arithmetic is monotone, so this bound is exact, not
-    approximate. Refine evaluates only the tiles whose bound reaches a score already achieved.
+
+@njit(cache=True)
+def _best_positions(heat: np.ndarray, tag: np.ndarray, means: np.ndarray, block: int) -> np.ndarray:
+    """For each mean tag m (M, T): the row-major index of the first pixel maximising
+    heat - round(|tag - m|), exactly as a full-map argmax would find it. heat (H, W), tag (H, W, T).
+
+    Branch and bound over tiles. No pixel of a tile scores more than the tile's maximum heat minus the
+    rounded distance from m to the tile's tag bounding box; float arithmetic is monotone, so this bound is
+    exact and a tile whose bound is below a score already reached cannot hold the maximum. Tiles are
+    visited by decreasing maximum heat, which also bounds every tile after it: the search stops there.
+    Ties (bound equal to the best score) are scanned, so the first index among equal scores is kept.
     """
-
-    probe_tiles = 16  # tiles evaluated first to establish an achieved score
-
-    def __init__(self, heat: torch.Tensor, tag: torch.Tensor, block: int, flat_index: torch.Tensor):
-        """heat (H, W), tag (H, W, T); flat_index: _tile_index(H, W, block), shared by all joints."""
-        h, w = heat.shape
-        ph, pw = -h % block, -w % block
-        tag_p = tag.permute(2, 0, 1)
-        if ph or pw:   # heat -inf (never chosen), tags replicated (bounds stay valid)
-            heat = F.pad(heat[None, None], (0, pw, 0, ph), value=float("-inf"))[0, 0]
-            tag_p = F.pad(tag_p[None], (0, pw, 0, ph), mode="replicate")[0]
-        self.num_blocks = flat_index.shape[0]
-        self.heat = _tiles(heat[None], block)[0]                                 # (nb, B*B)
-        self.tags = _tiles(tag_p, block).permute(1, 2, 0)                        # (nb, B*B, T)
-        self.flat_index = flat_index
-        self.heat_max = self.heat.max(dim=1).values                             # (nb,)
-        self.tag_min, self.tag_max = torch.aminmax(self.tags, dim=1)             # (nb, T) each
-
-    def best_positions(self, means: torch.Tensor) -> torch.Tensor:
-        """means (M, T) -> (M,) row-major index of the first pixel maximising heat - round(|tag - m|)."""
-        m = means[:, None, :]
-        gap = torch.clamp(torch.maximum(self.tag_min[None] - m, m - self.tag_max[None]), min=0)
-        level = _tag_distance_rounded(gap, torch.zeros_like(gap))     # (M, nb) lower bound of round(distance)
-        bound = self.heat_max[None] - level
-        # A score actually reached somewhere: the best pixel of the most promising tiles, by bound and by
-        # tag closeness (when every tag is far, the maximum sits where the distance level is lowest).
-        k = min(self.probe_tiles, self.num_blocks)
-        first = torch.cat((bound.topk(k, dim=1).indices,
-                           (self.heat_max[None] * 1e-3 - level).topk(k, dim=1).indices), dim=1)   # (M, 2k)
-        achieved = (self.heat[first] - _tag_distance_rounded(self.tags[first], m[:, None])).amax(dim=(1, 2))
-        pair, blk = torch.nonzero(bound >= achieved[:, None], as_tuple=True)
-        scores = self.heat[blk] - _tag_distance_rounded(self.tags[blk], means[pair][:, None, :])   # (Q, B*B)
-        best = torch.full((len(means),), float("-inf"), device=means.device)
-        best = best.scatter_reduce(0, pair, scores.max(dim=1).values, reduce="amax")
-        index = torch.where(scores == best[pair][:, None], self.flat_index[blk],
-                            torch.full_like(self.flat_index[blk], torch.iinfo(torch.int64).max))
-        first_index = torch.full((len(means),), torch.iinfo(torch.int64).max, device=means.device)
-        return first_index.scatter_reduce(0, pair, index.min(dim=1).values, reduce="amin")
+    h, w = heat.shape
+    tag_dim = tag.shape[2]
+    cols = (w + block - 1) // block
+    heat_max = _tile_heat_max(heat, block)
+    order = np.argsort(-heat_max, kind="mergesort")
+    boxes = np.empty((heat_max.shape[0], 2, tag_dim), dtype=np.float32)   # tag boxes, filled on first use
+    has_box = np.zeros(heat_max.shape[0], dtype=np.bool_)
+    gap = np.empty(tag_dim, dtype=np.float32)
+    zero = np.zeros(tag_dim, dtype=np.float32)
+    result = np.empty(means.shape[0], dtype=np.int64)
+    for i in range(means.shape[0]):
+        m = means[i]
+        best = np.float32(-np.inf)
+        best_index = h * w
+        for tile in order:
+            if heat_max[tile] < best:
+                break
+            if not has_box[tile]:
+                _tile_tag_box(tag, tile, block, cols, boxes[tile])
+                has_box[tile] = True
+            for t in range(tag_dim):
+                gap[t] = max(np.float32(boxes[tile, 0, t] - m[t]), np.float32(m[t] - boxes[tile, 1, t]),
+                             np.float32(0.0))
+            if np.float32(heat_max[tile] - _rounded_distance(gap, zero)) >= best:
+                best, best_index = _scan_tile(heat, tag, m, tile, block, cols, best, best_index)
+        result[i] = best_index
+    return result
 
 
-def refine(persons: np.ndarray, heatmaps: torch.Tensor, tags: torch.Tensor, block: int = 8) -> np.ndarray:
+def refine(persons: np.ndarray, heatmaps: torch.Tensor, tags: torch.Tensor, block: int = 16) -> np.ndarray:
     """Fill in each person's missing joints from the full maps.
 
     persons (P, J, 3+T) float32 (after `adjust`); heatmaps (J, H, W) float32; tags (J or 1, H, W, T)
@@ -264,7 +295,7 @@ def refine(persons: np.ndarray, heatmaps: torch.Tensor, tags: torch.Tensor, bloc
     joints): the first (row-major) position maximising heatmap_j - round(|tag_j - m|) is taken, with the
     quarter-pixel offset of `adjust`, if the heatmap value there is > 0 (any value: REFINE may add joints
     below the detection threshold). Only missing joints are evaluated, and only on the tiles that can
-    hold the maximum (see _BlockBounds); the result is the same as evaluating every pixel.
+    hold the maximum (see _best_positions); the result is the same as evaluating every pixel.
     Returns a new array.
     """
     out = persons.copy()
@@ -281,13 +312,11 @@ def refine(persons: np.ndarray, heatmaps: torch.Tensor, tags: torch.Tensor, bloc
         xs = out[p, joints, 0].astype(np.int32)
         ys = out[p, joints, 1].astype(np.int32)
         means[p] = np.mean(tags_np[joints, ys, xs], axis=0)
-    means_t = torch.from_numpy(means).to(heatmaps.device)
 
     heat_np = heatmaps.cpu().numpy()
-    tile_index = _tile_index(h, w, block).to(heatmaps.device)
     for j in np.nonzero(missing.any(axis=0))[0]:
         people = np.nonzero(missing[:, j])[0]
-        flat = _BlockBounds(heatmaps[j], tag_maps[j], block, tile_index).best_positions(means_t[people]).cpu().numpy()
+        flat = _best_positions(heat_np[j], tags_np[j], means[people], block)
         ys, xs = flat // w, flat % w
         joint = np.full(len(people), j)
         vals = heat_np[j, ys, xs]
