@@ -316,7 +316,9 @@ def refine(persons: np.ndarray, heatmaps: torch.Tensor, tags: torch.Tensor, bloc
     heat_np = heatmaps.cpu().numpy()
     for j in np.nonzero(missing.any(axis=0))[0]:
         people = np.nonzero(missing[:, j])[0]
-        flat = _best_positions(heat_np[j], tags_np[j], means[people], block)
+        # C-contiguous float32 throughout, so that numba compiles (and caches) one signature only.
+        flat = _best_positions(np.ascontiguousarray(heat_np[j], np.float32),
+                               np.ascontiguousarray(tags_np[j], np.float32), means[people], block)
         ys, xs = flat // w, flat % w
         joint = np.full(len(people), j)
         vals = heat_np[j, ys, xs]
