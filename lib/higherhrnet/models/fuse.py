@@ -21,7 +21,7 @@ import torch
 from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["fold_batchnorm", "fold_into_conv", "count_batchnorm"]
+__all__ = ["fold_batchnorm", "fold_into_conv", "count_batchnorm", "ChannelsLast"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _TRANSPOSED_CONVS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -139,3 +139,20 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         parent_name, _, child = bn_name.rpartition(".")
         setattr(folded.get_submodule(parent_name), child, nn.Identity())
     return folded.eval()
+
+
+class ChannelsLast(nn.Module):
+    """Runs `network` (converted in place) in channels-last memory format and returns its outputs in the
+    usual contiguous layout. On CPU, oneDNN's convolutions are faster on channels-last tensors (HigherHRNet-W32
+    at 512 x 512: about 0.71 -> 0.57 s per forward on one thread); the outputs are the same up to float
+    rounding."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor):
+        outputs = self.network(x.contiguous(memory_format=torch.channels_last))
+        if isinstance(outputs, torch.Tensor):
+            return outputs.contiguous()
+        return type(outputs)(o.contiguous() for o in outputs)
