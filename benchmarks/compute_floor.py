@@ -3,7 +3,8 @@
     python benchmarks/compute_floor.py --cfg experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml
 
 Measures the sustained throughput of 3x3 convolutions shaped like HRNet-W32's (channels x resolution
-pairs of its four branches at a 512 input, batch 1), takes the best as this machine's conv throughput
+pairs of its four branches at a 512 input, batch 1), in both memory formats (contiguous and channels-last),
+takes the best as this machine's conv throughput
 (GFLOP/s, 2 FLOPs per multiply-add), and divides the model's multiply-adds by it: no forward pass can
 be faster than that floor. Then times the real forward pass (eager, and with BatchNorm folded when
 available) and reports it as a ratio to the floor.
@@ -11,26 +12,30 @@ available) and reports it as a ratio to the floor.
 from __future__ import annotations
 
 import argparse
+import itertools
 
 import torch
 import torch.nn.functional as F
 
 import higherhrnet
+from higherhrnet.models import ChannelsLast, fold_batchnorm
 from higherhrnet.models.summary import summarize
 
 from common import machine_description, median_time
 
 # (channels, side): HRNet-W32's branches at a 512 x 512 input.
 SHAPES = ((32, 128), (64, 64), (128, 32), (256, 16))
+LAYOUTS = {"contiguous": torch.contiguous_format, "channels-last": torch.channels_last}
 
 
 @torch.inference_mode()
-def conv_throughput(repeats: int = 5) -> dict[tuple[int, int], float]:
-    """GFLOP/s of a 3x3, stride 1, padding 1 convolution for each (channels, side) in SHAPES."""
+def conv_throughput(repeats: int = 5) -> dict[tuple[int, int, str], float]:
+    """GFLOP/s of a 3x3, stride 1, padding 1 convolution for each (channels, side) in SHAPES and each
+    memory format."""
     results = {}
-    for channels, side in SHAPES:
-        x = torch.randn(1, channels, side, side)
-        weight = torch.randn(channels, channels, 3, 3) * 0.01
+    for (channels, side), layout in itertools.product(SHAPES, LAYOUTS):
+        x = torch.randn(1, channels, side, side).contiguous(memory_format=LAYOUTS[layout])
+        weight = (torch.randn(channels, channels, 3, 3) * 0.01).contiguous(memory_format=LAYOUTS[layout])
         # Enough convolutions per timed run that the run lasts long enough to measure.
         count = max(1, int(2e9 / (9 * channels * channels * side * side)))
 
@@ -41,7 +46,7 @@ def conv_throughput(repeats: int = 5) -> dict[tuple[int, int], float]:
             return y
 
         seconds = median_time(run, repeats, warmup=1)
-        results[(channels, side)] = 2 * 9 * channels * channels * side * side * count / seconds / 1e9
+        results[(channels, side, layout)] = 2 * 9 * channels * channels * side * side * count / seconds / 1e9
     return results
 
 
@@ -55,8 +60,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     print(f"machine: {machine_description()}")
     rates = conv_throughput(args.repeats)
-    for (channels, side), rate in rates.items():
-        print(f"3x3 conv, {channels} channels, {side}x{side}: {rate:.1f} GFLOP/s")
+    for (channels, side, layout), rate in rates.items():
+        print(f"3x3 conv, {channels} channels, {side}x{side}, {layout}: {rate:.1f} GFLOP/s")
     peak = max(rates.values())
 
     cfg = higherhrnet.load_cfg(args.cfg)
@@ -67,11 +72,9 @@ def main(argv=None) -> int:
     print(f"\n{args.cfg}: {macs / 1e9:.1f} GMACs at {size}x{size}; floor at {peak:.1f} GFLOP/s: {floor:.3f} s")
     x = torch.randn(1, 3, size, size)
     variants = [("eager", model)]
-    try:
-        from higherhrnet.models.fuse import fold_batchnorm
-        variants.append(("eager, BatchNorm folded", fold_batchnorm(model)))
-    except ImportError:
-        pass
+    variants.append(("BatchNorm folded", fold_batchnorm(model)))
+    variants.append(("BatchNorm folded, channels-last (the Predictor's default on CPU)",
+                     ChannelsLast(fold_batchnorm(model))))
     with torch.inference_mode():
         for name, net in variants:
             seconds = median_time(lambda: net(x), args.repeats, warmup=1)
