@@ -57,10 +57,14 @@ def nms(heatmaps: torch.Tensor, kernel: int, padding: int) -> torch.Tensor:
     with stride 1); elsewhere it is max_pool2d itself.
     """
     if heatmaps.device.type == "cpu" and heatmaps.dtype == torch.float32 and kernel == 2 * padding + 1:
-        maps = heatmaps.detach().contiguous()
+        maps = heatmaps.detach().contiguous().numpy()
+        flat = maps.reshape(-1, *maps.shape[2:])
         element = np.ones((kernel, kernel), np.uint8)
-        pooled = np.stack([cv2.dilate(m, element) for m in maps.numpy().reshape(-1, *maps.shape[2:])])
-        return maps * torch.from_numpy(pooled.reshape(maps.shape) == maps.numpy()).float()
+        pooled = np.empty_like(flat)
+        for m, out in zip(flat, pooled):
+            cv2.dilate(m, element, dst=out)
+        keep = pooled == flat
+        return torch.from_numpy(np.multiply(flat, keep, out=pooled).reshape(maps.shape))   # x * 1.0 or x * 0.0
     pooled = F.max_pool2d(heatmaps, kernel, 1, padding)
     return heatmaps * torch.eq(pooled, heatmaps).float()
 
