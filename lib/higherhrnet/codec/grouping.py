@@ -11,6 +11,7 @@ first-index argmax, and the reference's Hungarian tie-breaking (below).
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -34,9 +35,9 @@ def _compiled(function):
     """numba-compiled `function`, cached on disk (next to this file, else in the user's cache directory)
     so that later runs skip the compilation; without any writable cache location, compiled anew per run."""
     try:
-        return njit(cache=True)(function)
+        return njit(cache=True, nogil=True)(function)
     except RuntimeError:
-        return njit(function)
+        return njit(nogil=True)(function)
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,10 @@ def nms(heatmaps: torch.Tensor, kernel: int, padding: int) -> torch.Tensor:
         flat = maps.reshape(-1, *maps.shape[2:])
         element = np.ones((kernel, kernel), np.uint8)
         pooled = np.empty_like(flat)
-        for m, out in zip(flat, pooled):
+        for m, out in zip(flat, pooled):      # map by map, so that the mask is made while the map is in cache
             cv2.dilate(m, element, dst=out)
-        keep = pooled == flat
-        return torch.from_numpy(np.multiply(flat, keep, out=pooled).reshape(maps.shape))   # x * 1.0 or x * 0.0
+            np.multiply(m, out == m, out=out)     # x * 1.0 or x * 0.0, as the reference's mask product
+        return torch.from_numpy(pooled.reshape(maps.shape))
     pooled = F.max_pool2d(heatmaps, kernel, 1, padding)
     return heatmaps * torch.eq(pooled, heatmaps).float()
 
@@ -327,11 +328,22 @@ def refine(persons: np.ndarray, heatmaps: torch.Tensor, tags: torch.Tensor, bloc
         means[p] = np.mean(tags_np[joints, ys, xs], axis=0)
 
     heat_np = heatmaps.cpu().numpy()
-    for j in np.nonzero(missing.any(axis=0))[0]:
-        people = np.nonzero(missing[:, j])[0]
+
+    def search(j: int) -> np.ndarray:
         # C-contiguous float32 throughout, so that numba compiles (and caches) one signature only.
-        flat = _best_positions(np.ascontiguousarray(heat_np[j], np.float32),
-                               np.ascontiguousarray(tags_np[j], np.float32), means[people], block)
+        return _best_positions(np.ascontiguousarray(heat_np[j], np.float32),
+                               np.ascontiguousarray(tags_np[j], np.float32), means[missing[:, j]], block)
+
+    # The compiled search releases the GIL: joints are searched in parallel, on as many threads as torch uses.
+    joints_to_search = np.nonzero(missing.any(axis=0))[0]
+    workers = min(torch.get_num_threads(), len(joints_to_search))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            found = list(pool.map(search, joints_to_search))
+    else:
+        found = [search(j) for j in joints_to_search]
+    for j, flat in zip(joints_to_search, found):
+        people = np.nonzero(missing[:, j])[0]
         ys, xs = flat // w, flat % w
         joint = np.full(len(people), j)
         vals = heat_np[j, ys, xs]
