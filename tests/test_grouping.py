@@ -257,6 +257,12 @@ def test_refine_equals_full_map_search_on_tie_heavy_maps(seed, tag_dim, shared):
         persons[p, found, 0] = rng.integers(0, w, len(found)) + 0.5
         persons[p, found, 1] = rng.integers(0, h, len(found)) + 0.5
         persons[p, found, 2] = rng.uniform(0.2, 1.0, len(found))
-    for block in (1, 3, 8, 16):
-        got = refine(persons, torch.from_numpy(heat), torch.from_numpy(tags), block=block)
-        np.testing.assert_array_equal(got, oracle.refine(persons, heat, tags))
+    expected = oracle.refine(persons, heat, tags)
+    threads = torch.get_num_threads()
+    try:
+        for block, num_threads in ((1, 1), (3, 2), (8, 1), (16, 2), (16, 3)):   # joints searched in parallel or not
+            torch.set_num_threads(num_threads)
+            got = refine(persons, torch.from_numpy(heat), torch.from_numpy(tags), block=block)
+            np.testing.assert_array_equal(got, expected)
+    finally:
+        torch.set_num_threads(threads)
