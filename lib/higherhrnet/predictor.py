@@ -96,7 +96,8 @@ class Predictor:
     pipeline is the same; heatmaps and tags agree up to float rounding.
     fold_bn: torch backend: run a copy of the network with every BatchNorm folded into the convolution
     before it, on CPU in channels-last memory format (default; same outputs up to float rounding, faster).
-    fold_bn=False runs the network as given, tensor operation for tensor operation as the reference. The ONNX export always folds.
+    fold_bn=False runs the network as given, tensor operation for tensor operation as the reference. The
+    ONNX export always folds.
     onnx_threads: onnxruntime intra-op threads (default: torch.get_num_threads()).
 
     max_input_pixels: refuse images whose network input (largest test scale) would exceed this many

@@ -313,7 +313,7 @@ def refine(persons: np.ndarray, heatmaps: torch.Tensor, tags: torch.Tensor, bloc
     Returns a new array.
     """
     out = persons.copy()
-    num_joints, h, w = heatmaps.shape
+    num_joints, _, w = heatmaps.shape
     tag_maps = tags if tags.shape[0] == num_joints else tags.expand(num_joints, -1, -1, -1)
     detected = out[:, :, 2] > 0
     missing = (out[:, :, 2] == 0) & detected.any(axis=1, keepdims=True)

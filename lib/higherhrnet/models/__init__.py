@@ -4,5 +4,5 @@ from .higher_hrnet import HigherHRNet, init_weights
 from .hourglass import HourglassAE
 from .hrnet import HRNet, StageSpec
 
-__all__ = ["build_model", "output_targets", "model_output_channels", "fold_batchnorm", "count_batchnorm", "ChannelsLast",
-           "HigherHRNet", "HourglassAE", "HRNet", "StageSpec", "init_weights"]
+__all__ = ["build_model", "output_targets", "model_output_channels", "fold_batchnorm", "count_batchnorm",
+           "ChannelsLast", "HigherHRNet", "HourglassAE", "HRNet", "StageSpec", "init_weights"]
