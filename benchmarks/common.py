@@ -42,6 +42,30 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> floa
     return statistics.median(times)
 
 
+def interleaved_times(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Wall-clock seconds of each fn in `runs` over `repeats` rounds, every round running each fn once in
+    turn (after one untimed warm-up each), so that a machine whose speed drifts affects all alike."""
+    for fn in runs.values():
+        fn()
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def print_speedups(times: dict[str, list[float]], baseline: str, label: str) -> None:
+    """Markdown table of interleaved_times' results: median, range and speed-up over `baseline`."""
+    print(f"| {label} | median s | min - max s | speed-up vs {baseline} |")
+    print("| --- | --- | --- | --- |")
+    reference = statistics.median(times[baseline])
+    for name, t in times.items():
+        median = statistics.median(t)
+        print(f"| {name} | {median:.3f} | {min(t):.3f} - {max(t):.3f} | {reference / median:.2f} |")
+
+
 def scene_with_people(count: int, size: int = 512, seed: int = 0):
     """A synthetic RGB image (size x size) with exactly `count` labelled people and their keypoints
     (count, J, 3) in image pixels (visibility > 0: labelled)."""

@@ -11,15 +11,13 @@ when it is installed.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 import higherhrnet
 from higherhrnet.models import ChannelsLast, fold_batchnorm
 
-from common import machine_description
+from common import interleaved_times, machine_description, print_speedups
 
 
 def variants(model: torch.nn.Module, size: int) -> dict:
@@ -50,22 +48,10 @@ def main(argv=None) -> int:
     size = cfg.DATASET.INPUT_SIZE
     nets = variants(higherhrnet.build_model(cfg).eval(), size)
     x = torch.randn(1, 3, size, size)
-    times = {name: [] for name in nets}
-    for name, net in nets.items():     # warm-up
-        net(x)
-    for _ in range(args.repeats):
-        for name, net in nets.items():
-            start = time.perf_counter()
-            net(x)
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_times({name: (lambda net=net: net(x)) for name, net in nets.items()}, args.repeats)
     print(f"machine: {machine_description()}")
     print(f"{args.cfg} at {size}x{size}, {args.repeats} interleaved rounds\n")
-    print("| variant | median s | min s | max s | speed-up vs eager |")
-    print("| --- | --- | --- | --- | --- |")
-    eager = statistics.median(times["PyTorch eager"])
-    for name, t in times.items():
-        median = statistics.median(t)
-        print(f"| {name} | {median:.3f} | {min(t):.3f} | {max(t):.3f} | {eager / median:.2f} |")
+    print_speedups(times, "PyTorch eager", "variant")
     return 0
 
 

@@ -11,14 +11,12 @@ REFINE time from grouping.py to the eager figure to estimate the official pipeli
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import higherhrnet
 from higherhrnet.keypoints import keypoints_from_cfg
 from higherhrnet.models import output_targets
 
-from common import OracleNetwork, machine_description, scene_with_people
+from common import OracleNetwork, interleaved_times, machine_description, print_speedups, scene_with_people
 
 
 def main(argv=None) -> int:
@@ -42,22 +40,11 @@ def main(argv=None) -> int:
         oracle = OracleNetwork(network, cfg.MODEL.NUM_JOINTS, strides, cfg.LOSS.WITH_AE_LOSS)
         predictor = higherhrnet.Predictor.from_model(cfg, oracle, fold_bn=False)
         oracle.set_scene(image, gt, cfg.DATASET.INPUT_SIZE, predictor.params.scale_factors, keypoints.flip_index)
-        predictor(image)   # warm-up
         predictors[name] = predictor
-    times = {name: [] for name in predictors}
-    for _ in range(args.repeats):
-        for name, predictor in predictors.items():
-            start = time.perf_counter()
-            predictor(image)
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_times({name: (lambda p=p: p(image)) for name, p in predictors.items()}, args.repeats)
     print(f"machine: {machine_description()}")
     print(f"{args.cfg}, {args.people} people, single scale + flip, {args.repeats} interleaved rounds\n")
-    print("| network | median s | min - max s | speed-up vs eager |")
-    print("| --- | --- | --- | --- |")
-    eager = statistics.median(times["PyTorch eager"])
-    for name, t in times.items():
-        median = statistics.median(t)
-        print(f"| {name} | {median:.3f} | {min(t):.3f} - {max(t):.3f} | {eager / median:.2f} |")
+    print_speedups(times, "PyTorch eager", "network")
     return 0
 
 
