@@ -213,10 +213,10 @@ def main(argv=None) -> int:
         weights = args.weights or cfg.TEST.MODEL_FILE
         if not weights:
             return fail("no weights: pass --weights or set TEST.MODEL_FILE")
-        predictor = higherhrnet.Predictor(cfg, weights, device=args.device, backend=args.backend)
+        predictor = higherhrnet.Predictor.from_config(cfg, weights, device=args.device, backend=args.backend,
+                                                      max_input_pixels=args.max_input_pixels)
     except (higherhrnet.ConfigError, higherhrnet.CheckpointError, RuntimeError, ValueError) as e:
         return fail(str(e))
-    predictor.max_input_pixels = args.max_input_pixels
     if args.video:
         return run_video(predictor, args.video, args)
     return run_images(predictor, paths, args, show_progress=bool(args.folder))

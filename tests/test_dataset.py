@@ -157,7 +157,7 @@ def test_real_coco_files():
 
 
 def test_crowdpose_layout_trains_and_evaluates(tmp_path):
-    from higherhrnet.core.evaluation import crowdpose_metrics
+    from higherhrnet.data.metrics import crowdpose_metrics
     from tinycoco import write_tiny_crowdpose
 
     data = write_tiny_crowdpose(tmp_path)

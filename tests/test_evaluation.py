@@ -14,8 +14,9 @@ from pycocotools.coco import COCO
 
 import higherhrnet
 from higherhrnet import COCO_KEYPOINTS
-from higherhrnet.core.evaluation import EvaluationError, clean_results, coco_keypoint_metrics
-from higherhrnet.core.trainer import Trainer
+from higherhrnet.data.metrics import COCO_METRICS, EvaluationError, coco_keypoint_metrics
+from higherhrnet.engine import clean_results
+from higherhrnet.engine import Trainer
 
 from conftest import COCO_MINI, REPO, randomize, tiny_cfg
 from tinycoco import write_tiny_coco
@@ -45,7 +46,7 @@ def test_ground_truth_as_predictions_scores_one():
 def test_edge_cases():
     gt = quiet_coco(MINI_ANN)
     assert coco_keypoint_metrics(gt, [], COCO_KEYPOINTS.sigmas_array) == {k: 0.0 for k in
-                                                                          higherhrnet.core.evaluation.COCO_METRICS}
+                                                                          COCO_METRICS}
     with pytest.raises(EvaluationError, match="not in the ground truth: \\[123456\\]"):
         coco_keypoint_metrics(gt, [{"image_id": 123456, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0}],
                               COCO_KEYPOINTS.sigmas_array)
@@ -102,13 +103,14 @@ def test_valid_under_torchrun_gathers_without_duplicates(tiny_run):
 
 def test_valid_cli_onnxruntime_backend_gives_the_torch_results(tiny_run, tmp_path):
     pytest.importorskip("onnxruntime", reason='onnxruntime is not installed (pip install -e ".[onnx]")')
-    from higherhrnet.core.onnx_backend import export_onnx, save_onnx
+    from higherhrnet.fileio import write_bytes
+    from higherhrnet.models.onnx import export_onnx
     from higherhrnet.models import fold_batchnorm
 
     cfg = higherhrnet.load_cfg(tiny_run / "tiny.yaml")
     model = higherhrnet.build_model(cfg)
     higherhrnet.load_checkpoint(model, tiny_run / "random.pth")
-    save_onnx(export_onnx(fold_batchnorm(model.eval()), (128, 128)), tmp_path / "random.onnx")
+    write_bytes(export_onnx(fold_batchnorm(model.eval()), (128, 128)), tmp_path / "random.onnx")
     reference = run_valid(tiny_run, "--out", tmp_path / "torch")
     # The .onnx file only loads with the onnxruntime backend: this run cannot silently use PyTorch.
     result = run_valid(tiny_run, "--out", tmp_path / "ort", "--weights", tmp_path / "random.onnx",

@@ -127,17 +127,17 @@ def test_predictor_runs_the_folded_network_by_default():
     model = randomize(higherhrnet.build_model(cfg))
     folded = Predictor(cfg, model.state_dict())
     plain = Predictor(cfg, model.state_dict(), fold_bn=False)
-    assert count_batchnorm(folded.model) == 0 and count_batchnorm(plain.model) == 80
+    assert count_batchnorm(folded.network) == 0 and count_batchnorm(plain.network) == 80
     wrapped = Predictor.from_model(cfg, model)
-    assert count_batchnorm(wrapped.model) == 0 and count_batchnorm(model) == 80   # the caller's model is kept
+    assert count_batchnorm(wrapped.network) == 0 and count_batchnorm(model) == 80   # the caller's model is kept
     # On CPU the folded copy runs in channels-last memory format; the caller's model keeps its layout.
-    conv_weights = [m.weight for m in folded.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    conv_weights = [m.weight for m in folded.network.modules() if isinstance(m, torch.nn.Conv2d)]
     assert conv_weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights
                                 if w.shape[2:] != (1, 1))
     assert all(p.is_contiguous() for p in model.parameters())
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in [(120, 160, 3), (200, 90, 3)]]
-    for a, b in zip(run_network(plain.model, images, plain.params), run_network(folded.model, images, folded.params)):
+    for a, b in zip(run_network(plain.network, images, plain.params), run_network(folded.network, images, folded.params)):
         torch.testing.assert_close(b[0], a[0], atol=1e-4, rtol=0)   # heatmaps
         torch.testing.assert_close(b[1], a[1], atol=1e-4, rtol=0)   # tags
     for people_plain, people_folded in zip(plain(images), folded(images)):

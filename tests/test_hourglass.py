@@ -17,6 +17,7 @@ from higherhrnet.core.inference import run_network
 from higherhrnet.core.loss import AELoss, HeatmapLoss
 from higherhrnet.models import HourglassAE
 from higherhrnet.models.hourglass import Hourglass
+from higherhrnet.outputs import OutputSpec
 
 from conftest import EXPERIMENTS, REPO, randomize, tiny_cfg, tiny_hourglass_cfg
 from test_inference import PaintedPeople, painted_image, people_in
@@ -75,7 +76,9 @@ def test_paper_widths_one_level_deep_counted_by_hand():
     head = r256 + 256 * 256 + 512 + 256 * 34 + 34                      # residual, 1x1 conv + BN, prediction
     assert stem == 351_168 and hourglass_1 == 1_577_984
     assert stem + hourglass_1 + head == 2_217_954
-    assert count(HourglassAE(num_stacks=1, channels=(256, 384))) == 2_217_954
+    one_stack = OutputSpec(0, 4.0, 0, 64, num_joints=J, tag_channels=J, heatmap_loss_factor=1.0, push_loss_factor=1e-3,
+                           pull_loss_factor=1e-3, test_heatmaps=True, test_tags=True)
+    assert count(HourglassAE([one_stack], channels=(256, 384))) == 2_217_954
     assert network(1, (256, 384)) == 2_217_954
 
 
@@ -243,7 +246,7 @@ def test_predictor_feeds_the_configured_normalisation(which):
 
 
 def test_training_feeds_pixels_over_255_to_the_hourglass(tmp_path):
-    from higherhrnet.core.trainer import Trainer
+    from higherhrnet.engine import Trainer
     from tinycoco import write_tiny_coco
 
     write_tiny_coco(tmp_path / "data", num_images=2)

@@ -86,7 +86,7 @@ class _PeakNet(nn.Module):
 
 def test_flip_test_flips_back_and_swaps_channels():
     cfg = tiny_cfg()
-    params = InferenceParams.from_cfg(cfg, COCO_KEYPOINTS)
+    params = InferenceParams.from_config(cfg, COCO_KEYPOINTS)
     image = torch.zeros(1, 3, 64, 96)
     image[0, :, 0, 0] = 1.0
     heatmaps, tags = scale_outputs(_PeakNet(5, 7), image, params, None)
@@ -218,7 +218,7 @@ def test_predictor_rejects_bad_arrays():
 
 def test_several_scales_without_1_is_a_config_error():
     with pytest.raises(higherhrnet.ConfigError, match="1.0 must be one of them"):
-        InferenceParams.from_cfg(tiny_cfg("TEST.SCALE_FACTOR", "[2.0, 0.5]"), COCO_KEYPOINTS)
+        InferenceParams.from_config(tiny_cfg("TEST.SCALE_FACTOR", "[2.0, 0.5]"), COCO_KEYPOINTS)
 
 
 def test_optional_oks_nms_removes_duplicates_only_when_enabled():

@@ -9,6 +9,7 @@ from torch import nn
 
 import higherhrnet
 from higherhrnet.models import HigherHRNet, StageSpec
+from higherhrnet.outputs import OutputSpec
 from higherhrnet.models.hrnet import HighResolutionModule, BasicBlock
 
 from conftest import EXPERIMENTS, SPEC, randomize, tiny_cfg
@@ -79,7 +80,11 @@ def test_two_deconv_modules():
 def test_modules_build_without_a_config():
     stages = [StageSpec(1, "BOTTLENECK", (1,), (8,)), StageSpec(1, "BASIC", (1, 1), (8, 16)),
               StageSpec(1, "BASIC", (1, 1, 1), (8, 16, 32)), StageSpec(1, "BASIC", (1, 1, 1, 1), (8, 16, 32, 64))]
-    model = HigherHRNet(*stages, num_joints=5, deconv_channels=(8,), num_basic_blocks=2, stem_channels=16).eval()
+    outputs = (OutputSpec(0, 4.0, 0, 16, num_joints=5, tag_channels=5, heatmap_loss_factor=1.0, push_loss_factor=1e-3,
+                          pull_loss_factor=1e-3, test_heatmaps=True, test_tags=True),
+               OutputSpec(1, 2.0, 1, 32, num_joints=5, tag_channels=0, heatmap_loss_factor=1.0, push_loss_factor=1e-3,
+                          pull_loss_factor=1e-3, test_heatmaps=True, test_tags=False))
+    model = HigherHRNet(*stages, outputs=outputs, deconv_channels=(8,), num_basic_blocks=2, stem_channels=16).eval()
     with torch.no_grad():
         out = model(torch.randn(1, 3, 64, 96))
     assert [tuple(o.shape) for o in out] == [(1, 10, 16, 24), (1, 5, 32, 48)]

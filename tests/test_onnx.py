@@ -14,8 +14,9 @@ import yaml
 import higherhrnet
 from higherhrnet import Predictor
 from higherhrnet.core.inference import run_network
-from higherhrnet.core.onnx_backend import (OnnxError, OnnxRuntimeNetwork, create_session, export_onnx,
-                                           max_differences, save_onnx)
+from higherhrnet.fileio import write_bytes
+from higherhrnet.models.onnx import (OnnxError, OnnxRuntimeNetwork, create_session, export_onnx,
+                                     max_differences)
 from higherhrnet.models import fold_batchnorm
 
 from conftest import REPO, randomize, tiny_cfg
@@ -109,10 +110,10 @@ def test_predictor_onnxruntime_backend_matches_torch_backend(tiny, opts):
     cfg = tiny_cfg(*opts)
     reference = Predictor(cfg, model.state_dict(), fold_bn=False)
     onnx_predictor = Predictor(cfg, model.state_dict(), backend="onnxruntime")
-    assert isinstance(onnx_predictor.model, OnnxRuntimeNetwork) and onnx_predictor.backend == "onnxruntime"
+    assert isinstance(onnx_predictor.network, OnnxRuntimeNetwork) and onnx_predictor.backend == "onnxruntime"
     images = painted_images()
-    maps = zip(run_network(reference.model, images, reference.params),
-               run_network(onnx_predictor.model, images, onnx_predictor.params))
+    maps = zip(run_network(reference.network, images, reference.params),
+               run_network(onnx_predictor.network, images, onnx_predictor.params))
     for (heatmaps, tags, center, scale), (heatmaps_ort, tags_ort, center_ort, scale_ort) in maps:
         torch.testing.assert_close(heatmaps_ort, heatmaps, atol=1e-3, rtol=0)
         torch.testing.assert_close(tags_ort, tags, atol=1e-3, rtol=0)
@@ -128,7 +129,7 @@ def test_predictor_onnxruntime_backend_matches_torch_backend(tiny, opts):
 def test_predictor_takes_an_onnx_file(tiny, tmp_path):
     cfg, model, data = tiny
     path = tmp_path / "tiny.onnx"
-    save_onnx(data, path)
+    write_bytes(data, path)
     images = painted_images()
     from_file = Predictor(cfg, path, backend="onnxruntime", onnx_threads=1)(images)
     from_checkpoint = Predictor(cfg, model.state_dict(), backend="onnxruntime")(images)
@@ -220,7 +221,7 @@ def test_export_cli_errors(tiny_files, tmp_path):
 
 
 def test_demo_with_onnxruntime_backend_finds_the_same_people(tiny, tiny_files, tmp_path):
-    save_onnx(tiny[2], tmp_path / "tiny.onnx")
+    write_bytes(tiny[2], tmp_path / "tiny.onnx")
     image = painted_images()[0]
     assert cv2.imwrite(str(tmp_path / "street.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     common = ["--cfg", tiny_files / "tiny.yaml", "--image", tmp_path / "street.png"]

@@ -127,7 +127,7 @@ def test_bundled_model_finds_people_on_fresh_synthetic_images(tmp_path):
     write_synthetic_coco(str(tmp_path), {"val": 12}, seed=12345, progress=False)
     cfg = higherhrnet.load_cfg(SYNTHETIC_CFG, ["DATASET.ROOT", str(tmp_path), "TEST.FLIP_TEST", "False"])
     predictor = higherhrnet.Predictor(cfg, BUNDLED_MODEL)
-    from higherhrnet.core.evaluation import evaluate
+    from higherhrnet.engine import evaluate
     from higherhrnet.data import build_dataset
     metrics, results = evaluate(predictor, build_dataset(cfg, is_train=False), batch_size=4, progress=False)
     assert metrics["AP"] > 0.3, metrics

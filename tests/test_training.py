@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import higherhrnet
-from higherhrnet.core.trainer import Trainer, TrainingError
+from higherhrnet.engine import Trainer, TrainingError
 
 from conftest import EXPERIMENTS, REPO, tiny_cfg
 from tinycoco import write_tiny_coco
@@ -99,7 +99,7 @@ def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
 
 
 def test_learning_rate_schedule_warmup_and_steps():
-    from higherhrnet.core.trainer import build_optimizer, build_scheduler
+    from higherhrnet.engine.build import build_optimizer, build_scheduler
 
     cfg = tiny_cfg("TRAIN.LR", "0.1", "TRAIN.LR_STEP", "[2, 3]", "TRAIN.LR_FACTOR", "0.1",
                    "TRAIN.WARMUP_EPOCHS", "1.0", "TRAIN.WARMUP_FACTOR", "0.01", "TRAIN.OPTIMIZER", "sgd")

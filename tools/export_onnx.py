@@ -23,8 +23,9 @@ import time
 import torch
 
 import higherhrnet
-from higherhrnet.core.onnx_backend import (DEFAULT_OPSET, EXPORTERS, OnnxError, OnnxRuntimeNetwork, create_session,
-                                           export_onnx, max_differences, save_onnx)
+from higherhrnet.fileio import write_bytes
+from higherhrnet.models.onnx import (DEFAULT_OPSET, EXPORTERS, OnnxError, OnnxRuntimeNetwork, create_session,
+                                     export_onnx, max_differences)
 from higherhrnet.models import fold_batchnorm
 
 
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         data = export_onnx(folded, (width, height), args.opset, args.exporter,
                            metadata={"higherhrnet.config": cfg.dump(), "higherhrnet.version": higherhrnet.__version__})
-        save_onnx(data, args.out)
+        write_bytes(data, args.out)
     except (higherhrnet.ConfigError, higherhrnet.CheckpointError, OnnxError, OSError) as e:
         return fail(str(e))
     print(f"{args.out}: {len(data) / 1e6:.1f} MB, opset {args.opset}, {args.exporter} exporter, traced at "

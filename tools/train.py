@@ -12,11 +12,13 @@ Exit status 2 on bad arguments, config, data or a non-finite loss.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 import higherhrnet
 from higherhrnet.checkpoint import CheckpointError
-from higherhrnet.core.trainer import Trainer, TrainingError
+from higherhrnet.engine import Trainer, TrainingError
 from higherhrnet.data import DatasetError
 from higherhrnet.images import ImageError
 
@@ -29,8 +31,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def setup_logging() -> None:
+    """Training messages (logger "higherhrnet.train") on the console, marked with the torchrun rank."""
+    logger = logging.getLogger("higherhrnet.train")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"%(asctime)s [rank {os.environ.get('RANK', '0')}] %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    setup_logging()
     trainer = None
     try:
         cfg = higherhrnet.load_cfg(args.cfg, args.opts)

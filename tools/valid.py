@@ -20,11 +20,12 @@ import torch
 import torch.distributed as dist
 
 import higherhrnet
-from higherhrnet.core.evaluation import EvaluationError, evaluate, format_metrics, write_json
-from higherhrnet.core.trainer import run_dir
 from higherhrnet.data import DatasetError, build_dataset
+from higherhrnet.data.metrics import EvaluationError
+from higherhrnet.engine import evaluate, format_metrics, run_dir
+from higherhrnet.fileio import write_json
 from higherhrnet.images import ImageError
-from higherhrnet.predictor import BACKENDS
+from higherhrnet.models import BACKENDS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
             dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
             if device.startswith("cuda"):
                 device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        predictor = higherhrnet.Predictor(cfg, weights, device=device, backend=args.backend)
+        predictor = higherhrnet.Predictor.from_config(cfg, weights, device=device, backend=args.backend)
         dataset = build_dataset(cfg, is_train=False)
         split = cfg.DATASET.TEST
         metrics, results = evaluate(predictor, dataset, args.batch_size or cfg.TEST.IMAGES_PER_GPU,

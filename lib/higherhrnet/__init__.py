@@ -5,7 +5,7 @@ Public API (stable names):
     build_model(cfg)                     the network of a config
     load_checkpoint(model, path)         official or our checkpoints, loaded safely
     KeypointSpec, COCO_KEYPOINTS         joint names, flip pairs, sigmas, skeleton
-    Predictor(cfg, weights)(image)       people in an image
+    Predictor.from_config(cfg, weights)(image)   people in an image (also Predictor(cfg, weights))
     build_dataset(cfg, is_train=True)    COCO-format training / evaluation data
     build_loss(cfg)                      heatmap + associative-embedding losses per output
 """

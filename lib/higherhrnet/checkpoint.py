@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
+
+from .fileio import atomic_write
 
 __all__ = ["CheckpointError", "read_checkpoint", "extract_state_dict", "load_checkpoint",
            "load_pretrained_backbone", "atomic_save", "save_model"]
@@ -100,7 +101,7 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike | Mapping, strict:
         for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
             if items:
                 lines.append(f"  {label} ({len(items)}): {_listing(items)}")
-        lines.append("  Was it trained with a different config (widths, NUM_JOINTS, TAG_PER_JOINT, LOSS.WITH_AE_LOSS)?")
+        lines.append("  Was it trained with a different config (widths, joints, tag maps per output)?")
         raise CheckpointError("\n".join(lines))
     converted = {k: _as_model_dtype(v, own[k]) for k, v in state.items() if k in own}
     model.load_state_dict(converted, strict=False)
@@ -137,20 +138,8 @@ def load_pretrained_backbone(model: nn.Module, path: str | os.PathLike,
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """torch.save to a temporary file in the same folder, then rename over `path`."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path) as f:
+        torch.save(obj, f)
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, cfg=None, **extra: Any) -> None:

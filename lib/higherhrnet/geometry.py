@@ -10,6 +10,12 @@ mapped onto the destination width; the same factor applies vertically, the centr
 destination centre, and `rot` degrees rotate the source counter-clockwise about the centre. The three
 reference points are built in float32 and solved with cv2.getAffineTransform, as the reference does, so
 the matrices agree with it to the last bit.
+
+Training crops (`crop_matrix`) describe the same square crop -- side 200 * scale source pixels around
+`center`, onto a size x size input, rotated `rot` degrees counter-clockwise -- as a 3x3 float64 matrix
+computed directly (as the reference's training code does), so that it can be composed with a mirror
+(`mirror_matrix`) and rescaled to each output resolution (`scale_matrix`). For the same crop it equals
+get_affine_transform(center, (scale, scale), rot, (size, size)) up to the float32 rounding of the latter.
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["get_affine_transform", "apply_affine", "multi_scale_size", "warp_image"]
+__all__ = ["get_affine_transform", "apply_affine", "multi_scale_size", "warp_image", "crop_matrix", "mirror_matrix",
+           "scale_matrix"]
 
 
 def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -87,3 +94,33 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, size: Sequence[int],
     """cv2.warpAffine to size (width, height); outside the source is 0."""
     return cv2.warpAffine(image, matrix, (int(size[0]), int(size[1])), flags=interpolation,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def crop_matrix(center: Sequence[float], scale: float, size: int, rot: float = 0.0) -> np.ndarray:
+    """(3, 3) matrix mapping image pixels to a size x size crop: a square of side 200 * scale around
+    `center` fills the crop, rotated by `rot` degrees counter-clockwise about the crop centre (the
+    reference's training crop)."""
+    side = 200.0 * scale
+    m = np.array([[size / side, 0.0, size * (-center[0] / side + 0.5)],
+                  [0.0, size / side, size * (-center[1] / side + 0.5)],
+                  [0.0, 0.0, 1.0]])
+    if rot:
+        theta = math.radians(-rot)
+        sn, cs = math.sin(theta), math.cos(theta)
+        half = size / 2.0
+        to_origin = np.array([[1.0, 0.0, -half], [0.0, 1.0, -half], [0.0, 0.0, 1.0]])
+        back = np.array([[1.0, 0.0, half], [0.0, 1.0, half], [0.0, 0.0, 1.0]])
+        rotation = np.array([[cs, -sn, 0.0], [sn, cs, 0.0], [0.0, 0.0, 1.0]])
+        m = back @ rotation @ to_origin @ m
+    return m
+
+
+def mirror_matrix(width: int) -> np.ndarray:
+    """(3, 3) horizontal mirror of an image `width` pixels wide: pixel x -> width - 1 - x (pixel centres map
+    onto pixel centres, as cv2.flip does)."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def scale_matrix(factor: float) -> np.ndarray:
+    """(3, 3) uniform scaling by `factor` (e.g. input pixels -> output-map pixels)."""
+    return np.diag([factor, factor, 1.0])

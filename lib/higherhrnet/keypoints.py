@@ -11,8 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["KeypointSpec", "COCO_KEYPOINTS", "CROWDPOSE_KEYPOINTS", "KEYPOINT_SETS", "keypoints_for_dataset",
-           "keypoints_from_cfg"]
+__all__ = ["KeypointSpec", "COCO_KEYPOINTS", "CROWDPOSE_KEYPOINTS"]
 
 
 @dataclass(frozen=True)
@@ -176,36 +175,3 @@ CROWDPOSE_KEYPOINTS = KeypointSpec(
     # 7-10, 13); kept so that official CrowdPose weights give the official results.
     grouping_order=tuple(_CROWDPOSE_NAMES[i] for i in (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13)),
 )
-
-# DATASET.DATASET / DATASET.DATASET_TEST names -> keypoint set.
-KEYPOINT_SETS = {
-    "coco": COCO_KEYPOINTS, "coco_kpt": COCO_KEYPOINTS,
-    "crowd_pose": CROWDPOSE_KEYPOINTS, "crowd_pose_kpt": CROWDPOSE_KEYPOINTS,
-}
-
-
-def keypoints_for_dataset(name: str) -> KeypointSpec:
-    """The keypoint set registered for a dataset name (DATASET.DATASET)."""
-    try:
-        return KEYPOINT_SETS[name]
-    except KeyError:
-        raise ValueError(f"no keypoint set is registered for dataset {name!r}; known: {sorted(KEYPOINT_SETS)}; "
-                         "or describe yours under DATASET.KEYPOINTS") from None
-
-
-def keypoints_from_cfg(cfg) -> KeypointSpec:
-    """DATASET.KEYPOINTS when it names joints, else the set registered for DATASET.DATASET.
-    Raises ValueError naming the config keys on inconsistencies."""
-    kp = cfg.DATASET.KEYPOINTS
-    if kp.NAMES:
-        try:
-            spec = KeypointSpec.from_lists(cfg.DATASET.DATASET, kp.NAMES, kp.FLIP_PAIRS, kp.SIGMAS, kp.SKELETON,
-                                           kp.GROUPING_ORDER)
-        except ValueError as e:
-            raise ValueError(f"DATASET.KEYPOINTS: {e}") from None
-    else:
-        spec = keypoints_for_dataset(cfg.DATASET.DATASET)
-    if spec.num_joints != cfg.DATASET.NUM_JOINTS:
-        raise ValueError(f"keypoint set {spec.name!r} has {spec.num_joints} joints but DATASET.NUM_JOINTS is "
-                         f"{cfg.DATASET.NUM_JOINTS}")
-    return spec

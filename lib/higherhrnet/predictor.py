@@ -1,9 +1,12 @@
 """Predictor: image(s) in, people out.
 
-    predictor = higherhrnet.Predictor("experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml",
-                                      "models/pose_higher_hrnet_w32_512.pth")
+    predictor = higherhrnet.Predictor.from_config("experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml",
+                                                  "models/pose_higher_hrnet_w32_512.pth")
     people = predictor(image_rgb)            # list[Person]
     batch = predictor([img1, img2])          # list[list[Person]], same as one at a time
+
+A Predictor is a thin object around a ready network, the test-time parameters and the keypoint set;
+`from_config` (and, as in the first releases, `Predictor(cfg, weights, ...)`) builds those from a config.
 """
 from __future__ import annotations
 
@@ -13,19 +16,21 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from .checkpoint import load_checkpoint
-from .config import CfgNode, ConfigError, load_cfg
+from .codec.oks import oks_nms
+from .config import CfgNode, load_cfg
 from .core.inference import InferenceParams, infer
-from .core.onnx_backend import (OnnxRuntimeNetwork, check_output_channels, create_session, export_onnx,
-                                require)
+from .data.registry import keypoints_from_config
 from .geometry import multi_scale_size
-from .keypoints import KeypointSpec, keypoints_from_cfg
-from .models import ChannelsLast, build_model, fold_batchnorm, model_output_channels
+from .keypoints import KeypointSpec
+from .models import BACKENDS, build_model, load_onnx_network, prepare_network
+from .models.onnx import OnnxRuntimeNetwork
+from .models.runtime import check_backend
+from .outputs import build_output_specs
 
-__all__ = ["Person", "Predictor", "oks_nms", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS"]
-
-BACKENDS = ("torch", "onnxruntime")
+__all__ = ["Person", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "check_image"]
 
 # About 36 times a 512 x 512 input: a few GB of activations for HigherHRNet-W32.
 DEFAULT_MAX_INPUT_PIXELS = 3072 * 3072
@@ -57,112 +62,99 @@ class Person:
         }
 
 
-def _oks(a: np.ndarray, b: np.ndarray, sigmas: np.ndarray, area: float) -> float:
-    """OKS between two (J, 3) poses, area from the first, COCO's formula over all joints."""
-    variances = (2 * sigmas) ** 2
-    d2 = ((a[:, :2] - b[:, :2]) ** 2).sum(1)
-    return float(np.mean(np.exp(-d2 / variances / (area + np.spacing(1)) / 2)))
-
-
-def oks_nms(people: list[Person], sigmas: np.ndarray, threshold: float) -> list[Person]:
-    """Drop people whose OKS with a higher-scoring kept person exceeds `threshold`."""
-    order = sorted(range(len(people)), key=lambda i: -people[i].score)
-    kept: list[int] = []
-    for i in order:
-        kp = people[i].keypoints
-        visible = kp[:, 2] > 0
-        for k in kept:
-            ref = people[k].keypoints
-            extent = ref[ref[:, 2] > 0, :2] if (ref[:, 2] > 0).any() else ref[:, :2]
-            area = float(np.prod(extent.max(0) - extent.min(0)))
-            if visible.any() and _oks(ref, kp, sigmas, area) > threshold:
-                break
-        else:
-            kept.append(i)
-    return [people[i] for i in sorted(kept)]
-
-
 class Predictor:
-    """Multi-person pose estimation with a trained network (HigherHRNet, or any MODEL.NAME build_model knows).
+    """Multi-person pose estimation with a ready network.
 
-    cfg: a config (CfgNode) or the path of an experiment YAML file.
-    weights: path of a checkpoint (any layout `load_checkpoint` accepts) or a loaded state dict; with the
-    onnxruntime backend also a .onnx file from tools/export_onnx.py.
-    device: "cpu" (default), "cuda", "cuda:1", ... opts: KEY VALUE overrides when cfg is a path.
+    network: a module returning the outputs `params.outputs` describes (see models/runtime.py's
+    prepare_network for a folded / channels-last / onnxruntime network). params: the test-time pipeline's
+    parameters. keypoints: the joints the network predicts. device: where inputs go ("cpu" default).
     oks_nms_threshold: drop duplicate poses with OKS above it (None, the default and the reference
-    behaviour: keep all).
-    backend: "torch" (default) runs the network in PyTorch; "onnxruntime" runs it in an onnxruntime
-    session (a checkpoint is exported to ONNX in memory first, which takes seconds). The rest of the
-    pipeline is the same; heatmaps and tags agree up to float rounding.
-    fold_bn: torch backend: run a copy of the network with every BatchNorm folded into the convolution
-    before it, on CPU in channels-last memory format (default; same outputs up to float rounding, faster).
-    fold_bn=False runs the network as given, tensor operation for tensor operation as the reference. The
-    ONNX export always folds.
-    onnx_threads: onnxruntime intra-op threads (default: torch.get_num_threads()).
+    behaviour: keep all). max_input_pixels: refuse images whose network input (largest test scale) would
+    exceed this many pixels, instead of running out of memory; the input's short side is INPUT_SIZE x scale
+    whatever the image size, so only extreme aspect ratios (panoramas) reach it.
 
-    max_input_pixels: refuse images whose network input (largest test scale) would exceed this many
-    pixels, instead of running out of memory. The input's short side is INPUT_SIZE x scale whatever the
-    image size, so only extreme aspect ratios (panoramas) reach it.
+    `Predictor(cfg, weights, ...)` with a config (or YAML path) first is the same as
+    `Predictor.from_config(cfg, weights, ...)`.
     """
 
-    max_input_pixels = DEFAULT_MAX_INPUT_PIXELS
+    def __init__(self, network: nn.Module | CfgNode | str | os.PathLike, params: InferenceParams | None = None,
+                 *args, **kwargs):
+        legacy = isinstance(network, (CfgNode, str, os.PathLike))
+        # Positional arguments after the first two: (keypoints, device), or in the first releases' call
+        # Predictor(cfg, weights, device, opts, keypoints, oks_nms_threshold).
+        names = ("device", "opts", "keypoints", "oks_nms_threshold") if legacy else ("keypoints", "device")
+        if len(args) > len(names):
+            raise TypeError(f"Predictor takes at most {len(names) + 2} positional arguments")
+        for name, value in zip(names, args):
+            if name in kwargs:
+                raise TypeError(f"Predictor got multiple values for argument {name!r}")
+            kwargs[name] = value
+        if legacy:
+            kwargs = dict(kwargs)
+            options = {k: kwargs.pop(k) for k in ("oks_nms_threshold", "max_input_pixels") if k in kwargs}
+            network, params, keypoints, device = _from_config(network, params, **kwargs)
+            kwargs = dict(options, keypoints=keypoints, device=device)
+        self._init(network, params, **kwargs)
 
-    def __init__(self, cfg: CfgNode | str | os.PathLike, weights: str | os.PathLike | Mapping,
-                 device: str | torch.device | None = None, opts: Sequence[str] = (),
-                 keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
-                 backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None):
-        if not isinstance(cfg, CfgNode):
-            cfg = load_cfg(cfg, opts)
-        elif opts:
-            raise ValueError("opts are only used when cfg is a file path; merge them into the CfgNode instead")
-        _check_backend(backend)
-        if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(".onnx"):
-            if backend != "onnxruntime":
-                raise ValueError(f"{os.fspath(weights)} is an ONNX model: use backend='onnxruntime' (the torch "
-                                 f"backend needs a PyTorch checkpoint)")
-            network = OnnxRuntimeNetwork(create_session(weights, _device(device), onnx_threads))
-            check_output_channels(network, model_output_channels(cfg), os.fspath(weights))
-            self._setup(cfg, network, device, keypoints, oks_nms_threshold, "onnxruntime", False, onnx_threads)
-            return
-        model = build_model(cfg)
-        load_checkpoint(model, weights)
-        self._setup(cfg, model, device, keypoints, oks_nms_threshold, backend, fold_bn, onnx_threads)
+    def _init(self, network: nn.Module, params: InferenceParams, keypoints: KeypointSpec,
+              device: str | torch.device | None = None, oks_nms_threshold: float | None = None,
+              max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> None:
+        if not isinstance(params, InferenceParams) or not isinstance(keypoints, KeypointSpec):
+            raise TypeError("Predictor(network, params, keypoints): params must be InferenceParams and keypoints a "
+                            "KeypointSpec (or use Predictor.from_config)")
+        self.network = network
+        self.params = params
+        self.keypoints = keypoints
+        self.device = _device(device)
+        self.oks_nms_threshold = oks_nms_threshold
+        self.max_input_pixels = max_input_pixels
 
     @classmethod
-    def from_model(cls, cfg: CfgNode, model: torch.nn.Module, device: str | torch.device | None = None,
+    def from_config(cls, cfg: CfgNode | str | os.PathLike, weights: str | os.PathLike | Mapping,
+                    device: str | torch.device | None = None, opts: Sequence[str] = (),
+                    keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
+                    backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
+                    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> "Predictor":
+        """A Predictor for a trained network of a config.
+
+        cfg: a config (CfgNode) or the path of an experiment YAML file; opts: KEY VALUE overrides when it
+        is a path. weights: path of a checkpoint (any layout `load_checkpoint` accepts) or a loaded state
+        dict; with the onnxruntime backend also a .onnx file from tools/export_onnx.py. keypoints: default
+        the config's set. backend "torch" (default) or "onnxruntime" (the checkpoint is exported to ONNX
+        in memory first, which takes seconds); fold_bn: torch backend, run a BatchNorm-folded copy
+        (default; same outputs up to float rounding, faster), False runs the network tensor operation for
+        tensor operation as the reference. onnx_threads: onnxruntime intra-op threads (default:
+        torch.get_num_threads()).
+        """
+        network, params, keypoints, device = _from_config(cfg, weights, device, opts, keypoints, backend=backend,
+                                                          fold_bn=fold_bn, onnx_threads=onnx_threads)
+        return cls(network, params, keypoints, device, oks_nms_threshold=oks_nms_threshold,
+                   max_input_pixels=max_input_pixels)
+
+    @classmethod
+    def from_model(cls, cfg: CfgNode, model: nn.Module, device: str | torch.device | None = None,
                    keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
-                   backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None) -> "Predictor":
+                   backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
+                   max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> "Predictor":
         """A Predictor around a network you already have: any module returning the outputs the config's
-        per-output LOSS.* / TEST.WITH_* lists describe (heatmaps first, then tags).
+        output specs describe (heatmaps first, then tags).
 
         The model is switched to eval mode; with fold_bn or the onnxruntime backend the Predictor runs a
         folded copy (or an export) of it, so later changes to the model do not reach the Predictor.
         """
-        _check_backend(backend)
-        self = cls.__new__(cls)
-        self._setup(cfg, model, device, keypoints, oks_nms_threshold, backend, fold_bn, onnx_threads)
-        return self
+        check_backend(backend)
+        keypoints = keypoints or keypoints_from_config(cfg)
+        params = InferenceParams.from_config(cfg, keypoints)
+        device = _device(device)
+        size = params.input_size
+        network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
+        return cls(network, params, keypoints, device, oks_nms_threshold=oks_nms_threshold,
+                   max_input_pixels=max_input_pixels)
 
-    def _setup(self, cfg, model, device, keypoints, oks_nms_threshold, backend, fold_bn, onnx_threads) -> None:
-        self.cfg = cfg
-        self.keypoints = keypoints or _keypoints_of(cfg)
-        self.params = InferenceParams.from_cfg(cfg, self.keypoints)
-        self.device = _device(device)
-        self.backend = backend
-        model = model.eval()
-        if isinstance(model, OnnxRuntimeNetwork):
-            self.model, self.backend = model, "onnxruntime"
-        elif backend == "onnxruntime":
-            require("onnxruntime")   # before the export, which takes seconds
-            size = self.params.input_size
-            onnx_model = export_onnx(fold_batchnorm(model), input_size=(size, size))
-            self.model = OnnxRuntimeNetwork(create_session(onnx_model, self.device, onnx_threads))
-        elif fold_bn:
-            folded = fold_batchnorm(model).to(self.device)
-            self.model = ChannelsLast(folded) if self.device.type == "cpu" else folded
-        else:
-            self.model = model.to(self.device)
-        self.oks_nms_threshold = oks_nms_threshold
+    @property
+    def backend(self) -> str:
+        """"onnxruntime" when the network is an onnxruntime session, else "torch"."""
+        return "onnxruntime" if isinstance(self.network, OnnxRuntimeNetwork) else "torch"
 
     def __call__(self, images: np.ndarray | Sequence[np.ndarray]):
         """One (H, W, 3) uint8 RGB image -> list[Person]; a list of images -> list of those."""
@@ -187,22 +179,43 @@ class Predictor:
         for i, image in enumerate(images):
             check_image(image, f"image {i}")
             self._check_input_size(image, f"image {i}")
-        results = infer(self.model, images, self.params, self.device)
+        results = infer(self.network, images, self.params, self.device)
         out = []
         for result in results:
             people = [
                 Person(keypoints=person[:, :3].copy(), score=float(score), tags=person[:, 3:].copy())
                 for person, score in zip(result.persons, result.scores)
             ]
-            if self.oks_nms_threshold is not None:
-                people = oks_nms(people, self.keypoints.sigmas_array, self.oks_nms_threshold)
+            if self.oks_nms_threshold is not None and people:
+                kept = oks_nms(np.stack([p.keypoints for p in people]), np.array([p.score for p in people]),
+                               self.keypoints.sigmas_array, self.oks_nms_threshold)
+                people = [people[i] for i in kept]
             out.append(people)
         return out
 
 
-def _check_backend(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r}: expected one of {list(BACKENDS)}")
+def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints: KeypointSpec | None = None, *,
+                 backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None):
+    """(network, params, keypoints, device) for Predictor.from_config."""
+    if not isinstance(cfg, CfgNode):
+        cfg = load_cfg(cfg, opts)
+    elif opts:
+        raise ValueError("opts are only used when cfg is a file path; merge them into the CfgNode instead")
+    check_backend(backend)
+    keypoints = keypoints or keypoints_from_config(cfg)
+    outputs = build_output_specs(cfg)
+    params = InferenceParams.from_config(cfg, keypoints, outputs)
+    device = _device(device)
+    if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(".onnx"):
+        if backend != "onnxruntime":
+            raise ValueError(f"{os.fspath(weights)} is an ONNX model: use backend='onnxruntime' (the torch "
+                             f"backend needs a PyTorch checkpoint)")
+        return load_onnx_network(weights, outputs, device, onnx_threads), params, keypoints, device
+    model = build_model(cfg, outputs)
+    load_checkpoint(model, weights)
+    size = params.input_size
+    network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
+    return network, params, keypoints, device
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -210,13 +223,6 @@ def _device(device: str | torch.device | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device} requested but CUDA is not available; use device='cpu'")
     return device
-
-
-def _keypoints_of(cfg: CfgNode) -> KeypointSpec:
-    try:
-        return keypoints_from_cfg(cfg)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
 
 
 def check_image(image: np.ndarray, name: str = "image") -> None:

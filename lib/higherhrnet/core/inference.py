@@ -19,39 +19,35 @@ from ..codec.grouping import GroupingParams, group
 from ..config import CfgNode, ConfigError
 from ..geometry import apply_affine, get_affine_transform, multi_scale_size, warp_image
 from ..keypoints import KeypointSpec
+from ..normalization import IMAGENET_MEAN, IMAGENET_STD, normalize, normalization_from_config
+from ..outputs import OutputSpec, build_output_specs, check_test_use
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "InferenceParams", "ImageResult", "input_normalization", "normalize",
-           "scale_outputs", "run_network", "infer"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["InferenceParams", "ImageResult", "scale_outputs", "run_network", "infer"]
 
 
 @dataclass(frozen=True)
 class InferenceParams:
     """Everything the test pipeline needs, as plain values.
 
-    Per network output i: heatmap_outputs[i] says whether channels 0..J-1 are heatmaps (trained with
-    the heatmap loss), use_heatmaps[i] whether they are averaged at test time, use_tags[i] whether the
-    output's tag channels are used. mean / std: the input normalisation after pixels / 255 (None: none).
+    outputs: the network's OutputSpecs (which channels are heatmaps and tags, and which outputs test time
+    averages / reads tags from). flip_index: (J,) joint permutation of a horizontal flip. mean / std: the
+    input normalisation after pixels / 255 (None: none).
     """
 
-    num_joints: int
     input_size: int
     scale_factors: tuple[float, ...]
     flip_test: bool
     flip_index: tuple[int, ...]
-    tag_per_joint: bool
     project2image: bool
-    heatmap_outputs: tuple[bool, ...]
-    use_heatmaps: tuple[bool, ...]
-    use_tags: tuple[bool, ...]
+    outputs: tuple[OutputSpec, ...]
     grouping: GroupingParams
     mean: tuple[float, float, float] | None = IMAGENET_MEAN
     std: tuple[float, float, float] | None = IMAGENET_STD
 
     @classmethod
-    def from_cfg(cls, cfg: CfgNode, keypoints: KeypointSpec) -> "InferenceParams":
+    def from_config(cls, cfg: CfgNode, keypoints: KeypointSpec,
+                    outputs: Sequence[OutputSpec] | None = None) -> "InferenceParams":
+        """TEST.* and the input normalisation of `cfg`; outputs default to build_output_specs(cfg)."""
         if keypoints.num_joints != cfg.DATASET.NUM_JOINTS:
             raise ConfigError(f"keypoint spec {keypoints.name!r} has {keypoints.num_joints} joints but "
                               f"DATASET.NUM_JOINTS is {cfg.DATASET.NUM_JOINTS}")
@@ -59,27 +55,17 @@ class InferenceParams:
         if len(scales) > 1 and 1.0 not in scales:
             raise ConfigError(f"TEST.SCALE_FACTOR {list(scales)}: with several scales, 1.0 must be one of them "
                               "(tags are taken from scale 1.0)")
-        heat = tuple(bool(b) for b in cfg.LOSS.WITH_HEATMAPS_LOSS)
-        use_heat = tuple(h and bool(t) for h, t in zip(heat, cfg.TEST.WITH_HEATMAPS))
-        use_tags = tuple(bool(a) and bool(t) for a, t in zip(cfg.LOSS.WITH_AE_LOSS, cfg.TEST.WITH_AE))
-        if not any(use_heat):
-            raise ConfigError("no network output is used for heatmaps: check LOSS.WITH_HEATMAPS_LOSS and "
-                              "TEST.WITH_HEATMAPS")
-        if not any(use_tags):
-            raise ConfigError("no network output is used for tags: check LOSS.WITH_AE_LOSS and TEST.WITH_AE")
         test = cfg.TEST
-        mean, std = input_normalization(cfg)
+        mean, std = normalization_from_config(cfg)
+        outputs = build_output_specs(cfg) if outputs is None else tuple(outputs)
+        check_test_use(outputs)
         return cls(
-            num_joints=cfg.DATASET.NUM_JOINTS,
             input_size=cfg.DATASET.INPUT_SIZE,
             scale_factors=scales,
             flip_test=test.FLIP_TEST,
             flip_index=tuple(int(i) for i in keypoints.flip_index),
-            tag_per_joint=cfg.MODEL.TAG_PER_JOINT,
             project2image=test.PROJECT2IMAGE,
-            heatmap_outputs=heat,
-            use_heatmaps=use_heat,
-            use_tags=use_tags,
+            outputs=outputs,
             grouping=GroupingParams(
                 joint_order=tuple(int(i) for i in keypoints.grouping_indices),
                 max_num_people=cfg.DATASET.MAX_NUM_PEOPLE,
@@ -95,13 +81,6 @@ class InferenceParams:
             mean=mean,
             std=std,
         )
-
-
-def input_normalization(cfg: CfgNode) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
-    """(mean, std) of MODEL.INPUT_MEAN / INPUT_STD for `normalize`; (None, None) when they are empty."""
-    if not cfg.MODEL.INPUT_MEAN:
-        return None, None
-    return tuple(float(m) for m in cfg.MODEL.INPUT_MEAN), tuple(float(s) for s in cfg.MODEL.INPUT_STD)
 
 
 @dataclass
@@ -120,42 +99,30 @@ class ImageResult:
     scale: np.ndarray
 
 
-def normalize(image: np.ndarray, mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32: pixels / 255, then (x - mean) / std if given."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div(255)
-    if mean is not None:
-        m = torch.tensor(mean, dtype=torch.float32)[:, None, None]
-        s = torch.tensor(std, dtype=torch.float32)[:, None, None]
-        tensor = tensor.sub(m).div(s)
-    return tensor
-
-
 def _stage_outputs(outputs: Sequence[torch.Tensor], params: InferenceParams, flipped: bool):
     """Resize the outputs in use to the last output's size; average their heatmaps; collect their tag maps.
 
     An output used for neither (an hourglass stack other than the chosen one) is left out.
     """
-    if len(outputs) != len(params.use_heatmaps):
-        raise ValueError(f"the network gave {len(outputs)} outputs but the config describes "
-                         f"{len(params.use_heatmaps)} (LOSS.NUM_STAGES)")
-    j = params.num_joints
+    if len(outputs) != len(params.outputs):
+        raise ValueError(f"the network gave {len(outputs)} outputs but its output specs describe "
+                         f"{len(params.outputs)}")
     last = outputs[-1]
     heatmaps_sum, count, tags = 0, 0, []
-    for i, output in enumerate(outputs):
-        if not (params.use_heatmaps[i] or params.use_tags[i]):
+    for spec, output in zip(params.outputs, outputs):
+        if not (spec.test_heatmaps or spec.test_tags):
             continue
-        if len(outputs) > 1 and i != len(outputs) - 1:
+        if len(outputs) > 1 and spec.index != len(outputs) - 1:
             output = F.interpolate(output, size=(last.size(2), last.size(3)), mode="bilinear", align_corners=False)
         if flipped:
             output = torch.flip(output, [3])
-        offset = j if params.heatmap_outputs[i] else 0
-        if params.use_heatmaps[i]:
-            heat = output[:, :j]
+        if spec.test_heatmaps:
+            heat = spec.heatmaps(output)
             heatmaps_sum = heatmaps_sum + (heat[:, list(params.flip_index)] if flipped else heat)
             count += 1
-        if params.use_tags[i]:
-            tag = output[:, offset:]
-            if flipped and params.tag_per_joint:
+        if spec.test_tags:
+            tag = spec.tags(output)
+            if flipped and spec.tag_per_joint:
                 tag = tag[:, list(params.flip_index)]
             tags.append(tag)
     return heatmaps_sum / count, tags

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..config import CfgNode
-from ..models.build import output_targets
+from ..outputs import OutputSpec, build_output_specs, target_sizes
 
 __all__ = ["HeatmapLoss", "AELoss", "MultiLoss", "build_loss"]
 
@@ -63,60 +63,47 @@ class AELoss(nn.Module):
 
 
 class MultiLoss(nn.Module):
-    """One heatmap loss and one AE loss per network output, each optional, with its factor.
+    """One heatmap loss and one AE loss per network output, as its OutputSpec says (each optional, with its
+    factor).
 
     forward(outputs, heatmaps, masks, joints): outputs has one entry per network output; heatmaps, masks
-    and joints one per target resolution (the dataset's lists). targets[i] names the target resolution
-    that trains output i (default: output i <-> target i; every hourglass stack uses target 0).
+    and joints one per target resolution (the dataset's lists, by OutputSpec.target_index).
     Returns (heatmap_losses, push_losses, pull_losses): lists of per-image (N,) tensors, one per output,
     None where off.
     """
 
-    def __init__(self, num_joints: int, with_heatmaps: Sequence[bool], heatmap_factors: Sequence[float],
-                 with_ae: Sequence[bool], push_factors: Sequence[float], pull_factors: Sequence[float],
-                 ae_type: str = "exp", targets: Sequence[int] | None = None):
+    def __init__(self, outputs: Sequence[OutputSpec], ae_type: str = "exp"):
         super().__init__()
-        self.num_joints = num_joints
-        self.with_heatmaps, self.with_ae = list(with_heatmaps), list(with_ae)
-        self.heatmap_factors = list(heatmap_factors)
-        self.push_factors, self.pull_factors = list(push_factors), list(pull_factors)
-        self.targets = list(range(len(self.with_heatmaps)) if targets is None else targets)
-        if not (len(self.targets) == len(self.with_ae) == len(self.heatmap_factors) == len(self.push_factors)
-                == len(self.pull_factors) == len(self.with_heatmaps)):
-            raise ValueError("with_heatmaps, heatmap_factors, with_ae, push_factors, pull_factors and targets need "
-                             "one entry per network output")
+        self.outputs = tuple(outputs)
+        self.num_targets = len(target_sizes(self.outputs))
         self.heatmap_loss = HeatmapLoss()
         self.ae_loss = AELoss(ae_type)
 
     def forward(self, outputs, heatmaps, masks, joints):
-        num_targets = max(self.targets) + 1
-        if not (len(outputs) == len(self.with_heatmaps) and len(heatmaps) == len(masks) == len(joints) == num_targets):
-            raise ValueError(f"expected {len(self.with_heatmaps)} outputs and targets at {num_targets} resolutions, "
+        if not (len(outputs) == len(self.outputs) and len(heatmaps) == len(masks) == len(joints) == self.num_targets):
+            raise ValueError(f"expected {len(self.outputs)} outputs and targets at {self.num_targets} resolutions, "
                              f"got {len(outputs)} outputs, {len(heatmaps)} heatmaps, {len(masks)} masks, "
                              f"{len(joints)} joints")
         heatmap_losses, push_losses, pull_losses = [], [], []
-        for i, output in enumerate(outputs):
-            t = self.targets[i]
-            offset = 0
-            if self.with_heatmaps[i]:
-                offset = self.num_joints
-                loss = self.heatmap_loss(output[:, :self.num_joints], heatmaps[t], masks[t])
-                heatmap_losses.append(loss * self.heatmap_factors[i])
+        for spec, output in zip(self.outputs, outputs):
+            t = spec.target_index
+            if spec.train_heatmaps:
+                loss = self.heatmap_loss(spec.heatmaps(output), heatmaps[t], masks[t])
+                heatmap_losses.append(loss * spec.heatmap_loss_factor)
             else:
                 heatmap_losses.append(None)
-            if self.with_ae[i]:
-                tags = output[:, offset:].reshape(output.shape[0], -1)
+            if spec.has_tags:
+                tags = spec.tags(output).reshape(output.shape[0], -1)
                 push, pull = self.ae_loss(tags, joints[t])
-                push_losses.append(push * self.push_factors[i])
-                pull_losses.append(pull * self.pull_factors[i])
+                push_losses.append(push * spec.push_loss_factor)
+                pull_losses.append(pull * spec.pull_loss_factor)
             else:
                 push_losses.append(None)
                 pull_losses.append(None)
         return heatmap_losses, push_losses, pull_losses
 
 
-def build_loss(cfg: CfgNode) -> MultiLoss:
-    """The reference's MultiLossFactory, from LOSS.*, with outputs mapped to the dataset's targets."""
-    loss = cfg.LOSS
-    return MultiLoss(cfg.MODEL.NUM_JOINTS, loss.WITH_HEATMAPS_LOSS, loss.HEATMAPS_LOSS_FACTOR, loss.WITH_AE_LOSS,
-                     loss.PUSH_LOSS_FACTOR, loss.PULL_LOSS_FACTOR, loss.AE_LOSS_TYPE, targets=output_targets(cfg))
+def build_loss(cfg: CfgNode, outputs: Sequence[OutputSpec] | None = None) -> MultiLoss:
+    """The reference's MultiLossFactory: the losses the output specs ask for (default:
+    build_output_specs(cfg)), with LOSS.AE_LOSS_TYPE."""
+    return MultiLoss(build_output_specs(cfg) if outputs is None else outputs, cfg.LOSS.AE_LOSS_TYPE)

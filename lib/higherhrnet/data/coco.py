@@ -1,9 +1,4 @@
-"""COCO-format keypoint datasets (COCO, CrowdPose, your own), read with pycocotools.
-
-Layouts (DATASET.ROOT):
-    coco       annotations/person_keypoints_{split}.json   images/{split}/<file_name>
-    crowd_pose json/crowdpose_{split}.json                  images/<file_name>
-"""
+"""COCO-format keypoint datasets (COCO, CrowdPose, your own; see registry.py), read with pycocotools."""
 from __future__ import annotations
 
 import contextlib
@@ -19,12 +14,13 @@ from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from ..codec.targets import heatmap_targets, joint_indices, person_sigmas
-from ..core.inference import IMAGENET_MEAN, IMAGENET_STD, normalize
 from ..images import ImageError, read_image
 from ..keypoints import KeypointSpec
+from ..normalization import IMAGENET_MEAN, IMAGENET_STD, normalize
+from .registry import DatasetInfo, dataset_info
 from .transforms import AugmentParams, random_affine, warp_sample
 
-__all__ = ["DatasetError", "dataset_paths", "CocoKeypoints", "TrainingDataset", "EvalDataset"]
+__all__ = ["DatasetError", "CocoKeypoints", "TrainingDataset", "EvalDataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,28 +29,19 @@ class DatasetError(ValueError):
     """A dataset file is missing or malformed; the message names the file and the problem."""
 
 
-def dataset_paths(root: str, split: str, layout: str) -> tuple[str, str]:
-    """(annotation file, image folder) of a split."""
-    if layout == "crowd_pose":
-        return os.path.join(root, "json", f"crowdpose_{split}.json"), os.path.join(root, "images")
-    annotations = os.path.join(root, "annotations", f"person_keypoints_{split}.json")
-    if "test" in split and not os.path.exists(annotations):
-        # COCO test-dev: image list only, images in test2017/.
-        return os.path.join(root, "annotations", f"image_info_{split}.json"), os.path.join(root, "images", "test2017")
-    return annotations, os.path.join(root, "images", split)
-
-
 class CocoKeypoints(Dataset):
     """Images, annotations, ignore masks and joints of one split.
 
     keypoints: the dataset's KeypointSpec; the annotation file's person category must have as many
-    keypoints. skip_empty: leave out images without any annotation (training).
+    keypoints. dataset: its kind (file layout, metric), see registry.py. skip_empty: leave out images
+    without any annotation (training).
     """
 
-    def __init__(self, root: str, split: str, keypoints: KeypointSpec, layout: str = "coco",
+    def __init__(self, root: str, split: str, keypoints: KeypointSpec, dataset: DatasetInfo | None = None,
                  skip_empty: bool = True):
-        self.root, self.split, self.keypoints, self.layout = root, split, keypoints, layout
-        self.annotation_file, self.image_dir = dataset_paths(root, split, layout)
+        self.root, self.split, self.keypoints = root, split, keypoints
+        self.dataset = dataset or dataset_info("coco")
+        self.annotation_file, self.image_dir = self.dataset.paths(root, split)
         if not os.path.isfile(self.annotation_file):
             raise DatasetError(f"annotation file not found: {self.annotation_file} (DATASET.ROOT={root}, split {split})")
         try:

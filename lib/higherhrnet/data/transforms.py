@@ -2,14 +2,14 @@
 image, the ignore masks and the joints, for the input and every output resolution."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
-import cv2
 import numpy as np
 
-__all__ = ["AugmentParams", "crop_matrix", "random_affine", "warp_sample"]
+from ..geometry import apply_affine, crop_matrix, mirror_matrix, scale_matrix, warp_image
+
+__all__ = ["AugmentParams", "random_affine", "warp_sample"]
 
 
 @dataclass(frozen=True)
@@ -22,25 +22,6 @@ class AugmentParams:
     max_translate: float = 40.0
     scale_type: str = "short"
     flip_prob: float = 0.5
-
-
-def crop_matrix(center: Sequence[float], scale: float, size: int, rot: float = 0.0) -> np.ndarray:
-    """(3, 3) matrix mapping image pixels to a size x size crop: a square of side 200 * scale around
-    `center` fills the crop, rotated by `rot` degrees counter-clockwise about the crop centre (the
-    reference's training crop)."""
-    side = 200.0 * scale
-    m = np.array([[size / side, 0.0, size * (-center[0] / side + 0.5)],
-                  [0.0, size / side, size * (-center[1] / side + 0.5)],
-                  [0.0, 0.0, 1.0]])
-    if rot:
-        theta = math.radians(-rot)
-        sn, cs = math.sin(theta), math.cos(theta)
-        half = size / 2.0
-        to_origin = np.array([[1.0, 0.0, -half], [0.0, 1.0, -half], [0.0, 0.0, 1.0]])
-        back = np.array([[1.0, 0.0, half], [0.0, 1.0, half], [0.0, 0.0, 1.0]])
-        rotation = np.array([[cs, -sn, 0.0], [sn, cs, 0.0], [0.0, 0.0, 1.0]])
-        m = back @ rotation @ to_origin @ m
-    return m
 
 
 def random_affine(width: int, height: int, input_size: int, params: AugmentParams,
@@ -61,8 +42,7 @@ def random_affine(width: int, height: int, input_size: int, params: AugmentParam
     if flip:
         # Mirror the input: pixel x -> S - 1 - x. The outputs use the same matrix scaled down, so image,
         # masks and joints stay consistent at every resolution.
-        mirror = np.array([[-1.0, 0.0, input_size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-        matrix = mirror @ matrix
+        matrix = mirror_matrix(input_size) @ matrix
     return matrix, flip, aug_scale
 
 
@@ -74,15 +54,15 @@ def warp_sample(image: np.ndarray, mask: np.ndarray, joints: np.ndarray, matrix:
     pixels. Returns the (S, S, 3) input image, and per output size o: mask (o, o) float32 and joints
     (P, J, 3) in that output's pixels (channels swapped left/right when flipped).
     """
-    warped = cv2.warpAffine(image, matrix[:2], (input_size, input_size), flags=cv2.INTER_LINEAR)
+    warped = warp_image(image, matrix[:2], (input_size, input_size))
     if flip:
         joints = joints[:, flip_index]
     masks, joints_out = [], []
     mask_u8 = mask.astype(np.uint8) * 255
     for size in output_sizes:
-        m = np.diag([size / input_size, size / input_size, 1.0]) @ matrix
-        out_mask = cv2.warpAffine(mask_u8, m[:2], (size, size), flags=cv2.INTER_LINEAR) / 255.0
+        m = scale_matrix(size / input_size) @ matrix
+        out_mask = warp_image(mask_u8, m[:2], (size, size)) / 255.0
         masks.append((out_mask > 0.5).astype(np.float32))
-        xy = joints[..., :2] @ m[:2, :2].T + m[:2, 2]
+        xy = apply_affine(joints[..., :2], m[:2])
         joints_out.append(np.concatenate([xy, joints[..., 2:3]], axis=-1))
     return warped, masks, joints_out

@@ -1,8 +1,8 @@
 """HigherHRNet (Cheng et al., CVPR 2020): HRNet plus a deconvolution module for 1/2-resolution heatmaps.
 
-Output i (i = 0 .. num_deconvs) has stride 4 / 2**i. Output 0 carries J heatmaps, followed by the tag
-maps when it is trained with the associative-embedding loss; later outputs carry heatmaps (and tags only
-if configured so). Module names match the official checkpoints: `final_layers`, `deconv_layers`.
+Output i (i = 0 .. num_deconvs) has stride 4 / 2**i; its channels are those of its `OutputSpec` (officially:
+J heatmaps and J tags at 1/4, J heatmaps at 1/2). Module names match the official checkpoints:
+`final_layers`, `deconv_layers`.
 
 head "hrnet_v1" (official): the heads see the highest-resolution branch only. head "hrnet_v2" (Sun et al.,
 "High-Resolution Representations for Labeling Pixels and Regions", 2019): all four stage-4 branches, the
@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..outputs import OutputSpec
 from .hrnet import BN_MOMENTUM, BasicBlock, HRNet, StageSpec
 
-__all__ = ["HigherHRNet", "HEADS", "output_channels", "make_final_layers", "make_deconv_layers", "init_weights"]
+__all__ = ["HigherHRNet", "HEADS", "make_final_layers", "make_deconv_layers", "init_weights"]
 
 # ConvTranspose2d (padding, output_padding) that exactly doubles the size for each kernel size.
 _DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
@@ -27,30 +28,24 @@ _DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
 HEADS = ("hrnet_v1", "hrnet_v2")
 
 
-def output_channels(num_joints: int, tag_dim: int, with_tags: bool) -> int:
-    """Channels of an output: J heatmaps, then tag_dim tag maps if it has tags."""
-    return num_joints + tag_dim if with_tags else num_joints
-
-
-def make_final_layers(in_channels: int, deconv_channels: Sequence[int], num_joints: int, tag_dim: int,
-                      with_tags: Sequence[bool], kernel_size: int = 1) -> nn.ModuleList:
+def make_final_layers(in_channels: int, deconv_channels: Sequence[int], output_channels: Sequence[int],
+                      kernel_size: int = 1) -> nn.ModuleList:
     """One conv per output: on the backbone's 1/4 features, then on each deconv module's features."""
     widths = [in_channels, *deconv_channels]
     return nn.ModuleList(
-        nn.Conv2d(c, output_channels(num_joints, tag_dim, with_tags[i]), kernel_size, 1,
-                  1 if kernel_size == 3 else 0)
+        nn.Conv2d(c, output_channels[i], kernel_size, 1, 1 if kernel_size == 3 else 0)
         for i, c in enumerate(widths)
     )
 
 
 def make_deconv_layers(in_channels: int, deconv_channels: Sequence[int], kernel_sizes: Sequence[int],
-                       cat_output: Sequence[bool], num_basic_blocks: int, num_joints: int, tag_dim: int,
-                       with_tags: Sequence[bool]) -> nn.ModuleList:
+                       cat_output: Sequence[bool], num_basic_blocks: int,
+                       output_channels: Sequence[int]) -> nn.ModuleList:
     """Each deconv module: [concat previous output] -> ConvTranspose2d x2 -> BN -> ReLU -> BasicBlocks."""
     modules = nn.ModuleList()
     for i, (channels, kernel) in enumerate(zip(deconv_channels, kernel_sizes)):
         if cat_output[i]:
-            in_channels += output_channels(num_joints, tag_dim, with_tags[i])
+            in_channels += output_channels[i]
         padding, output_padding = _DECONV_PADDING[kernel]
         layers = [nn.Sequential(
             nn.ConvTranspose2d(in_channels, channels, kernel, stride=2, padding=padding,
@@ -80,15 +75,15 @@ def init_weights(model: nn.Module) -> None:
 class HigherHRNet(HRNet):
     """forward(x (N, 3, H, W)) -> list of outputs, output i (N, C_i, H/4*2**i, W/4*2**i).
 
-    C_0 = J + tag_dim when with_tags[0] (heatmaps first, then tags), else J. H and W should be
-    multiples of 32 for the branch resolutions to line up (inference pads to multiples of 64).
+    outputs: one OutputSpec per output (num_deconvs + 1, strides 4, 2, ...); C_i = outputs[i].channels.
+    H and W should be multiples of 32 for the branch resolutions to line up (inference pads to
+    multiples of 64).
     head: "hrnet_v1" or "hrnet_v2" (see the module docstring); head_channels: the hrnet_v2 head's
     width, None for the concatenation's (the sum of stage4's branch widths).
     """
 
     def __init__(self, stage1: StageSpec, stage2: StageSpec, stage3: StageSpec, stage4: StageSpec,
-                 num_joints: int = 17, tag_per_joint: bool = True, with_tags: Sequence[bool] = (True, False),
-                 deconv_channels: Sequence[int] = (32,), deconv_kernel_sizes: Sequence[int] = (4,),
+                 outputs: Sequence[OutputSpec], deconv_channels: Sequence[int] = (32,), deconv_kernel_sizes: Sequence[int] = (4,),
                  cat_output: Sequence[bool] = (True,), num_basic_blocks: int = 4, final_conv_kernel: int = 1,
                  stem_channels: int = 64, head: str = "hrnet_v1", head_channels: int | None = None):
         if head not in HEADS:
@@ -96,12 +91,13 @@ class HigherHRNet(HRNet):
         super().__init__(stage1, stage2, stage3, stage4, stem_channels=stem_channels,
                          multi_scale_output=head == "hrnet_v2")
         n = len(deconv_channels)
-        if not (len(deconv_kernel_sizes) == len(cat_output) == n and len(with_tags) == n + 1):
-            raise ValueError(f"{n} deconv modules need {n} kernel sizes and cat flags and {n + 1} with_tags "
-                             f"flags; got {list(deconv_kernel_sizes)}, {list(cat_output)}, {list(with_tags)}")
-        self.num_joints = num_joints
-        self.tag_dim = num_joints if tag_per_joint else 1
-        self.with_tags = tuple(bool(t) for t in with_tags)
+        if not (len(deconv_kernel_sizes) == len(cat_output) == n and len(outputs) == n + 1):
+            raise ValueError(f"{n} deconv modules need {n} kernel sizes and cat flags and {n + 1} outputs; got "
+                             f"{list(deconv_kernel_sizes)}, {list(cat_output)} and {len(outputs)} outputs")
+        strides = [spec.stride for spec in outputs]
+        if strides != [4.0 / 2 ** i for i in range(n + 1)]:
+            raise ValueError(f"HigherHRNet's outputs have strides 4, 2, 1, ...; the output specs say {strides}")
+        self.outputs = tuple(outputs)
         self.cat_output = tuple(bool(c) for c in cat_output)
         self.head = head
         features = self.out_channels[0]
@@ -113,10 +109,10 @@ class HigherHRNet(HRNet):
                 nn.BatchNorm2d(features, momentum=BN_MOMENTUM),
                 nn.ReLU(inplace=True),
             )
-        self.final_layers = make_final_layers(features, deconv_channels, num_joints, self.tag_dim,
-                                              self.with_tags, final_conv_kernel)
+        channels = [spec.channels for spec in outputs]
+        self.final_layers = make_final_layers(features, deconv_channels, channels, final_conv_kernel)
         self.deconv_layers = make_deconv_layers(features, deconv_channels, deconv_kernel_sizes, self.cat_output,
-                                                num_basic_blocks, num_joints, self.tag_dim, self.with_tags)
+                                                num_basic_blocks, channels)
 
     def representation(self, x: torch.Tensor) -> torch.Tensor:
         """The 1/4-resolution features the heads see: (N, C_head, H/4, W/4)."""

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .higher_hrnet import output_channels
+from ..outputs import OutputSpec
 from .hrnet import BN_MOMENTUM, conv3x3
 
 __all__ = ["Residual", "Hourglass", "HourglassAE"]
@@ -76,25 +76,23 @@ class Hourglass(nn.Module):
 
 
 class HourglassAE(nn.Module):
-    """forward(x (N, 3, H, W)) -> list of num_stacks outputs, each (N, C_s, ceil(H/4), ceil(W/4)).
+    """forward(x (N, 3, H, W)) -> list of one output per stack, each (N, C_s, ceil(H/4), ceil(W/4)).
 
-    C_s = J + tag_dim (heatmaps first, then tags) when with_tags[s], else J; tag_dim is J with
-    tag_per_joint, else 1. channels: hourglass widths from 1/4 down, len(channels) - 1 poolings deep.
-    stem_channels: widths of the stem's 7x7 conv and of its residual blocks before the last one.
+    outputs: one OutputSpec per stack (stride 4); C_s = outputs[s].channels. channels: hourglass widths
+    from 1/4 down, len(channels) - 1 poolings deep. stem_channels: widths of the stem's 7x7 conv and of
+    its residual blocks before the last one.
     """
 
-    def __init__(self, num_stacks: int = 4, channels: Sequence[int] = (256, 384, 512, 640, 768),
-                 num_joints: int = 17, tag_per_joint: bool = True, with_tags: Sequence[bool] | None = None,
+    def __init__(self, outputs: Sequence[OutputSpec], channels: Sequence[int] = (256, 384, 512, 640, 768),
                  stem_channels: Sequence[int] = (64, 128)):
         super().__init__()
-        with_tags = (True,) * num_stacks if with_tags is None else tuple(bool(t) for t in with_tags)
-        if num_stacks < 1 or len(with_tags) != num_stacks:
-            raise ValueError(f"{num_stacks} stacks need {num_stacks} with_tags flags, got {list(with_tags)}")
+        num_stacks = len(outputs)
+        if num_stacks < 1 or any(spec.stride != 4 for spec in outputs):
+            raise ValueError(f"a stacked hourglass needs one output per stack, all at stride 4; got strides "
+                             f"{[spec.stride for spec in outputs]}")
         if len(stem_channels) != 2:
             raise ValueError(f"stem_channels must be (conv width, residual width), got {list(stem_channels)}")
-        self.num_joints = num_joints
-        self.tag_dim = num_joints if tag_per_joint else 1
-        self.with_tags = with_tags
+        self.outputs = tuple(outputs)
         width = channels[0]
         conv_width, res_width = stem_channels
         self.stem = nn.Sequential(
@@ -106,7 +104,7 @@ class HourglassAE(nn.Module):
             Residual(res_width, res_width),
             Residual(res_width, width),
         )
-        out_widths = [output_channels(num_joints, self.tag_dim, t) for t in with_tags]
+        out_widths = [spec.channels for spec in outputs]
         self.hourglasses = nn.ModuleList(Hourglass(channels) for _ in range(num_stacks))
         self.features = nn.ModuleList(
             nn.Sequential(

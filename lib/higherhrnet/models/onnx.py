@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib
 import io
 import os
-import tempfile
 import warnings
 from types import ModuleType
 from typing import Mapping, Sequence
@@ -29,8 +28,10 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
+from ..outputs import OutputSpec
+
 __all__ = ["OnnxError", "DEFAULT_OPSET", "MIN_OPSET", "EXPORTERS", "INPUT_NAME", "INSTALL_HINT", "require",
-           "export_onnx", "save_onnx", "create_session", "OnnxRuntimeNetwork", "max_differences",
+           "export_onnx", "create_session", "OnnxRuntimeNetwork", "max_differences",
            "check_output_channels"]
 
 DEFAULT_OPSET = 18
@@ -125,21 +126,6 @@ def export_onnx(model: nn.Module, input_size: tuple[int, int] = (512, 512), opse
     except Exception as e:  # onnx.checker.ValidationError, onnx.shape_inference.InferenceError
         raise OnnxError(f"the exported ONNX model fails onnx.checker: {_first_line(e)}") from e
     return proto.SerializeToString()
-
-
-def save_onnx(data: bytes, path: str | os.PathLike) -> None:
-    """Write serialized ONNX atomically (temporary file in the same folder, then rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _providers(ort: ModuleType, device: torch.device) -> list:
@@ -239,8 +225,9 @@ def max_differences(reference: nn.Module, network: nn.Module, input_size: tuple[
     return differences
 
 
-def check_output_channels(network: OnnxRuntimeNetwork, expected: Sequence[int], source: str) -> None:
-    """Raise OnnxError unless the ONNX model's outputs have the channels the config expects."""
+def check_output_channels(network: OnnxRuntimeNetwork, outputs: Sequence[OutputSpec], source: str) -> None:
+    """Raise OnnxError unless the ONNX model's outputs have the channels the output specs describe."""
+    expected = [spec.channels for spec in outputs]
     channels = network.output_channels
     if len(channels) != len(expected) or any(c is not None and c != e for c, e in zip(channels, expected)):
         raise OnnxError(f"{source} has outputs with {channels} channels but the config's network has "

@@ -1,0 +1,110 @@
+"""Evaluation: run a Predictor over a split, write the COCO results JSON, score it with the dataset's metric
+(data/registry.py: COCO's AP with pycocotools, CrowdPose's).
+
+Used by tools/valid.py and by the trainer's periodic validation.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Sequence
+
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..data.metrics import EvaluationError
+from ..fileio import write_json
+
+__all__ = ["evaluate", "format_metrics", "predict_split", "clean_results"]
+
+logger = logging.getLogger(__name__)
+
+
+def _collate(batch):
+    return [b[0] for b in batch], [b[1] for b in batch]
+
+
+class _Shard(Dataset):
+    def __init__(self, dataset: Dataset, indices: Sequence[int]):
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.dataset[self.indices[i]]
+
+
+def predict_split(predictor, dataset: Dataset, batch_size: int = 1, workers: int = 0,
+                  progress: bool = True) -> list[dict]:
+    """COCO keypoint results (one dict per person) for every (image, image_id) item of `dataset`.
+
+    Under torch.distributed each rank takes every world_size-th image and the results of all ranks are
+    gathered on every rank; images are never counted twice (no sampler padding).
+    """
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    shard = _Shard(dataset, range(rank, len(dataset), world))
+    loader = DataLoader(shard, batch_size=max(1, batch_size), num_workers=workers, collate_fn=_collate)
+    results: list[dict] = []
+    done: set = set()
+    for images, image_ids in tqdm(loader, desc="evaluating", unit="batch", disable=not (progress and rank == 0)):
+        for people, image_id in zip(predictor.predict_batch(images), image_ids):
+            done.add(int(image_id))
+            results.extend(person.to_coco(int(image_id)) for person in people)
+    if world > 1:
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, (results, sorted(done)))
+        results, seen = [], set()
+        for part, ids in gathered:
+            fresh = set(ids) - seen
+            results.extend(r for r in part if r["image_id"] in fresh)
+            seen |= fresh
+    return results
+
+
+def clean_results(results: list[dict], num_joints: int) -> list[dict]:
+    """Plain-float results; entries with NaN / inf values are dropped with a warning."""
+    clean, dropped = [], 0
+    for r in results:
+        keypoints = [float(v) for v in r["keypoints"]]
+        score = float(r["score"])
+        if len(keypoints) != 3 * num_joints:
+            raise EvaluationError(f"result for image {r['image_id']} has {len(keypoints)} keypoint values, "
+                                  f"expected {3 * num_joints}")
+        if not all(math.isfinite(v) for v in keypoints + [score]):
+            dropped += 1
+            continue
+        out = {"image_id": int(r["image_id"]), "category_id": int(r.get("category_id", 1)),
+               "keypoints": keypoints, "score": score}
+        if "bbox" in r:
+            out["bbox"] = [float(v) for v in r["bbox"]]
+        clean.append(out)
+    if dropped:
+        logger.warning("dropped %d results with NaN or infinite values", dropped)
+    return clean
+
+
+def evaluate(predictor, dataset, batch_size: int = 1, workers: int = 0, results_file: str | None = None,
+             progress: bool = True):
+    """Predict every image of an EvalDataset, optionally write the results JSON (rank 0), and score them.
+
+    Returns (metrics, results): metrics is None for splits without annotations (test-dev), else the
+    dataset's metric set (CrowdPose's for CrowdPose, COCO's otherwise).
+    """
+    source = dataset.source
+    results = clean_results(predict_split(predictor, dataset, batch_size, workers, progress),
+                            source.keypoints.num_joints)
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    if results_file and rank == 0:
+        write_json(results, results_file)
+    if not source.has_annotations:
+        return None, results
+    return source.dataset.metric(source, results), results
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """A Markdown table of the metrics."""
+    names = list(metrics)
+    return "\n".join(["| " + " | ".join(names) + " |", "|" + "---|" * len(names),
+                      "| " + " | ".join(f"{metrics[n]:.3f}" for n in names) + " |"])

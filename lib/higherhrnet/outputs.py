@@ -1,0 +1,145 @@
+"""What each network output is: one frozen `OutputSpec` per output, built once from the config.
+
+The model's heads, the loss, the dataset's target sizes, the test-time pipeline, the ONNX channel check and
+the benchmarks all read these objects; `build_output_specs` is the only code that reads the output-related
+config keys (LOSS.NUM_STAGES, LOSS.WITH_* and *_FACTOR, TEST.WITH_*, DATASET.OUTPUT_SIZE, MODEL.TAG_PER_JOINT).
+
+Channel layout of an output (N, C, H, W), in this order:
+    heatmaps  channels [0, J)            one per joint
+    tags      channels [J, J + T)        T = J (a tag map per joint), 1 (one shared map) or 0 (no tags)
+    unused    channels [J + T, C)        carried by some released networks, read by nobody
+
+Adding a network: give `build_output_specs` a branch that describes its outputs, and its module in models/.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .config import CfgNode, ConfigError
+
+__all__ = ["OutputSpec", "build_output_specs", "check_test_use", "target_sizes"]
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One network output.
+
+    index: position in the network's list of outputs. stride: input pixels per output pixel (4 for 1/4
+    resolution, 2 for 1/2). target_index / target_size: which training-target resolution trains it (its
+    position in the dataset's list of targets, and its side in pixels at DATASET.INPUT_SIZE).
+    num_joints: J heatmap channels. tag_channels: 0, 1 or J associative-embedding tag maps after the heatmaps.
+    unused_channels: channels after the tags that nothing reads.
+    heatmap_loss_factor: weight of the heatmap loss, None when the heatmaps are not trained.
+    push_loss_factor / pull_loss_factor: weights of the AE loss terms (used only when the output has tags).
+    test_heatmaps / test_tags: whether test time asks to average this output's heatmaps / use its tags
+    (`check_test_use` says whether it can).
+    """
+
+    index: int
+    stride: float
+    target_index: int
+    target_size: int
+    num_joints: int
+    tag_channels: int
+    heatmap_loss_factor: float | None
+    push_loss_factor: float
+    pull_loss_factor: float
+    test_heatmaps: bool
+    test_tags: bool
+    unused_channels: int = 0
+
+    def __post_init__(self):
+        if self.tag_channels not in (0, 1, self.num_joints):
+            raise ValueError(f"output {self.index}: tag_channels must be 0, 1 or num_joints ({self.num_joints}), "
+                             f"got {self.tag_channels}")
+        if self.tag_channels and self.heatmap_loss_factor is None:
+            raise ValueError(f"output {self.index}: an output with tags must train its heatmaps")
+
+    @property
+    def channels(self) -> int:
+        """C, all channels of the output."""
+        return self.num_joints + self.tag_channels + self.unused_channels
+
+    @property
+    def has_tags(self) -> bool:
+        return self.tag_channels > 0
+
+    @property
+    def train_heatmaps(self) -> bool:
+        return self.heatmap_loss_factor is not None
+
+    @property
+    def tag_per_joint(self) -> bool:
+        """True when every joint has its own tag map (they are then swapped with the joints under a flip)."""
+        return self.tag_channels == self.num_joints
+
+    def heatmaps(self, output: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, J, H, W) heatmap channels (a view)."""
+        return output[:, :self.num_joints]
+
+    def tags(self, output: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, T, H, W) tag channels (a view)."""
+        return output[:, self.num_joints:self.num_joints + self.tag_channels]
+
+
+def target_sizes(outputs: Sequence[OutputSpec]) -> tuple[int, ...]:
+    """The training-target resolutions the outputs need, by target_index: (side in pixels, ...)."""
+    sizes: dict[int, int] = {}
+    for spec in outputs:
+        if sizes.setdefault(spec.target_index, spec.target_size) != spec.target_size:
+            raise ValueError(f"outputs disagree on the size of target {spec.target_index}")
+    if sorted(sizes) != list(range(len(sizes))):
+        raise ValueError(f"target indices must be 0, 1, ...; got {sorted(sizes)}")
+    return tuple(sizes[i] for i in range(len(sizes)))
+
+
+def build_output_specs(cfg: CfgNode) -> tuple[OutputSpec, ...]:
+    """The outputs of the config's network (MODEL.NAME), one OutputSpec each.
+
+    pose_higher_hrnet: output i at stride 4 / 2**i, trained by target resolution i (DATASET.OUTPUT_SIZE[i]).
+    hourglass_ae: one output per stack, all at stride 4, all trained by the 1/4 targets.
+    Raises ConfigError naming the keys when the per-output settings contradict each other.
+    """
+    loss, test = cfg.LOSS, cfg.TEST
+    joints = cfg.MODEL.NUM_JOINTS
+    tag_dim = joints if cfg.MODEL.TAG_PER_JOINT else 1
+    count = loss.NUM_STAGES
+    if cfg.MODEL.NAME == "hourglass_ae":
+        strides, targets = [4.0] * count, [0] * count
+    else:
+        strides, targets = [4.0 / 2 ** i for i in range(count)], list(range(count))
+    sizes = list(cfg.DATASET.OUTPUT_SIZE)
+    specs = []
+    for i in range(count):
+        heat, tags = bool(loss.WITH_HEATMAPS_LOSS[i]), bool(loss.WITH_AE_LOSS[i])
+        if tags and not heat:
+            raise ConfigError(f"output {i} is trained with tags (LOSS.WITH_AE_LOSS) but not with heatmaps "
+                              f"(LOSS.WITH_HEATMAPS_LOSS): tags are read at the joints' heatmap peaks, so an output "
+                              f"with tags must train its heatmaps")
+        specs.append(OutputSpec(
+            index=i, stride=strides[i], target_index=targets[i], target_size=sizes[targets[i]],
+            num_joints=joints, tag_channels=tag_dim if tags else 0,
+            heatmap_loss_factor=float(loss.HEATMAPS_LOSS_FACTOR[i]) if heat else None,
+            push_loss_factor=float(loss.PUSH_LOSS_FACTOR[i]), pull_loss_factor=float(loss.PULL_LOSS_FACTOR[i]),
+            test_heatmaps=bool(test.WITH_HEATMAPS[i]), test_tags=bool(test.WITH_AE[i]),
+        ))
+    return tuple(specs)
+
+
+def check_test_use(outputs: Sequence[OutputSpec]) -> None:
+    """Raise ConfigError (naming TEST.WITH_HEATMAPS / TEST.WITH_AE) unless test time asks for trained heatmaps
+    and existing tags only, and for at least one output of each."""
+    for spec in outputs:
+        if spec.test_heatmaps and not spec.train_heatmaps:
+            raise ConfigError(f"TEST.WITH_HEATMAPS uses the heatmaps of output {spec.index}, which are not trained "
+                              f"(LOSS.WITH_HEATMAPS_LOSS is False there)")
+        if spec.test_tags and not spec.has_tags:
+            raise ConfigError(f"TEST.WITH_AE uses the tags of output {spec.index}, which has none (tag channels exist "
+                              f"only on outputs trained with LOSS.WITH_AE_LOSS)")
+    if not any(s.test_heatmaps for s in outputs):
+        raise ConfigError("no network output is used for heatmaps at test time: check TEST.WITH_HEATMAPS")
+    if not any(s.test_tags for s in outputs):
+        raise ConfigError("no network output is used for tags at test time: check TEST.WITH_AE")
