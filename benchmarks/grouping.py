@@ -17,22 +17,15 @@ import numpy as np
 import higherhrnet
 import higherhrnet.core.inference as inference
 from higherhrnet.codec import grouping as G
-from higherhrnet.keypoints import keypoints_from_cfg
-from higherhrnet.models import output_targets
 
-from common import OracleNetwork, machine_description, median_time, scene_with_people
+from common import machine_description, median_time, painted_predictor, scene_with_people
 
 
 def captured_maps(cfg_path: str, people: int, flip: bool):
     """(heatmaps, tags, GroupingParams) that `group` receives for the benchmark scene."""
     cfg = higherhrnet.load_cfg(cfg_path, ["TEST.FLIP_TEST", str(flip), "TEST.SCALE_FACTOR", "[1.0]"])
-    keypoints = keypoints_from_cfg(cfg)
-    strides = [cfg.DATASET.INPUT_SIZE // cfg.DATASET.OUTPUT_SIZE[t] for t in output_targets(cfg)]
-    oracle = OracleNetwork(higherhrnet.build_model(cfg).eval(), cfg.MODEL.NUM_JOINTS, strides,
-                           cfg.LOSS.WITH_AE_LOSS)
-    predictor = higherhrnet.Predictor.from_model(cfg, oracle, fold_bn=False)
     image, gt = scene_with_people(people, seed=people)
-    oracle.set_scene(image, gt, cfg.DATASET.INPUT_SIZE, predictor.params.scale_factors, keypoints.flip_index)
+    predictor, _ = painted_predictor(cfg, higherhrnet.build_model(cfg).eval(), image, gt)
     captured = {}
     original = inference.group
 

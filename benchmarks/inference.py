@@ -5,7 +5,7 @@
 
 Modes: single scale, single scale + flip, scales [2, 1, 0.5] + flip. Scenes: synthetic 512 x 512 images
 with 1, 5 and 30 people. The network runs for real (untrained weights unless --weights); its outputs
-are then replaced by maps rendered from the scene's ground truth (see common.OracleNetwork), so that
+are then replaced by maps rendered from the scene's ground truth (see common.painted_predictor), so that
 grouping works on realistic heatmaps and tags, with a quarter of the joints too weak to detect and
 left to REFINE. Stages: preprocess (resize + normalise), forward, aggregation (resizing, flipping and
 averaging outputs), grouping (NMS, top-k, matching, ADJUST, REFINE), back-projection. Each number is the
@@ -24,10 +24,8 @@ import torch
 
 import higherhrnet
 import higherhrnet.core.inference as inference
-from higherhrnet.keypoints import keypoints_from_cfg
-from higherhrnet.models import output_targets
 
-from common import OracleNetwork, machine_description, scene_with_people
+from common import machine_description, painted_predictor, scene_with_people
 
 MODES = {
     "single": ("single scale", ["TEST.FLIP_TEST", "False", "TEST.SCALE_FACTOR", "[1.0]"]),
@@ -67,18 +65,14 @@ def run(cfg_path: str, opts: list[str], weights: str | None, people: int, repeat
     model = higherhrnet.build_model(cfg).eval()
     if weights:
         higherhrnet.load_checkpoint(model, weights)
-    # The network as the Predictor would run it for this backend; the oracle wraps it.
+    # The network as the Predictor would run it for this backend; the painted network runs it.
     if backend == "torch-eager":
         network = model
     else:
         network = higherhrnet.Predictor.from_model(cfg, model, backend="torch" if backend == "torch-folded"
-                                                   else backend).model
-    keypoints = keypoints_from_cfg(cfg)
-    strides = [cfg.DATASET.INPUT_SIZE // cfg.DATASET.OUTPUT_SIZE[t] for t in output_targets(cfg)]
-    oracle = OracleNetwork(network, cfg.MODEL.NUM_JOINTS, strides, cfg.LOSS.WITH_AE_LOSS)
-    predictor = higherhrnet.Predictor.from_model(cfg, oracle, fold_bn=False)
+                                                   else backend).network
     image, gt = scene_with_people(people, seed=people)
-    oracle.set_scene(image, gt, cfg.DATASET.INPUT_SIZE, predictor.params.scale_factors, keypoints.flip_index)
+    predictor, painted = painted_predictor(cfg, network, image, gt)
 
     clock = StageClock()
     for name, stage in (("warp_image", "preprocess"), ("normalize", "preprocess"), ("group", "grouping"),
@@ -88,11 +82,11 @@ def run(cfg_path: str, opts: list[str], weights: str | None, people: int, repeat
     try:
         for i in range(repeats + 1):
             clock.seconds.clear()
-            oracle.forward_seconds = 0.0
+            painted.forward_seconds = 0.0
             start = time.perf_counter()
             found = predictor(image)
             total = time.perf_counter() - start
-            times = dict(clock.seconds, forward=oracle.forward_seconds, total=total)
+            times = dict(clock.seconds, forward=painted.forward_seconds, total=total)
             times["aggregation"] = total - sum(times.get(s, 0.0) for s in STAGES if s != "aggregation")
             if i > 0:          # the first run is the warm-up
                 runs.append(times)

@@ -6,13 +6,12 @@
 Data comes from the synthetic generator (640 x 480 images, COCO layout, in a temporary folder), read
 through the training Dataset of the config: augmentation, heatmap and tag targets, as in training.
 - data pipeline: samples/s of one worker (Dataset items produced in this process);
-- training step: samples/s of the Trainer's own epoch loop fed with ready batches (no data loading),
-  median of --repeats short epochs after a warm-up epoch.
+- training step: samples/s of the training loop's step (TrainLoop.run_step) on a ready batch (no data
+  loading), median of --repeats rounds of --steps steps after a warm-up round.
 """
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import tempfile
 import time
@@ -20,19 +19,12 @@ import time
 import torch
 
 import higherhrnet
-from higherhrnet.core.trainer import Trainer
 from higherhrnet.data import build_dataset
 from higherhrnet.data.synthetic import SyntheticSpec, write_synthetic_coco
+from higherhrnet.engine import Trainer, TrainLoop
+from higherhrnet.outputs import build_output_specs, target_sizes
 
 from common import machine_description
-
-
-class ReadyBatches(list):
-    """Stands in for the DataLoader: the same collated batches, over and over."""
-
-    def __init__(self, batches, batch_size):
-        super().__init__(batches)
-        self.batch_size = batch_size
 
 
 def data_throughput(cfg, count: int) -> float:
@@ -45,21 +37,24 @@ def data_throughput(cfg, count: int) -> float:
 
 
 def step_throughput(cfg, cfg_path: str, device: str, steps: int, repeats: int) -> float:
+    """Samples/s of TrainLoop.run_step (forward, losses, backward, optimiser step) on one ready batch."""
     trainer = Trainer(cfg, cfg_path, device=device)
     batch = next(iter(trainer.loader))
     size = batch[0].shape[0]
-    trainer.loader = ReadyBatches([batch] * steps, size)
-    trainer.iters_per_epoch = steps
-    logging.getLogger("higherhrnet.train").setLevel(logging.WARNING)
+    loop = TrainLoop(trainer.net, [], trainer.loss, trainer.optimizer, trainer.scheduler, trainer.device,
+                     end_epoch=0, iters_per_epoch=steps, parameters=list(trainer.model.parameters()),
+                     scaler=trainer.scaler, amp=trainer.amp, clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM)
+    trainer.net.train()
     rates = []
-    for epoch in range(repeats + 1):
+    for repeat in range(repeats + 1):
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start = time.perf_counter()
-        trainer._train_epoch(epoch)
+        for _ in range(steps):
+            loop.run_step(batch)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        if epoch > 0:        # epoch 0 is the warm-up
+        if repeat > 0:        # the first round is the warm-up
             rates.append(steps * size / (time.perf_counter() - start))
     trainer.close()
     return statistics.median(rates)
@@ -87,7 +82,7 @@ def main(argv=None) -> int:
             "WORKERS", "0", "OUTPUT_DIR", f"{root}/output", "LOG_DIR", f"{root}/log", "AUTO_RESUME", "False",
             "TRAIN.VAL_FREQ", "0"])
         data_rate = data_throughput(cfg, args.samples)
-        print(f"data pipeline ({cfg.DATASET.INPUT_SIZE} input, targets at {list(cfg.DATASET.OUTPUT_SIZE)}): "
+        print(f"data pipeline ({cfg.DATASET.INPUT_SIZE} input, targets at {list(target_sizes(build_output_specs(cfg)))}): "
               f"{data_rate:.1f} samples/s per worker")
         step_rate = step_throughput(cfg, args.cfg, args.device, args.steps, args.repeats)
         print(f"training step (batch {args.batch}, {args.device}): {step_rate:.2f} samples/s")

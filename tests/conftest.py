@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import higherhrnet
+from higherhrnet.outputs import build_output_specs
+from higherhrnet.testing import PaintedNetwork
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
@@ -63,3 +66,18 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 def tiny_model():
     torch.manual_seed(0)
     return randomize(higherhrnet.build_model(tiny_cfg()))
+
+
+def painted_network(cfg, people, image_size, **options) -> PaintedNetwork:
+    """The shared painted network (higherhrnet.testing) for `cfg`'s outputs, COCO joints and test scales:
+    Gaussian heatmaps at `people` (P, J, 2) of an image of image_size (W, H), and perfect tags."""
+    return PaintedNetwork(people, image_size, cfg.DATASET.INPUT_SIZE, cfg.TEST.SCALE_FACTOR, build_output_specs(cfg),
+                          higherhrnet.COCO_KEYPOINTS.flip_index, **options)
+
+
+def painted_image(w, h):
+    """A noisy image whose left side is bright, so that it differs from its mirror."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 100, (h, w, 3), dtype=np.uint8)
+    image[:, : w // 8] = 255
+    return image

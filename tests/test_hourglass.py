@@ -19,8 +19,8 @@ from higherhrnet.models import HourglassAE
 from higherhrnet.models.hourglass import Hourglass
 from higherhrnet.outputs import OutputSpec
 
-from conftest import EXPERIMENTS, REPO, randomize, tiny_cfg, tiny_hourglass_cfg
-from test_inference import PaintedPeople, painted_image, people_in
+from conftest import EXPERIMENTS, REPO, painted_image, painted_network, randomize, tiny_cfg, tiny_hourglass_cfg
+from test_inference import people_in
 
 J = 17
 HOURGLASS_512 = EXPERIMENTS / "coco/hourglass/hourglass_ae_512.yaml"
@@ -270,17 +270,17 @@ def test_training_feeds_pixels_over_255_to_the_hourglass(tmp_path):
 # ---------------------------------------------------------------- inference with the chosen stack
 
 class PaintedStacks(nn.Module):
-    """A 'hourglass' with two stacks on PaintedPeople's image: the chosen stack carries the true 1/4
-    heatmaps and tags, the other one people somewhere else entirely."""
+    """A 'hourglass' with two stacks on a painted image: the chosen stack carries the true 1/4 heatmaps and
+    tags, the other one people somewhere else entirely."""
 
-    def __init__(self, people, decoys, image_size, scales, true_stack):
+    def __init__(self, cfg, people, decoys, image_size, true_stack):
         super().__init__()
-        self.true = PaintedPeople(people, image_size, 256, scales)
-        self.decoy = PaintedPeople(decoys, image_size, 256, scales)
+        self.true = painted_network(cfg, people, image_size)
+        self.decoy = painted_network(cfg, decoys, image_size)
         self.true_stack = true_stack
 
     def forward(self, x):
-        true, decoy = self.true(x)[0], self.decoy(x)[0]
+        true, decoy = self.true(x)[self.true_stack], self.decoy(x)[1 - self.true_stack]
         return [true, decoy] if self.true_stack == 0 else [decoy, true]
 
 
@@ -297,7 +297,7 @@ def test_predictor_uses_the_chosen_stack_with_flip_and_multi_scale(opts, stack):
     choice = "(True, False)" if stack == 0 else "(False, True)"
     cfg = tiny_hourglass_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64]", "TEST.WITH_HEATMAPS",
                              choice, "TEST.WITH_AE", choice, *opts)
-    model = PaintedStacks(people, decoys, (w, h), list(cfg.TEST.SCALE_FACTOR), true_stack=stack)
+    model = PaintedStacks(cfg, people, decoys, (w, h), true_stack=stack)
     found = Predictor.from_model(cfg, model)(painted_image(w, h))
     assert len(found) == 3
     for person in found:

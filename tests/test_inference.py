@@ -10,7 +10,7 @@ from higherhrnet import COCO_KEYPOINTS, Predictor
 from higherhrnet.core.inference import InferenceParams, scale_outputs
 from higherhrnet.geometry import apply_affine, get_affine_transform, multi_scale_size, warp_image
 
-from conftest import randomize, tiny_cfg
+from conftest import painted_image, painted_network, randomize, tiny_cfg
 
 J = 17
 
@@ -103,58 +103,6 @@ def test_flip_test_flips_back_and_swaps_channels():
 
 # ---------------------------------------------------------------- whole pipeline with a painted "network"
 
-class PaintedPeople(nn.Module):
-    """Stands in for a trained HigherHRNet on one known image: given any test-time warp of that image
-    (any scale, flipped or not), it outputs Gaussian heatmaps at the true joints and perfect tags.
-    The image has a bright left border column, which tells it whether the input is mirrored."""
-
-    def __init__(self, people, image_size, input_size, scales):
-        super().__init__()
-        self.people = np.asarray(people, np.float64)           # (P, J, 2) in image pixels
-        self.w, self.h = image_size
-        self.input_size, self.scales = input_size, scales
-        self.dummy = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x):
-        n, _, h_in, w_in = x.shape
-        crop = None
-        for s in self.scales:
-            size, center, scale = multi_scale_size(self.w, self.h, self.input_size, s, min(self.scales))
-            if size == (w_in, h_in):
-                crop = (center, scale)
-        assert crop is not None, (w_in, h_in)
-        pts = apply_affine(self.people, get_affine_transform(crop[0], crop[1], 0, (w_in, h_in)))
-        flip_index = COCO_KEYPOINTS.flip_index
-        mirrored = x[0, 0, :, : w_in // 2].mean() < x[0, 0, :, w_in // 2:].mean()
-        if mirrored:
-            pts = pts[:, flip_index]
-            pts[..., 0] = w_in - 1 - pts[..., 0]
-        outs = []
-        for stride, with_tags in ((4, True), (2, False)):
-            hh, ww = h_in // stride, w_in // stride
-            ys, xs = np.mgrid[0:hh, 0:ww]
-            heat = np.zeros((J, hh, ww), np.float32)
-            tags = np.zeros((J, hh, ww), np.float32)
-            best = np.full((J, hh, ww), np.inf)
-            for p, person in enumerate(pts / stride):
-                for j in range(J):
-                    d2 = (xs - person[j, 0]) ** 2 + (ys - person[j, 1]) ** 2
-                    heat[j] = np.maximum(heat[j], np.exp(-d2 / 8.0))
-                    closer = d2 < best[j]
-                    best[j][closer] = d2[closer]
-                    tags[j][closer] = 4.0 * p
-            maps = np.concatenate([heat, tags]) if with_tags else heat
-            outs.append(torch.from_numpy(maps)[None].repeat(n, 1, 1, 1))
-        return outs
-
-
-def painted_image(w, h):
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 100, (h, w, 3), dtype=np.uint8)
-    image[:, : w // 8] = 255   # bright left side: lets PaintedPeople tell mirrored inputs apart
-    return image
-
-
 def people_in(w, h, n, seed):
     rng = np.random.default_rng(seed)
     centres = rng.uniform([0.2 * w, 0.2 * h], [0.8 * w, 0.8 * h], size=(n, 1, 2))
@@ -172,7 +120,7 @@ def test_pipeline_recovers_people_in_image_pixels(opts):
     w, h = 300, 220
     people = people_in(w, h, 3, seed=4)
     cfg = tiny_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64, 128]", *opts)
-    model = PaintedPeople(people, (w, h), 256, list(cfg.TEST.SCALE_FACTOR))
+    model = painted_network(cfg, people, (w, h))
     found = Predictor.from_model(cfg, model)(painted_image(w, h))
     assert len(found) == 3
     for person in found:
@@ -186,7 +134,7 @@ def test_pipeline_recovers_people_in_image_pixels(opts):
 
 def test_image_with_nobody():
     cfg = tiny_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64, 128]")
-    model = PaintedPeople(np.zeros((0, J, 2)), (200, 150), 256, [1.0])
+    model = painted_network(cfg, np.zeros((0, J, 2)), (200, 150))
     assert Predictor.from_model(cfg, model)(painted_image(200, 150)) == []
 
 
@@ -209,7 +157,7 @@ def test_batch_equals_one_at_a_time():
 
 def test_predictor_rejects_bad_arrays():
     cfg = tiny_cfg()
-    predictor = Predictor.from_model(cfg, PaintedPeople(np.zeros((0, J, 2)), (10, 10), 128, [1.0]))
+    predictor = Predictor.from_model(cfg, painted_network(cfg, np.zeros((0, J, 2)), (10, 10)))
     with pytest.raises(ValueError, match="uint8"):
         predictor(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
@@ -228,7 +176,7 @@ def test_optional_oks_nms_removes_duplicates_only_when_enabled():
     other = np.array([300.0, 150.0]) + rng.normal(0, 40, size=(1, J, 2))
     people = np.concatenate([pose, pose + 8.0, other])   # a near-duplicate 8 px away, and someone else
     cfg = tiny_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64, 128]")
-    model = PaintedPeople(people, (w, h), 256, [1.0])
+    model = painted_network(cfg, people, (w, h))
     image = painted_image(w, h)
     assert len(Predictor.from_model(cfg, model)(image)) == 3          # the reference keeps duplicates
     kept = Predictor.from_model(cfg, model, oks_nms_threshold=0.3)(image)
