@@ -232,9 +232,10 @@ CUT_INSIDE_HEADER = {
 }
 
 
-@pytest.mark.parametrize("kind, ext, image", [("png", ".png", COLOR), ("jpeg", ".jpg", COLOR), ("bmp", ".bmp", COLOR),
-                                              ("webp", ".webp", COLOR), ("tiff", ".tif", COLOR),
-                                              ("gif", ".gif", COLOR), ("pgm", ".pgm", GRAY), ("jp2", ".jp2", COLOR)])
+@pytest.mark.parametrize("kind, ext, image", [
+    ("png", ".png", COLOR), ("jpeg", ".jpg", COLOR), ("bmp", ".bmp", COLOR), ("webp", ".webp", COLOR),
+    ("tiff", ".tif", COLOR), ("gif", ".gif", COLOR), ("pgm", ".pgm", GRAY), ("jp2", ".jp2", COLOR),
+])
 def test_truncated_headers_are_image_errors(kind, ext, image, tmp_path):
     cut = CUT_INSIDE_HEADER[kind](encode(ext, image))
     with pytest.raises(ImageError, match="truncated"):
@@ -297,8 +298,10 @@ def test_png_at_or_under_max_pixels_is_decoded():
         decode_image_reduced(data, 37 * 23 - 1, "a.png")
 
 
-@pytest.mark.parametrize("data, kind", [(encode(".jpg", COLOR, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), "progressive JPEG"),
-                                        (flat_jpeg(W, H, one_scan=False), "multi-scan JPEG")])
+@pytest.mark.parametrize("data, kind", [
+    (encode(".jpg", COLOR, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), "progressive JPEG"),
+    (flat_jpeg(W, H, one_scan=False), "multi-scan JPEG"),
+])
 def test_jpegs_buffered_in_full_are_refused_over_the_limit(data, kind):
     with pytest.raises(ImageError, match=f"cannot decode a {kind} at reduced size"):
         decode_image_reduced(data, W * H - 1)
