@@ -9,7 +9,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch

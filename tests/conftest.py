@@ -81,3 +81,10 @@ def painted_image(w, h):
     image = rng.integers(0, 100, (h, w, 3), dtype=np.uint8)
     image[:, : w // 8] = 255
     return image
+
+
+def people_in(w, h, n, seed, num_joints=17):
+    """(n, J, 2) random poses (joints scattered around a centre) inside a w x h image."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform([0.2 * w, 0.2 * h], [0.8 * w, 0.8 * h], size=(n, 1, 2))
+    return centres + rng.normal(0, 0.06 * min(w, h), size=(n, num_joints, 2))

@@ -149,3 +149,20 @@ def test_missing_and_malformed_files(tmp_path):
 def test_tiny_opts_are_valid():
     cfg = higherhrnet.load_cfg(None, TINY_OPTS)
     assert list(cfg.MODEL.EXTRA.STAGE4.NUM_CHANNELS) == [8, 16, 32, 64]
+
+
+def test_keys_without_effect_warn_only_when_changed(recwarn):
+    import warnings
+
+    from higherhrnet.config import ConfigWarning
+
+    warnings.simplefilter("always")
+    for path in sorted(EXPERIMENTS.rglob("*.yaml")):          # the shipped files set none of them
+        higherhrnet.load_cfg(path)
+    assert not [w for w in recwarn if issubclass(w.category, ConfigWarning)]
+    higherhrnet.load_cfg(None, ["GPUS", "(0, 1, 2, 3)", "DEBUG.SAVE_HEATMAPS_GT", "False", "TEST.FLIP_TEST", "False"])
+    messages = [str(w.message) for w in recwarn if issubclass(w.category, ConfigWarning)]
+    assert messages == [
+        "command line: GPUS = (0, 1, 2, 3) has no effect here (devices come from --device and torchrun)",
+        "command line: DEBUG.SAVE_HEATMAPS_GT = False has no effect here (the official debug image dumps are not "
+        "written)"]

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "lib" / "higherhrnet"
+from conftest import REPO
+
+PACKAGE = REPO / "lib" / "higherhrnet"
 
 # Top-level module or subpackage -> layer. Lower numbers are lower layers.
 LAYERS = {

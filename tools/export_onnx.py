@@ -20,7 +20,6 @@ import os
 import sys
 import time
 
-import torch
 
 import higherhrnet
 from higherhrnet.fileio import write_bytes

@@ -23,6 +23,7 @@ import higherhrnet
 from higherhrnet.data import DatasetError, build_dataset
 from higherhrnet.data.metrics import EvaluationError
 from higherhrnet.engine import evaluate, format_metrics, run_dir
+from higherhrnet.engine.build import apply_cudnn_settings
 from higherhrnet.fileio import write_json
 from higherhrnet.images import ImageError
 from higherhrnet.models import BACKENDS
@@ -55,6 +56,7 @@ def main(argv=None) -> int:
             dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
             if device.startswith("cuda"):
                 device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        apply_cudnn_settings(cfg)
         predictor = higherhrnet.Predictor.from_config(cfg, weights, device=device, backend=args.backend)
         dataset = build_dataset(cfg, is_train=False)
         split = cfg.DATASET.TEST

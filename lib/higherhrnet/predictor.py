@@ -89,14 +89,17 @@ class Predictor:
             if name in kwargs:
                 raise TypeError(f"Predictor got multiple values for argument {name!r}")
             kwargs[name] = value
+        unknown = set(kwargs) - {"keypoints", "device", "oks_nms_threshold", "max_input_pixels"}
+        if unknown and not legacy:
+            raise TypeError(f"unexpected arguments {sorted(unknown)}: they are options of Predictor.from_config, "
+                            f"for building a network from a config")
         if legacy:
-            kwargs = dict(kwargs)
             options = {k: kwargs.pop(k) for k in ("oks_nms_threshold", "max_input_pixels") if k in kwargs}
             network, params, keypoints, device = _from_config(network, params, **kwargs)
             kwargs = dict(options, keypoints=keypoints, device=device)
         self._init(network, params, **kwargs)
 
-    def _init(self, network: nn.Module, params: InferenceParams, keypoints: KeypointSpec,
+    def _init(self, network: nn.Module, params: InferenceParams, keypoints: KeypointSpec | None = None,
               device: str | torch.device | None = None, oks_nms_threshold: float | None = None,
               max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> None:
         if not isinstance(params, InferenceParams) or not isinstance(keypoints, KeypointSpec):

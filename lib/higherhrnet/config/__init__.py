@@ -12,18 +12,24 @@ from __future__ import annotations
 import ast
 import difflib
 import os
+import warnings
 from typing import Any, Iterable, Sequence
 
 import yaml
 from yacs.config import CfgNode
 
-from .defaults import _C
+from .defaults import _C, COMPAT_KEYS
 
-__all__ = ["ConfigError", "CfgNode", "MODEL_NAMES", "get_cfg", "load_cfg", "merge_into", "check_cfg", "cfg_to_yaml"]
+__all__ = ["ConfigError", "ConfigWarning", "CfgNode", "MODEL_NAMES", "get_cfg", "load_cfg", "merge_into", "check_cfg",
+           "cfg_to_yaml"]
 
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the key and its source."""
+
+
+class ConfigWarning(UserWarning):
+    """A configuration key is set to a value that has no effect here."""
 
 
 def get_cfg() -> CfgNode:
@@ -58,8 +64,19 @@ def load_cfg(path: str | os.PathLike | None = None, opts: Sequence[str] = ()) ->
             if node[key] and not os.path.isabs(node[key]):
                 node[key] = os.path.join(cfg.DATA_DIR, node[key])
     check_cfg(cfg, source=path or "defaults")
+    warn_compat_keys(cfg, source=path or "command line")
     cfg.freeze()
     return cfg
+
+
+def warn_compat_keys(cfg: CfgNode, source: str) -> None:
+    """A ConfigWarning for every key of COMPAT_KEYS (accepted, no effect here) set to a non-default value."""
+    for key, why in COMPAT_KEYS.items():
+        value, default = cfg, _C
+        for part in key.split("."):
+            value, default = value[part], default[part]
+        if value != default:
+            warnings.warn(f"{source}: {key} = {value!r} has no effect here ({why})", ConfigWarning, stacklevel=3)
 
 
 def opts_to_dict(opts: Sequence[str]) -> dict:

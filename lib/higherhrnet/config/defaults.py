@@ -6,8 +6,9 @@ type, so those YAML files load unchanged. The defaults ARE the official w32_512_
 code's own defaults differ from the recipe in places (LOSS.AE_LOSS_TYPE 'max', TEST.NMS_KERNEL 3,
 TEST.DETECTION_THRESHOLD 0.2, ...): a file that relies on those must now set them explicitly.
 
-A few keys are read only for compatibility with official files and have no effect here; they are marked
-"(compat)". Device selection comes from the command line / torchrun, not from GPUS.
+A few keys are accepted only for compatibility with official files and have no effect here; they are marked
+"(compat)" and listed in COMPAT_KEYS with the reason; setting one to another value than its default gives a
+ConfigWarning. Device selection comes from the command line / torchrun, not from GPUS.
 """
 from yacs.config import CfgNode as CN
 
@@ -22,17 +23,20 @@ _C.PRINT_FREQ = 20
 _C.AUTO_RESUME = False
 _C.PIN_MEMORY = True
 _C.RANK = 0  # (compat) torchrun's environment decides the rank
-_C.VERBOSE = True
+_C.VERBOSE = True  # (compat)
 _C.DIST_BACKEND = "nccl"  # used on CUDA; CPU runs always use gloo
 _C.MULTIPROCESSING_DISTRIBUTED = True  # (compat)
 _C.SEED = 0
 
-# Mixed precision. The official code keeps an fp16 copy of the network; we use torch.amp on CUDA.
+# Mixed precision. The official code keeps an fp16 copy of the network; we use torch.amp on CUDA, whose
+# GradScaler scales the loss dynamically (DYNAMIC_LOSS_SCALE, as every official recipe sets it) or, with
+# DYNAMIC_LOSS_SCALE False, starts at STATIC_LOSS_SCALE and never grows (it still backs off on overflow).
 _C.FP16 = CN()
 _C.FP16.ENABLED = False
 _C.FP16.STATIC_LOSS_SCALE = 1.0
-_C.FP16.DYNAMIC_LOSS_SCALE = False
+_C.FP16.DYNAMIC_LOSS_SCALE = True
 
+# torch.backends.cudnn settings, applied by training and evaluation.
 _C.CUDNN = CN()
 _C.CUDNN.BENCHMARK = True
 _C.CUDNN.DETERMINISTIC = False
@@ -116,7 +120,7 @@ _C.DATASET.NUM_JOINTS = 17
 _C.DATASET.MAX_NUM_PEOPLE = 30
 _C.DATASET.TRAIN = "train2017"
 _C.DATASET.TEST = "val2017"
-_C.DATASET.DATA_FORMAT = "jpg"
+_C.DATASET.DATA_FORMAT = "jpg"  # (compat) images are read by their file names
 # training augmentation
 _C.DATASET.MAX_ROTATION = 30
 _C.DATASET.MIN_SCALE = 0.75
@@ -185,7 +189,7 @@ _C.TEST.PROJECT2IMAGE = True
 # Per network output: average its heatmaps / use its tags at test time (only outputs trained for them).
 _C.TEST.WITH_HEATMAPS = (True, True)
 _C.TEST.WITH_AE = (True, False)
-_C.TEST.LOG_PROGRESS = False
+_C.TEST.LOG_PROGRESS = False  # (compat) evaluation always shows a progress bar
 
 # (compat) the official code's debug image dumps
 _C.DEBUG = CN()
@@ -195,3 +199,22 @@ _C.DEBUG.SAVE_BATCH_IMAGES_PRED = False
 _C.DEBUG.SAVE_HEATMAPS_GT = True
 _C.DEBUG.SAVE_HEATMAPS_PRED = True
 _C.DEBUG.SAVE_TAGMAPS_PRED = True
+
+# Keys accepted for the official files' sake that do nothing here, and why.
+COMPAT_KEYS = {
+    "GPUS": "devices come from --device and torchrun",
+    "RANK": "torchrun's environment decides the rank",
+    "MULTIPROCESSING_DISTRIBUTED": "processes are started by torchrun",
+    "VERBOSE": "logging is always on",
+    "DATASET.DATA_FORMAT": "images are read by their file names",
+    "TRAIN.GAMMA1": "no optimiser here uses it",
+    "TRAIN.GAMMA2": "no optimiser here uses it",
+    "TEST.IGNORE_CENTER": "there are no center heatmaps",
+    "TEST.LOG_PROGRESS": "evaluation always shows a progress bar",
+    "DEBUG.DEBUG": "the official debug image dumps are not written",
+    "DEBUG.SAVE_BATCH_IMAGES_GT": "the official debug image dumps are not written",
+    "DEBUG.SAVE_BATCH_IMAGES_PRED": "the official debug image dumps are not written",
+    "DEBUG.SAVE_HEATMAPS_GT": "the official debug image dumps are not written",
+    "DEBUG.SAVE_HEATMAPS_PRED": "the official debug image dumps are not written",
+    "DEBUG.SAVE_TAGMAPS_PRED": "the official debug image dumps are not written",
+}

@@ -16,7 +16,7 @@ from ..models import build_model
 from ..outputs import OutputSpec
 from .distributed import DistInfo
 
-__all__ = ["resolve_device", "build_training_model", "build_optimizer", "build_scheduler", "EpochSampler",
+__all__ = ["resolve_device", "apply_cudnn_settings", "build_grad_scaler", "build_training_model", "build_optimizer", "build_scheduler", "EpochSampler",
            "build_train_loader"]
 
 logger = logging.getLogger("higherhrnet.train")
@@ -30,6 +30,25 @@ def resolve_device(device: str | None) -> torch.device:
     if not torch.cuda.is_available():
         raise ConfigError(f"--device {device} requested but CUDA is not available")
     return torch.device("cuda", torch.device(device).index or 0 if device else 0)
+
+
+def apply_cudnn_settings(cfg: CfgNode) -> None:
+    """CUDNN.ENABLED / BENCHMARK / DETERMINISTIC into torch.backends.cudnn (they only matter on CUDA)."""
+    torch.backends.cudnn.enabled = cfg.CUDNN.ENABLED
+    torch.backends.cudnn.benchmark = cfg.CUDNN.BENCHMARK
+    torch.backends.cudnn.deterministic = cfg.CUDNN.DETERMINISTIC
+
+
+def build_grad_scaler(cfg: CfgNode, device: torch.device) -> tuple[torch.amp.GradScaler, bool]:
+    """(scaler, amp): mixed precision with FP16.ENABLED on CUDA (a warning elsewhere). The loss scale is
+    dynamic with FP16.DYNAMIC_LOSS_SCALE, else it starts at FP16.STATIC_LOSS_SCALE and never grows."""
+    amp = bool(cfg.FP16.ENABLED) and device.type == "cuda"
+    if cfg.FP16.ENABLED and not amp:
+        logger.warning("FP16.ENABLED: mixed precision needs CUDA; training in float32 on %s", device)
+    if cfg.FP16.DYNAMIC_LOSS_SCALE:
+        return torch.amp.GradScaler("cuda", enabled=amp), amp
+    return torch.amp.GradScaler("cuda", init_scale=cfg.FP16.STATIC_LOSS_SCALE, growth_interval=2 ** 31 - 1,
+                                enabled=amp), amp
 
 
 def build_training_model(cfg: CfgNode, outputs: tuple[OutputSpec, ...], device: torch.device,

@@ -23,7 +23,8 @@ from ..core.loss import build_loss
 from ..data import build_dataset
 from ..outputs import build_output_specs
 from ..predictor import Predictor
-from .build import build_optimizer, build_scheduler, build_train_loader, build_training_model, resolve_device
+from .build import (apply_cudnn_settings, build_grad_scaler, build_optimizer, build_scheduler, build_train_loader,
+                    build_training_model, resolve_device)
 from .distributed import init_distributed, shutdown_distributed
 from .evaluation import evaluate
 from .hooks import (Checkpointer, EpochBarrier, EpochLogger, LogFile, PeriodicValidation, ReplicaCheck,
@@ -55,6 +56,7 @@ class Trainer:
             os.makedirs(self.out_dir, exist_ok=True)
             os.makedirs(self.log_dir, exist_ok=True)
         self.dist.barrier()
+        apply_cudnn_settings(cfg)
         torch.manual_seed(cfg.SEED)
 
         self.outputs = build_output_specs(cfg)
@@ -67,10 +69,7 @@ class Trainer:
         self.loss = build_loss(cfg, self.outputs).to(self.device)
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
-        self.amp = bool(cfg.FP16.ENABLED) and self.device.type == "cuda"
-        if cfg.FP16.ENABLED and not self.amp:
-            logger.warning("FP16.ENABLED: mixed precision needs CUDA; training in float32 on %s", self.device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler, self.amp = build_grad_scaler(cfg, self.device)
         self.eval_dataset = build_dataset(cfg, is_train=False) if cfg.TRAIN.VAL_FREQ > 0 else None
         if self.eval_dataset is not None and not self.eval_dataset.source.has_annotations:
             raise ConfigError(f"TRAIN.VAL_FREQ: the split DATASET.TEST={cfg.DATASET.TEST} has no annotations to score")

@@ -106,6 +106,27 @@ def test_scale_aware_sigma_works(tmp_path):
     assert all(torch.isfinite(h).all() and h.max() == 1.0 for h in ds[0][1])
 
 
+@pytest.mark.parametrize("base_size", [12.0, 20.0])
+def test_scale_aware_sigma_sets_the_measured_peak_width(tmp_path, base_size):
+    """README: sigma = person size in output pixels / BASE_SIZE x BASE_SIGMA. Measured on the rendered target:
+    a Gaussian exp(-d^2 / (2 sigma^2)) has value v at distance d where sigma = d / sqrt(-2 ln v)."""
+    data = write_tiny_coco(tmp_path, num_images=1, people_per_image=1, crowd=False)
+    box = data["annotations"][0]["bbox"]
+    ds = build_dataset(cfg_for(tmp_path, *NO_AUGMENT, "DATASET.FLIP", "0.0", "DATASET.SCALE_AWARE_SIGMA", "True",
+                               "DATASET.BASE_SIZE", str(base_size), "DATASET.BASE_SIGMA", "2.0"))
+    image_h, image_w = 96, 128
+    ankle = COCO_KEYPOINTS.index("left_ankle")
+    for size, heatmaps in zip(ds.output_sizes, ds[0][1]):
+        person_size = max(box[2], box[3]) * size / min(image_w, image_h)   # the short side fills the crop
+        expected = person_size / base_size * 2.0
+        heat = heatmaps[ankle].numpy().astype(np.float64)
+        y, x = np.unravel_index(heat.argmax(), heat.shape)
+        assert heat[y, x] == 1.0
+        measured = [d / np.sqrt(-2 * np.log(heat[y, x + d])) for d in (1, 2)] + \
+                   [d / np.sqrt(-2 * np.log(heat[y + d, x])) for d in (1, 2)]
+        np.testing.assert_allclose(measured, expected, rtol=1e-4)
+
+
 def test_custom_keypoint_set_from_config(tmp_path):
     root = tmp_path / "hands"
     data = write_tiny_coco(root)

@@ -19,8 +19,8 @@ from higherhrnet.models import HourglassAE
 from higherhrnet.models.hourglass import Hourglass
 from higherhrnet.outputs import OutputSpec
 
-from conftest import EXPERIMENTS, REPO, painted_image, painted_network, randomize, tiny_cfg, tiny_hourglass_cfg
-from test_inference import people_in
+from conftest import (EXPERIMENTS, REPO, painted_image, painted_network, people_in, randomize, tiny_cfg,
+                      tiny_hourglass_cfg)
 
 J = 17
 HOURGLASS_512 = EXPERIMENTS / "coco/hourglass/hourglass_ae_512.yaml"

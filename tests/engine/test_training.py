@@ -149,3 +149,18 @@ def test_tiny_synthetic_configs_train_validate_and_predict(tmp_path, name, losse
     predictor = higherhrnet.Predictor(cfg, os.path.join(out, "final_state.pth"))
     image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     assert all(p.keypoints.shape == (17, 3) for p in predictor(image))
+
+
+def test_cudnn_and_loss_scale_keys_are_applied():
+    from higherhrnet.engine.build import apply_cudnn_settings, build_grad_scaler
+
+    before = (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    try:
+        apply_cudnn_settings(tiny_cfg("CUDNN.BENCHMARK", "False", "CUDNN.DETERMINISTIC", "True"))
+        assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (False, True)
+        apply_cudnn_settings(tiny_cfg())
+        assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, False)
+    finally:
+        (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) = before
+    scaler, amp = build_grad_scaler(tiny_cfg("FP16.ENABLED", "True"), torch.device("cpu"))
+    assert not amp and not scaler.is_enabled()                        # mixed precision needs CUDA

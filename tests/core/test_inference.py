@@ -8,62 +8,10 @@ from torch import nn
 import higherhrnet
 from higherhrnet import COCO_KEYPOINTS, Predictor
 from higherhrnet.core.inference import InferenceParams, scale_outputs
-from higherhrnet.geometry import apply_affine, get_affine_transform, multi_scale_size, warp_image
 
-from conftest import painted_image, painted_network, randomize, tiny_cfg
+from conftest import painted_image, painted_network, people_in, randomize, tiny_cfg
 
 J = 17
-
-
-# ---------------------------------------------------------------- geometry
-
-@pytest.mark.parametrize("w,h,scale,min_scale,expected", [
-    (480, 640, 1.0, 1.0, (512, 704)),     # short side -> 512, long side rounded UP to a multiple of 64
-    (640, 425, 1.0, 1.0, (832, 512)),
-    (640, 425, 2.0, 0.5, (1792, 1024)),   # min_size 256 -> long side 448 at 0.5, x4 at 2.0
-    (640, 425, 0.5, 0.5, (448, 256)),
-    (512, 512, 1.0, 1.0, (512, 512)),
-])
-def test_multi_scale_sizes(w, h, scale, min_scale, expected):
-    size, center, _ = multi_scale_size(w, h, 512, scale, min_scale)
-    assert size == expected
-    assert center.tolist() == [int(w / 2 + 0.5), int(h / 2 + 0.5)]
-
-
-@pytest.mark.parametrize("w,h", [(480, 640), (640, 425), (97, 301)])
-def test_resize_keeps_aspect_and_maps_short_side_exactly(w, h):
-    size, center, scale = multi_scale_size(w, h, 512, 1.0, 1.0)
-    m = get_affine_transform(center, scale, 0, size)
-    short_axis = 0 if w < h else 1
-    ends = apply_affine(np.array([[0.0, 0.0], [w, h]]), m)
-    assert ends[1, short_axis] - ends[0, short_axis] == pytest.approx(512, abs=1e-3)
-    # Same factor on both axes (no stretching).
-    assert (ends[1, 0] - ends[0, 0]) / w == pytest.approx((ends[1, 1] - ends[0, 1]) / h, rel=1e-6)
-
-
-@pytest.mark.parametrize("point", [(10, 20), (200, 33), (301, 399)])
-def test_single_pixel_survives_the_warp_and_maps_back(point):
-    w, h = 320, 400
-    image = np.zeros((h, w, 3), np.uint8)
-    image[point[1], point[0]] = 255
-    for s in (1.0, 2.0):
-        size, center, scale = multi_scale_size(w, h, 256, s, 1.0)
-        m = get_affine_transform(center, scale, 0, size)
-        warped = warp_image(image, m, size)[:, :, 0].astype(np.float64)
-        # The bilinear footprint's centre of mass lands where the affine sends the point.
-        ys, xs = np.nonzero(warped)
-        com = np.array([(xs * warped[ys, xs]).sum(), (ys * warped[ys, xs]).sum()]) / warped[ys, xs].sum()
-        expected = apply_affine(np.array(point, float), m)
-        assert np.abs(com - expected).max() < 0.75 * s
-        inverse = get_affine_transform(center, scale, 0, size, inv=True)
-        np.testing.assert_allclose(apply_affine(expected, inverse), point, atol=1e-3)
-
-
-def test_rotation_turns_counter_clockwise_about_the_centre():
-    m = get_affine_transform((100, 100), (1.0, 1.0), 90, (200, 200))
-    # A point above the centre (smaller y) ends up to its left after a 90 degree turn of the source.
-    out = apply_affine(np.array([100.0, 50.0]), m)
-    np.testing.assert_allclose(out, [50.0, 100.0], atol=1e-4)
 
 
 # ---------------------------------------------------------------- flip test
@@ -102,12 +50,6 @@ def test_flip_test_flips_back_and_swaps_channels():
 
 
 # ---------------------------------------------------------------- whole pipeline with a painted "network"
-
-def people_in(w, h, n, seed):
-    rng = np.random.default_rng(seed)
-    centres = rng.uniform([0.2 * w, 0.2 * h], [0.8 * w, 0.8 * h], size=(n, 1, 2))
-    return centres + rng.normal(0, 0.06 * min(w, h), size=(n, J, 2))
-
 
 @pytest.mark.parametrize("opts", [
     [],

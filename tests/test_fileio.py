@@ -1,0 +1,37 @@
+"""fileio.py: a file appears under its real name complete, or not at all."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from higherhrnet.fileio import atomic_write, write_bytes, write_json
+
+
+def test_complete_files_replace_the_old_one(tmp_path):
+    path = tmp_path / "sub" / "out.json"
+    write_json({"a": 1}, path)
+    write_json({"a": 2}, path, indent=1)
+    assert json.loads(path.read_text()) == {"a": 2}
+    write_bytes(b"\x00\x01", tmp_path / "x.bin")
+    assert (tmp_path / "x.bin").read_bytes() == b"\x00\x01"
+    assert sorted(os.listdir(tmp_path / "sub")) == ["out.json"]     # no temporary file left
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_a_failure_while_writing_leaves_the_old_file_and_no_temporary(tmp_path, error):
+    path = tmp_path / "out.json"
+    path.write_text("old")
+    with pytest.raises(error):
+        with atomic_write(path, text=True) as f:
+            f.write("half of the new conte")
+            raise error("interrupted")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_unserialisable_json_never_reaches_the_real_name(tmp_path):
+    with pytest.raises(TypeError):
+        write_json({"a": object()}, tmp_path / "out.json")
+    assert os.listdir(tmp_path) == []
