@@ -253,7 +253,7 @@ def test_registry_entries():
             # publish_model names the file <stem>-<sha256[:8]>_<date>.pth
             assert zoo._hash_in_filename(os.path.basename(entry.url)) == entry.sha256
         if entry.config.startswith("experiments/coco/higher_hrnet/"):  # the others are not written yet
-            cfg = higherhrnet.load_cfg(str(EXPERIMENTS.parent / entry.config), list(entry.config_opts))
+            cfg = higherhrnet.load_cfg(str(EXPERIMENTS.parent / entry.config))
             assert entry.name.endswith(f"_{cfg.DATASET.INPUT_SIZE}"), entry.name
 
 

@@ -55,7 +55,7 @@ class WeightsError(RuntimeError):
 class WeightsEntry:
     """One set of published weights.
 
-    config: repo-relative experiment YAML, with `config_opts` (KEY VALUE ...) applied on top.
+    config: repo-relative experiment YAML.
     url: direct download, or None; then `page` is where a person downloads the file named `filename`.
     filename: the published file name (None where no source names it).
     sha256: full hash or its leading hex digits; None where unpublished.
@@ -74,7 +74,6 @@ class WeightsEntry:
     page: Optional[str] = None
     filename: Optional[str] = None
     sha256: Optional[str] = None
-    config_opts: tuple[str, ...] = ()
     note: str = ""
 
 
@@ -93,7 +92,6 @@ _SWAHR_README = "https://github.com/greatlog/SWAHR-HumanPose/blob/master/README.
 # (password 8weh). The README does not list the folder's files.
 _SWAHR_PAGE = "https://drive.google.com/drive/folders/13FFvwK7bDZLD4H_toueopbLhJqFjimlu"
 
-_W48_AT_512 = ("DATASET.INPUT_SIZE", "512", "DATASET.OUTPUT_SIZE", "[128, 256]")
 
 _ENTRIES = (
     # Official HigherHRNet. AP: README "Main Results", COCO val2017 without / with multi-scale test (flip is
@@ -119,10 +117,9 @@ _ENTRIES = (
     WeightsEntry("mmpose_higherhrnet_w32_640", "experiments/coco/higher_hrnet/w32_640_adam_lr1e-3.yaml", "mmpose",
                  "COCO val2017", 68.6, 70.6, _MMPOSE_COCO_MD,
                  url=_MMPOSE_DOWNLOAD + "higher_hrnet32_coco_640x640-a22fe938_20200712.pth", sha256="a22fe938"),
-    WeightsEntry("mmpose_higherhrnet_w48_512", "experiments/coco/higher_hrnet/w48_640_adam_lr1e-3.yaml", "mmpose",
+    WeightsEntry("mmpose_higherhrnet_w48_512", "experiments/coco/mmpose/w48_512.yaml", "mmpose",
                  "COCO val2017", 68.6, 71.6, _MMPOSE_COCO_MD,
-                 url=_MMPOSE_DOWNLOAD + "higher_hrnet48_coco_512x512-60fedcbc_20200712.pth", sha256="60fedcbc",
-                 config_opts=_W48_AT_512),
+                 url=_MMPOSE_DOWNLOAD + "higher_hrnet48_coco_512x512-60fedcbc_20200712.pth", sha256="60fedcbc"),
     # higherhrnet_crowdpose.md / .yml: CrowdPose test, single-scale; multi-scale with scales [2, 1].
     WeightsEntry("mmpose_higherhrnet_w32_512_crowdpose", "experiments/crowd_pose/higher_hrnet/w32_512_adam_lr1e-3.yaml",
                  "mmpose", "CrowdPose test", 65.5, 66.1, _MMPOSE_CROWDPOSE_MD,
