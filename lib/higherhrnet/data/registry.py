@@ -1,0 +1,98 @@
+"""The datasets this toolkit knows: name -> keypoint set, file layout and metric, in one table.
+
+DATASET.DATASET (training) and DATASET.DATASET_TEST (evaluation) are looked up here. A name that is not
+registered is a dataset of your own: COCO's file layout and metric, with the keypoint set described under
+DATASET.KEYPOINTS (by joint name).
+
+Layouts (DATASET.ROOT):
+    coco       annotations/person_keypoints_{split}.json   images/{split}/<file_name>
+               (COCO test-dev: annotations/image_info_{split}.json, images/test2017/)
+    crowd_pose json/crowdpose_{split}.json                  images/<file_name>
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from ..config import CfgNode, ConfigError
+from ..keypoints import COCO_KEYPOINTS, CROWDPOSE_KEYPOINTS, KeypointSpec
+from .metrics import COCO_METRICS, CROWDPOSE_METRICS, coco_keypoint_metrics, crowdpose_metrics
+
+__all__ = ["DatasetInfo", "DATASETS", "dataset_info", "keypoints_from_config", "coco_paths", "crowdpose_paths"]
+
+
+def coco_paths(root: str, split: str) -> tuple[str, str]:
+    """(annotation file, image folder) of a split in COCO's layout."""
+    annotations = os.path.join(root, "annotations", f"person_keypoints_{split}.json")
+    if "test" in split and not os.path.exists(annotations):
+        # COCO test-dev: image list only, images in test2017/.
+        return os.path.join(root, "annotations", f"image_info_{split}.json"), os.path.join(root, "images", "test2017")
+    return annotations, os.path.join(root, "images", split)
+
+
+def crowdpose_paths(root: str, split: str) -> tuple[str, str]:
+    """(annotation file, image folder) of a split in CrowdPose's layout."""
+    return os.path.join(root, "json", f"crowdpose_{split}.json"), os.path.join(root, "images")
+
+
+def _coco_metric(source, results: list[dict]) -> dict[str, float]:
+    return coco_keypoint_metrics(source.coco, results, source.keypoints.sigmas_array)
+
+
+def _crowdpose_metric(source, results: list[dict]) -> dict[str, float]:
+    return crowdpose_metrics(source.annotation_file, results, source.keypoints.sigmas_array)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A kind of dataset.
+
+    keypoints: its keypoint set (None: described by DATASET.KEYPOINTS). paths(root, split) ->
+    (annotation file, image folder). metric(source, results) -> {metric name: value} for a
+    CocoKeypoints source and COCO-format results; metric_names lists those names in order.
+    """
+
+    name: str
+    keypoints: KeypointSpec | None
+    paths: Callable[[str, str], tuple[str, str]]
+    metric: Callable[..., dict[str, float]]
+    metric_names: tuple[str, ...]
+
+
+_COCO = DatasetInfo("coco", COCO_KEYPOINTS, coco_paths, _coco_metric, COCO_METRICS)
+_CROWDPOSE = DatasetInfo("crowd_pose", CROWDPOSE_KEYPOINTS, crowdpose_paths, _crowdpose_metric, CROWDPOSE_METRICS)
+
+# Both spellings of the official code (DATASET.DATASET coco_kpt, DATASET.DATASET_TEST coco) and the synthetic
+# set of tools/make_synthetic.py, which is written in COCO's layout with COCO's joints.
+DATASETS: dict[str, DatasetInfo] = {
+    "coco": _COCO, "coco_kpt": _COCO, "synthetic": _COCO,
+    "crowd_pose": _CROWDPOSE, "crowd_pose_kpt": _CROWDPOSE,
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The registered dataset `name`; any other name is a custom dataset in COCO's layout and metric."""
+    return DATASETS.get(name) or DatasetInfo(name, None, coco_paths, _coco_metric, COCO_METRICS)
+
+
+def keypoints_from_config(cfg: CfgNode) -> KeypointSpec:
+    """DATASET.KEYPOINTS when it names joints, else the set registered for DATASET.DATASET.
+    Raises ConfigError naming the config keys on inconsistencies."""
+    kp = cfg.DATASET.KEYPOINTS
+    if kp.NAMES:
+        try:
+            spec = KeypointSpec.from_lists(cfg.DATASET.DATASET, kp.NAMES, kp.FLIP_PAIRS, kp.SIGMAS, kp.SKELETON,
+                                           kp.GROUPING_ORDER)
+        except ValueError as e:
+            raise ConfigError(f"DATASET.KEYPOINTS: {e}") from None
+    else:
+        spec = dataset_info(cfg.DATASET.DATASET).keypoints
+        if spec is None:
+            known = sorted(n for n, info in DATASETS.items() if info.keypoints is not None)
+            raise ConfigError(f"no keypoint set is registered for dataset {cfg.DATASET.DATASET!r}; known: {known}; "
+                              "or describe yours under DATASET.KEYPOINTS")
+    if spec.num_joints != cfg.DATASET.NUM_JOINTS:
+        raise ConfigError(f"keypoint set {spec.name!r} has {spec.num_joints} joints but DATASET.NUM_JOINTS is "
+                          f"{cfg.DATASET.NUM_JOINTS}")
+    return spec
