@@ -4,20 +4,8 @@
 http(s) URL (downloaded once into the cache), or a name from `REGISTRY` (downloaded when its publisher
 gives a direct URL; otherwise the error says where to download it and where to put it).
 
-The mmpose 0.x layout. mmpose's `AssociativeEmbedding` (earlier `BottomUp`) holds the network as two
-attributes, `backbone` (mmpose/models/backbones/hrnet.py: `HRNet`) and `keypoint_head`
-(mmpose/models/heads/ae_higher_resolution_head.py: `AEHigherResolutionHead`); its loss modules hold no
-tensors. Reading how those modules nest: the stem norms are built by mmcv's `build_norm_layer(BN,
-postfix=i)`, which names them `bn1`, `bn2` (as do the `Bottleneck` / `BasicBlock` of
-mmpose/models/backbones/resnet.py), and `layer1`, `transition1..3`, `stage2..4` (`HRModule.branches`,
-`.fuse_layers`) and the head's `final_layers` / `deconv_layers` are built with the same nn.Sequential /
-nn.ModuleList nesting, the same `None` slots and the same stage-4 single-output last module as the
-official code. So an mmpose key is the official key behind `backbone.` or `keypoint_head.`, with equal
-shapes, and nothing else. tests/test_zoo.py checks this: it enumerates mmpose's names and shapes from that
-description of mmpose's modules, converts them, and compares with the official key lists and shapes in
-shared/spec/higher_hrnet_w32_512.json and higher_hrnet_w48_640.json.
-Tensors only one side has: none for HigherHRNet. Our hrnet_v2 `representation_head` and SWAHR's
-`conv_scale_layers` have no mmpose counterpart: `to_mmpose_state_dict` refuses them by name.
+The mmpose 0.x key layout of registered mmpose checkpoints is converted by `load_checkpoint`
+(checkpoint.py explains how the mapping was derived and checked).
 """
 from __future__ import annotations
 
@@ -27,24 +15,22 @@ import http.client
 import logging
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import BinaryIO, Mapping, Optional
+from typing import BinaryIO, Optional
 
-import torch
 from tqdm import tqdm
 
-__all__ = ["WeightsError", "WeightsEntry", "REGISTRY", "cache_dir", "cache_path", "resolve_weights",
-           "is_mmpose_layout", "convert_mmpose_state_dict", "to_mmpose_state_dict"]
+from .fileio import atomic_write
+
+__all__ = ["WeightsError", "WeightsEntry", "REGISTRY", "cache_dir", "cache_path", "resolve_weights"]
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60.0
-_MAX_LISTED = 20
 
 
 class WeightsError(RuntimeError):
@@ -251,22 +237,13 @@ def _cached_download(url: str, sha256: Optional[str], progress: bool) -> str:
 
 
 def _download(url: str, path: str, sha256: Optional[str], progress: bool) -> None:
-    """Stream `url` into a temporary file next to `path`, check size and hash, then rename it to `path`."""
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            received, actual = _stream(url, f, os.path.basename(path), progress)
+    """Stream `url` into a temporary file next to `path`, check size and hash, then rename it to `path`.
+    Whatever stops it (bad hash, network, Ctrl-C), nothing stays behind, under either name."""
+    with atomic_write(path) as f:
+        received, actual = _stream(url, f, os.path.basename(path), progress)
         if sha256 is not None and not actual.startswith(sha256.lower()):
             raise WeightsError(f"download of {url} is corrupt or not the expected file: sha256 {actual}, "
                                f"expected {sha256} ({received} bytes received)")
-        os.replace(tmp, path)
-    except BaseException:
-        # Whatever stopped us (bad hash, network, Ctrl-C), nothing may stay behind, under either name.
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _stream(url: str, f: BinaryIO, label: str, progress: bool) -> tuple[int, str]:
@@ -293,52 +270,3 @@ def _stream(url: str, f: BinaryIO, label: str, progress: bool) -> tuple[int, str
     if expected is not None and received != expected:
         raise WeightsError(f"download of {url} was cut off: {received} of {expected} bytes received")
     return received, digest.hexdigest()
-
-
-# First key components of the two halves of the network (official names, = mmpose's after the prefix).
-_BACKBONE_MODULES = frozenset({"conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2",
-                               "transition2", "stage3", "transition3", "stage4"})
-_HEAD_MODULES = frozenset({"final_layers", "deconv_layers"})
-_MMPOSE_PREFIXES = {"backbone.": _BACKBONE_MODULES, "keypoint_head.": _HEAD_MODULES}
-
-
-def is_mmpose_layout(state: Mapping[str, torch.Tensor]) -> bool:
-    """True if every key sits under mmpose's `backbone.` or `keypoint_head.` (a bare state dict, after
-    taking it out of the checkpoint's "state_dict")."""
-    return bool(state) and all(key.startswith(tuple(_MMPOSE_PREFIXES)) for key in state)
-
-
-def convert_mmpose_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """An mmpose 0.x AssociativeEmbedding (HRNet + AEHigherResolutionHead) state dict in our (= official)
-    key layout. Tensors are passed through unchanged (same shapes and dtypes; see the module docstring)."""
-    converted, foreign = {}, []
-    for key, value in state.items():
-        prefix = next((p for p in _MMPOSE_PREFIXES if key.startswith(p)), None)
-        name = key[len(prefix):] if prefix else key
-        if prefix is None or name.split(".")[0] not in _MMPOSE_PREFIXES[prefix]:
-            foreign.append(key)
-        converted[name] = value
-    if foreign:
-        raise WeightsError(f"not an mmpose HigherHRNet state dict: {len(foreign)} keys outside "
-                           f"backbone.<HRNet> / keypoint_head.<final_layers|deconv_layers>: {_listing(foreign)}")
-    return converted
-
-
-def to_mmpose_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The inverse of `convert_mmpose_state_dict`: our HigherHRNet keys under mmpose's prefixes."""
-    converted, foreign = {}, []
-    for key, value in state.items():
-        top = key.split(".")[0]
-        prefix = next((p for p, modules in _MMPOSE_PREFIXES.items() if top in modules), None)
-        if prefix is None:
-            foreign.append(key)
-        converted[f"{prefix}{key}"] = value
-    if foreign:
-        raise WeightsError(f"{len(foreign)} keys have no place in mmpose's HRNet + AEHigherResolutionHead "
-                           f"(e.g. the hrnet_v2 representation_head, SWAHR's conv_scale_layers): {_listing(foreign)}")
-    return converted
-
-
-def _listing(items: list[str]) -> str:
-    shown = ", ".join(items[:_MAX_LISTED])
-    return shown + (f", ... (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
