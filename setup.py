@@ -14,6 +14,7 @@ setup(
     package_dir={"": "lib"},
     packages=find_packages("lib"),
     include_package_data=True,
+    entry_points={"console_scripts": ["higherhrnet = higherhrnet.cli:main"]},
     install_requires=[
         # constraints.txt pins torch to the CPU build used here; with CUDA, install the torch
         # build you want first and this range is then satisfied without a download.

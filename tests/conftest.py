@@ -12,7 +12,7 @@ from higherhrnet.testing import PaintedNetwork
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
-SPEC = REPO.parent / "shared" / "spec"
+SPEC = REPO / "tests" / "assets" / "spec"      # key lists of the official checkpoints (README there)
 COCO_MINI = REPO.parent / "shared" / "data" / "coco-mini"
 
 # A small HigherHRNet with every structural feature of the real one (4 stages, multi-module stages,

@@ -20,7 +20,7 @@ LAYERS = {
     "data": 3, "core": 3,
     "predictor": 4, "testing": 4,
     "engine": 5,
-    "__init__": 6, "__main__": 6,
+    "cli": 6, "__init__": 6, "__main__": 6,
 }
 
 

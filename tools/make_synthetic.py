@@ -1,41 +1,10 @@
-"""Generate the synthetic COCO-format keypoint dataset (train and val splits).
+"""Write the synthetic COCO-format dataset: `higherhrnet make-synthetic` (see its --help).
 
     python tools/make_synthetic.py --out data/synthetic
-    python tools/make_synthetic.py --out data/synthetic --train 5000 --val 500 --seed 1
-
-Writes DIR/annotations/person_keypoints_{train,val}.json and DIR/images/{train,val}/*.jpg, exactly COCO's
-layout, deterministic for a given seed.
 """
-from __future__ import annotations
-
-import argparse
-import os
 import sys
 
-from higherhrnet.data.synthetic import SyntheticSpec, write_synthetic_coco
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output folder (DATASET.ROOT for training)")
-    parser.add_argument("--train", type=int, default=1600, help="training images (default 1600)")
-    parser.add_argument("--val", type=int, default=200, help="validation images (default 200)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("W", "H"), help="image size")
-    args = parser.parse_args(argv)
-    if args.train < 0 or args.val < 0 or min(args.size) < 32:
-        parser.error("--train/--val must be >= 0 and --size at least 32 x 32")
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as e:
-        print(f"error: cannot create {args.out}: {e.strerror}", file=sys.stderr)
-        return 2
-    files = write_synthetic_coco(args.out, {"train": args.train, "val": args.val}, seed=args.seed,
-                                 spec=SyntheticSpec(image_size=tuple(args.size)))
-    for split, path in files.items():
-        print(f"{split}: {path}")
-    return 0
-
+from higherhrnet.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["make-synthetic", *sys.argv[1:]]))

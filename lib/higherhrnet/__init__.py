@@ -3,23 +3,42 @@
 Public API (stable names):
     get_cfg(), load_cfg(path, opts=())   configuration (yacs)
     build_model(cfg)                     the network of a config
-    load_checkpoint(model, path)         official or our checkpoints, loaded safely
+    load_checkpoint(model, path)         official, mmpose or our checkpoints, loaded safely
     KeypointSpec, COCO_KEYPOINTS         joint names, flip pairs, sigmas, skeleton
     Predictor.from_config(cfg, weights)(image)   people in an image (also Predictor(cfg, weights))
     build_dataset(cfg, is_train=True)    COCO-format training / evaluation data
     build_loss(cfg)                      heatmap + associative-embedding losses per output
+
+The names are imported on first use, so that `import higherhrnet` (and the command line's --help) does not
+pay for PyTorch until something needs it.
 """
-from .checkpoint import CheckpointError, load_checkpoint, save_model
-from .config import ConfigError, get_cfg, load_cfg
-from .core.loss import build_loss
-from .data import build_dataset
-from .keypoints import COCO_KEYPOINTS, KeypointSpec
-from .models import build_model
-from .predictor import Person, Predictor
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "get_cfg", "load_cfg", "build_model", "load_checkpoint", "Predictor", "Person", "build_dataset", "build_loss", "save_model", "KeypointSpec", "COCO_KEYPOINTS",
-    "ConfigError", "CheckpointError", "__version__",
-]
+# name -> submodule that defines it
+_EXPORTS = {
+    "get_cfg": "config", "load_cfg": "config", "ConfigError": "config",
+    "build_model": "models",
+    "load_checkpoint": "checkpoint", "save_model": "checkpoint", "CheckpointError": "checkpoint",
+    "Predictor": "predictor", "Person": "predictor",
+    "build_dataset": "data",
+    "build_loss": "core.loss",
+    "KeypointSpec": "keypoints", "COCO_KEYPOINTS": "keypoints",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'higherhrnet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

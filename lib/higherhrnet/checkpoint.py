@@ -24,7 +24,7 @@ nn.ModuleList nesting, the same `None` slots and the same stage-4 single-output 
 official code. So an mmpose key is the official key behind `backbone.` or `keypoint_head.`, with equal
 shapes, and nothing else. tests/test_checkpoint_mmpose.py checks this: it enumerates mmpose's names and shapes from that
 description of mmpose's modules, converts them, and compares with the official key lists and shapes in
-shared/spec/higher_hrnet_w32_512.json and higher_hrnet_w48_640.json.
+tests/assets/spec/higher_hrnet_w32_512.json and higher_hrnet_w48_640.json.
 Tensors only one side has: none for HigherHRNet. Our hrnet_v2 `representation_head` and SWAHR's
 `conv_scale_layers` have no mmpose counterpart: `to_mmpose_state_dict` refuses them by name.
 """

@@ -162,7 +162,7 @@ def resolve_weights(value: str, progress: bool = True) -> str:
     if value in REGISTRY:
         return _resolve_entry(REGISTRY[value], progress)
     if _looks_like_path(value):
-        raise WeightsError(f"weights file not found: {value}")
+        raise WeightsError(f"checkpoint not found: {value}")
     known = ", ".join(sorted(REGISTRY))
     close = difflib.get_close_matches(value, list(REGISTRY), n=3)
     hint = f" Did you mean {' or '.join(close)}?" if close else ""

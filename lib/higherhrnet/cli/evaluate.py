@@ -1,0 +1,100 @@
+"""Evaluate a model with COCO keypoint AP (or CrowdPose's metrics) on a COCO-format split.
+
+    higherhrnet eval --cfg experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml \\
+        --weights models/pose_higher_hrnet_w32_512.pth DATASET.ROOT data/coco
+    higherhrnet eval --cfg CFG --weights W TEST.SCALE_FACTOR "[2, 1, 0.5]"          # multi-scale
+    torchrun --nproc_per_node=4 -m higherhrnet eval --cfg CFG --weights W            # split across processes
+    higherhrnet eval --cfg CFG --weights model.onnx --backend onnxruntime             # the network in onnxruntime
+
+Runs the official test pipeline (every grouped person is kept, as the official evaluation does) and writes
+<out>/keypoints_<split>_results.json (COCO results format) and, when the split has annotations,
+<out>/metrics_<split>.json, then prints the metrics as a table. --out defaults to a folder named after the
+weights, beside them (eval_<weights name>/), so a training run's own files are never overwritten.
+Exit status 2 on bad arguments, config, weights or data.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+from .common import CommandError, add_config_options, default_device, load_config_and_weights
+
+__all__ = ["add_arguments", "run", "default_output_folder"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_options(parser, cfg_required=False,
+                       weights="checkpoint, .onnx file (with --backend onnxruntime), URL or registered name; "
+                               "default: TEST.MODEL_FILE, else final_state.pth of the config's training output")
+    parser.add_argument("--out", help="output folder (default: eval_<weights name>/ beside the weights)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                        help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\")")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per forward (default TEST.IMAGES_PER_GPU)")
+    parser.add_argument("--workers", type=int, default=None, help="image-loading processes (default WORKERS)")
+
+
+def default_output_folder(weights: str) -> str:
+    """eval_<weights file name without extension>/ in the weights' folder."""
+    stem = os.path.splitext(os.path.basename(weights))[0]
+    return os.path.join(os.path.dirname(os.path.abspath(weights)), f"eval_{stem}")
+
+
+def _check_output_folder(folder: str) -> None:
+    """Create `folder` and prove it is writable, before any slow work."""
+    from ..fileio import write_bytes
+
+    probe = os.path.join(folder, ".write-test")
+    try:
+        write_bytes(b"", probe)
+        os.remove(probe)
+    except OSError as e:
+        raise CommandError(f"cannot write to output folder {folder}: {e.strerror or e}") from None
+
+
+def run(args: argparse.Namespace, overrides: list[str]) -> int:
+    import torch.distributed as dist
+
+    from .. import CheckpointError, ConfigError, Predictor
+    from ..data import DatasetError, build_dataset
+    from ..data.metrics import EvaluationError
+    from ..engine import evaluate, format_metrics, run_dir
+    from ..engine.build import apply_cudnn_settings
+    from ..fileio import write_json
+    from ..images import ImageError
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = int(os.environ.get("RANK", "0"))
+    cfg, cfg_path, weights = load_config_and_weights(
+        args.cfg, args.weights, overrides,
+        default_weights=lambda cfg, path: os.path.join(run_dir(cfg, path, cfg.OUTPUT_DIR), "final_state.pth"))
+    out = args.out or default_output_folder(weights)
+    if rank == 0:
+        _check_output_folder(out)
+    device = default_device(args.device)
+    try:
+        if distributed:
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+            if device.startswith("cuda"):
+                device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        apply_cudnn_settings(cfg)
+        predictor = Predictor.from_config(cfg, weights, device=device, backend=args.backend)
+        dataset = build_dataset(cfg, is_train=False)
+        split = cfg.DATASET.TEST
+        results_file = os.path.join(out, f"keypoints_{split}_results.json")
+        metrics, results = evaluate(predictor, dataset, args.batch_size or cfg.TEST.IMAGES_PER_GPU,
+                                    cfg.WORKERS if args.workers is None else args.workers, results_file)
+    except (ConfigError, CheckpointError, DatasetError, ImageError, EvaluationError, RuntimeError,
+            ValueError) as e:
+        raise CommandError(str(e)) from None
+    finally:
+        if distributed and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+    if rank == 0:
+        print(f"{len(results)} people in {len(dataset)} images -> {results_file}")
+        if metrics is None:
+            print(f"{split} has no annotations: results written, nothing to score")
+        else:
+            write_json(metrics, os.path.join(out, f"metrics_{split}.json"))
+            print(format_metrics(metrics))
+    return 0

@@ -1,0 +1,62 @@
+"""Print a network's parameters, multiply-adds and output shapes.
+
+    higherhrnet summary --cfg experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml
+    higherhrnet summary --cfg CFG --input-size 640 480 MODEL.NUM_JOINTS 14 DATASET.NUM_JOINTS 14
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from .common import CommandError, add_config_options
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_options(parser, device=False)
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
+                        help="input width and height (default: DATASET.INPUT_SIZE square)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+
+
+def run(args: argparse.Namespace, overrides: list[str]) -> int:
+    import torch
+
+    from .. import ConfigError, build_model, load_cfg
+    from ..models.summary import summarize
+
+    try:
+        cfg = load_cfg(args.cfg, overrides)
+    except ConfigError as e:
+        raise CommandError(str(e)) from None
+    width, height = args.input_size or (cfg.DATASET.INPUT_SIZE, cfg.DATASET.INPUT_SIZE)
+    if width % 32 or height % 32 or width <= 0 or height <= 0:
+        raise CommandError(f"--input-size must be positive multiples of 32, got {width} x {height}")
+    torch.manual_seed(0)
+    summary = summarize(build_model(cfg), (1, 3, height, width))
+
+    if args.json:
+        print(json.dumps({
+            "config": args.cfg, "input_shape": list(summary.input_shape),
+            "num_parameters": summary.num_parameters, "gmacs": summary.macs / 1e9,
+            "gflops_official_count": summary.official_flops / 1e9,
+            "output_shapes": [list(s) for s in summary.output_shapes],
+            "per_module": {k: {"parameters": p, "gmacs": m / 1e9} for k, (p, m) in summary.per_module.items()},
+        }, indent=2))
+        return 0
+
+    print(f"{cfg.MODEL.NAME}  ({args.cfg})")
+    print(f"input: {list(summary.input_shape)} (N, C, H, W)")
+    print(f"{'module':<16}{'parameters':>14}{'GMACs':>10}")
+    for name, (params, macs) in summary.per_module.items():
+        if params or macs:
+            print(f"{name:<16}{params:>14,}{macs / 1e9:>10.2f}")
+    print("-" * 40)
+    print(f"{'total':<16}{summary.num_parameters:>14,}{summary.macs / 1e9:>10.2f}")
+    print(f"parameters: {summary.num_parameters / 1e6:.1f}M")
+    print(f"GFLOPs (official count, conv weights x output pixels): {summary.official_flops / 1e9:.1f}")
+    print(f"GMACs (exact multiply-adds of convolutions): {summary.macs / 1e9:.1f}")
+    for i, shape in enumerate(summary.output_shapes):
+        print(f"output {i}: {list(shape)}  (stride {height // shape[2]})")
+    return 0
