@@ -2,6 +2,8 @@
 from setuptools import find_packages, setup
 
 ONNX = ["onnx>=1.17", "onnxruntime>=1.18", "onnxscript>=0.3"]
+# A static ffmpeg for H.264 videos that browsers play (without it: VP9 / WebM through OpenCV).
+VIDEO = ["imageio-ffmpeg>=0.4"]
 
 setup(
     name="higherhrnet",
@@ -35,6 +37,7 @@ setup(
         "crowdpose": ["faster-coco-eval>=1.6"],
         # tools/export_onnx.py and Predictor(backend="onnxruntime"); onnxscript only for --exporter dynamo.
         "onnx": ONNX,
-        "test": ["pytest>=7", "faster-coco-eval>=1.6", *ONNX],
+        "video": VIDEO,
+        "test": ["pytest>=7", "faster-coco-eval>=1.6", *ONNX, *VIDEO],
     },
 )

@@ -13,7 +13,7 @@ import os
 import tempfile
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_write", "write_json", "write_bytes"]
+__all__ = ["atomic_write", "write_json", "write_text", "write_bytes"]
 
 
 @contextlib.contextmanager
@@ -41,6 +41,12 @@ def write_json(obj: Any, path: str | os.PathLike, indent: int | None = None) -> 
     """json.dump `obj` to `path` atomically."""
     with atomic_write(path, text=True) as f:
         json.dump(obj, f, indent=indent)
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    with atomic_write(path, text=True) as f:
+        f.write(text)
 
 
 def write_bytes(data: bytes, path: str | os.PathLike) -> None:

@@ -30,10 +30,16 @@ from .models.onnx import OnnxRuntimeNetwork
 from .models.runtime import check_backend
 from .outputs import build_output_specs
 
-__all__ = ["Person", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "check_image"]
+__all__ = ["Person", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "CLEAN", "check_image"]
 
 # About 36 times a 512 x 512 input: a few GB of activations for HigherHRNet-W32.
 DEFAULT_MAX_INPUT_PIXELS = 3072 * 3072
+
+# What `higherhrnet predict` shows a person by default: people scoring at least 0.2 (the mean of their 17
+# joint values), duplicates (OKS above 0.5 with a higher-scoring person) removed. The Predictor's own
+# defaults keep every grouped person, as the official evaluation does (AP counts on low-scoring people too):
+# Predictor.from_config(cfg, weights, **CLEAN) gives the cleaned results.
+CLEAN = {"min_score": 0.2, "oks_nms_threshold": 0.5}
 
 
 @dataclass
@@ -61,6 +67,23 @@ class Person:
             "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
         }
 
+    def box(self, threshold: float = 0.2) -> tuple[float, float, float, float]:
+        """(x, y, w, h) in image pixels around the joints with value >= threshold (all joints when none is)."""
+        visible = self.keypoints[:, 2] >= threshold
+        xy = self.keypoints[visible if visible.any() else slice(None), :2].astype(np.float64)
+        x0, y0 = xy.min(axis=0)
+        x1, y1 = xy.max(axis=0)
+        return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+
+    def to_json(self, threshold: float = 0.2) -> dict:
+        """Compact, rounded JSON: score, box (x, y, w, h around the joints with value >= threshold) and
+        keypoints as [x, y, value] triples, pixels to 0.1 and values to 0.001."""
+        return {
+            "score": round(float(self.score), 3),
+            "box": [round(v, 1) for v in self.box(threshold)],
+            "keypoints": [[round(float(x), 1), round(float(y), 1), round(float(v), 3)] for x, y, v in self.keypoints],
+        }
+
 
 class Predictor:
     """Multi-person pose estimation with a ready network.
@@ -68,8 +91,9 @@ class Predictor:
     network: a module returning the outputs `params.outputs` describes (see models/runtime.py's
     prepare_network for a folded / channels-last / onnxruntime network). params: the test-time pipeline's
     parameters. keypoints: the joints the network predicts. device: where inputs go ("cpu" default).
-    oks_nms_threshold: drop duplicate poses with OKS above it (None, the default and the reference
-    behaviour: keep all). max_input_pixels: refuse images whose network input (largest test scale) would
+    min_score: drop people scoring below it; oks_nms_threshold: drop duplicate poses with OKS above it.
+    The defaults (0 and None) keep every grouped person, the official evaluation's behaviour; `CLEAN` holds
+    the values the predict command uses for pictures people look at. max_input_pixels: refuse images whose network input (largest test scale) would
     exceed this many pixels, instead of running out of memory; the input's short side is INPUT_SIZE x scale
     whatever the image size, so only extreme aspect ratios (panoramas) reach it.
 
@@ -89,19 +113,20 @@ class Predictor:
             if name in kwargs:
                 raise TypeError(f"Predictor got multiple values for argument {name!r}")
             kwargs[name] = value
-        unknown = set(kwargs) - {"keypoints", "device", "oks_nms_threshold", "max_input_pixels"}
+        unknown = set(kwargs) - {"keypoints", "device", "min_score", "oks_nms_threshold", "max_input_pixels"}
         if unknown and not legacy:
             raise TypeError(f"unexpected arguments {sorted(unknown)}: they are options of Predictor.from_config, "
                             f"for building a network from a config")
         if legacy:
-            options = {k: kwargs.pop(k) for k in ("oks_nms_threshold", "max_input_pixels") if k in kwargs}
+            options = {k: kwargs.pop(k) for k in ("min_score", "oks_nms_threshold", "max_input_pixels")
+                       if k in kwargs}
             network, params, keypoints, device = _from_config(network, params, **kwargs)
             kwargs = dict(options, keypoints=keypoints, device=device)
         self._init(network, params, **kwargs)
 
     def _init(self, network: nn.Module, params: InferenceParams, keypoints: KeypointSpec | None = None,
-              device: str | torch.device | None = None, oks_nms_threshold: float | None = None,
-              max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> None:
+              device: str | torch.device | None = None, min_score: float = 0.0,
+              oks_nms_threshold: float | None = None, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> None:
         if not isinstance(params, InferenceParams) or not isinstance(keypoints, KeypointSpec):
             raise TypeError("Predictor(network, params, keypoints): params must be InferenceParams and keypoints a "
                             "KeypointSpec (or use Predictor.from_config)")
@@ -109,6 +134,7 @@ class Predictor:
         self.params = params
         self.keypoints = keypoints
         self.device = _device(device)
+        self.min_score = min_score
         self.oks_nms_threshold = oks_nms_threshold
         self.max_input_pixels = max_input_pixels
 
@@ -117,7 +143,7 @@ class Predictor:
                     device: str | torch.device | None = None, opts: Sequence[str] = (),
                     keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
                     backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
-                    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> "Predictor":
+                    min_score: float = 0.0, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> "Predictor":
         """A Predictor for a trained network of a config.
 
         cfg: a config (CfgNode) or the path of an experiment YAML file; opts: KEY VALUE overrides when it
@@ -131,14 +157,14 @@ class Predictor:
         """
         network, params, keypoints, device = _from_config(cfg, weights, device, opts, keypoints, backend=backend,
                                                           fold_bn=fold_bn, onnx_threads=onnx_threads)
-        return cls(network, params, keypoints, device, oks_nms_threshold=oks_nms_threshold,
+        return cls(network, params, keypoints, device, min_score=min_score, oks_nms_threshold=oks_nms_threshold,
                    max_input_pixels=max_input_pixels)
 
     @classmethod
     def from_model(cls, cfg: CfgNode, model: nn.Module, device: str | torch.device | None = None,
                    keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
                    backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
-                   max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> "Predictor":
+                   min_score: float = 0.0, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> "Predictor":
         """A Predictor around a network you already have: any module returning the outputs the config's
         output specs describe (heatmaps first, then tags).
 
@@ -151,7 +177,7 @@ class Predictor:
         device = _device(device)
         size = params.input_size
         network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
-        return cls(network, params, keypoints, device, oks_nms_threshold=oks_nms_threshold,
+        return cls(network, params, keypoints, device, min_score=min_score, oks_nms_threshold=oks_nms_threshold,
                    max_input_pixels=max_input_pixels)
 
     @property
@@ -178,7 +204,8 @@ class Predictor:
                 f"max_input_pixels")
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
-        """People for each image; images of equal size share network passes."""
+        """People for each image (in the grouping's order, or by falling score when filtered); images of equal
+        size share network passes."""
         for i, image in enumerate(images):
             check_image(image, f"image {i}")
             self._check_input_size(image, f"image {i}")
@@ -189,12 +216,20 @@ class Predictor:
                 Person(keypoints=person[:, :3].copy(), score=float(score), tags=person[:, 3:].copy())
                 for person, score in zip(result.persons, result.scores)
             ]
-            if self.oks_nms_threshold is not None and people:
-                kept = oks_nms(np.stack([p.keypoints for p in people]), np.array([p.score for p in people]),
-                               self.keypoints.sigmas_array, self.oks_nms_threshold)
-                people = [people[i] for i in kept]
-            out.append(people)
+            out.append(self._filter(people))
         return out
+
+
+    def _filter(self, people: list[Person]) -> list[Person]:
+        if self.min_score > 0:
+            people = [p for p in people if p.score >= self.min_score]
+        if self.oks_nms_threshold is not None and people:
+            kept = oks_nms(np.stack([p.keypoints for p in people]), np.array([p.score for p in people]),
+                           self.keypoints.sigmas_array, self.oks_nms_threshold)
+            people = [people[i] for i in kept]
+        if self.min_score > 0 or self.oks_nms_threshold is not None:
+            people.sort(key=lambda p: -p.score)
+        return people
 
 
 def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints: KeypointSpec | None = None, *,

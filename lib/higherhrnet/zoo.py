@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .fileio import atomic_write
 
-__all__ = ["WeightsError", "WeightsEntry", "REGISTRY", "cache_dir", "cache_path", "resolve_weights"]
+__all__ = ["WeightsError", "WeightsEntry", "REGISTRY", "cache_dir", "cache_path", "resolve_weights", "download"]
 
 logger = logging.getLogger(__name__)
 
@@ -232,13 +232,14 @@ def _cached_download(url: str, sha256: Optional[str], progress: bool) -> str:
         if actual.startswith(sha256.lower()):
             return path
         logger.warning("cached %s has sha256 %s, expected %s: downloading it again", path, actual, sha256)
-    _download(url, path, sha256, progress)
+    download(url, path, sha256, progress)
     return path
 
 
-def _download(url: str, path: str, sha256: Optional[str], progress: bool) -> None:
-    """Stream `url` into a temporary file next to `path`, check size and hash, then rename it to `path`.
-    Whatever stops it (bad hash, network, Ctrl-C), nothing stays behind, under either name."""
+def download(url: str, path: str, sha256: Optional[str] = None, progress: bool = True) -> None:
+    """Stream `url` into a temporary file next to `path`, check size and (when given) the sha256 or its
+    leading digits, then rename it to `path`. Whatever stops it (bad hash, network, Ctrl-C), nothing stays
+    behind, under either name. Raises WeightsError."""
     with atomic_write(path) as f:
         received, actual = _stream(url, f, os.path.basename(path), progress)
         if sha256 is not None and not actual.startswith(sha256.lower()):

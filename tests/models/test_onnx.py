@@ -228,11 +228,12 @@ def test_demo_with_onnxruntime_backend_finds_the_same_people(tiny, tiny_files, t
     found = {}
     for backend, weights in [("torch", tiny_files / "tiny.pth"), ("onnxruntime", tmp_path / "tiny.onnx")]:
         result = run_script("demo/inference.py", *common, "--weights", weights, "--out", tmp_path / backend,
-                            "--backend", backend)
+                            "--backend", backend, "--all")
         assert result.returncode == 0, result.stderr
         found[backend] = json.loads((tmp_path / backend / "street.json").read_text())["people"]
     assert len(found["torch"]) == len(found["onnxruntime"]) > 0
     for a, b in zip(found["torch"], found["onnxruntime"]):
-        np.testing.assert_allclose(b["keypoints"], a["keypoints"], atol=1e-3)
+        # The JSON rounds pixels to 0.1 and values to 0.001: equal up to one rounding step.
+        np.testing.assert_allclose(b["keypoints"], a["keypoints"], atol=0.1 + 1e-6)
     result = run_script("demo/inference.py", *common, "--weights", tmp_path / "tiny.onnx", "--out", tmp_path / "x")
     assert result.returncode == 2 and "use backend='onnxruntime'" in result.stderr

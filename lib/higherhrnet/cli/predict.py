@@ -1,69 +1,173 @@
-"""Find people in images, folders and videos.
+"""Find people in images, folders, globs, URLs, videos and webcams.
 
-    higherhrnet predict --cfg CFG --weights W --image a.jpg [b.jpg ...] [--out DIR]
-    higherhrnet predict --cfg CFG --weights W --folder photos/ --threshold 0.3
-    higherhrnet predict --cfg CFG --weights W --video clip.mp4 --device cuda
-    higherhrnet predict --cfg CFG --weights W --image a.jpg TEST.SCALE_FACTOR "[0.5,1.0,2.0]"
+    higherhrnet predict --weights higherhrnet_w32_512 photo.jpg               # registered weights, own config
+    higherhrnet predict --cfg CFG --weights W photos/ --recursive --coco-json results.json
+    higherhrnet predict --cfg CFG --weights W "shots/*.png" https://example.com/street.jpg
+    higherhrnet predict --cfg CFG --weights W clip.mp4 --frame-stride 2 --max-frames 300
+    higherhrnet predict --cfg CFG --weights W 0 --show                          # webcam 0, in a window
+    higherhrnet predict --cfg CFG --weights W --image a.jpg --threshold 0.3 TEST.FLIP_TEST False
 
-For each input it writes the picture with the skeletons drawn (<name>_pose.jpg, or _pose.mp4 for a
-video) and <name>.json with the image size and every person's COCO-format keypoints and score.
+Shown and written by default: people scoring at least --min-score, without duplicates (OKS above --nms with a
+better person); joints below --threshold are not drawn. --all keeps every grouped person, as the official
+evaluation does (`higherhrnet eval` always does). For each image: <name>_pose.jpg (the people drawn, each in
+its own colour, left limbs lighter, right limbs darker) and <name>.json (image, width, height, people sorted
+by score with score, box [x, y, w, h] around the visible joints and keypoints as [x, y, score] triples in
+image pixels). For a video or webcam: <name>_pose.mp4 (H.264 with imageio-ffmpeg; see README) and one
+<name>.json with every processed frame; people keep a track id (and colour) from frame to frame. Ctrl-C stops
+cleanly: what is finished is kept, the video and its JSON are closed, exit status 130.
 Exit status: 0 all inputs done, 1 some inputs failed (each is reported), 2 bad arguments / config /
-weights / output folder.
+weights / output folder, 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
 import tempfile
 import time
+import urllib.parse
+from dataclasses import dataclass
 
-import cv2
-import numpy as np
-from tqdm import tqdm
+from .common import CommandError, add_config_options, default_device, load_config_and_weights
 
-from ..images import IMAGE_EXTENSIONS, ImageError, read_image
-from ..vis import draw_people
-from .common import CommandError, add_config_options, default_device, fail, load_config_and_weights
-
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "run", "collect_inputs", "Input"]
 
 DEFAULT_MAX_PIXELS = 50_000_000
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif")
+EXIT_INTERRUPTED = 130
+
+# The values of predictor.CLEAN, for the help text (predictor.py imports PyTorch; a test checks they agree).
+DEFAULT_MIN_SCORE = 0.2
+DEFAULT_NMS = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser, cfg_required=False,
                        weights="checkpoint (.pth), .onnx file (with --backend onnxruntime), http(s) URL or registered "
-                               "name; default: TEST.MODEL_FILE of the config")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--image", nargs="+", help="one or more image files")
-    source.add_argument("--folder", help="a folder of images (not recursive)")
-    source.add_argument("--video", help="a video file, processed frame by frame")
+                               "name (see README); default: TEST.MODEL_FILE of the config")
+    parser.add_argument("sources", nargs="*", metavar="SOURCE",
+                        help="images, folders, glob patterns (quoted), http(s) URLs, video files, webcam indices (0)")
+    parser.add_argument("--image", nargs="+", default=[], metavar="F", help="image files (same as SOURCE)")
+    parser.add_argument("--folder", action="append", default=[], metavar="DIR", help="a folder (same as SOURCE)")
+    parser.add_argument("--video", action="append", default=[], metavar="F", help="a video file (same as SOURCE)")
+    parser.add_argument("--recursive", action="store_true", help="also look in the folders' subfolders")
     parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                         help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\")")
+    parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
+                        help=f"keep people scoring at least this (mean joint value; default {DEFAULT_MIN_SCORE})")
+    parser.add_argument("--nms", type=float, default=DEFAULT_NMS, metavar="OKS",
+                        help=f"drop a person whose OKS with a better one exceeds this (default {DEFAULT_NMS}; "
+                             f"0 keeps duplicates)")
+    parser.add_argument("--all", action="store_true",
+                        help="keep every grouped person, as the official evaluation (--min-score 0 --nms 0)")
     parser.add_argument("--threshold", type=float, default=0.2,
-                        help="joints with a lower value are not drawn (default 0.2); the JSON keeps all")
+                        help="joints with a lower value are not drawn nor boxed (default 0.2); the JSON keeps all")
+    parser.add_argument("--coco-json", metavar="FILE",
+                        help="also write every image's people to FILE in COCO's results format (image_id: the "
+                             "number in a COCO-style file name, else the image's position)")
+    parser.add_argument("--show", action="store_true", help="show the results in a window (needs a display)")
+    parser.add_argument("--frame-stride", type=int, default=1, metavar="N", help="videos: every N-th frame")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="videos: stop after N processed frames")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="larger images are downscaled to this many pixels for inference; keypoints are "
-                             "mapped back to the original (default 50e6)")
+                        help="larger images are read reduced (JPEG) or refused; keypoints are mapped back to the "
+                             "original (default 50e6)")
     parser.add_argument("--max-input-pixels", type=int, default=3072 * 3072,
                         help="refuse images whose network input would be larger (extreme aspect ratios)")
 
 
-def check_output_folder(folder: str) -> None:
+@dataclass
+class Input:
+    """One thing to run on: kind "image", "video" or "webcam"; location: path, URL or webcam index."""
+
+    kind: str
+    location: str | int
+
+    @property
+    def name(self) -> str:
+        if self.kind == "webcam":
+            return f"webcam{self.location}"
+        return os.path.basename(urllib.parse.urlparse(str(self.location)).path) or str(self.location)
+
+
+def _kind_of(path: str) -> str | None:
+    from ..images import IMAGE_EXTENSIONS
+
+    lower = path.lower()
+    if lower.endswith(VIDEO_EXTENSIONS):
+        return "video"
+    if lower.endswith(IMAGE_EXTENSIONS):
+        return "image"
+    return None
+
+
+def collect_inputs(sources: list[str], kinds: dict[str, str], recursive: bool) -> tuple[list[Input], list[str]]:
+    """The inputs named on the command line, in order, and notes on what was left out (one line each).
+
+    sources: SOURCE words (any kind); kinds: a word -> the kind its option said (--image, --folder, --video).
+    Raises CommandError for a source that names nothing.
+    """
+    inputs: list[Input] = []
+    notes: list[str] = []
+    for source in sources:
+        told = kinds.get(source)
+        if told is None and source.isdigit():
+            inputs.append(Input("webcam", int(source)))
+        elif urllib.parse.urlparse(source).scheme in ("http", "https"):
+            inputs.append(Input(told or _kind_of(urllib.parse.urlparse(source).path) or "image", source))
+        elif os.path.isdir(source):
+            found, note = _list_folder(source, recursive)
+            if not found:
+                raise CommandError(f"{source}: no image or video files" + (f" ({note})" if note else ""))
+            inputs += found
+            if note:
+                notes.append(f"{source}: {note}")
+        elif os.path.exists(source) or told:
+            inputs.append(Input(told or _kind_of(source) or "image", source))
+        elif glob.has_magic(source):
+            matches = sorted(p for p in glob.glob(source, recursive=True) if os.path.isfile(p) and _kind_of(p))
+            if not matches:
+                raise CommandError(f"{source}: no image or video file matches")
+            inputs += [Input(_kind_of(p), p) for p in matches]
+        else:
+            raise CommandError(f"{source}: no such file, folder, glob match, URL or webcam index")
+    return inputs, notes
+
+
+def _list_folder(folder: str, recursive: bool) -> tuple[list[Input], str]:
+    """A folder's image and video files (sorted), and a note on what was skipped."""
+    found, hidden, subfolders, other = [], 0, 0, 0
+    for root, dirs, files in os.walk(folder):
+        hidden += sum(d.startswith(".") for d in dirs) + sum(f.startswith(".") for f in files)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if not recursive:
+            subfolders += len(dirs)
+            dirs[:] = []
+        for name in sorted(f for f in files if not f.startswith(".")):
+            kind = _kind_of(name)
+            if kind is None:
+                other += 1
+            else:
+                found.append(Input(kind, os.path.join(root, name)))
+    skipped = [f"{n} {what}" for n, what in ((hidden, "hidden"), (subfolders, "subfolders (see --recursive)"),
+                                             (other, "files of other types")) if n]
+    return found, ("skipped " + ", ".join(skipped)) if skipped else ""
+
+
+def _check_output_folder(folder: str) -> None:
     """Create the folder and prove it is writable, before any slow work."""
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as e:
-        raise OSError(f"cannot write to output folder {folder}: {e.strerror or e}") from None
+        raise CommandError(f"cannot write to output folder {folder}: {e.strerror or e}") from None
 
 
-def unique_stem(path: str, used: set[str]) -> str:
-    stem = os.path.splitext(os.path.basename(path))[0] or "image"
+def _unique_stem(name: str, used: set[str]) -> str:
+    stem = os.path.splitext(name)[0] or "image"
     candidate, n = stem, 1
     while candidate in used:
         n += 1
@@ -72,140 +176,251 @@ def unique_stem(path: str, used: set[str]) -> str:
     return candidate
 
 
-def predict_full_size(predictor, image: np.ndarray, max_pixels: int):
-    """People in original pixels; images over max_pixels are run downscaled (keypoints scaled back)."""
-    h, w = image.shape[:2]
-    factor = 1.0
-    if h * w > max_pixels:
-        factor = (max_pixels / (h * w)) ** 0.5
-        size = (max(1, int(w * factor)), max(1, int(h * factor)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        factor = size[0] / w
-    people = predictor(image)
-    if factor != 1.0:
-        for person in people:
-            person.keypoints[:, :2] = person.keypoints[:, :2] / factor
-    return people, factor
+def _coco_image_id(name: str, position: int) -> int:
+    stem = os.path.splitext(name)[0]
+    return int(stem) if stem.isdigit() else position
 
 
-def people_json(people, image_id: int = 0) -> list[dict]:
-    out = []
-    for person in people:
-        record = person.to_coco(image_id)
-        out.append({"keypoints": record["keypoints"], "score": record["score"], "bbox": record["bbox"]})
-    return out
+def dumps(record: dict, list_key: str) -> str:
+    """JSON with one line per element of record[list_key] (a person, a frame) and everything else on top."""
+    head = {k: v for k, v in record.items() if k != list_key}
+    items = ",\n  ".join(json.dumps(item, separators=(", ", ": ")) for item in record[list_key])
+    body = json.dumps(head, separators=(", ", ": "))[:-1]
+    return f'{body}, "{list_key}": [\n  {items}\n]}}\n' if record[list_key] else f'{body}, "{list_key}": []}}\n'
 
 
-def write_image_outputs(out_dir: str, stem: str, source: str, image: np.ndarray, people, keypoints,
-                        threshold: float, downscale: float) -> None:
-    drawn = draw_people(image, people, keypoints, threshold)
-    target = os.path.join(out_dir, f"{stem}_pose.jpg")
-    if not cv2.imwrite(target, cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {target}")
-    record = {
-        "image": source, "width": int(image.shape[1]), "height": int(image.shape[0]),
-        "keypoint_names": list(keypoints.names), "inference_downscale": downscale,
-        "people": people_json(people),
-    }
-    with open(os.path.join(out_dir, f"{stem}.json"), "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
+class Display:
+    """A window for --show; refuses with a clear message where there is no display or no GUI support."""
 
+    def __init__(self):
+        import cv2
 
-def list_folder(folder: str) -> list[str]:
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"--folder {folder}: not a folder")
-    names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
-    return [os.path.join(folder, n) for n in names
-            if os.path.isfile(os.path.join(folder, n)) and n.lower().endswith(IMAGE_EXTENSIONS)]
-
-
-def run_images(predictor, paths, args, show_progress: bool) -> int:
-    used: set[str] = set()
-    failures = []
-    bar = tqdm(paths, unit="image", disable=not show_progress)
-    for path in bar:
-        start = time.perf_counter()
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise CommandError("--show needs a display, and this session has none (DISPLAY is not set); the "
+                               "results are written to --out either way")
         try:
-            image = read_image(path)
-            people, factor = predict_full_size(predictor, image, args.max_pixels)
-            write_image_outputs(args.out, unique_stem(path, used), path, image, people, predictor.keypoints,
-                                args.threshold, factor)
-        except (ImageError, ValueError, OSError) as e:
-            message = str(e) if str(e).startswith(path) else f"{path}: {e}"
-            failures.append(message)
-            tqdm.write(f"error: {message}", file=sys.stderr)
-            continue
-        note = f" (downscaled x{factor:.2f} for inference)" if factor != 1.0 else ""
-        tqdm.write(f"{path}: {len(people)} {'person' if len(people) == 1 else 'people'}, "
-                   f"{time.perf_counter() - start:.2f} s{note}")
-    if failures:
-        print(f"{len(failures)} of {len(paths)} inputs failed:", file=sys.stderr)
-        for message in failures:
-            print(f"  {message}", file=sys.stderr)
-        return 1
-    return 0
+            cv2.namedWindow("higherhrnet", cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise CommandError("--show needs OpenCV with window support: pip install opencv-python (the "
+                               "'-headless' build installed has none)") from None
+        self.cv2 = cv2
+
+    def show(self, image_rgb) -> bool:
+        """Show a frame; False when the user pressed q or Esc."""
+        self.cv2.imshow("higherhrnet", self.cv2.cvtColor(image_rgb, self.cv2.COLOR_RGB2BGR))
+        return self.cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
 
 
-def run_video(predictor, path: str, args) -> int:
-    if not os.path.isfile(path):
-        return fail(f"--video {path}: file not found", 1)
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        return fail(f"{path}: cannot open as a video", 1)
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    stem = unique_stem(path, set())
-    target = os.path.join(args.out, f"{stem}_pose.mp4")
-    writer, frames = None, []
-    start = time.perf_counter()
-    with tqdm(total=total, unit="frame") as bar:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            image = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            people, _ = predict_full_size(predictor, image, args.max_pixels)
-            drawn = draw_people(image, people, predictor.keypoints, args.threshold)
-            if writer is None:
-                h, w = drawn.shape[:2]
-                writer = cv2.VideoWriter(target, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                if not writer.isOpened():
-                    capture.release()
-                    return fail(f"cannot write video {target}", 1)
-            writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-            frames.append({"frame": len(frames), "people": people_json(people)})
-            bar.update(1)
-    capture.release()
-    if writer is None:
-        return fail(f"{path}: no frame could be decoded", 1)
-    writer.release()
-    h, w = drawn.shape[:2]
-    with open(os.path.join(args.out, f"{stem}.json"), "w", encoding="utf-8") as f:
-        json.dump({"video": path, "width": w, "height": h, "fps": fps,
-                   "keypoint_names": list(predictor.keypoints.names), "frames": frames}, f)
-    print(f"{path}: {len(frames)} frames, {time.perf_counter() - start:.1f} s -> {target}")
-    return 0
+class Run:
+    """One predict command: the predictor, the options and what has been written so far."""
+
+    def __init__(self, predictor, args: argparse.Namespace, display: Display | None):
+        self.predictor, self.args, self.display = predictor, args, display
+        self.used_stems: set[str] = set()
+        self.coco_results: list[dict] = []
+        self.failures: list[str] = []
+        self.people = self.images = 0
+
+    def image(self, item: Input, position: int, work_dir: str) -> None:
+        from ..fileio import atomic_write
+        import cv2
+
+        from ..images import image_size, read_image_reduced
+        from ..vis import draw_people
+
+        args = self.args
+        start = time.perf_counter()
+        path = self._local(item, work_dir)
+        image, factor = read_image_reduced(path, args.max_pixels)
+        height, width = image.shape[:2]
+        if factor != 1.0:
+            with open(path, "rb") as f:
+                width, height = image_size(f.read(), path)
+        people = self.predictor(image)
+        drawn = draw_people(image, people, self.predictor.keypoints, args.threshold)
+        for person in people:
+            person.keypoints[:, :2] /= factor          # original image pixels for the JSON
+        stem = _unique_stem(item.name, self.used_stems)
+        image_id = _coco_image_id(item.name, position)
+        record = {"image": item.name, "image_id": image_id, "width": width, "height": height,
+                  "keypoint_names": list(self.predictor.keypoints.names), "inference_downscale": round(factor, 6),
+                  "people": [p.to_json(args.threshold) for p in people]}
+        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise OSError(f"could not encode the drawing of {item.name}")
+        with atomic_write(os.path.join(args.out, f"{stem}_pose.jpg")) as f:
+            f.write(encoded.tobytes())
+        with atomic_write(os.path.join(args.out, f"{stem}.json"), text=True) as f:
+            f.write(dumps(record, "people"))
+        self.coco_results += [{**p.to_coco(image_id), "score": round(float(p.score), 5)} for p in people]
+        self.images += 1
+        self.people += len(people)
+        note = f" (read at x{factor:.2f} of its size)" if factor != 1.0 else ""
+        _say(f"{item.name}: {len(people)} {'person' if len(people) == 1 else 'people'}, "
+             f"{time.perf_counter() - start:.2f} s{note}")
+        if self.display is not None and not self.display.show(drawn):
+            raise KeyboardInterrupt
+
+    def _local(self, item: Input, work_dir: str) -> str:
+        """The input as a local file (URLs downloaded once into work_dir)."""
+        if not isinstance(item.location, str) or not item.location.startswith(("http://", "https://")):
+            return str(item.location)
+        from ..zoo import WeightsError, download
+
+        target = os.path.join(work_dir, f"{len(os.listdir(work_dir))}_{item.name or 'download'}")
+        try:
+            download(item.location, target, progress=False)
+        except WeightsError as e:
+            raise OSError(str(e).replace("weights", "file")) from None
+        return target
+
+    def video(self, item: Input, work_dir: str) -> None:
+        from ..fileio import write_text
+        from ..tracking import PoseTracker
+        from ..vis import draw_people
+        from ..video import VideoSource, VideoWriter
+
+        args = self.args
+        source = VideoSource(item.location if item.kind == "webcam" else self._local(item, work_dir),
+                             stride=args.frame_stride, max_frames=args.max_frames)
+        keypoints = self.predictor.keypoints
+        tracker = PoseTracker(keypoints.sigmas_array, keypoint_threshold=args.threshold)
+        stem = _unique_stem(item.name, self.used_stems)
+        record = {"video": item.name, "fps": source.fps, "frame_stride": args.frame_stride,
+                  "keypoint_names": list(keypoints.names), "frames": []}
+        writer = None
+        start = time.perf_counter()
+        interrupted = False
+        bar = _progress(len(source) or None, "frame")
+        try:
+            for frame in source:
+                people = self.predictor(frame.image)
+                ids = tracker.update(_stack(people, keypoints.num_joints), [p.score for p in people])
+                drawn = draw_people(frame.image, people, keypoints, args.threshold, ids=ids, labels=True)
+                if writer is None:
+                    record["height"], record["width"] = frame.image.shape[:2]
+                    writer = VideoWriter(os.path.join(args.out, f"{stem}_pose"), source.fps / args.frame_stride,
+                                         (drawn.shape[1], drawn.shape[0]))
+                writer.write(drawn)
+                record["frames"].append({"frame": frame.index, "time": round(frame.time, 3), "people": [
+                    {"track_id": int(track), **p.to_json(args.threshold)} for track, p in zip(ids, people)]})
+                self.people += len(people)
+                bar.update(1)
+                if self.display is not None and not self.display.show(drawn):
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+            source.close()
+        frames = len(record["frames"])
+        if writer is None:
+            if interrupted:
+                raise KeyboardInterrupt
+            raise OSError(f"{item.name}: no frame could be decoded")
+        video_path = writer.close()
+        write_text(dumps(record, "frames"), os.path.join(args.out, f"{stem}.json"))
+        elapsed = time.perf_counter() - start
+        tracks = len({person["track_id"] for f in record["frames"] for person in f["people"]} - {0})
+        print(f"{item.name}: {frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} frames/s), "
+              f"{tracks} tracks -> {video_path} ({writer.description})", flush=True)
+        if source.truncated:
+            print(f"warning: {item.name} ended after {source.decoded} of the {source.frame_count} frames it "
+                  f"announces (a damaged or partly copied file?)", file=sys.stderr)
+        if interrupted:
+            raise KeyboardInterrupt
+
+
+def _say(message: str, error: bool = False) -> None:
+    """A line on stdout (stderr for errors) that does not break a progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr if error else sys.stdout)
+
+
+def _stack(people, num_joints: int):
+    import numpy as np
+
+    return np.stack([p.keypoints for p in people]) if people else np.zeros((0, num_joints, 3), np.float32)
+
+
+def _progress(total: int | None, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, leave=False, file=sys.stderr)
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from .. import CheckpointError, ConfigError, Predictor
+    from ..fileio import write_json
+    from ..images import ImageError
+    from ..video import VideoError
 
-    try:
-        check_output_folder(args.out)
-    except OSError as e:
-        raise CommandError(str(e)) from None
-    try:
-        paths = list_folder(args.folder) if args.folder else args.image
-    except FileNotFoundError as e:
-        raise CommandError(str(e)) from None
-    if args.folder and not paths:
-        raise CommandError(f"--folder {args.folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    if args.frame_stride < 1 or (args.max_frames is not None and args.max_frames < 1):
+        raise CommandError("--frame-stride and --max-frames must be at least 1")
+    kinds = {**{p: "image" for p in args.image}, **{p: "video" for p in args.video}}
+    sources = [*args.sources, *args.image, *args.folder, *args.video]
+    if not sources:
+        raise CommandError("nothing to run on: give images, folders, globs, URLs, videos or a webcam index")
+    inputs, notes = collect_inputs(sources, kinds, args.recursive)
+    for note in notes:
+        print(note, file=sys.stderr)
+    _check_output_folder(args.out)
+    display = Display() if args.show else None
     cfg, _, weights = load_config_and_weights(args.cfg, args.weights, overrides)
+    min_score, nms = (0.0, None) if args.all else (args.min_score, args.nms or None)
     try:
         predictor = Predictor.from_config(cfg, weights, device=default_device(args.device), backend=args.backend,
+                                          min_score=min_score, oks_nms_threshold=nms,
                                           max_input_pixels=args.max_input_pixels)
     except (ConfigError, CheckpointError, RuntimeError, ValueError) as e:
         raise CommandError(str(e)) from None
-    if args.video:
-        return run_video(predictor, args.video, args)
-    return run_images(predictor, paths, args, show_progress=bool(args.folder))
+    note = getattr(predictor, "meta", None) and _synthetic_note(predictor.meta)
+    if note:
+        print(note, file=sys.stderr)
+
+    state = Run(predictor, args, display)
+    images = [item for item in inputs if item.kind == "image"]
+    bar = _progress(len(images), "image") if len(images) > 1 else None
+    interrupted = False
+    with tempfile.TemporaryDirectory(prefix="higherhrnet-downloads-") as work_dir:
+        try:
+            for position, item in enumerate(inputs, start=1):
+                try:
+                    if item.kind == "image":
+                        state.image(item, position, work_dir)
+                        if bar is not None:
+                            bar.update(1)
+                    else:
+                        state.video(item, work_dir)
+                except (ImageError, VideoError, ValueError, OSError) as e:
+                    message = str(e) if str(e).startswith(str(item.location)) else f"{item.name}: {e}"
+                    state.failures.append(message)
+                    _say(f"error: {message}", error=True)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if bar is not None:
+                bar.close()
+    if args.coco_json:
+        write_json(state.coco_results, args.coco_json)
+    summary = (f"{state.images} image{'s' if state.images != 1 else ''}, {state.people} "
+               f"{'person' if state.people == 1 else 'people'} -> {args.out}")
+    if interrupted:
+        print(f"interrupted: {summary} (everything finished is saved)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if state.failures:
+        print(f"{len(state.failures)} of {len(inputs)} inputs failed:", file=sys.stderr)
+        for message in state.failures:
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    if len(inputs) > 1:
+        print(summary)
+    return 0
+
+
+def _synthetic_note(meta: dict) -> str | None:
+    from .. import predictor
+
+    note = getattr(predictor, "synthetic_model_note", None)
+    return note(meta) if note else None

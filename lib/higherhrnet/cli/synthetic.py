@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=int, default=200, help="validation images (default 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("W", "H"), help="image size")
+    parser.add_argument("--empty", type=float, default=0.0, metavar="P",
+                        help="fraction of images with nobody in them: uniform colours (black, white, ...), "
+                             "gradients or plain backgrounds (default 0)")
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -31,12 +34,14 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         raise CommandError(f"make-synthetic takes no config overrides, got {' '.join(overrides)}")
     if args.train < 0 or args.val < 0 or min(args.size) < 32:
         raise CommandError("--train/--val must be >= 0 and --size at least 32 x 32")
+    if not 0.0 <= args.empty <= 1.0:
+        raise CommandError(f"--empty must be a fraction between 0 and 1, got {args.empty}")
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as e:
         raise CommandError(f"cannot create {args.out}: {e.strerror}") from None
     files = write_synthetic_coco(args.out, {"train": args.train, "val": args.val}, seed=args.seed,
-                                 spec=SyntheticSpec(image_size=tuple(args.size)))
+                                 spec=SyntheticSpec(image_size=tuple(args.size), empty_prob=args.empty))
     for split, path in files.items():
         print(f"{split}: {path}")
     return 0

@@ -139,6 +139,9 @@ _C.DATASET.BASE_SIZE = 256.0
 _C.DATASET.BASE_SIGMA = 2.0
 _C.DATASET.INT_SIGMA = False
 _C.DATASET.WITH_CENTER = False  # (compat) must stay False
+# Not in the official code: also train on images without any annotation (all targets zero: "nobody here");
+# the official code, and the default, leave them out.
+_C.DATASET.TRAIN_ON_EMPTY_IMAGES = False
 # A keypoint set of your own (joint names, left/right pairs, OKS sigmas, links to draw, grouping order,
 # all by name). Empty NAMES: the set registered for DATASET.DATASET (coco, crowd_pose).
 _C.DATASET.KEYPOINTS = CN()

@@ -22,7 +22,8 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
     keypoints = keypoints_from_config(cfg)
     info = dataset_info(cfg.DATASET.DATASET if is_train else cfg.DATASET.DATASET_TEST)
     split = cfg.DATASET.TRAIN if is_train else cfg.DATASET.TEST
-    source = CocoKeypoints(cfg.DATASET.ROOT, split, keypoints, dataset=info, skip_empty=is_train)
+    source = CocoKeypoints(cfg.DATASET.ROOT, split, keypoints, dataset=info,
+                           skip_empty=is_train and not cfg.DATASET.TRAIN_ON_EMPTY_IMAGES)
     if not is_train:
         return EvalDataset(source)
     d = cfg.DATASET

@@ -117,7 +117,8 @@ class CocoKeypoints(Dataset):
         non-crowd, or crowd with labelled keypoints (as the reference). Sorted by area, largest first."""
         kept = [a for a in anns if not a.get("iscrowd", 0) or a.get("num_keypoints", 0) > 0]
         kept.sort(key=lambda a: -float(a.get("area", a.get("bbox", [0, 0, 0, 0])[2] * a.get("bbox", [0, 0, 0, 0])[3])))
-        joints = np.array([a["keypoints"] for a in kept], dtype=np.float64).reshape(len(kept), -1, 3)
+        joints = np.array([a["keypoints"] for a in kept], dtype=np.float64)
+        joints = joints.reshape(len(kept), self.keypoints.num_joints, 3)
         boxes = np.array([a.get("bbox", [0, 0, 0, 0])[2:4] for a in kept], dtype=np.float64).reshape(-1, 2)
         return joints, boxes
 

@@ -33,6 +33,9 @@ class SyntheticSpec:
     max_height: float = 220.0
     crowd_prob: float = 0.2
     unlabelled_prob: float = 0.25
+    # Images with nobody in them: a uniform colour (black and white included), a plain gradient, or the
+    # usual textured background, so that a model learns that featureless images hold no people.
+    empty_prob: float = 0.0
 
 
 def _person(rng: np.random.Generator, height: float, center: np.ndarray, front: bool) -> np.ndarray:
@@ -136,6 +139,22 @@ def _background(rng, w, h) -> np.ndarray:
     return image
 
 
+def _empty_scene(rng, w, h) -> np.ndarray:
+    """(H, W, 3) uint8: black, white, another uniform colour, a gradient or a textured background; no people."""
+    kind = rng.integers(0, 5)
+    if kind == 0:
+        return np.zeros((h, w, 3), np.uint8)
+    if kind == 1:
+        return np.full((h, w, 3), 255, np.uint8)
+    if kind == 2:
+        return np.broadcast_to(rng.integers(0, 256, 3).astype(np.uint8), (h, w, 3)).copy()
+    if kind == 3:
+        a, b = rng.integers(0, 256, (2, 3)).astype(np.float32)
+        ramp = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
+        return np.broadcast_to(a + (b - a) * ramp, (h, w, 3)).round().astype(np.uint8)
+    return _background(rng, w, h)
+
+
 def _uncompressed_rle(mask: np.ndarray) -> list[int]:
     """COCO's uncompressed RLE of a binary mask: run lengths in column-major order, zeros first."""
     flat = mask.flatten(order="F").astype(np.int8)
@@ -153,6 +172,8 @@ def _polygons(mask: np.ndarray) -> list[list[float]]:
 def render_scene(rng: np.random.Generator, spec: SyntheticSpec):
     """One image (H, W, 3) uint8 RGB and its annotations (dicts without ids)."""
     w, h = spec.image_size
+    if spec.empty_prob > 0 and rng.random() < spec.empty_prob:
+        return _empty_scene(rng, w, h), []
     image = _background(rng, w, h)
     people = []
     n = int(rng.integers(1, spec.max_people + 1))

@@ -1,0 +1,97 @@
+"""video.py: frames in with stride and limits, videos out (H.264 through ffmpeg, else OpenCV), atomically."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from higherhrnet import video
+from higherhrnet.video import VideoError, VideoSource, VideoWriter
+
+
+def frames(n, size=(48, 32)):
+    return [np.full((size[1], size[0], 3), 20 * i, np.uint8) for i in range(n)]
+
+
+def test_writer_makes_a_readable_video_and_nothing_else(tmp_path):
+    with VideoWriter(str(tmp_path / "clip"), 10.0, (48, 32)) as writer:
+        for frame in frames(9):
+            writer.write(frame)
+    assert os.listdir(tmp_path) == [os.path.basename(writer.path)]
+    capture = cv2.VideoCapture(writer.path)
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 9
+    ok, first = capture.read()
+    assert ok and first.shape == (32, 48, 3)
+
+
+def test_h264_when_ffmpeg_is_there_and_opencv_otherwise(tmp_path, monkeypatch):
+    if video.find_ffmpeg() is not None:
+        writer = VideoWriter(str(tmp_path / "h264"), 10.0, (48, 32))
+        writer.write(frames(1)[0])
+        assert writer.close().endswith("h264.mp4") and writer.description.startswith("H.264")
+        probe = cv2.VideoCapture(writer.path)
+        assert int(probe.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") in (b"avc1", b"h264", b"H264")
+    monkeypatch.setattr(video, "find_ffmpeg", lambda: None)
+    writer = VideoWriter(str(tmp_path / "plain"), 10.0, (48, 32))
+    writer.write(frames(1)[0])
+    path = writer.close()
+    assert path.endswith(("plain.webm", "plain.mp4")) and "install imageio-ffmpeg" in writer.description
+
+
+def test_an_aborted_video_leaves_no_file(tmp_path):
+    with pytest.raises(RuntimeError):
+        with VideoWriter(str(tmp_path / "clip"), 10.0, (48, 32)) as writer:
+            writer.write(frames(1)[0])
+            raise RuntimeError("stopped")
+    assert os.listdir(tmp_path) == []
+    writer = VideoWriter(str(tmp_path / "clip"), 10.0, (48, 32))
+    with pytest.raises(ValueError, match="frame of 10x10 for a 48x32 video"):
+        writer.write(np.zeros((10, 10, 3), np.uint8))
+    writer.abort()
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture
+def clip(tmp_path):
+    with VideoWriter(str(tmp_path / "clip"), 10.0, (48, 32)) as writer:
+        for frame in frames(10):
+            writer.write(frame)
+    return writer.path
+
+
+def test_source_stride_max_frames_and_times(clip):
+    source = VideoSource(clip, stride=3)
+    assert (source.fps, source.frame_count, len(source)) == (10.0, 10, 4)
+    got = list(source)
+    assert [f.index for f in got] == [0, 3, 6, 9] and [f.time for f in got] == [0.0, 0.3, 0.6, 0.9]
+    assert got[1].image.shape == (32, 48, 3) and not source.truncated
+    limited = VideoSource(clip, stride=2, max_frames=3)
+    assert len(limited) == 3 and [f.index for f in limited] == [0, 2, 4]
+
+
+def test_a_cut_video_is_noticed(tmp_path):
+    rng = np.random.default_rng(0)
+    with VideoWriter(str(tmp_path / "long"), 10.0, (48, 32)) as writer:
+        for _ in range(60):
+            writer.write(rng.integers(0, 255, (32, 48, 3), dtype=np.uint8))   # noise: frames of similar size
+    data = open(writer.path, "rb").read()
+    half = tmp_path / f"half{os.path.splitext(writer.path)[1]}"
+    half.write_bytes(data[: len(data) * 2 // 3])
+    # The index is at the front (+faststart, or OpenCV's container): the file opens, then ends early.
+    source = VideoSource(str(half))
+    got = list(source)
+    assert 0 < len(got) < 60 and source.truncated and source.decoded == len(got)
+
+
+def test_sources_that_cannot_be_read(tmp_path):
+    with pytest.raises(VideoError, match="video file not found"):
+        VideoSource(str(tmp_path / "missing.mp4"))
+    (tmp_path / "notes.mp4").write_text("not a video")
+    with pytest.raises(VideoError, match="notes.mp4"):
+        VideoSource(str(tmp_path / "notes.mp4"))
+    with pytest.raises(VideoError, match="cannot open webcam 9"):
+        VideoSource(9)
+    with pytest.raises(ValueError, match="stride"):
+        VideoSource(str(tmp_path / "notes.mp4"), stride=0)
