@@ -13,6 +13,7 @@ from higherhrnet.cli.common import CommandError, split_overrides
 from conftest import REPO
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", list(SUBCOMMANDS))
 def test_every_subcommand_has_help_through_python_m(command):
     result = subprocess.run([sys.executable, "-m", "higherhrnet", command, "--help"], capture_output=True, text=True,
@@ -33,6 +34,7 @@ def test_console_script_lists_the_subcommands_without_importing_torch():
     assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
 
 
+@pytest.mark.slow
 def test_tools_scripts_are_the_subcommands():
     for script, command in (("tools/train.py", "train"), ("tools/valid.py", "eval"), ("tools/export_onnx.py", "export"),
                             ("tools/model_summary.py", "summary"), ("tools/make_synthetic.py", "make-synthetic"),

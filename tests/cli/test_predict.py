@@ -18,6 +18,8 @@ import higherhrnet
 
 from conftest import REPO, randomize, tiny_cfg
 
+pytestmark = pytest.mark.slow   # starts processes: left out of the quick subset (README "Tests")
+
 J = 17
 OPTS = ("DATASET.INPUT_SIZE", "128", "DATASET.OUTPUT_SIZE", "[32, 64]")
 

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 from torch import nn
 
@@ -29,6 +30,7 @@ def test_multiply_adds_of_known_layers():
     assert s.output_shapes == [(2, 2, 32, 32)]
 
 
+@pytest.mark.slow
 def test_model_summary_cli_json_on_tiny_config(tmp_path):
     cfg_file = tmp_path / "tiny.yaml"
     cfg = tiny_cfg()
@@ -42,6 +44,7 @@ def test_model_summary_cli_json_on_tiny_config(tmp_path):
     assert abs(sum(m["gmacs"] for m in data["per_module"].values()) - data["gmacs"]) < 1e-6
 
 
+@pytest.mark.slow
 def test_model_summary_cli_w32_matches_published_numbers():
     result = run_tool("--cfg", str(EXPERIMENTS / "coco/higher_hrnet/w32_512_adam_lr1e-3.yaml"))
     assert result.returncode == 0, result.stderr
@@ -51,6 +54,7 @@ def test_model_summary_cli_w32_matches_published_numbers():
     assert "output 1: [1, 17, 256, 256]" in result.stdout
 
 
+@pytest.mark.slow
 def test_model_summary_cli_errors(tmp_path):
     result = run_tool("--cfg", str(tmp_path / "missing.yaml"))
     assert result.returncode == 2 and "config file not found" in result.stderr
@@ -63,6 +67,7 @@ def test_model_summary_cli_errors(tmp_path):
     assert result.returncode == 2 and "multiples of 32" in result.stderr
 
 
+@pytest.mark.slow
 def test_model_summary_cli_hourglass_and_v2_head():
     result = run_tool("--cfg", str(EXPERIMENTS / "synthetic/hourglass_256_tiny.yaml"), "--json")
     assert result.returncode == 0, result.stderr

@@ -97,6 +97,7 @@ def test_occluded_and_truncated_flags_occur():
     assert flags[1] > 0 and flags[0] > 0 and flags[2] > flags[1]
 
 
+@pytest.mark.slow
 def test_end_to_end_generate_train_evaluate_demo(tmp_path):
     data = tmp_path / "data"
     run = lambda *args: subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,

@@ -71,6 +71,7 @@ def test_non_finite_loss_stops_with_epoch_and_iteration(tmp_path):
         trainer.run()
 
 
+@pytest.mark.slow
 def test_train_cli_single_process_and_bad_config(tmp_path):
     cfg = train_cfg(tmp_path, "TRAIN.END_EPOCH", "1")
     path = tmp_path / "tiny.yaml"
@@ -84,6 +85,7 @@ def test_train_cli_single_process_and_bad_config(tmp_path):
     assert result.returncode == 2 and "unknown config key TRAIN.LRR" in result.stderr
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
     cfg = train_cfg(tmp_path, "TRAIN.IMAGES_PER_GPU", "1")
     path = tmp_path / "tiny.yaml"

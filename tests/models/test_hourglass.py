@@ -338,6 +338,7 @@ def hourglass_files(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_valid_cli_scores_a_hourglass(hourglass_files):
     root = hourglass_files
     result = subprocess.run([sys.executable, str(REPO / "tools/valid.py"), "--cfg", str(root / "hourglass.yaml"),
@@ -350,6 +351,7 @@ def test_valid_cli_scores_a_hourglass(hourglass_files):
     assert results and all(len(r["keypoints"]) == 3 * J for r in results)
 
 
+@pytest.mark.slow
 def test_demo_runs_a_hourglass(hourglass_files, tmp_path):
     import cv2
 

@@ -71,6 +71,7 @@ def test_export_has_dynamic_batch_height_width_and_matches_torch(tiny):
     assert_matches_torch(model, network, CHECK_SHAPES)
 
 
+@pytest.mark.slow
 def test_dynamo_exporter_also_gives_dynamic_sizes(tiny):
     pytest.importorskip("onnxscript", reason="onnxscript is not installed (needed by --exporter dynamo only)")
     _, model, _ = tiny
@@ -185,6 +186,7 @@ def run_script(script, *args):
                           cwd=REPO, timeout=600)
 
 
+@pytest.mark.slow
 def test_export_cli_writes_a_checked_model(tiny_files):
     import onnx
 
@@ -203,6 +205,7 @@ def test_export_cli_writes_a_checked_model(tiny_files):
     assert metadata["higherhrnet.version"] == higherhrnet.__version__
 
 
+@pytest.mark.slow
 def test_export_cli_errors(tiny_files, tmp_path):
     common = ["--cfg", tiny_files / "tiny.yaml", "--out", tmp_path / "m.onnx"]
     cases = [
@@ -220,6 +223,7 @@ def test_export_cli_errors(tiny_files, tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.slow
 def test_demo_with_onnxruntime_backend_finds_the_same_people(tiny, tiny_files, tmp_path):
     write_bytes(tiny[2], tmp_path / "tiny.onnx")
     image = painted_images()[0]
