@@ -92,6 +92,23 @@ def test_valid_cli_writes_results_and_metrics(tiny_run):
     assert all(len(r["keypoints"]) == 51 and set(r) >= {"image_id", "category_id", "score"} for r in results)
 
 
+def test_eval_never_writes_into_the_training_run(tiny_run, tmp_path):
+    """Without --out, `higherhrnet eval` writes eval_<weights name>/ beside the weights, never over a run's own
+    files; with the config's training output (no --weights) too."""
+    run = tmp_path / "out" / "coco_kpt" / "pose_higher_hrnet" / "tiny"
+    run.mkdir(parents=True)
+    (run / "final_state.pth").write_bytes((tiny_run / "random.pth").read_bytes())
+    (run / "keypoints_val_results.json").write_text("training's own file")
+    cfg = higherhrnet.load_cfg(tiny_run / "tiny.yaml", ["OUTPUT_DIR", str(tmp_path / "out")])
+    (tmp_path / "tiny.yaml").write_text(cfg.dump())
+    result = subprocess.run([sys.executable, "-m", "higherhrnet", "eval", "--cfg", str(tmp_path / "tiny.yaml"),
+                             "--device", "cpu"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert (run / "keypoints_val_results.json").read_text() == "training's own file"
+    assert json.loads((run / "eval_final_state" / "metrics_val.json").read_text()).keys() >= {"AP"}
+    assert "eval_final_state" in result.stdout
+
+
 def test_valid_under_torchrun_gathers_without_duplicates(tiny_run):
     single = run_valid(tiny_run, "--out", tiny_run / "one")
     assert single.returncode == 0, single.stderr
