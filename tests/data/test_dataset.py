@@ -108,8 +108,9 @@ def test_scale_aware_sigma_works(tmp_path):
 
 @pytest.mark.parametrize("base_size", [12.0, 20.0])
 def test_scale_aware_sigma_sets_the_measured_peak_width(tmp_path, base_size):
-    """README: sigma = person size in output pixels / BASE_SIZE x BASE_SIGMA. Measured on the rendered target:
-    a Gaussian exp(-d^2 / (2 sigma^2)) has value v at distance d where sigma = d / sqrt(-2 ln v)."""
+    """README: sigma (output pixels, every resolution) = person size in input pixels / BASE_SIZE x BASE_SIGMA.
+    Measured on the rendered target: a Gaussian exp(-d^2 / (2 sigma^2)) has value v at distance d where
+    sigma = d / sqrt(-2 ln v)."""
     data = write_tiny_coco(tmp_path, num_images=1, people_per_image=1, crowd=False)
     box = data["annotations"][0]["bbox"]
     ds = build_dataset(cfg_for(tmp_path, *NO_AUGMENT, "DATASET.FLIP", "0.0", "DATASET.SCALE_AWARE_SIGMA", "True",
@@ -117,7 +118,7 @@ def test_scale_aware_sigma_sets_the_measured_peak_width(tmp_path, base_size):
     image_h, image_w = 96, 128
     ankle = COCO_KEYPOINTS.index("left_ankle")
     for size, heatmaps in zip(ds.output_sizes, ds[0][1]):
-        person_size = max(box[2], box[3]) * size / min(image_w, image_h)   # the short side fills the crop
+        person_size = max(box[2], box[3]) * 128 / min(image_w, image_h)    # the short side fills the 128 input
         expected = person_size / base_size * 2.0
         heat = heatmaps[ankle].numpy().astype(np.float64)
         y, x = np.unravel_index(heat.argmax(), heat.shape)
@@ -194,3 +195,31 @@ def test_crowdpose_layout_trains_and_evaluates(tmp_path):
     metrics = crowdpose_metrics(ds.source.annotation_file, results, ds.source.keypoints.sigmas_array)
     assert set(metrics) == {"AP", "AP .5", "AP .75", "AR", "AR .5", "AR .75", "AP (easy)", "AP (medium)", "AP (hard)"}
     assert metrics["AP"] == pytest.approx(1.0) and metrics["AP (medium)"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["w32_512_adam_lr1e-3", "w32_512_adam_lr1e-3_coco", "w32_512_adam_lr1e-3_syncbn",
+                                  "w32_640_adam_lr1e-3", "w48_640_adam_lr1e-3"])
+def test_official_crowdpose_files_load_train_and_evaluate(tmp_path, name):
+    """The official CrowdPose experiment files load unchanged (no warning) and run: two training iterations
+    and a CrowdPose evaluation, with the network shrunk to the tiny test widths and the data to 3 images."""
+    import warnings
+
+    from conftest import EXPERIMENTS, TINY_OPTS
+    from higherhrnet.engine import Trainer
+    from tinycoco import write_tiny_crowdpose
+
+    path = EXPERIMENTS / "crowd_pose" / "higher_hrnet" / f"{name}.yaml"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        official = higherhrnet.load_cfg(path)
+    assert (official.DATASET.DATASET, official.MODEL.NUM_JOINTS) == ("crowd_pose_kpt", 14)
+    write_tiny_crowdpose(tmp_path / "data", split=official.DATASET.TRAIN)
+    write_tiny_crowdpose(tmp_path / "data", split=official.DATASET.TEST, seed=1)
+    cfg = higherhrnet.load_cfg(path, TINY_OPTS + [
+        "DATASET.ROOT", str(tmp_path / "data"), "MODEL.PRETRAINED", "", "WORKERS", "0", "TRAIN.IMAGES_PER_GPU", "2", "TRAIN.END_EPOCH", "1",
+        "TRAIN.MAX_ITERS_PER_EPOCH", "2", "TRAIN.VAL_FREQ", "1", "OUTPUT_DIR", str(tmp_path / "out"),
+        "LOG_DIR", str(tmp_path / "log")])
+    trainer = Trainer(cfg, f"{name}.yaml", device="cpu")
+    result = trainer.run()
+    assert set(result["epochs"][0]["val"]) >= {"AP", "AP (easy)", "AP (hard)"}
+    assert np.isfinite(result["epochs"][0]["loss"])

@@ -166,3 +166,15 @@ def test_cudnn_and_loss_scale_keys_are_applied():
         (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) = before
     scaler, amp = build_grad_scaler(tiny_cfg("FP16.ENABLED", "True"), torch.device("cpu"))
     assert not amp and not scaler.is_enabled()                        # mixed precision needs CUDA
+
+
+def test_adam_has_no_weight_decay_as_in_the_official_code_and_adamw_has():
+    from higherhrnet.engine.build import build_optimizer
+
+    model = torch.nn.Linear(2, 2)
+    official = higherhrnet.load_cfg(EXPERIMENTS / "coco/higher_hrnet/w32_512_adam_lr1e-3.yaml")
+    assert official.TRAIN.WD == 0.0001
+    adam = build_optimizer(official, model)
+    assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["weight_decay"] == 0
+    adamw = build_optimizer(tiny_cfg("TRAIN.OPTIMIZER", "adamw", "TRAIN.WD", "0.0001"), model)
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.param_groups[0]["weight_decay"] == 0.0001

@@ -78,8 +78,15 @@ def joint_indices(joints: np.ndarray, size: int, max_people: int, tag_per_joint:
 
 
 def person_sigmas(boxes_wh: np.ndarray, base_size: float, base_sigma: float, int_sigma: bool = False) -> np.ndarray:
-    """Scale-aware sigma per person (P,): max(box w, h) / BASE_SIZE * BASE_SIGMA in the image frame
-    (the caller rescales it to each output), rounded up to an integer with INT_SIGMA. At least 0.1."""
+    """Scale-aware sigma per person (P,), in output pixels: max(box w, h) / BASE_SIZE * BASE_SIGMA.
+
+    boxes_wh (P, 2): person boxes in network-input pixels (after the augmentation's scaling). A person of
+    BASE_SIZE input pixels (256: half of a 512 input) gets BASE_SIGMA (2), the fixed sigma of the official
+    recipes, at every output resolution, as the fixed sigma is used. This is the official design's intent
+    (its COCOKeypoints fills the sigma from the box in original-image pixels, before augmentation and in
+    no declared unit); measuring in input pixels makes the sigma follow the person as it is scaled.
+    INT_SIGMA rounds up to an integer as the official code does (round(sigma + 0.5)). At least 0.1.
+    """
     size = np.max(np.asarray(boxes_wh, dtype=np.float64).reshape(-1, 2), axis=1)
     sigma = size / base_size * base_sigma
     if int_sigma:

@@ -168,13 +168,13 @@ class TrainingDataset(Dataset):
         warped, masks, joints_out = warp_sample(image, mask, joints, matrix, flip, self.flip_index,
                                                 self.input_size, self.output_sizes)
         heatmaps, indices = [], []
-        image_to_input = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))
+        sigma = self.sigma
+        if self.scale_aware_sigma:
+            # The person's size in network-input pixels (after this augmentation's scaling) sets its sigma, in
+            # output pixels and the same at every resolution, as the fixed SIGMA is: see person_sigmas.
+            image_to_input = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))
+            sigma = person_sigmas(boxes * image_to_input, self.base_size, self.base_sigma, self.int_sigma)
         for size, joints_o in zip(self.output_sizes, joints_out):
-            if self.scale_aware_sigma:
-                sigma = person_sigmas(boxes * image_to_input * size / self.input_size, self.base_size,
-                                      self.base_sigma, self.int_sigma)
-            else:
-                sigma = self.sigma
             heatmaps.append(torch.from_numpy(heatmap_targets(joints_o, size, sigma)))
             indices.append(torch.from_numpy(joint_indices(joints_o, size, self.max_people, self.tag_per_joint)))
         tensor = normalize(warped, self.mean, self.std)
