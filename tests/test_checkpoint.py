@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+import datetime
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import higherhrnet
 from higherhrnet import CheckpointError, load_checkpoint
-from higherhrnet.checkpoint import atomic_save, load_pretrained_backbone, read_checkpoint, save_model
+from higherhrnet.checkpoint import (atomic_save, load_pretrained_backbone, read_checkpoint, read_model_meta,
+                                    save_model)
 
 from conftest import tiny_cfg
 
@@ -162,18 +165,46 @@ def test_pickles_with_objects_are_refused_without_running_code(tmp_path, tiny_mo
     assert not marker.exists()
 
 
-def test_saved_model_loads_with_weights_only_and_carries_config(tmp_path, tiny_model):
+def test_saved_model_loads_with_weights_only_and_carries_metadata(tmp_path, tiny_model):
     cfg = tiny_cfg("TEST.FLIP_TEST", "False")
     path = tmp_path / "out" / "model.pth"
-    save_model(path, tiny_model, cfg, epoch=7)
+    save_model(path, tiny_model, cfg, higherhrnet.COCO_KEYPOINTS, epoch=7,
+               metrics={"AP": np.float64(0.5), "AP .5": 0.75})
     raw = torch.load(path, map_location="cpu", weights_only=True)
-    assert raw["epoch"] == 7 and isinstance(raw["config"], str)
+    assert list(raw) == ["state_dict", "meta"]
+    assert list(raw["state_dict"]) == list(fresh_model().state_dict())        # official key order, no prefix
+    meta = raw["meta"]
+    assert meta["format"] == "higherhrnet" and meta["version"] == higherhrnet.__version__
+    assert datetime.datetime.fromisoformat(meta["date"]).utcoffset() == datetime.timedelta(0)
+    assert meta["epoch"] == 7 and meta["metrics"] == {"AP": 0.5, "AP .5": 0.75}
+    assert type(meta["metrics"]["AP"]) is float                               # not a NumPy scalar
+    assert meta["dataset"] == "coco_kpt"
     reloaded_cfg = higherhrnet.get_cfg()
-    reloaded_cfg.merge_from_other_cfg(higherhrnet.config.CfgNode.load_cfg(raw["config"]))
+    reloaded_cfg.merge_from_other_cfg(higherhrnet.config.CfgNode.load_cfg(meta["config"]))
     assert reloaded_cfg.TEST.FLIP_TEST is False
+    assert higherhrnet.KeypointSpec.from_lists(**meta["keypoints"]) == higherhrnet.COCO_KEYPOINTS
+    assert isinstance(meta["keypoints"]["flip_pairs"][0], list)               # plain lists, not tuples
+    assert read_model_meta(path) == meta and read_model_meta(raw) == meta
     model = fresh_model()
-    load_checkpoint(model, path)
+    assert read_model_meta(load_checkpoint(model, path)) == meta
     assert_same_outputs(model, tiny_model)
+
+
+def test_files_without_our_metadata_read_as_empty(tmp_path, tiny_model):
+    state = tiny_model.state_dict()
+    official = tmp_path / "official.pth"
+    torch.save(state, official)                                               # the official bare state dict
+    assert read_model_meta(official) == {}
+    # mmcv's save_checkpoint writes a "meta" of its own (mmcv version, time): not ours.
+    assert read_model_meta({"state_dict": state, "meta": {"mmcv_version": "1.3.8", "time": "x"}}) == {}
+    assert read_model_meta({"model": state, "config": "x", "epoch": 3}) == {}
+
+
+def test_metadata_that_is_not_plain_is_refused(tmp_path, tiny_model):
+    path = tmp_path / "model.pth"
+    with pytest.raises(TypeError, match=r"metrics\.AP: Tensor is not a plain value"):
+        save_model(path, tiny_model, metrics={"AP": torch.tensor(0.5)})
+    assert not path.exists()
 
 
 def test_atomic_save_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):

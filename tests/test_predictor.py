@@ -9,6 +9,7 @@ import torch
 import higherhrnet
 from higherhrnet import COCO_KEYPOINTS, Predictor
 from higherhrnet.core.inference import InferenceParams
+from higherhrnet.predictor import synthetic_model_note
 
 from conftest import randomize, tiny_cfg
 
@@ -59,3 +60,24 @@ def test_input_size_limit_is_an_option_of_the_predictor(setup):
     predictor(np.zeros((64, 128, 3), np.uint8))                           # 128 x 256 input: at the limit
     with pytest.raises(ValueError, match="over the limit of 32768 pixels"):
         predictor(np.zeros((64, 200, 3), np.uint8))
+
+
+def test_meta_comes_from_the_checkpoint_and_says_when_a_model_is_synthetic(setup, tmp_path):
+    cfg, model, _ = setup
+    synthetic_cfg = tiny_cfg("DATASET.DATASET", "synthetic", "DATASET.DATASET_TEST", "synthetic")
+    path = tmp_path / "synthetic.pth"
+    higherhrnet.save_model(path, model, synthetic_cfg, COCO_KEYPOINTS, epoch=3)
+    predictor = Predictor.from_config(cfg, path)
+    assert predictor.meta["dataset"] == "synthetic" and predictor.meta["epoch"] == 3
+    note = synthetic_model_note(predictor.meta)
+    assert "synthetic" in note and "higherhrnet_w32_512" in note and "\n" not in note
+    assert Predictor(cfg, path).meta == predictor.meta                   # the first releases' call too
+    coco = tmp_path / "coco.pth"
+    higherhrnet.save_model(coco, model, cfg, COCO_KEYPOINTS)
+    assert Predictor.from_config(cfg, coco).meta["dataset"] == "coco_kpt"
+    assert synthetic_model_note(Predictor.from_config(cfg, coco).meta) is None
+    official = tmp_path / "official.pth"
+    torch.save(model.state_dict(), official)
+    assert Predictor.from_config(cfg, official).meta == {}
+    assert synthetic_model_note({}) is None
+    assert Predictor.from_model(cfg, model).meta == {}

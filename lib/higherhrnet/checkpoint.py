@@ -5,6 +5,20 @@ tensors and plain Python values, never code. Everything we write holds only thos
 a YAML string), and is written atomically (temporary file + rename), so an interrupted save never leaves
 a half-written file under the real name.
 
+The model files we write (`save_model`: training's final_state.pth and model_best.pth, the bundled model)
+are {"state_dict": weights in the official key order, "meta": what the model is}. "state_dict" is the key
+mmcv / mmpose and most tools read. "meta" holds only str / int / float / bool / list / dict values:
+    format          "higherhrnet"
+    version         the package version that wrote it
+    date            when it was written, ISO 8601 in UTC ("2026-12-03T08:40:00+00:00")
+    config          the full config as YAML (load it with yacs / higherhrnet.config)
+    dataset         DATASET.DATASET, the registered name of the training data ("coco_kpt", "synthetic", ...)
+    keypoints       the joint set: name, names, flip_pairs, sigmas, skeleton, grouping_order (the arguments
+                    of KeypointSpec.from_lists)
+    metrics         optional: validation metrics by name ("AP", "AP .5", ...)
+    epoch           optional: epochs trained
+`read_model_meta` returns it, or {} for files without it (official and mmpose checkpoints, bare state dicts).
+
 Accepted layouts of model weights:
 - a bare state dict (official `pose_higher_hrnet_w32_512.pth`);
 - a dict holding it under "state_dict" or "model" (our training checkpoints, many other tools);
@@ -30,6 +44,8 @@ Tensors only one side has: none for HigherHRNet. Our hrnet_v2 `representation_he
 """
 from __future__ import annotations
 
+import datetime
+import numbers
 import os
 import pickle
 from typing import Any, Iterable, Mapping
@@ -37,10 +53,14 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
+# The package's version string: a constant of the package root, which imports nothing at load time.
+from . import __version__
 from .fileio import atomic_write
+from .keypoints import KeypointSpec
 
 __all__ = ["CheckpointError", "read_checkpoint", "extract_state_dict", "load_checkpoint",
-           "load_pretrained_backbone", "atomic_save", "save_model", "is_mmpose_layout", "convert_mmpose_state_dict",
+           "load_pretrained_backbone", "atomic_save", "MODEL_FORMAT", "model_meta", "save_model",
+           "read_model_meta", "is_mmpose_layout", "convert_mmpose_state_dict",
            "to_mmpose_state_dict"]
 
 _WRAPPER_KEYS = ("state_dict", "model")
@@ -205,14 +225,77 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, f)
 
 
-def save_model(path: str | os.PathLike, model: nn.Module, cfg=None, **extra: Any) -> None:
-    """Write {"model": state dict, "config": YAML string, **extra} atomically."""
-    module = model.module if hasattr(model, "module") else model
-    payload = {"model": module.state_dict()}
+MODEL_FORMAT = "higherhrnet"
+
+
+def model_meta(cfg=None, keypoints: KeypointSpec | None = None, **fields: Any) -> dict[str, Any]:
+    """The "meta" entry of a model file (see the module docstring): format, version, date (now), and, when
+    given, the config (a CfgNode: its YAML and DATASET.DATASET), the keypoint set and any other `fields`
+    (metrics, epoch, ...; None values are left out).
+
+    Every value is made a plain str / int / float / bool / list / dict (NumPy numbers become Python numbers,
+    tuples lists) so that the file loads with weights_only=True; anything else raises TypeError naming the
+    field.
+    """
+    meta: dict[str, Any] = {
+        "format": MODEL_FORMAT,
+        "version": __version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
     if cfg is not None:
-        payload["config"] = cfg.dump()
-    payload.update(extra)
-    atomic_save(payload, path)
+        meta["config"] = cfg.dump()
+        meta["dataset"] = str(cfg.DATASET.DATASET)
+    if keypoints is not None:
+        meta["keypoints"] = {
+            "name": keypoints.name, "names": list(keypoints.names),
+            "flip_pairs": [list(p) for p in keypoints.flip_pairs], "sigmas": list(keypoints.sigmas),
+            "skeleton": [list(p) for p in keypoints.skeleton], "grouping_order": list(keypoints.grouping_order),
+        }
+    for key, value in fields.items():
+        if value is not None:
+            meta[key] = _plain(value, key)
+    return meta
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, cfg=None, keypoints: KeypointSpec | None = None,
+               **fields: Any) -> None:
+    """Write {"state_dict": the model's weights (official key order, no wrapper prefix), "meta":
+    model_meta(cfg, keypoints, **fields)} atomically. E.g. save_model(path, model, cfg, keypoints,
+    metrics={"AP": 0.5}, epoch=24)."""
+    module = model.module if hasattr(model, "module") else model
+    meta = model_meta(cfg, keypoints, **fields)
+    atomic_save({"state_dict": module.state_dict(), "meta": meta}, path)
+
+
+def read_model_meta(checkpoint: str | os.PathLike | Mapping) -> dict[str, Any]:
+    """The "meta" entry of a model file we wrote (a path, or the object load_checkpoint returned), as a
+    new dict; {} for checkpoints without it (official, mmpose, bare state dicts)."""
+    obj = checkpoint if isinstance(checkpoint, Mapping) else read_checkpoint(checkpoint)
+    meta = obj.get("meta") if isinstance(obj, Mapping) else None
+    if not isinstance(meta, Mapping) or meta.get("format") != MODEL_FORMAT:
+        return {}
+    return dict(meta)
+
+
+def _plain(value: Any, where: str) -> Any:
+    """`value` as plain Python values (what torch.load(weights_only=True) reads back)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"model metadata {where}: key {k!r} is not a string")
+            out[k] = _plain(v, f"{where}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"model metadata {where}: {type(value).__name__} is not a plain value (str, int, float, "
+                    f"bool, list or dict)")
 
 
 def _listing(items: list[str]) -> str:

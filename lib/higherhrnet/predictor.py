@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, read_model_meta
 from .codec.oks import oks_nms
 from .config import CfgNode, load_cfg
 from .core.inference import InferenceParams, infer
-from .data.registry import keypoints_from_config
+from .data.registry import dataset_info, keypoints_from_config
 from .geometry import multi_scale_size
 from .keypoints import KeypointSpec
 from .models import BACKENDS, build_model, load_onnx_network, prepare_network
@@ -30,7 +30,8 @@ from .models.onnx import OnnxRuntimeNetwork
 from .models.runtime import check_backend
 from .outputs import build_output_specs
 
-__all__ = ["Person", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "CLEAN", "check_image"]
+__all__ = ["Person", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "CLEAN", "check_image",
+           "synthetic_model_note"]
 
 # About 36 times a 512 x 512 input: a few GB of activations for HigherHRNet-W32.
 DEFAULT_MAX_INPUT_PIXELS = 3072 * 3072
@@ -95,7 +96,8 @@ class Predictor:
     The defaults (0 and None) keep every grouped person, the official evaluation's behaviour; `CLEAN` holds
     the values the predict command uses for pictures people look at. max_input_pixels: refuse images whose network input (largest test scale) would
     exceed this many pixels, instead of running out of memory; the input's short side is INPUT_SIZE x scale
-    whatever the image size, so only extreme aspect ratios (panoramas) reach it.
+    whatever the image size, so only extreme aspect ratios (panoramas) reach it. meta: what the weights say
+    about themselves (checkpoint.read_model_meta: dataset, keypoints, metrics, ...; {} when unknown).
 
     `Predictor(cfg, weights, ...)` with a config (or YAML path) first is the same as
     `Predictor.from_config(cfg, weights, ...)`.
@@ -113,20 +115,22 @@ class Predictor:
             if name in kwargs:
                 raise TypeError(f"Predictor got multiple values for argument {name!r}")
             kwargs[name] = value
-        unknown = set(kwargs) - {"keypoints", "device", "min_score", "oks_nms_threshold", "max_input_pixels"}
+        unknown = set(kwargs) - {"keypoints", "device", "min_score", "oks_nms_threshold", "max_input_pixels",
+                                 "meta"}
         if unknown and not legacy:
             raise TypeError(f"unexpected arguments {sorted(unknown)}: they are options of Predictor.from_config, "
                             f"for building a network from a config")
         if legacy:
             options = {k: kwargs.pop(k) for k in ("min_score", "oks_nms_threshold", "max_input_pixels")
                        if k in kwargs}
-            network, params, keypoints, device = _from_config(network, params, **kwargs)
-            kwargs = dict(options, keypoints=keypoints, device=device)
+            network, params, keypoints, device, meta = _from_config(network, params, **kwargs)
+            kwargs = dict(options, keypoints=keypoints, device=device, meta=meta)
         self._init(network, params, **kwargs)
 
     def _init(self, network: nn.Module, params: InferenceParams, keypoints: KeypointSpec | None = None,
               device: str | torch.device | None = None, min_score: float = 0.0,
-              oks_nms_threshold: float | None = None, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> None:
+              oks_nms_threshold: float | None = None, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
+              meta: Mapping | None = None) -> None:
         if not isinstance(params, InferenceParams) or not isinstance(keypoints, KeypointSpec):
             raise TypeError("Predictor(network, params, keypoints): params must be InferenceParams and keypoints a "
                             "KeypointSpec (or use Predictor.from_config)")
@@ -137,6 +141,7 @@ class Predictor:
         self.min_score = min_score
         self.oks_nms_threshold = oks_nms_threshold
         self.max_input_pixels = max_input_pixels
+        self.meta = dict(meta or {})
 
     @classmethod
     def from_config(cls, cfg: CfgNode | str | os.PathLike, weights: str | os.PathLike | Mapping,
@@ -153,12 +158,14 @@ class Predictor:
         in memory first, which takes seconds); fold_bn: torch backend, run a BatchNorm-folded copy
         (default; same outputs up to float rounding, faster), False runs the network tensor operation for
         tensor operation as the reference. onnx_threads: onnxruntime intra-op threads (default:
-        torch.get_num_threads()).
+        torch.get_num_threads()). The Predictor's `meta` is the checkpoint's (read_model_meta; {} for
+        official weights and ONNX files).
         """
-        network, params, keypoints, device = _from_config(cfg, weights, device, opts, keypoints, backend=backend,
-                                                          fold_bn=fold_bn, onnx_threads=onnx_threads)
+        network, params, keypoints, device, meta = _from_config(cfg, weights, device, opts, keypoints,
+                                                                backend=backend, fold_bn=fold_bn,
+                                                                onnx_threads=onnx_threads)
         return cls(network, params, keypoints, device, min_score=min_score, oks_nms_threshold=oks_nms_threshold,
-                   max_input_pixels=max_input_pixels)
+                   max_input_pixels=max_input_pixels, meta=meta)
 
     @classmethod
     def from_model(cls, cfg: CfgNode, model: nn.Module, device: str | torch.device | None = None,
@@ -234,7 +241,7 @@ class Predictor:
 
 def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints: KeypointSpec | None = None, *,
                  backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None):
-    """(network, params, keypoints, device) for Predictor.from_config."""
+    """(network, params, keypoints, device, meta) for Predictor.from_config."""
     if not isinstance(cfg, CfgNode):
         cfg = load_cfg(cfg, opts)
     elif opts:
@@ -248,12 +255,12 @@ def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints:
         if backend != "onnxruntime":
             raise ValueError(f"{os.fspath(weights)} is an ONNX model: use backend='onnxruntime' (the torch "
                              f"backend needs a PyTorch checkpoint)")
-        return load_onnx_network(weights, outputs, device, onnx_threads), params, keypoints, device
+        return load_onnx_network(weights, outputs, device, onnx_threads), params, keypoints, device, {}
     model = build_model(cfg, outputs)
-    load_checkpoint(model, weights)
+    meta = read_model_meta(load_checkpoint(model, weights))
     size = params.input_size
     network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
-    return network, params, keypoints, device
+    return network, params, keypoints, device, meta
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -273,3 +280,14 @@ def check_image(image: np.ndarray, name: str = "image") -> None:
         raise ValueError(f"{name}: expected dtype uint8, got {image.dtype} (convert and scale to 0..255)")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"{name}: empty image {image.shape}")
+
+
+def synthetic_model_note(meta: Mapping) -> str | None:
+    """One line to print when a model's metadata (Predictor.meta) says it was trained on a dataset of no real
+    people (the synthetic stick figures); None for other models and for models that do not say."""
+    dataset = meta.get("dataset")
+    if not isinstance(dataset, str) or dataset_info(dataset).real_people:
+        return None
+    return (f"note: this model was trained on synthetic stick figures (dataset {dataset!r}), not on real photos; "
+            f"for photos of people use COCO weights, e.g. "
+            f"`higherhrnet predict --weights mmpose_higherhrnet_w32_512 ...` (downloaded once; see README \"Official weights and COCO\")")

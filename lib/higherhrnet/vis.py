@@ -73,3 +73,78 @@ def draw_people(image: np.ndarray, people: Sequence, keypoints: KeypointSpec, th
             cv2.putText(canvas, f"#{identity}", (int(x), max(int(y) - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, scale,
                         shades[0], max(1, thickness), cv2.LINE_AA)
     return canvas
+
+
+# Pictures of network outputs (TensorBoard's validation images, debugging). Arrays in, (H, W, 3) uint8 RGB out.
+__all__ += ["colorize", "heatmap_grid", "tag_map_image"]
+
+
+def colorize(values: np.ndarray, low: float = 0.0, high: float = 1.0) -> np.ndarray:
+    """(H, W) float values -> (H, W, 3) uint8 RGB in OpenCV's "turbo" colour map: `low` and below dark purple,
+    `high` and above dark red. NaN shows as `low`."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"colorize: expected an (H, W) array, got shape {values.shape}")
+    if not high > low:
+        raise ValueError(f"colorize: high ({high}) must be above low ({low})")
+    scaled = np.nan_to_num((values - low) / (high - low), nan=0.0)
+    levels = np.round(np.clip(scaled, 0.0, 1.0) * 255).astype(np.uint8)
+    return np.ascontiguousarray(cv2.applyColorMap(levels, cv2.COLORMAP_TURBO)[:, :, ::-1])
+
+
+def heatmap_grid(heatmaps: np.ndarray, columns: int | None = None, tile_side: int = 128,
+                 gap: int = 2) -> np.ndarray:
+    """heatmaps (J, H, W), values about 0..1 -> one (H', W', 3) uint8 RGB image of J + 1 tiles, row by row:
+    the maximum over joints, then joints 0 .. J-1, each coloured by `colorize(map, 0, 1)`.
+
+    Each tile is resized so that its longer side is `tile_side` (aspect ratio kept: h x w); tiles are
+    separated by `gap` black pixels. columns: tiles per row (default ceil(sqrt(J + 1))). The result is
+    (rows x (h + gap) - gap, columns x (w + gap) - gap, 3) with rows = ceil((J + 1) / columns).
+    """
+    heatmaps = np.asarray(heatmaps, dtype=np.float32)
+    if heatmaps.ndim != 3 or min(heatmaps.shape) < 1:
+        raise ValueError(f"heatmap_grid: expected (J, H, W) heatmaps with J, H, W >= 1, got shape {heatmaps.shape}")
+    maps = np.concatenate([heatmaps.max(axis=0, keepdims=True), heatmaps])
+    count, h, w = maps.shape
+    columns = columns or int(np.ceil(np.sqrt(count)))
+    rows = -(-count // columns)
+    scale = tile_side / max(h, w)
+    th, tw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    grid = np.zeros((rows * (th + gap) - gap, columns * (tw + gap) - gap, 3), np.uint8)
+    for i, heatmap in enumerate(maps):
+        tile = heatmap if (th, tw) == (h, w) else cv2.resize(heatmap, (tw, th), interpolation=cv2.INTER_AREA
+                                                             if scale < 1 else cv2.INTER_LINEAR)
+        y, x = (i // columns) * (th + gap), (i % columns) * (tw + gap)
+        grid[y:y + th, x:x + tw] = colorize(tile)
+    return grid
+
+
+def tag_map_image(tags: np.ndarray, heatmaps: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """What associative embedding sees: tags (J, H, W) (one map per joint) or (1, H, W) (one shared map),
+    heatmaps (J, H, W) -> (H, W, 3) uint8 RGB.
+
+    At each pixel, the tag of the joint whose heatmap is highest there, as a hue (the smallest tag shown red,
+    the largest violet; joints of one person, whose tags agree, share a colour), brighter where that heatmap
+    is higher; black where every heatmap is below `threshold`.
+    """
+    tags = np.asarray(tags, dtype=np.float32)
+    heatmaps = np.asarray(heatmaps, dtype=np.float32)
+    if heatmaps.ndim != 3 or tags.ndim != 3 or tags.shape[1:] != heatmaps.shape[1:] \
+            or tags.shape[0] not in (1, heatmaps.shape[0]):
+        raise ValueError(f"tag_map_image: expected tags (J or 1, H, W) and heatmaps (J, H, W) of the same H, W; "
+                         f"got tags {tags.shape} and heatmaps {heatmaps.shape}")
+    joint = heatmaps.argmax(axis=0)
+    peak = np.take_along_axis(heatmaps, joint[None], axis=0)[0]
+    tag = tags[0] if tags.shape[0] == 1 else np.take_along_axis(tags, joint[None], axis=0)[0]
+    shown = (peak >= threshold) & np.isfinite(tag)
+    hsv = np.zeros(peak.shape + (3,), np.uint8)
+    if shown.any():
+        low, high = float(tag[shown].min()), float(tag[shown].max())
+        spread = (tag - low) / (high - low) if high > low else np.zeros_like(tag)
+        # OpenCV's 8-bit hue runs 0..179 (half degrees); stop at violet (~270 degrees) so that the two ends
+        # of the range do not meet in red.
+        hsv[..., 0] = np.where(shown, np.round(np.clip(spread, 0, 1) * 135), 0).astype(np.uint8)
+        hsv[..., 1] = 255
+        # A quarter of full brightness at least, so that weak detections still show their colour.
+        hsv[..., 2] = np.where(shown, np.round(64 + np.clip(peak, 0, 1) * 191), 0).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)

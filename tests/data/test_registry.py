@@ -42,3 +42,8 @@ def test_keypoints_come_from_the_registry_or_the_config():
         keypoints_from_config(tiny_cfg("DATASET.DATASET", "birds"))
     with pytest.raises(ConfigError, match="has 17 joints but DATASET.NUM_JOINTS is 14"):
         keypoints_from_config(tiny_cfg("DATASET.NUM_JOINTS", "14", "MODEL.NUM_JOINTS", "14"))
+
+
+def test_only_the_synthetic_data_has_no_real_people():
+    assert not dataset_info("synthetic").real_people
+    assert all(dataset_info(name).real_people for name in ("coco", "coco_kpt", "crowd_pose", "my_birds"))

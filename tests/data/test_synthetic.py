@@ -109,7 +109,7 @@ def test_end_to_end_generate_train_evaluate_demo(tmp_path):
              "DATASET.ROOT", str(data), "OUTPUT_DIR", str(tmp_path / "out"), "LOG_DIR", str(tmp_path / "log")]
     result = run(REPO / "tools/train.py", "--cfg", SYNTHETIC_CFG, "--device", "cpu", *small)
     assert result.returncode == 0, result.stderr[-2000:]
-    weights = tmp_path / "out/coco_kpt/pose_higher_hrnet/w16_256_tiny/final_state.pth"
+    weights = tmp_path / "out/synthetic/pose_higher_hrnet/w16_256_tiny/final_state.pth"
     assert weights.exists()
     result = run(REPO / "tools/valid.py", "--cfg", SYNTHETIC_CFG, "--weights", weights, "--device", "cpu",
                  "--out", tmp_path / "eval", *small)
@@ -132,3 +132,22 @@ def test_bundled_model_finds_people_on_fresh_synthetic_images(tmp_path):
     from higherhrnet.data import build_dataset
     metrics, results = evaluate(predictor, build_dataset(cfg, is_train=False), batch_size=4, progress=False)
     assert metrics["AP"] > 0.3, metrics
+
+
+def test_bundled_model_says_what_it_is():
+    """Its metadata: trained on the synthetic set with the shipped recipe, the metrics README publishes."""
+    from higherhrnet.checkpoint import read_model_meta
+    from higherhrnet.predictor import synthetic_model_note
+
+    meta = read_model_meta(BUNDLED_MODEL)
+    assert meta["dataset"] == "synthetic" and meta["epoch"] == 24
+    assert higherhrnet.KeypointSpec.from_lists(**meta["keypoints"]) == higherhrnet.COCO_KEYPOINTS
+    cfg = higherhrnet.get_cfg()
+    cfg.merge_from_other_cfg(higherhrnet.config.CfgNode.load_cfg(meta["config"]))
+    assert cfg == higherhrnet.load_cfg(SYNTHETIC_CFG)
+    lines = (REPO / "README.md").read_text().splitlines()
+    header = lines.index("| AP | AP .5 | AP .75 | AP (M) | AP (L) | AR | AR .5 | AR .75 | AR (M) | AR (L) |")
+    names = [c.strip() for c in lines[header].strip("|").split("|")]
+    values = [float(c) for c in lines[header + 2].strip("|").split("|")]
+    assert meta["metrics"] == dict(zip(names, values))
+    assert synthetic_model_note(meta) is not None

@@ -167,6 +167,6 @@ def test_training_validates_and_keeps_the_best_model(tiny_run):
     result = trainer.run()
     assert all("AP" in epoch["val"] for epoch in result["epochs"])
     best = torch.load(os.path.join(result["output_dir"], "model_best.pth"), map_location="cpu", weights_only=True)
-    assert best["metrics"]["AP"] == max(e["val"]["AP"] for e in result["epochs"])
+    assert best["meta"]["metrics"]["AP"] == max(e["val"]["AP"] for e in result["epochs"])
     model = higherhrnet.build_model(cfg)
     higherhrnet.load_checkpoint(model, os.path.join(result["output_dir"], "model_best.pth"))

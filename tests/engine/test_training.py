@@ -41,10 +41,16 @@ def test_loss_falls_and_outputs_are_written(tmp_path):
     out = result["output_dir"]
     assert sorted(os.listdir(out)) == ["checkpoint.pth", "final_state.pth", "train.log"]
     state = torch.load(os.path.join(out, "checkpoint.pth"), map_location="cpu", weights_only=True)
-    assert state["epoch"] == 6 and {"model", "optimizer", "scheduler", "config"} <= set(state)
+    assert state["epoch"] == 6 and {"model", "optimizer", "scheduler", "meta"} <= set(state)
+    assert state["meta"]["epoch"] == 6 and state["meta"]["config"] == trainer.cfg.dump()
     assert "epoch 5:" in open(os.path.join(out, "train.log")).read()
     final = torch.load(os.path.join(out, "final_state.pth"), map_location="cpu", weights_only=True)
-    assert list(final) == list(higherhrnet.build_model(trainer.cfg).state_dict())   # official layout
+    assert list(final) == ["state_dict", "meta"]
+    assert list(final["state_dict"]) == list(higherhrnet.build_model(trainer.cfg).state_dict())   # official layout
+    meta = final["meta"]
+    assert meta["format"] == "higherhrnet" and meta["dataset"] == "coco_kpt" and meta["epoch"] == 6
+    assert meta["keypoints"]["names"] == list(higherhrnet.COCO_KEYPOINTS.names)
+    assert "metrics" not in meta                                   # no validation in this run
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(trainer.log_dir))
 
 
@@ -149,6 +155,7 @@ def test_tiny_synthetic_configs_train_validate_and_predict(tmp_path, name, losse
     out = result["output_dir"]
     assert {"checkpoint.pth", "final_state.pth", "model_best.pth"} <= set(os.listdir(out))
     predictor = higherhrnet.Predictor(cfg, os.path.join(out, "final_state.pth"))
+    assert predictor.meta["metrics"] == epochs[0]["val"] and predictor.meta["dataset"] == "synthetic"
     image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     assert all(p.keypoints.shape == (17, 3) for p in predictor(image))
 

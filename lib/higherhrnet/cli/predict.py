@@ -354,6 +354,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from .. import CheckpointError, ConfigError, Predictor
     from ..fileio import write_json
     from ..images import ImageError
+    from ..predictor import synthetic_model_note
     from ..video import VideoError
 
     if args.frame_stride < 1 or (args.max_frames is not None and args.max_frames < 1):
@@ -375,7 +376,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                                           max_input_pixels=args.max_input_pixels)
     except (ConfigError, CheckpointError, RuntimeError, ValueError) as e:
         raise CommandError(str(e)) from None
-    note = getattr(predictor, "meta", None) and _synthetic_note(predictor.meta)
+    note = synthetic_model_note(predictor.meta)
     if note:
         print(note, file=sys.stderr)
 
@@ -417,10 +418,3 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     if len(inputs) > 1:
         print(summary)
     return 0
-
-
-def _synthetic_note(meta: dict) -> str | None:
-    from .. import predictor
-
-    note = getattr(predictor, "synthetic_model_note", None)
-    return note(meta) if note else None

@@ -8,6 +8,7 @@ Layouts (DATASET.ROOT):
     coco       annotations/person_keypoints_{split}.json   images/{split}/<file_name>
                (COCO test-dev: annotations/image_info_{split}.json, images/test2017/)
     crowd_pose json/crowdpose_{split}.json                  images/<file_name>
+    synthetic  COCO's layout and joints (stick figures drawn by `higherhrnet make-synthetic`)
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ class DatasetInfo:
     keypoints: its keypoint set (None: described by DATASET.KEYPOINTS). paths(root, split) ->
     (annotation file, image folder). metric(source, results) -> {metric name: value} for a
     CocoKeypoints source and COCO-format results; metric_names lists those names in order.
+    real_people: whether its images are photos of real people (False for the synthetic stick figures: a
+    model trained on them is no use on photos).
     """
 
     name: str
@@ -58,15 +61,17 @@ class DatasetInfo:
     paths: Callable[[str, str], tuple[str, str]]
     metric: Callable[..., dict[str, float]]
     metric_names: tuple[str, ...]
+    real_people: bool = True
 
 
 _COCO = DatasetInfo("coco", COCO_KEYPOINTS, coco_paths, _coco_metric, COCO_METRICS)
+# The stick figures of `higherhrnet make-synthetic` (data/synthetic.py), written in COCO's layout with COCO's joints.
+_SYNTHETIC = DatasetInfo("synthetic", COCO_KEYPOINTS, coco_paths, _coco_metric, COCO_METRICS, real_people=False)
 _CROWDPOSE = DatasetInfo("crowd_pose", CROWDPOSE_KEYPOINTS, crowdpose_paths, _crowdpose_metric, CROWDPOSE_METRICS)
 
-# Both spellings of the official code (DATASET.DATASET coco_kpt, DATASET.DATASET_TEST coco) and the synthetic
-# set of tools/make_synthetic.py, which is written in COCO's layout with COCO's joints.
+# Both spellings of the official code (DATASET.DATASET coco_kpt, DATASET.DATASET_TEST coco).
 DATASETS: dict[str, DatasetInfo] = {
-    "coco": _COCO, "coco_kpt": _COCO, "synthetic": _COCO,
+    "coco": _COCO, "coco_kpt": _COCO, "synthetic": _SYNTHETIC,
     "crowd_pose": _CROWDPOSE, "crowd_pose_kpt": _CROWDPOSE,
 }
 

@@ -1,7 +1,7 @@
 """Evaluation: run a Predictor over a split, write the COCO results JSON, score it with the dataset's metric
 (data/registry.py: COCO's AP with pycocotools, CrowdPose's).
 
-Used by tools/valid.py and by the trainer's periodic validation.
+Used by tools/valid.py and by the trainer's periodic validation (with `validation_pictures` for TensorBoard).
 """
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ import logging
 import math
 from typing import Sequence
 
+import numpy as np
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..core.inference import run_network
 from ..data.metrics import EvaluationError
 from ..fileio import write_json
+from ..vis import draw_people, heatmap_grid, tag_map_image
 
-__all__ = ["evaluate", "format_metrics", "predict_split", "clean_results"]
+__all__ = ["evaluate", "format_metrics", "predict_split", "clean_results", "validation_pictures"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,3 +111,21 @@ def format_metrics(metrics: dict[str, float]) -> str:
     names = list(metrics)
     return "\n".join(["| " + " | ".join(names) + " |", "|" + "---|" * len(names),
                       "| " + " | ".join(f"{metrics[n]:.3f}" for n in names) + " |"])
+
+
+def validation_pictures(predictor, image: np.ndarray) -> dict[str, np.ndarray]:
+    """What a predictor makes of one (H, W, 3) uint8 RGB image, as (h, w, 3) uint8 RGB pictures:
+    "poses": the image with the predicted people drawn; "heatmaps": vis.heatmap_grid of the aggregated
+    heatmaps (the max over joints, then one tile per joint); "tags": vis.tag_map_image of the aggregated tags
+    (averaged over the image and its mirror with flip test) and heatmaps.
+
+    The maps are those grouping reads (core/inference.run_network, every TEST.* option applied), in their
+    own frame: the image resized to the network input, at the resolution of the last output (or of the
+    input with TEST.PROJECT2IMAGE).
+    """
+    people = predictor(image)
+    heatmaps, tags, _, _ = run_network(predictor.network, [image], predictor.params, predictor.device)[0]
+    heatmaps = heatmaps.float().cpu().numpy()
+    tags = tags.float().cpu().numpy().mean(axis=3)
+    return {"poses": draw_people(image, people, predictor.keypoints), "heatmaps": heatmap_grid(heatmaps),
+            "tags": tag_map_image(tags, heatmaps, predictor.params.grouping.detection_threshold)}

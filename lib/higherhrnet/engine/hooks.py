@@ -1,20 +1,44 @@
-"""Small hooks for TrainLoop: each does one job around the steps and epochs."""
+"""Small hooks for TrainLoop: each does one job around the steps and epochs.
+
+TensorBoard (README "Training"). Every value is on one step axis, the global iteration: the optimiser step
+epoch x iterations_per_epoch + iteration (from 0). Training scalars are written at the step of the iteration
+that computed them; a validation after epoch e is written at step (e + 1) x iterations_per_epoch, the number
+of steps done when it ran (the step of the epoch's last iteration + 1). Tags (TensorBoard groups them by
+the part before the first "/"):
+    loss/total                  the loss that is minimised (sum of the terms below)
+    loss/heatmaps_1/4           heatmap loss of the output at 1/4 of the input resolution (stride 4)
+    loss/push_1/4, loss/pull_1/4    associative-embedding push / pull losses of that output
+    loss/heatmaps_1/2           heatmap loss of the 1/2-resolution output (HigherHRNet's deconvolution)
+                                when several outputs share a resolution (hourglass stacks), each tag ends
+                                with _output<i> (the output's index, from 0)
+    learning_rate               the one the iteration used (first parameter group)
+    val/AP, val/AP.5, val/AP.75, val/AP_M, val/AP_L, val/AR, ...   the validation metrics ("AP .5" ->
+                                "AP.5", "AP (M)" -> "AP_M": TensorBoard tags allow only letters, digits,
+                                "_", "-", "." and "/")
+    val_image/poses             the first validation image with the predicted people drawn
+    val_image/heatmaps          its aggregated heatmaps: the max over joints, then one tile per joint
+    val_image/tags              its tags: colour = tag value, brightness = heatmap, black where no joint is
+"""
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
+import cv2
+import numpy as np
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoint import atomic_save, save_model
+from ..checkpoint import atomic_save, model_meta, save_model
+from ..keypoints import KeypointSpec
 from .distributed import DistInfo, replicas_identical
-from .train_loop import HookBase
+from .train_loop import HookBase, TrainLoop
 
 __all__ = ["EpochLogger", "LogFile", "TensorBoard", "Checkpointer", "PeriodicValidation", "EpochBarrier",
-           "ReplicaCheck"]
+           "ReplicaCheck", "global_step", "validation_step", "loss_tags", "metric_tag"]
 
 logger = logging.getLogger("higherhrnet.train")
 
@@ -79,62 +103,122 @@ class LogFile(HookBase):
             self.handler = None
 
 
-class TensorBoard(HookBase):
-    """Training losses and the learning rate every `period` steps (and at each epoch's last step), to a
-    tensorboardX SummaryWriter in `log_dir`. Other hooks reach the writer as `.writer`."""
+def global_step(loop: TrainLoop) -> int:
+    """The step of the iteration just run: epoch x iterations_per_epoch + iteration."""
+    return loop.state.epoch * loop.iters_per_epoch + loop.state.iteration
 
-    def __init__(self, log_dir: str, period: int):
+
+def validation_step(loop: TrainLoop) -> int:
+    """The step of a validation after the current epoch: the steps done by then."""
+    return (loop.state.epoch + 1) * loop.iters_per_epoch
+
+
+def loss_tags(strides: Sequence[float]) -> dict[str, str]:
+    """TensorBoard tag of each loss TrainLoop.run_step reports ("loss", "heatmap_<i>", "push_<i>", "pull_<i>"),
+    for outputs of these strides: "loss/heatmaps_1/4", ... (module docstring)."""
+    tags = {"loss": "loss/total"}
+    for i, stride in enumerate(strides):
+        suffix = f"_1/{stride:g}" + (f"_output{i}" if list(strides).count(stride) > 1 else "")
+        for name, term in (("heatmap", "heatmaps"), ("push", "push"), ("pull", "pull")):
+            tags[f"{name}_{i}"] = f"loss/{term}{suffix}"
+    return tags
+
+
+def metric_tag(name: str) -> str:
+    """The tag of a validation metric: "AP .5" -> "val/AP.5", "AP (M)" -> "val/AP_M"."""
+    tag = name.strip().replace(" .", ".").replace("(", "").replace(")", "")
+    return "val/" + re.sub(r"[^-/\w.]", "_", tag)
+
+
+class TensorBoard(HookBase):
+    """Training losses (tags from `loss_tags(strides)`, the strides of the network's outputs) and the
+    learning rate every `period` steps and at each epoch's last step, to an event file in `log_dir`, at the
+    global step. Other hooks write through `scalar` and `image`. See the module docstring for the tags.
+
+    Events are written with tensorboardX's FileWriter and its protocol buffers; images are PNG-encoded here
+    (OpenCV), so that no imaging library beyond OpenCV is needed.
+    """
+
+    def __init__(self, log_dir: str, period: int, strides: Sequence[float]):
         self.log_dir, self.period = log_dir, max(period, 1)
+        self.tags = loss_tags(strides)
         self.writer = None
 
     def before_train(self) -> None:
-        from tensorboardX import SummaryWriter   # imported when training starts: it is slow to import
+        from tensorboardX import FileWriter   # imported when training starts: it is slow to import
 
-        self.writer = SummaryWriter(self.log_dir)
+        self.writer = FileWriter(self.log_dir)
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        self.writer.add_summary(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step)
+
+    def image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """image (H, W, 3) uint8 RGB."""
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        ok, png = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]))
+        if not ok:
+            raise ValueError(f"TensorBoard image {tag}: cannot encode an array of shape {image.shape} as PNG")
+        picture = Summary.Image(height=image.shape[0], width=image.shape[1], colorspace=3,
+                                encoded_image_string=png.tobytes())
+        self.writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=picture)]), step)
 
     def after_step(self) -> None:
         loop = self.loop
         it = loop.state.iteration
         if it % self.period == 0 or it == loop.iters_per_epoch - 1:
-            step = loop.state.epoch * loop.iters_per_epoch + it
-            for k, v in loop.state.step_losses.items():
-                self.writer.add_scalar(f"train/{k}", v, step)
-            self.writer.add_scalar("train/lr", loop.optimizer.param_groups[0]["lr"], step)
+            step = global_step(loop)
+            for name, value in loop.state.step_losses.items():
+                self.scalar(self.tags.get(name, f"loss/{name}"), value, step)
+            self.scalar("learning_rate", loop.state.step_lr, step)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
 
 
 class Checkpointer(HookBase):
     """After every epoch, `checkpoint.pth` in `out_dir` (model, optimizer, scheduler, AMP scaler, next epoch,
-    best metric, config YAML; atomic), and after training `final_state.pth` (the model's state dict alone,
-    the official layout). Main process only."""
+    best metric, and "meta": checkpoint.model_meta with the config and keypoint set; atomic), and after
+    training `final_state.pth` (checkpoint.save_model: the weights in the official layout under
+    "state_dict", and "meta" with the epochs trained and the last epoch's validation metrics if it was
+    validated). Main process only."""
 
-    def __init__(self, out_dir: str, model: nn.Module, config_yaml: str, amp: bool):
-        self.out_dir, self.model, self.config_yaml, self.amp = out_dir, model, config_yaml, amp
+    def __init__(self, out_dir: str, model: nn.Module, cfg, keypoints: KeypointSpec, amp: bool):
+        self.out_dir, self.model, self.cfg, self.keypoints, self.amp = out_dir, model, cfg, keypoints, amp
 
     def after_epoch(self) -> None:
         loop = self.loop
+        epochs = loop.state.epoch + 1
         state = {
             "model": self.model.state_dict(), "optimizer": loop.optimizer.state_dict(),
             "scheduler": loop.scheduler.state_dict(), "scaler": loop.scaler.state_dict() if self.amp else {},
-            "epoch": loop.state.epoch + 1, "best_metric": loop.state.best_metric, "config": self.config_yaml,
+            "epoch": epochs, "best_metric": loop.state.best_metric,
+            "meta": model_meta(self.cfg, self.keypoints, epoch=epochs),
         }
         atomic_save(state, os.path.join(self.out_dir, "checkpoint.pth"))
 
     def after_train(self) -> None:
-        atomic_save(self.model.state_dict(), os.path.join(self.out_dir, "final_state.pth"))
+        history = self.loop.state.history
+        metrics = history[-1].get("val") if history else None
+        save_model(os.path.join(self.out_dir, "final_state.pth"), self.model, self.cfg, self.keypoints,
+                   epoch=self.loop.state.epoch, metrics=metrics)
 
 
 class PeriodicValidation(HookBase):
     """Every `period` epochs: metrics = evaluate() (keyed by name, "AP" first), stored as the epoch's "val"
-    entry, logged, written to TensorBoard and, when AP improves, `model_best.pth` (main process)."""
+    entry and logged; on the main process also written to TensorBoard with the images of
+    `pictures()` ({name: (H, W, 3) uint8 RGB}, tags "val_image/<name>"), and, when AP improves,
+    `model_best.pth` (checkpoint.save_model, with the metrics and epochs trained)."""
 
     def __init__(self, period: int, evaluate: Callable[[], dict], out_dir: str, model: nn.Module, cfg,
-                 main: bool, tensorboard: TensorBoard | None = None):
+                 keypoints: KeypointSpec, main: bool, tensorboard: TensorBoard | None = None,
+                 pictures: Callable[[], Mapping[str, np.ndarray]] | None = None):
         self.period, self.evaluate, self.out_dir, self.model, self.cfg = period, evaluate, out_dir, model, cfg
-        self.main, self.tensorboard = main, tensorboard
+        self.keypoints, self.main, self.tensorboard, self.pictures = keypoints, main, tensorboard, pictures
 
     def after_epoch(self) -> None:
         state = self.loop.state
@@ -146,12 +230,16 @@ class PeriodicValidation(HookBase):
         if self.main:
             logger.info("epoch %d validation: %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
             if self.tensorboard is not None:
-                for k, v in metrics.items():
-                    self.tensorboard.writer.add_scalar(f"val/{k}", v, epoch)
+                step = validation_step(self.loop)
+                for name, value in metrics.items():
+                    self.tensorboard.scalar(metric_tag(name), value, step)
+                if self.pictures is not None:
+                    for name, image in self.pictures().items():
+                        self.tensorboard.image(f"val_image/{name}", image, step)
             if state.best_metric is None or metrics["AP"] > state.best_metric:
                 state.best_metric = metrics["AP"]
-                save_model(os.path.join(self.out_dir, "model_best.pth"), self.model, self.cfg, epoch=epoch + 1,
-                           metrics=metrics)
+                save_model(os.path.join(self.out_dir, "model_best.pth"), self.model, self.cfg, self.keypoints,
+                           epoch=epoch + 1, metrics=metrics)
                 logger.info("new best AP %.4f: model_best.pth", metrics["AP"])
         self.model.train()
 

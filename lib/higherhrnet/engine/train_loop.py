@@ -53,6 +53,7 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
     step_losses: dict[str, float] = field(default_factory=dict)
     step_samples: int = 0           # images in the last step (this process)
+    step_lr: float = 0.0            # learning rate the last step used (first parameter group)
 
 
 class TrainLoop:
@@ -130,6 +131,7 @@ class TrainLoop:
         if self.clip_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.parameters, self.clip_grad_norm)
+        self.state.step_lr = self.optimizer.param_groups[0]["lr"]
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()

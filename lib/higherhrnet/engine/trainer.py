@@ -7,8 +7,10 @@ CUDA).
 
 Trainer only builds (build.py) and resumes; the loop (train_loop.py) and its hooks (hooks.py) do the work.
 Everything is written under OUTPUT_DIR/<DATASET.DATASET>/<MODEL.NAME>/<config name>/: checkpoint.pth (every
-epoch, resumed automatically with AUTO_RESUME), final_state.pth (the model alone, official key layout),
-model_best.pth with TRAIN.VAL_FREQ, train.log; TensorBoard scalars under LOG_DIR/....
+epoch, resumed automatically with AUTO_RESUME), final_state.pth (checkpoint.save_model: the weights in the
+official key layout under "state_dict", and "meta": config, dataset, keypoint set, epochs, metrics),
+model_best.pth with TRAIN.VAL_FREQ, train.log; TensorBoard events under LOG_DIR/<same path>/ (losses, learning
+rate, validation metrics and pictures of the first validation image: hooks.py).
 """
 from __future__ import annotations
 
@@ -20,13 +22,13 @@ import torch
 from ..checkpoint import load_checkpoint, read_checkpoint
 from ..config import CfgNode, ConfigError
 from ..core.loss import build_loss
-from ..data import build_dataset
+from ..data import build_dataset, keypoints_from_config
 from ..outputs import build_output_specs
 from ..predictor import Predictor
 from .build import (apply_cudnn_settings, build_grad_scaler, build_optimizer, build_scheduler, build_train_loader,
                     build_training_model, resolve_device)
 from .distributed import init_distributed, shutdown_distributed
-from .evaluation import evaluate
+from .evaluation import evaluate, validation_pictures
 from .hooks import (Checkpointer, EpochBarrier, EpochLogger, LogFile, PeriodicValidation, ReplicaCheck,
                     TensorBoard)
 from .runs import run_dir
@@ -60,6 +62,7 @@ class Trainer:
         torch.manual_seed(cfg.SEED)
 
         self.outputs = build_output_specs(cfg)
+        self.keypoints = keypoints_from_config(cfg)
         self.model, self.net = build_training_model(cfg, self.outputs, self.device, self.dist)
         self.dataset = build_dataset(cfg, is_train=True, outputs=self.outputs)
         if len(self.dataset) == 0:
@@ -100,11 +103,21 @@ class Trainer:
         self.state = TrainState(epoch=int(state["epoch"]), best_metric=state.get("best_metric"))
         logger.info("resumed from %s at epoch %d", path, self.state.epoch)
 
+    def _predictor(self) -> Predictor:
+        return Predictor.from_model(self.cfg, self.model, device=self.device, keypoints=self.keypoints)
+
     def _validate(self) -> dict:
         """COCO AP on DATASET.TEST with the current weights."""
-        predictor = Predictor.from_model(self.cfg, self.model, device=self.device)
-        metrics, _ = evaluate(predictor, self.eval_dataset, self.cfg.TEST.IMAGES_PER_GPU, 0, progress=False)
+        metrics, _ = evaluate(self._predictor(), self.eval_dataset, self.cfg.TEST.IMAGES_PER_GPU, 0, progress=False)
         return metrics
+
+    def _validation_pictures(self) -> dict:
+        """validation_pictures of the first image of DATASET.TEST with the current weights (none for an empty
+        split)."""
+        if len(self.eval_dataset) == 0:
+            return {}
+        image, _ = self.eval_dataset[0]
+        return validation_pictures(self._predictor(), image)
 
     def build_hooks(self) -> list:
         """The hooks of a run, in the order they act after each epoch: epoch log, validation, checkpoint,
@@ -116,14 +129,14 @@ class Trainer:
         hooks = []
         tensorboard = None
         if main:
-            tensorboard = TensorBoard(self.log_dir, self.cfg.PRINT_FREQ)
+            tensorboard = TensorBoard(self.log_dir, self.cfg.PRINT_FREQ, [spec.stride for spec in self.outputs])
             hooks += [LogFile(os.path.join(self.out_dir, "train.log"), self.dist.rank), tensorboard]
         hooks.insert(1 if main else 0, EpochLogger(main, self.dist.world_size, header))
         if self.cfg.TRAIN.VAL_FREQ > 0:
             hooks.append(PeriodicValidation(self.cfg.TRAIN.VAL_FREQ, self._validate, self.out_dir, self.model,
-                                            self.cfg, main, tensorboard))
+                                            self.cfg, self.keypoints, main, tensorboard, self._validation_pictures))
         if main:
-            hooks.append(Checkpointer(self.out_dir, self.model, self.cfg.dump(), self.amp))
+            hooks.append(Checkpointer(self.out_dir, self.model, self.cfg, self.keypoints, self.amp))
         hooks += [EpochBarrier(self.dist), ReplicaCheck(self.model, self.dist)]
         return hooks
 
