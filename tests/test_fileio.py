@@ -35,3 +35,12 @@ def test_unserialisable_json_never_reaches_the_real_name(tmp_path):
     with pytest.raises(TypeError):
         write_json({"a": object()}, tmp_path / "out.json")
     assert os.listdir(tmp_path) == []
+
+
+def test_files_get_the_permissions_of_an_ordinary_new_file(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_bytes(b"x", tmp_path / "a.bin")
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / "a.bin").st_mode & 0o777) == 0o644

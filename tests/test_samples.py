@@ -25,8 +25,6 @@ from conftest import EXPERIMENTS, REPO
 SAMPLES = {"three_people": 0, "four_people": 2, "crowded": 4}
 # Labelled people whose visible area is smaller than this (mostly hidden behind someone) need not be found.
 MIN_VISIBLE_AREA = 300.0
-import os
-WEIGHTS = os.environ.get("SAMPLES_WEIGHTS", str(REPO / "models/w16_256_tiny.pth"))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +37,8 @@ def annotations(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predictor():
-    return higherhrnet.Predictor.from_config(EXPERIMENTS / "synthetic/w16_256_tiny.yaml", WEIGHTS,
+    return higherhrnet.Predictor.from_config(EXPERIMENTS / "synthetic/w16_256_tiny.yaml",
+                                             REPO / "models/w16_256_tiny.pth",
                                              device="cpu", **CLEAN)
 
 

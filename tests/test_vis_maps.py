@@ -50,7 +50,7 @@ def test_tag_map_colours_people_by_tag_and_hides_the_background():
     out = tag_map_image(tags, heatmaps, threshold=0.1)
     assert out.shape == (10, 10, 3) and out.dtype == np.uint8
     assert not out[0, 9].any() and not out[5, 5].any()          # background black
-    a, b0, b1 = out[2, 2].astype(int), out[7, 2].astype(int), out[7, 7].astype(int)
+    a, b1 = out[2, 2].astype(int), out[7, 7].astype(int)
     assert a[0] > a[1] and a[0] > a[2]                          # smallest tag: red
     assert b1[2] > b1[1] and b1[0] > b1[1]                      # largest tag: violet
     hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV).astype(int)

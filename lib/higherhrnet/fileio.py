@@ -26,6 +26,8 @@ def atomic_write(path: str | os.PathLike, text: bool = False) -> Iterator[IO]:
     suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{suffix}", dir=folder)
     try:
+        # mkstemp makes the file private (0600); give it the permissions an ordinary new file would get.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as f:
             yield f
             f.flush()
@@ -35,6 +37,12 @@ def atomic_write(path: str | os.PathLike, text: bool = False) -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(obj: Any, path: str | os.PathLike, indent: int | None = None) -> None:
