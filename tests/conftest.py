@@ -30,9 +30,10 @@ TINY_OPTS = [
 ]
 
 
-# A small stacked hourglass: 2 stacks, 2 poolings deep, both stacks supervised, the last one used at test time.
+# A small residual stacked hourglass (hourglass_residual): 2 stacks, 2 poolings deep, both stacks supervised,
+# the last one used at test time.
 TINY_HOURGLASS_OPTS = [
-    "MODEL.NAME", "hourglass_ae", "MODEL.INPUT_MEAN", "[]", "MODEL.INPUT_STD", "[]",
+    "MODEL.NAME", "hourglass_residual", "MODEL.INPUT_MEAN", "[]", "MODEL.INPUT_STD", "[]",
     "MODEL.HOURGLASS.NUM_STACKS", "2", "MODEL.HOURGLASS.DEPTH", "2",
     "MODEL.HOURGLASS.NUM_CHANNELS", "[8, 12, 16]", "MODEL.HOURGLASS.STEM_CHANNELS", "[8, 8]",
     "LOSS.NUM_STAGES", "2", "LOSS.WITH_AE_LOSS", "[True, True]", "LOSS.WITH_HEATMAPS_LOSS", "[True, True]",

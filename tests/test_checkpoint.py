@@ -52,6 +52,9 @@ LAYOUTS = {
     "module.": lambda sd: {"module." + k: v for k, v in sd.items()},
     "state_dict+module.": lambda sd: {"state_dict": {"module." + k: v for k, v in sd.items()}},
     "module.1.": lambda sd: {"module." + k: v for k, v in fp16_layout(sd).items()},
+    # pose-ae-train's train.py: its Trainer's state (network as `model`, a DataParallel), optimizer, epoch.
+    "pose-ae-train": lambda sd: {"state_dict": {"model.module." + k: v for k, v in sd.items()},
+                                 "optimizer": {"state": {}, "param_groups": []}, "epoch": 7},
 }
 
 

@@ -25,7 +25,10 @@ Accepted layouts of model weights:
 - keys prefixed with "module." (saved from DataParallel / DistributedDataParallel);
 - the official FP16 layout: keys prefixed with "1." (the network wrapped for half precision), conv
   tensors in float16. Floating tensors are converted to the model's dtype;
-- mmpose 0.x HigherHRNet checkpoints (keys under "backbone." and "keypoint_head."), converted on load.
+- mmpose 0.x HigherHRNet checkpoints (keys under "backbone." and "keypoint_head."), converted on load;
+- pose-ae-train's (the Associative Embedding paper's code, MODEL.NAME hourglass_ae) files as it writes them:
+  {"state_dict": ..., "optimizer": ..., "epoch": ...} with keys prefixed "model.module." (its train.py saves
+  the state of a `Trainer` that holds the network as `model`, a DataParallel, hence `module.`).
 
 How the mmpose 0.x layout was worked out. mmpose's `AssociativeEmbedding` (earlier `BottomUp`) holds the network as two
 attributes, `backbone` (mmpose/models/backbones/hrnet.py: `HRNet`) and `keypoint_head`
@@ -64,7 +67,7 @@ __all__ = ["CheckpointError", "read_checkpoint", "extract_state_dict", "load_che
            "to_mmpose_state_dict"]
 
 _WRAPPER_KEYS = ("state_dict", "model")
-_KEY_PREFIXES = ("module.", "1.")
+_KEY_PREFIXES = ("module.", "1.", "model.module.")
 _MAX_LISTED = 20
 
 

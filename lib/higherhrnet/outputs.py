@@ -2,7 +2,8 @@
 
 The model's heads, the loss, the dataset's target sizes, the test-time pipeline, the ONNX channel check and
 the benchmarks all read these objects; `build_output_specs` is the only code that reads the output-related
-config keys (LOSS.NUM_STAGES, LOSS.WITH_* and *_FACTOR, TEST.WITH_*, DATASET.OUTPUT_SIZE, MODEL.TAG_PER_JOINT).
+config keys (LOSS.NUM_STAGES, LOSS.WITH_* and *_FACTOR, TEST.WITH_*, DATASET.OUTPUT_SIZE, MODEL.TAG_PER_JOINT,
+MODEL.HOURGLASS_AE.UNUSED_CHANNELS).
 
 Channel layout of an output (N, C, H, W), in this order:
     heatmaps  channels [0, J)            one per joint
@@ -100,17 +101,19 @@ def build_output_specs(cfg: CfgNode) -> tuple[OutputSpec, ...]:
     """The outputs of the config's network (MODEL.NAME), one OutputSpec each.
 
     pose_higher_hrnet: output i at stride 4 / 2**i, trained by target resolution i (DATASET.OUTPUT_SIZE[i]).
-    hourglass_ae: one output per stack, all at stride 4, all trained by the 1/4 targets.
+    hourglass_ae, hourglass_residual: one output per stack, all at stride 4, all trained by the 1/4 targets;
+    hourglass_ae's carry MODEL.HOURGLASS_AE.UNUSED_CHANNELS channels after the tags (pose-ae-train's layout).
     Raises ConfigError naming the keys when the per-output settings contradict each other.
     """
     loss, test = cfg.LOSS, cfg.TEST
     joints = cfg.MODEL.NUM_JOINTS
     tag_dim = joints if cfg.MODEL.TAG_PER_JOINT else 1
     count = loss.NUM_STAGES
-    if cfg.MODEL.NAME == "hourglass_ae":
+    if cfg.MODEL.NAME in ("hourglass_ae", "hourglass_residual"):
         strides, targets = [4.0] * count, [0] * count
     else:
         strides, targets = [4.0 / 2 ** i for i in range(count)], list(range(count))
+    unused = cfg.MODEL.HOURGLASS_AE.UNUSED_CHANNELS if cfg.MODEL.NAME == "hourglass_ae" else 0
     sizes = list(cfg.DATASET.OUTPUT_SIZE)
     specs = []
     for i in range(count):
@@ -124,7 +127,7 @@ def build_output_specs(cfg: CfgNode) -> tuple[OutputSpec, ...]:
             num_joints=joints, tag_channels=tag_dim if tags else 0,
             heatmap_loss_factor=float(loss.HEATMAPS_LOSS_FACTOR[i]) if heat else None,
             push_loss_factor=float(loss.PUSH_LOSS_FACTOR[i]), pull_loss_factor=float(loss.PULL_LOSS_FACTOR[i]),
-            test_heatmaps=bool(test.WITH_HEATMAPS[i]), test_tags=bool(test.WITH_AE[i]),
+            test_heatmaps=bool(test.WITH_HEATMAPS[i]), test_tags=bool(test.WITH_AE[i]), unused_channels=unused,
         ))
     return tuple(specs)
 

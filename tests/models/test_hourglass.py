@@ -1,5 +1,5 @@
-"""The stacked hourglass AE network: layout, parameter counts, intermediate supervision, input
-normalisation, inference with a chosen stack, and the command-line tools."""
+"""The residual-block stacked hourglass AE network (MODEL.NAME hourglass_residual): layout, parameter counts,
+intermediate supervision, input normalisation, inference with a chosen stack, and the command-line tools."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ import higherhrnet
 from higherhrnet import COCO_KEYPOINTS, ConfigError, Predictor
 from higherhrnet.core.inference import run_network
 from higherhrnet.core.loss import AELoss, HeatmapLoss
-from higherhrnet.models import HourglassAE
+from higherhrnet.models import ResidualHourglassNet
 from higherhrnet.models.hourglass import Hourglass
 from higherhrnet.outputs import OutputSpec
 
@@ -23,7 +23,7 @@ from conftest import (EXPERIMENTS, REPO, painted_image, painted_network, people_
                       tiny_hourglass_cfg)
 
 J = 17
-HOURGLASS_512 = EXPERIMENTS / "coco/hourglass/hourglass_ae_512.yaml"
+HOURGLASS_512 = EXPERIMENTS / "coco/hourglass/hourglass_residual_512.yaml"
 HOURGLASS_TINY = EXPERIMENTS / "synthetic/hourglass_256_tiny.yaml"
 
 
@@ -78,7 +78,7 @@ def test_paper_widths_one_level_deep_counted_by_hand():
     assert stem + hourglass_1 + head == 2_217_954
     one_stack = OutputSpec(0, 4.0, 0, 64, num_joints=J, tag_channels=J, heatmap_loss_factor=1.0, push_loss_factor=1e-3,
                            pull_loss_factor=1e-3, test_heatmaps=True, test_tags=True)
-    assert count(HourglassAE([one_stack], channels=(256, 384))) == 2_217_954
+    assert count(ResidualHourglassNet([one_stack], channels=(256, 384))) == 2_217_954
     assert network(1, (256, 384)) == 2_217_954
 
 
@@ -88,7 +88,7 @@ def test_paper_widths_one_level_deep_counted_by_hand():
     (HOURGLASS_TINY, ["MODEL.TAG_PER_JOINT", "False"], network(2, (64, 80, 96, 112, 128), stem=(16, 32), tag_dim=1)),
     (HOURGLASS_TINY, ["MODEL.NUM_JOINTS", "14", "DATASET.NUM_JOINTS", "14"],
      network(2, (64, 80, 96, 112, 128), stem=(16, 32), joints=14, tag_dim=14)),
-], ids=["ae_512", "tiny", "tiny_one_tag", "tiny_14_joints"])
+], ids=["residual_512", "tiny", "tiny_one_tag", "tiny_14_joints"])
 def test_parameter_counts_per_config(path, opts, expected):
     model = higherhrnet.build_model(higherhrnet.load_cfg(path, opts))
     assert count(model) == expected

@@ -146,7 +146,7 @@ def _fail(value: Any, default: Any, key: str, source: str):
     )
 
 
-MODEL_NAMES = ("pose_higher_hrnet", "hourglass_ae")
+MODEL_NAMES = ("pose_higher_hrnet", "hourglass_ae", "hourglass_residual")
 
 
 def check_cfg(cfg: CfgNode, source: str = "config") -> None:
@@ -162,6 +162,8 @@ def check_cfg(cfg: CfgNode, source: str = "config") -> None:
         _expect_len(cfg.TEST[key], stages, f"TEST.{key}", "LOSS.NUM_STAGES", source)
     if name == "pose_higher_hrnet":
         _check_higher_hrnet(cfg, source)
+    elif name == "hourglass_ae":
+        _check_ae_hourglass(cfg, source)
     else:
         _check_hourglass(cfg, source)
     mean, std = cfg.MODEL.INPUT_MEAN, cfg.MODEL.INPUT_STD
@@ -226,25 +228,44 @@ def _check_higher_hrnet(cfg: CfgNode, source: str) -> None:
                           "effect with MODEL.EXTRA.HEAD hrnet_v1 (set it to 0 or use hrnet_v2)")
 
 
-def _check_hourglass(cfg: CfgNode, source: str) -> None:
-    hg = cfg.MODEL.HOURGLASS
+def _check_stacks(cfg: CfgNode, section: str, source: str) -> None:
+    """What every stacked hourglass needs: MODEL.<section>.NUM_STACKS outputs, all trained at 1/4."""
+    hg = cfg.MODEL[section]
     if hg.NUM_STACKS < 1 or hg.DEPTH < 1:
-        raise ConfigError(f"{source}: MODEL.HOURGLASS.NUM_STACKS and DEPTH must be >= 1, got {hg.NUM_STACKS} "
+        raise ConfigError(f"{source}: MODEL.{section}.NUM_STACKS and DEPTH must be >= 1, got {hg.NUM_STACKS} "
                           f"and {hg.DEPTH}")
     if cfg.LOSS.NUM_STAGES != hg.NUM_STACKS:
-        raise ConfigError(f"{source}: LOSS.NUM_STAGES ({cfg.LOSS.NUM_STAGES}) must equal MODEL.HOURGLASS.NUM_STACKS "
+        raise ConfigError(f"{source}: LOSS.NUM_STAGES ({cfg.LOSS.NUM_STAGES}) must equal MODEL.{section}.NUM_STACKS "
                           f"({hg.NUM_STACKS}): one network output per stack, each with its LOSS.* and TEST.WITH_* "
                           "entries")
+    quarter = cfg.DATASET.INPUT_SIZE // 4
+    if list(cfg.DATASET.OUTPUT_SIZE) != [quarter]:
+        raise ConfigError(f"{source}: DATASET.OUTPUT_SIZE must be [{quarter}] (INPUT_SIZE/4) for MODEL.NAME "
+                          f"{cfg.MODEL.NAME}: every stack is trained against the same 1/4-resolution targets; "
+                          f"got {list(cfg.DATASET.OUTPUT_SIZE)}")
+
+
+def _check_hourglass(cfg: CfgNode, source: str) -> None:
+    _check_stacks(cfg, "HOURGLASS", source)
+    hg = cfg.MODEL.HOURGLASS
     _expect_len(hg.NUM_CHANNELS, hg.DEPTH + 1, "MODEL.HOURGLASS.NUM_CHANNELS", "MODEL.HOURGLASS.DEPTH (+ 1)", source)
     _expect_len(hg.STEM_CHANNELS, 2, "MODEL.HOURGLASS.STEM_CHANNELS", "the stem (7x7 conv, residuals)", source)
     if any(c < 2 for c in [*hg.NUM_CHANNELS, *hg.STEM_CHANNELS]):
         raise ConfigError(f"{source}: MODEL.HOURGLASS.NUM_CHANNELS and STEM_CHANNELS must be >= 2 (residual blocks "
                           f"work at half width), got {list(hg.NUM_CHANNELS)} and {list(hg.STEM_CHANNELS)}")
-    quarter = cfg.DATASET.INPUT_SIZE // 4
-    if list(cfg.DATASET.OUTPUT_SIZE) != [quarter]:
-        raise ConfigError(f"{source}: DATASET.OUTPUT_SIZE must be [{quarter}] (INPUT_SIZE/4) for MODEL.NAME "
-                          f"hourglass_ae: every stack is trained against the same 1/4-resolution targets; "
-                          f"got {list(cfg.DATASET.OUTPUT_SIZE)}")
+
+
+def _check_ae_hourglass(cfg: CfgNode, source: str) -> None:
+    _check_stacks(cfg, "HOURGLASS_AE", source)
+    hg = cfg.MODEL.HOURGLASS_AE
+    if hg.WIDTH < 1 or hg.INCREASE < 0 or hg.UNUSED_CHANNELS < 0:
+        raise ConfigError(f"{source}: MODEL.HOURGLASS_AE.WIDTH must be >= 1 and INCREASE and UNUSED_CHANNELS >= 0, "
+                          f"got {hg.WIDTH}, {hg.INCREASE} and {hg.UNUSED_CHANNELS}")
+    multiple = 4 * 2 ** hg.DEPTH
+    if cfg.DATASET.INPUT_SIZE % multiple:
+        raise ConfigError(f"{source}: DATASET.INPUT_SIZE ({cfg.DATASET.INPUT_SIZE}) must be a multiple of {multiple} "
+                          f"for MODEL.NAME hourglass_ae with MODEL.HOURGLASS_AE.DEPTH {hg.DEPTH}: the network halves "
+                          f"and doubles the 1/4-resolution features DEPTH times")
 
 
 def _expect_len(value: Iterable, n: int, key: str, by: str, source: str) -> None:

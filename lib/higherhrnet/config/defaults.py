@@ -43,7 +43,8 @@ _C.CUDNN.DETERMINISTIC = False
 _C.CUDNN.ENABLED = True
 
 _C.MODEL = CN()
-_C.MODEL.NAME = "pose_higher_hrnet"  # pose_higher_hrnet (MODEL.EXTRA) or hourglass_ae (MODEL.HOURGLASS)
+# pose_higher_hrnet (MODEL.EXTRA), hourglass_ae (MODEL.HOURGLASS_AE) or hourglass_residual (MODEL.HOURGLASS)
+_C.MODEL.NAME = "pose_higher_hrnet"
 _C.MODEL.INIT_WEIGHTS = True
 _C.MODEL.PRETRAINED = ""  # ImageNet HRNet backbone weights, filtered by EXTRA.PRETRAINED_LAYERS
 _C.MODEL.NUM_JOINTS = 17
@@ -91,17 +92,39 @@ _C.MODEL.EXTRA.DECONV.KERNEL_SIZE = [4]
 _C.MODEL.EXTRA.DECONV.NUM_BASIC_BLOCKS = 4
 _C.MODEL.EXTRA.DECONV.CAT_OUTPUT = [True]
 
-# MODEL.NAME hourglass_ae: stacked hourglasses with associative embedding (Newell et al., NIPS 2017). The
-# stem takes the input to 1/4 (a 7x7 stride-2 conv of STEM_CHANNELS[0], residuals of STEM_CHANNELS[1], a
-# max-pool); every stack is a hourglass of DEPTH poolings whose widths are NUM_CHANNELS (DEPTH + 1 entries,
-# from 1/4 down); each stack predicts J heatmaps + tags at 1/4. One network output per stack: LOSS.NUM_STAGES
-# must equal NUM_STACKS and the per-output LOSS.* lists weight each stack's loss (intermediate supervision);
-# TEST.WITH_HEATMAPS / TEST.WITH_AE pick the stack(s) used at test time (the reference: the last one).
+# MODEL.NAME hourglass_residual: stacked hourglasses with associative embedding built from pre-activation
+# residual blocks (the stacked hourglass papers' modules, with the AE paper's widths; not the network the AE
+# paper released, which is hourglass_ae). The stem takes the input to 1/4 (a 7x7 stride-2 conv of
+# STEM_CHANNELS[0], residuals of STEM_CHANNELS[1], a max-pool); every stack is a hourglass of DEPTH poolings
+# whose widths are NUM_CHANNELS (DEPTH + 1 entries, from 1/4 down); each stack predicts J heatmaps + tags at
+# 1/4. One network output per stack: LOSS.NUM_STAGES must equal NUM_STACKS and the per-output LOSS.* lists
+# weight each stack's loss (intermediate supervision); TEST.WITH_HEATMAPS / TEST.WITH_AE pick the stack(s)
+# used at test time (the reference: the last one). The same holds for hourglass_ae's stacks.
 _C.MODEL.HOURGLASS = CN()
 _C.MODEL.HOURGLASS.NUM_STACKS = 4
 _C.MODEL.HOURGLASS.DEPTH = 4
 _C.MODEL.HOURGLASS.NUM_CHANNELS = [256, 384, 512, 640, 768]
 _C.MODEL.HOURGLASS.STEM_CHANNELS = [64, 128]
+
+# MODEL.NAME hourglass_ae: the network released with the Associative Embedding paper (princeton-vl/pose-ae-train,
+# models/posenet.py; its checkpoint files load unchanged). Every block is a conv with bias and a ReLU; with
+# BATCH_NORM (released: off) a BatchNorm follows the ReLU of the stem's convs and of the hourglasses' up1,
+# low1 and bottom convs, as in pose-ae-train. Stem: 7x7 stride-2 conv 3->64, 3x3 64->128, max-pool, 3x3
+# 128->128, 3x3 128->WIDTH (1/4 resolution). Each of NUM_STACKS stacks: a hourglass of DEPTH poolings, two 3x3
+# convs, a 1x1 prediction; all but the last add 1x1 convs of their features and predictions to the next
+# stack's input. Widths: WIDTH at 1/4, WIDTH + INCREASE one pooling down, then +128 per further pooling
+# whatever INCREASE is (pose-ae-train passes its `increase` to the outermost level only; deeper levels use its
+# default 128). Each prediction holds J heatmaps, the tags (J, or 1 with TAG_PER_JOINT False) and
+# UNUSED_CHANNELS channels nothing reads (released: 34, 68 in all), which still reach the next stack through
+# its merge. Inputs: pixels / 255 (MODEL.INPUT_MEAN and INPUT_STD []), sides multiples of 4 * 2**DEPTH (64),
+# as pose-ae-train feeds it.
+_C.MODEL.HOURGLASS_AE = CN()
+_C.MODEL.HOURGLASS_AE.NUM_STACKS = 4
+_C.MODEL.HOURGLASS_AE.DEPTH = 4
+_C.MODEL.HOURGLASS_AE.WIDTH = 256
+_C.MODEL.HOURGLASS_AE.INCREASE = 128
+_C.MODEL.HOURGLASS_AE.BATCH_NORM = False
+_C.MODEL.HOURGLASS_AE.UNUSED_CHANNELS = 34
 
 _C.LOSS = CN()
 _C.LOSS.NUM_STAGES = 2
@@ -129,7 +152,7 @@ _C.DATASET.SCALE_TYPE = "short"
 _C.DATASET.MAX_TRANSLATE = 40
 _C.DATASET.INPUT_SIZE = 512
 # Target resolutions: INPUT_SIZE/4, INPUT_SIZE/2, ... HigherHRNet has one output per entry; every stack of
-# hourglass_ae is trained against the single 1/4 entry.
+# hourglass_ae and hourglass_residual is trained against the single 1/4 entry.
 _C.DATASET.OUTPUT_SIZE = [128, 256]
 _C.DATASET.FLIP = 0.5
 # heatmap targets

@@ -1,8 +1,9 @@
 """The stacked hourglass network as released with the Associative Embedding paper (Newell, Huang and Deng,
-NIPS 2017) in github.com/princeton-vl/pose-ae-train (`models/posenet.py`, `models/layers.py`).
+NIPS 2017) in github.com/princeton-vl/pose-ae-train (`models/posenet.py`, `models/layers.py`): MODEL.NAME
+hourglass_ae. mmpose's `HourglassAENet` has the same topology, with BatchNorm and parameter names of its own.
 
-It differs from the paper's description (and from `hourglass.HourglassAE`): no residual blocks and, in the
-released configuration, no BatchNorm. Every block is a single conv (bias included) followed by a ReLU.
+It differs from the paper's description (and from `hourglass.ResidualHourglassNet`): no residual blocks and,
+in the released configuration, no BatchNorm. Every block is a single conv (bias included) followed by a ReLU.
 
     stem  (pre):            7x7/2 conv 3->64, 3x3 64->128, 2x2 max-pool, 3x3 128->128, 3x3 128->width
     per stack (features):   hourglass, then two 3x3 width->width convs
@@ -12,33 +13,29 @@ released configuration, no BatchNorm. Every block is a single conv (bias include
                             low2 = the next level (or a 3x3 conv at the bottom); low3 = 3x3 back to f;
                             out = up1 + nearest-upsample-x2(low3)
 
+`increase` widens the outermost level only: pose-ae-train's `Hourglass` builds its inner level without
+passing `increase` on, so every deeper level adds its default, 128 (`inner_increase` here).
+
 With the released settings (4 stacks, width 256, increase 128, depth 4, 68 outputs) the widths are 256,
 384, 512, 640, 768 and the network has 138,893,840 parameters. Of the 68 output channels the loss and the
 test code read only the first 34: channels 0-16 are the COCO heatmaps, 17-33 one tag map per joint.
 Channels 34-67 are never supervised nor read at test time, but they are not dead: `merge_preds` feeds all
 68 channels into the next stack, so they must be kept for the released weights to give the same outputs.
 
-Parameter names are pose-ae-train's, so that its checkpoints load after `strip_pose_ae_prefix`.
+Parameter names are pose-ae-train's, so that its checkpoint files load unchanged with
+`higherhrnet.load_checkpoint` (checkpoint.py removes the `model.module.` prefix of its saved Trainer).
 """
 from __future__ import annotations
-
-from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import CheckpointError
-
-__all__ = ["AEHourglassNet", "strip_pose_ae_prefix", "POSE_AE_PREFIX", "HEATMAP_CHANNELS", "TAG_CHANNELS"]
+__all__ = ["AEHourglassNet", "HEATMAP_CHANNELS", "TAG_CHANNELS"]
 
 # Channel ranges of every stack's output read by pose-ae-train's loss (`PoseNet.calc_loss`) and test code.
 HEATMAP_CHANNELS = slice(0, 17)
 TAG_CHANNELS = slice(17, 34)
-
-# pose-ae-train saves `Trainer.state_dict()`; its Trainer holds the network as `model`, a DataParallel,
-# whose own prefix is `module.`.
-POSE_AE_PREFIX = "model.module."
 
 
 class ConvBlock(nn.Module):
@@ -78,16 +75,19 @@ class Merge(nn.Module):
 class PlainHourglass(nn.Module):
     """One hourglass level of plain convs: x (N, width, H, W) -> (N, width, H, W); H, W divisible by 2**depth.
 
-    batch_norm applies to up1, low1 and the bottom conv only: pose-ae-train never gives low3 a BatchNorm.
+    This level works at width + increase one pooling down; the levels below it add inner_increase each
+    (pose-ae-train: increase for the outermost level, its default 128 below). batch_norm applies to up1,
+    low1 and the bottom conv only: pose-ae-train never gives low3 a BatchNorm.
     """
 
-    def __init__(self, depth: int, width: int, increase: int = 128, batch_norm: bool = False):
+    def __init__(self, depth: int, width: int, increase: int = 128, batch_norm: bool = False,
+                 inner_increase: int = 128):
         super().__init__()
         inner = width + increase
         self.up1 = ConvBlock(width, width, batch_norm=batch_norm)
         self.low1 = ConvBlock(width, inner, batch_norm=batch_norm)
         if depth > 1:
-            self.low2 = PlainHourglass(depth - 1, inner, increase, batch_norm)
+            self.low2 = PlainHourglass(depth - 1, inner, inner_increase, batch_norm, inner_increase)
         else:
             self.low2 = ConvBlock(inner, inner, batch_norm=batch_norm)
         self.low3 = ConvBlock(inner, width)
@@ -115,13 +115,15 @@ class AEHourglassNet(nn.Module):
     returns `torch.stack(outputs, 1)`, one (N, nstack, C, H/4, W/4) tensor. Argument names there: nstack,
     inp_dim (width), oup_dim (num_outputs), bn (batch_norm), increase; depth is fixed to 4 there.
 
-    increase is added at every level here. pose-ae-train passes its `increase` to the outermost level only
-    (its recursion falls back to the default 128), so the two agree only for increase=128, the released
-    value. Default PyTorch initialisation, as in pose-ae-train (its `weights_init` is never applied).
+    num_outputs: the channels of every stack's prediction (`build_model` takes it from the output specs:
+    heatmaps, tags and unused channels). increase widens the outermost hourglass level, inner_increase
+    each deeper one: pose-ae-train passes its `increase` to the outermost level only and hard-codes 128
+    below, which the defaults reproduce whatever increase is. Default PyTorch initialisation, as in
+    pose-ae-train (its `weights_init` is never applied).
     """
 
     def __init__(self, num_stacks: int = 4, width: int = 256, increase: int = 128, depth: int = 4,
-                 num_outputs: int = 68, batch_norm: bool = False):
+                 num_outputs: int = 68, batch_norm: bool = False, inner_increase: int = 128):
         super().__init__()
         if num_stacks < 1 or depth < 1:
             raise ValueError(f"num_stacks and depth must be at least 1, got {num_stacks} and {depth}")
@@ -136,7 +138,7 @@ class AEHourglassNet(nn.Module):
         )
         # The two convs after each hourglass never have a BatchNorm in pose-ae-train, whatever `bn` says.
         self.features = nn.ModuleList(
-            nn.Sequential(PlainHourglass(depth, width, increase, batch_norm), ConvBlock(width, width),
+            nn.Sequential(PlainHourglass(depth, width, increase, batch_norm, inner_increase), ConvBlock(width, width),
                           ConvBlock(width, width))
             for _ in range(num_stacks)
         )
@@ -145,12 +147,10 @@ class AEHourglassNet(nn.Module):
         self.merge_preds = nn.ModuleList(Merge(num_outputs, width) for _ in range(num_stacks - 1))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        multiple = 4 * 2 ** self.depth
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected images (N, 3, H, W), got shape {tuple(x.shape)}")
-        if x.shape[2] % multiple or x.shape[3] % multiple:
-            raise ValueError(f"image size {tuple(x.shape[2:])} is not a multiple of {multiple} in both "
-                             f"height and width; pad the image (as pose-ae-train's test code does)")
+        # An ONNX export traces one example input, which is checked when it runs untraced; under the trace
+        # the check would only be recorded as a constant (with a warning).
+        if not torch.jit.is_tracing():
+            self.check_input(x)
         x = self.pre(x)
         outputs = []
         for s in range(self.num_stacks):
@@ -160,27 +160,11 @@ class AEHourglassNet(nn.Module):
                 x = x + self.merge_preds[s](outputs[-1]) + self.merge_features[s](feature)
         return outputs
 
-
-def strip_pose_ae_prefix(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """pose-ae-train's checkpoint {'state_dict': {'model.module.<name>': tensor}, 'optimizer': ..., 'epoch': ...}
-    -> {'<name>': tensor}, the key names of AEHourglassNet.
-
-    Entries beside 'state_dict' (optimizer state, epoch) are ignored. Raises CheckpointError, naming
-    `source`, when 'state_dict' is missing, holds something other than tensors, or has keys without the
-    'model.module.' prefix.
-    """
-    if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("state_dict"), Mapping):
-        found = sorted(map(str, checkpoint)) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
-        raise CheckpointError(f"{source} is not a pose-ae-train checkpoint: expected a dict with a 'state_dict' "
-                              f"dict, got {found}")
-    state = checkpoint["state_dict"]
-    if not state:
-        raise CheckpointError(f"{source}: 'state_dict' is empty")
-    not_tensors = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise CheckpointError(f"{source}: 'state_dict' entries that are not tensors: {not_tensors[:10]}")
-    unprefixed = [str(k) for k in state if not str(k).startswith(POSE_AE_PREFIX)]
-    if unprefixed:
-        raise CheckpointError(f"{source}: {len(unprefixed)} 'state_dict' keys lack pose-ae-train's "
-                              f"'{POSE_AE_PREFIX}' prefix, e.g. {unprefixed[:5]}")
-    return {k[len(POSE_AE_PREFIX):]: v for k, v in state.items()}
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ValueError unless x is (N, 3, H, W) with H and W multiples of 4 * 2**depth."""
+        multiple = 4 * 2 ** self.depth
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images (N, 3, H, W), got shape {tuple(x.shape)}")
+        if x.shape[2] % multiple or x.shape[3] % multiple:
+            raise ValueError(f"image size {tuple(x.shape[2:])} is not a multiple of {multiple} in both "
+                             f"height and width; pad the image (as pose-ae-train's test code does)")

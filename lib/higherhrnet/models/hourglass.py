@@ -1,5 +1,8 @@
-"""Stacked hourglass network with associative embedding (Newell et al., "Associative Embedding: End-to-End
-Learning for Joint Detection and Grouping", NIPS 2017), the bottom-up baseline HigherHRNet compares with.
+"""A residual-block stacked hourglass network with associative embedding (MODEL.NAME hourglass_residual): the
+hourglass built from the residual modules the stacked hourglass papers describe, with the widths of the
+Associative Embedding paper (Newell et al., "Associative Embedding: End-to-End Learning for Joint Detection and
+Grouping", NIPS 2017). It is not the network that paper released, which has plain convolutions and no
+BatchNorm: that one is `ae_hourglass.AEHourglassNet` (MODEL.NAME hourglass_ae).
 
 A stem takes the image to 1/4 resolution; then `num_stacks` hourglasses run one after the other at 1/4.
 Each hourglass pools down `depth` times (max-pool) and comes back up (nearest upsampling), with a residual
@@ -24,7 +27,7 @@ from torch import nn
 from ..outputs import OutputSpec
 from .hrnet import BN_MOMENTUM, conv3x3
 
-__all__ = ["Residual", "Hourglass", "HourglassAE"]
+__all__ = ["Residual", "Hourglass", "ResidualHourglassNet"]
 
 
 class Residual(nn.Module):
@@ -75,7 +78,7 @@ class Hourglass(nn.Module):
         return self.skip(x) + F.interpolate(low, size=x.shape[2:], mode="nearest")
 
 
-class HourglassAE(nn.Module):
+class ResidualHourglassNet(nn.Module):
     """forward(x (N, 3, H, W)) -> list of one output per stack, each (N, C_s, ceil(H/4), ceil(W/4)).
 
     outputs: one OutputSpec per stack (stride 4); C_s = outputs[s].channels. channels: hourglass widths
