@@ -5,27 +5,51 @@ Associative Embedding hourglass sees pixels / 255 only (mean and std None).
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 
 from .config import CfgNode
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "normalize", "normalization_from_config"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "normalize", "normalize_reference", "normalization_from_config"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def normalize(image: np.ndarray, mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32: pixels / 255, then (x - mean) / std if given."""
+def normalize_reference(image: np.ndarray, mean: Sequence[float] | None,
+                        std: Sequence[float] | None) -> torch.Tensor:
+    """`normalize` computed element by element in float32 as the official code does (to_tensor, then
+    Normalize): x / 255, then (x - mean) / std. Slow; it defines what `normalize` returns."""
     tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div(255)
     if mean is not None:
         m = torch.tensor(mean, dtype=torch.float32)[:, None, None]
         s = torch.tensor(std, dtype=torch.float32)[:, None, None]
         tensor = tensor.sub(m).div(s)
     return tensor
+
+
+@functools.lru_cache(maxsize=16)
+def _lookup_table(mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> np.ndarray:
+    """(3, 256) float32: what normalize_reference gives each pixel value in each channel."""
+    ramp = np.repeat(np.arange(256, dtype=np.uint8).reshape(1, 256, 1), 3, axis=2)
+    return np.ascontiguousarray(normalize_reference(ramp, mean, std)[:, 0, :].numpy())
+
+
+def normalize(image: np.ndarray, mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32: pixels / 255, then (x - mean) / std if given.
+
+    A uint8 pixel has 256 values, so each channel is one table lookup (cv2.LUT) into the values
+    normalize_reference computes: bit for bit the same result, in about half the time."""
+    table = _lookup_table(None if mean is None else tuple(mean), None if std is None else tuple(std))
+    image = np.ascontiguousarray(image)
+    out = np.empty((3, *image.shape[:2]), np.float32)
+    for c, plane in enumerate(cv2.split(image)):
+        out[c] = cv2.LUT(plane, table[c].reshape(1, 256))
+    return torch.from_numpy(out)
 
 
 def normalization_from_config(cfg: CfgNode) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:

@@ -165,6 +165,9 @@ _C.DATASET.WITH_CENTER = False  # (compat) must stay False
 # Not in the official code: also train on images without any annotation (all targets zero: "nobody here");
 # the official code, and the default, leave them out.
 _C.DATASET.TRAIN_ON_EMPTY_IMAGES = False
+# Not in the official code: when all decoded training images of the split fit in this many MB (4 bytes a
+# pixel: RGB and ignore mask), each loader process keeps them in memory after first use (0: never).
+_C.DATASET.IMAGE_CACHE_MB = 512.0
 # A keypoint set of your own (joint names, left/right pairs, OKS sigmas, links to draw, grouping order,
 # all by name). Empty NAMES: the set registered for DATASET.DATASET (coco, crowd_pose).
 _C.DATASET.KEYPOINTS = CN()

@@ -38,4 +38,4 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
     return TrainingDataset(source, d.INPUT_SIZE, list(sizes), sigma, d.MAX_NUM_PEOPLE, augment,
                            tag_per_joint=tag_per_joint, scale_aware_sigma=d.SCALE_AWARE_SIGMA,
                            base_size=d.BASE_SIZE, base_sigma=d.BASE_SIGMA, int_sigma=d.INT_SIGMA, mean=mean, std=std,
-                           seed=cfg.SEED)
+                           seed=cfg.SEED, cache_mb=d.IMAGE_CACHE_MB)

@@ -127,14 +127,20 @@ class TrainingDataset(Dataset):
     """Training items as the reference builds them:
     (image (3, S, S) float32 normalised, [heatmaps (J, o, o)], [masks (o, o)], [joints (M, J, 2) int32])
     per output size o. The image is pixels / 255, then (x - mean) / std unless mean is None.
-    Augmentation is drawn from (seed, epoch, index): reproducible, different each epoch.
+    Augmentation is drawn from (seed, epoch, index): reproducible, different each epoch. An item is
+    dataset[index] (at the epoch of set_epoch) or dataset[(epoch, index)], so that loader processes that
+    live across epochs (persistent workers) still draw each epoch's augmentation.
+
+    cache_mb: when every decoded image of the split (RGB and ignore mask, 4 bytes a pixel) fits in this many
+    MB, each loader process keeps them after their first use instead of reading and decoding them again
+    every epoch; 0 turns the cache off.
     """
 
     def __init__(self, source: CocoKeypoints, input_size: int, output_sizes: Sequence[int], sigma: float,
                  max_people: int, augment: AugmentParams, tag_per_joint: bool = True,
                  scale_aware_sigma: bool = False, base_size: float = 256.0, base_sigma: float = 2.0,
                  int_sigma: bool = False, mean: Sequence[float] | None = IMAGENET_MEAN,
-                 std: Sequence[float] | None = IMAGENET_STD, seed: int = 0):
+                 std: Sequence[float] | None = IMAGENET_STD, seed: int = 0, cache_mb: float = 0.0):
         self.source = source
         self.input_size, self.output_sizes = input_size, list(output_sizes)
         self.sigma, self.max_people, self.augment = sigma, max_people, augment
@@ -145,6 +151,8 @@ class TrainingDataset(Dataset):
         self.epoch = 0
         self.flip_index = source.keypoints.flip_index
         self._warned_crowded = False
+        pixels = sum(info["height"] * info["width"] for info in source.coco.loadImgs(source.ids))
+        self._cache: dict | None = {} if cache_mb > 0 and 4 * pixels <= cache_mb * 2 ** 20 else None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -152,13 +160,24 @@ class TrainingDataset(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int):
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+    def _prepared(self, index: int):
+        """(image (H, W, 3) uint8 RGB, ignore mask (H, W) uint8 255 where the loss applies, joints (P, J, 3),
+        boxes (P, 2)) of an image, from the cache when it is on."""
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
         image = self.source.load_image(index)
-        h, w = image.shape[:2]
         anns = self.source.annotations(index)
-        mask = self.source.ignore_mask(anns, h, w)
-        joints, boxes = self.source.people(anns)
+        mask = self.source.ignore_mask(anns, *image.shape[:2]).astype(np.uint8) * 255
+        prepared = (image, mask, *self.source.people(anns))
+        if self._cache is not None:
+            self._cache[index] = prepared
+        return prepared
+
+    def __getitem__(self, key: int | tuple[int, int]):
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        rng = np.random.default_rng((self.seed, epoch, index))
+        image, mask, joints, boxes = self._prepared(index)
+        h, w = image.shape[:2]
         if len(joints) > self.max_people and not self._warned_crowded:
             self._warned_crowded = True
             logger.warning("image %s has %d people, more than DATASET.MAX_NUM_PEOPLE=%d: the tag loss uses the "

@@ -50,15 +50,16 @@ def warp_sample(image: np.ndarray, mask: np.ndarray, joints: np.ndarray, matrix:
                 flip_index: np.ndarray, input_size: int, output_sizes: Sequence[int]):
     """Apply an input matrix from `random_affine`.
 
-    image (H, W, 3) uint8; mask (H, W) bool (True = use); joints (P, J, 3) x, y, visibility in image
-    pixels. Returns the (S, S, 3) input image, and per output size o: mask (o, o) float32 and joints
-    (P, J, 3) in that output's pixels (channels swapped left/right when flipped).
+    image (H, W, 3) uint8; mask (H, W) uint8, 255 where the loss applies (or bool, True = use); joints
+    (P, J, 3) x, y, visibility in image pixels. Returns the (S, S, 3) input image, and per output size o:
+    mask (o, o) float32 and joints (P, J, 3) in that output's pixels (channels swapped left/right when
+    flipped).
     """
     warped = warp_image(image, matrix[:2], (input_size, input_size))
     if flip:
         joints = joints[:, flip_index]
     masks, joints_out = [], []
-    mask_u8 = mask.astype(np.uint8) * 255
+    mask_u8 = mask.astype(np.uint8) * 255 if mask.dtype == bool else mask
     for size in output_sizes:
         m = scale_matrix(size / input_size) @ matrix
         out_mask = warp_image(mask_u8, m[:2], (size, size)) / 255.0

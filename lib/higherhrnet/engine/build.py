@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 import os
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torch.utils.data.distributed import DistributedSampler
 
 from ..checkpoint import load_pretrained_backbone
 from ..config import CfgNode, ConfigError
@@ -115,36 +115,48 @@ def build_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer, iters_per_ep
 
 
 class EpochSampler(Sampler):
-    """Shuffles (or not) with a permutation drawn from (seed, epoch): the same order after a resume."""
+    """Yields (epoch, index) keys of a TrainingDataset: every index once per epoch, shuffled (or not) by a
+    permutation drawn from (seed, epoch), so the order is the same after a resume.
 
-    def __init__(self, length: int, shuffle: bool, seed: int):
+    With world_size > 1 it is process `rank`'s share, exactly as torch's DistributedSampler splits it (the
+    permutation padded to a multiple of world_size, then every world_size-th index from rank). The epoch
+    travels with each index, so loader processes that persist across epochs draw each epoch's augmentation.
+    """
+
+    def __init__(self, length: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1):
         self.length, self.shuffle, self.seed, self.epoch = length, shuffle, seed, 0
+        self.rank, self.world_size = rank, world_size
+        self.per_rank = math.ceil(length / world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
-        if not self.shuffle:
-            return iter(range(self.length))
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.length, generator=g).tolist())
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.length, generator=g).tolist()
+        else:
+            order = list(range(self.length))
+        if self.world_size > 1:
+            total = self.per_rank * self.world_size
+            order = (order * math.ceil(total / max(len(order), 1)))[:total][self.rank:total:self.world_size]
+        return iter([(self.epoch, i) for i in order])
 
     def __len__(self) -> int:
-        return self.length
+        return self.per_rank
 
 
 def build_train_loader(cfg: CfgNode, dataset: Dataset, dist_info: DistInfo, device: torch.device):
     """(loader, sampler, iterations per epoch) for TRAIN.IMAGES_PER_GPU images per process and step (fewer
     when the data set is smaller), WORKERS loader processes, shuffled by (SEED, epoch); under torchrun each
-    process takes its share. TRAIN.MAX_ITERS_PER_EPOCH > 0 cuts epochs short."""
-    if dist_info.enabled:
-        sampler = DistributedSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,
-                                     shuffle=cfg.TRAIN.SHUFFLE, seed=cfg.SEED)
-    else:
-        sampler = EpochSampler(len(dataset), cfg.TRAIN.SHUFFLE, cfg.SEED)
+    process takes its share (EpochSampler). TRAIN.MAX_ITERS_PER_EPOCH > 0 cuts epochs short."""
+    sampler = EpochSampler(len(dataset), cfg.TRAIN.SHUFFLE, cfg.SEED, dist_info.rank, dist_info.world_size)
     batch = min(cfg.TRAIN.IMAGES_PER_GPU, len(dataset) // dist_info.world_size or 1)
+    # Workers persist across epochs (the sampler's keys carry the epoch): no start-up cost per epoch, and a
+    # worker keeps the decoded images it cached (TrainingDataset's cache_mb).
     loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg.WORKERS,
-                        pin_memory=cfg.PIN_MEMORY and device.type == "cuda", drop_last=True)
+                        pin_memory=cfg.PIN_MEMORY and device.type == "cuda", drop_last=True,
+                        persistent_workers=cfg.WORKERS > 0)
     iters = len(loader)
     if cfg.TRAIN.MAX_ITERS_PER_EPOCH > 0:
         iters = min(iters, cfg.TRAIN.MAX_ITERS_PER_EPOCH)
