@@ -80,3 +80,33 @@ def test_scale_aware_sigmas():
     sig = person_sigmas(np.array([[128, 256], [64, 32]]), base_size=256, base_sigma=2.0)
     np.testing.assert_allclose(sig, [2.0, 0.5])
     np.testing.assert_allclose(person_sigmas(np.array([[100, 50]]), 256, 2.0, int_sigma=True), [1.0])
+
+
+def plain_heatmaps(joints, size, sigmas):
+    """Loops over people, joints and window pixels: exp(-d^2 / 2 sigma^2) within floor(3 sigma + 1) pixels of
+    the joint's integer position, the maximum where people overlap."""
+    maps = np.zeros((joints.shape[1], size, size), np.float32)
+    for p, person in enumerate(joints):
+        s = float(sigmas[p])
+        r = int(np.floor(3 * s + 1))
+        for j, (x, y, v) in enumerate(person):
+            xi, yi = int(x), int(y)
+            if v <= 0 or not (0 <= xi < size and 0 <= yi < size):
+                continue
+            for py in range(max(yi - r, 0), min(yi + r + 1, size)):
+                for px in range(max(xi - r, 0), min(xi + r + 1, size)):
+                    value = np.float32(np.exp(-((px - xi) ** 2 + (py - yi) ** 2) / (2 * s ** 2)))
+                    maps[j, py, px] = max(maps[j, py, px], value)
+    return maps
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_heatmaps_equal_plain_loops(seed):
+    rng = np.random.default_rng(seed)
+    people, size = int(rng.integers(1, 5)), int(rng.choice([16, 32]))
+    joints = np.zeros((people, 5, 3))
+    joints[..., :2] = rng.uniform(-4, size + 4, (people, 5, 2))
+    joints[..., 2] = rng.integers(0, 3, (people, 5))
+    sigmas = rng.uniform(0.3, 3.0, people) if seed % 2 else np.full(people, 2.0)
+    assert np.array_equal(heatmap_targets(joints, size, sigmas if seed % 2 else 2.0),
+                          plain_heatmaps(joints, size, sigmas))

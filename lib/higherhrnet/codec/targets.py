@@ -7,6 +7,7 @@ joint at x = -0.4 still lands on column 0.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 __all__ = ["heatmap_targets", "joint_indices", "person_sigmas"]
 
@@ -28,29 +29,25 @@ def heatmap_targets(joints: np.ndarray, size: int, sigma: float | np.ndarray) ->
     """
     joints = np.asarray(joints, dtype=np.float64)
     num_people, num_joints = joints.shape[:2]
-    maps = np.zeros((num_joints, size, size), dtype=np.float32)
-    if num_people == 0:
-        return maps
-    sigmas = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (num_people,))
-    xs, ys, ok = _on_map(joints, size)
+    maps = torch.zeros(num_joints * size * size, dtype=torch.float32)
+    xs, ys, ok = _on_map(joints, size) if num_people else (None, None, np.zeros((0, num_joints), bool))
     p_idx, j_idx = np.nonzero(ok)
-    if len(p_idx) == 0:
-        return maps
-    s = sigmas[p_idx]
-    radius = int(np.floor(3 * s.max() + 1))
-    offsets = np.arange(-radius, radius + 1)
-    dx = offsets[None, None, :]
-    dy = offsets[None, :, None]
-    values = np.exp(-(dx ** 2 + dy ** 2) / (2 * s[:, None, None] ** 2))          # (N, w, w)
-    reach = np.floor(3 * s + 1)[:, None, None]
-    shape = (len(p_idx), len(offsets), len(offsets))
-    px = np.broadcast_to(xs[p_idx, j_idx][:, None, None] + dx, shape)
-    py = np.broadcast_to(ys[p_idx, j_idx][:, None, None] + dy, shape)
-    inside = (np.abs(dx) <= reach) & (np.abs(dy) <= reach) & (px >= 0) & (py >= 0) & (px < size) & (py < size)
-    channel = np.broadcast_to(j_idx[:, None, None], shape)
-    flat = (channel[inside] * size + py[inside]) * size + px[inside]
-    np.maximum.at(maps.reshape(-1), flat, values[inside].astype(np.float32))
-    return maps
+    if len(p_idx):
+        s = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (num_people,))[p_idx]
+        radius = int(np.floor(3 * s.max() + 1))
+        offsets = np.arange(-radius, radius + 1)
+        dx, dy = offsets[None, None, :], offsets[None, :, None]
+        # One window of values per distinct sigma (usually one), shared by the joints that use it.
+        sigmas, which = np.unique(s, return_inverse=True)
+        windows = np.exp(-(dx ** 2 + dy ** 2) / (2 * sigmas[:, None, None] ** 2)).astype(np.float32)
+        reach = np.floor(3 * sigmas + 1)[which][:, None, None]
+        px = xs[p_idx, j_idx][:, None, None] + dx
+        py = ys[p_idx, j_idx][:, None, None] + dy
+        inside = (np.abs(dx) <= reach) & (np.abs(dy) <= reach) & (px >= 0) & (py >= 0) & (px < size) & (py < size)
+        flat = (j_idx[:, None, None] * size + py) * size + px
+        # scatter_reduce's amax takes the maximum where windows of several people overlap, exactly.
+        maps.scatter_reduce_(0, torch.from_numpy(flat[inside]), torch.from_numpy(windows[which][inside]), "amax")
+    return maps.numpy().reshape(num_joints, size, size)
 
 
 def joint_indices(joints: np.ndarray, size: int, max_people: int, tag_per_joint: bool = True) -> np.ndarray:
