@@ -65,7 +65,8 @@ def training_rate(cfg, cfg_path: str, steps: int, repeats: int) -> tuple[float, 
     size = batch[0].shape[0]
     loop = TrainLoop(trainer.net, [], trainer.loss, trainer.optimizer, trainer.scheduler, trainer.device,
                      end_epoch=0, iters_per_epoch=steps, parameters=list(trainer.model.parameters()),
-                     scaler=trainer.scaler, amp=trainer.amp)
+                     scaler=trainer.scaler, amp=trainer.amp, amp_dtype=trainer.amp_dtype,
+                     channels_last=trainer.channels_last)
     trainer.net.train()
     reset_peak()
     rates = []

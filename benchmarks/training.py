@@ -43,7 +43,8 @@ def step_throughput(cfg, cfg_path: str, device: str, steps: int, repeats: int) -
     size = batch[0].shape[0]
     loop = TrainLoop(trainer.net, [], trainer.loss, trainer.optimizer, trainer.scheduler, trainer.device,
                      end_epoch=0, iters_per_epoch=steps, parameters=list(trainer.model.parameters()),
-                     scaler=trainer.scaler, amp=trainer.amp, clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM)
+                     scaler=trainer.scaler, amp=trainer.amp, amp_dtype=trainer.amp_dtype,
+                     channels_last=trainer.channels_last, clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM)
     trainer.net.train()
     rates = []
     for repeat in range(repeats + 1):

@@ -161,7 +161,7 @@ def test_tiny_synthetic_configs_train_validate_and_predict(tmp_path, name, losse
 
 
 def test_cudnn_and_loss_scale_keys_are_applied():
-    from higherhrnet.engine.build import apply_cudnn_settings, build_grad_scaler
+    from higherhrnet.engine.build import apply_cudnn_settings, build_mixed_precision
 
     before = (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     try:
@@ -171,8 +171,10 @@ def test_cudnn_and_loss_scale_keys_are_applied():
         assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, False)
     finally:
         (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) = before
-    scaler, amp = build_grad_scaler(tiny_cfg("FP16.ENABLED", "True"), torch.device("cpu"))
-    assert not amp and not scaler.is_enabled()                        # mixed precision needs CUDA
+    scaler, amp, _ = build_mixed_precision(tiny_cfg("FP16.ENABLED", "True"), torch.device("cpu"))
+    assert not amp and not scaler.is_enabled()                        # float16 mixed precision needs CUDA
+    scaler, amp, dtype = build_mixed_precision(tiny_cfg("TRAIN.CPU_AUTOCAST", "bf16"), torch.device("cpu"))
+    assert amp and dtype == torch.bfloat16 and not scaler.is_enabled()   # bfloat16 needs no loss scaling
 
 
 def test_adam_has_no_weight_decay_as_in_the_official_code_and_adamw_has():

@@ -199,6 +199,8 @@ _C.TRAIN.WARMUP_FACTOR = 0.001   # warm-up starts at LR * WARMUP_FACTOR
 _C.TRAIN.CLIP_GRAD_NORM = 0.0    # > 0: clip the global gradient norm to this value
 _C.TRAIN.MAX_ITERS_PER_EPOCH = 0  # > 0: cut epochs short (smoke tests, debugging)
 _C.TRAIN.VAL_FREQ = 0            # evaluate on DATASET.TEST every N epochs (0: never); keeps model_best.pth by AP
+_C.TRAIN.CHANNELS_LAST = False   # train in channels-last memory format (see README "Speed")
+_C.TRAIN.CPU_AUTOCAST = ""       # "bf16": bfloat16 autocast when training on the CPU ("": float32)
 
 _C.TEST = CN()
 _C.TEST.IMAGES_PER_GPU = 1

@@ -16,8 +16,8 @@ from ..models import build_model
 from ..outputs import OutputSpec
 from .distributed import DistInfo
 
-__all__ = ["resolve_device", "apply_cudnn_settings", "build_grad_scaler", "build_training_model", "build_optimizer", "build_scheduler", "EpochSampler",
-           "build_train_loader"]
+__all__ = ["resolve_device", "apply_cudnn_settings", "build_mixed_precision", "build_training_model", "build_optimizer",
+           "build_scheduler", "EpochSampler", "build_train_loader"]
 
 logger = logging.getLogger("higherhrnet.train")
 
@@ -39,23 +39,30 @@ def apply_cudnn_settings(cfg: CfgNode) -> None:
     torch.backends.cudnn.deterministic = cfg.CUDNN.DETERMINISTIC
 
 
-def build_grad_scaler(cfg: CfgNode, device: torch.device) -> tuple[torch.amp.GradScaler, bool]:
-    """(scaler, amp): mixed precision with FP16.ENABLED on CUDA (a warning elsewhere). The loss scale is
-    dynamic with FP16.DYNAMIC_LOSS_SCALE, else it starts at FP16.STATIC_LOSS_SCALE and never grows."""
-    amp = bool(cfg.FP16.ENABLED) and device.type == "cuda"
-    if cfg.FP16.ENABLED and not amp:
-        logger.warning("FP16.ENABLED: mixed precision needs CUDA; training in float32 on %s", device)
+def build_mixed_precision(cfg: CfgNode,
+                          device: torch.device) -> tuple[torch.amp.GradScaler, bool, torch.dtype | None]:
+    """(scaler, autocast on, autocast dtype). On CUDA, FP16.ENABLED: float16 autocast with a GradScaler whose
+    loss scale is dynamic with FP16.DYNAMIC_LOSS_SCALE, else starts at FP16.STATIC_LOSS_SCALE and never grows.
+    On the CPU, TRAIN.CPU_AUTOCAST bf16: bfloat16 autocast (no loss scaling: bfloat16 has float32's range);
+    FP16.ENABLED is ignored there with a warning."""
+    if device.type != "cuda":
+        if cfg.FP16.ENABLED:
+            logger.warning("FP16.ENABLED: float16 mixed precision needs CUDA; on %s see TRAIN.CPU_AUTOCAST", device)
+        bf16 = cfg.TRAIN.CPU_AUTOCAST == "bf16"
+        return torch.amp.GradScaler("cpu", enabled=False), bf16, torch.bfloat16 if bf16 else None
+    amp = bool(cfg.FP16.ENABLED)
     if cfg.FP16.DYNAMIC_LOSS_SCALE:
-        return torch.amp.GradScaler("cuda", enabled=amp), amp
+        return torch.amp.GradScaler("cuda", enabled=amp), amp, torch.float16
     return torch.amp.GradScaler("cuda", init_scale=cfg.FP16.STATIC_LOSS_SCALE, growth_interval=2 ** 31 - 1,
-                                enabled=amp), amp
+                                enabled=amp), amp, torch.float16
 
 
 def build_training_model(cfg: CfgNode, outputs: tuple[OutputSpec, ...], device: torch.device,
                          dist_info: DistInfo) -> tuple[nn.Module, nn.Module]:
     """(model, network to train): the config's network, initialised (MODEL.PRETRAINED backbone weights when
     given), with SyncBatchNorm under MODEL.SYNC_BN on CUDA with several processes, on `device`; the network to
-    train is the model wrapped in DistributedDataParallel when there are several processes."""
+    train is the model wrapped in DistributedDataParallel when there are several processes. TRAIN.CHANNELS_LAST
+    stores the weights in channels-last memory format (the loop then feeds channels-last images)."""
     model = build_model(cfg, outputs)
     if cfg.MODEL.INIT_WEIGHTS and cfg.MODEL.PRETRAINED:
         if os.path.isfile(cfg.MODEL.PRETRAINED):
@@ -69,6 +76,8 @@ def build_training_model(cfg: CfgNode, outputs: tuple[OutputSpec, ...], device: 
         else:
             logger.warning("MODEL.SYNC_BN needs CUDA and several processes; using ordinary BatchNorm here")
     model = model.to(device)
+    if cfg.TRAIN.CHANNELS_LAST:
+        model = model.to(memory_format=torch.channels_last)
     if not dist_info.enabled:
         return model, model
     return model, nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"

@@ -69,6 +69,7 @@ class TrainLoop:
     def __init__(self, network: nn.Module, loader: Iterable, loss: Callable, optimizer: torch.optim.Optimizer,
                  scheduler, device: torch.device, end_epoch: int, iters_per_epoch: int,
                  parameters: Sequence[torch.Tensor], scaler: torch.amp.GradScaler | None = None, amp: bool = False,
+                 amp_dtype: torch.dtype | None = None, channels_last: bool = False,
                  clip_grad_norm: float = 0.0, epoch_listeners: Sequence = (), hooks: Sequence[HookBase] = (),
                  state: TrainState | None = None):
         self.network, self.loader, self.loss = network, loader, loss
@@ -76,7 +77,8 @@ class TrainLoop:
         self.end_epoch, self.iters_per_epoch = end_epoch, iters_per_epoch
         self.parameters = list(parameters)
         self.scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
-        self.amp, self.clip_grad_norm = amp, clip_grad_norm
+        self.amp, self.amp_dtype, self.clip_grad_norm = amp, amp_dtype, clip_grad_norm
+        self.channels_last = channels_last
         self.epoch_listeners = list(epoch_listeners)
         self.state = state or TrainState()
         self.hooks = list(hooks)
@@ -111,7 +113,9 @@ class TrainLoop:
     def run_step(self, batch) -> dict[str, float]:
         """One optimiser step on a batch; returns the batch's mean losses by name and their sum ("loss")."""
         images, heatmaps, masks, joints = (_to(x, self.device) for x in batch)
-        with torch.autocast(self.device.type, enabled=self.amp):
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             outputs = self.network(images)
         heat, push, pull = self.loss([o.float() for o in outputs], heatmaps, masks, joints)
         parts = {}

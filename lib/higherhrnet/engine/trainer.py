@@ -25,7 +25,7 @@ from ..core.loss import build_loss
 from ..data import build_dataset, keypoints_from_config
 from ..outputs import build_output_specs
 from ..predictor import Predictor
-from .build import (apply_cudnn_settings, build_grad_scaler, build_optimizer, build_scheduler, build_train_loader,
+from .build import (apply_cudnn_settings, build_mixed_precision, build_optimizer, build_scheduler, build_train_loader,
                     build_training_model, resolve_device)
 from .distributed import init_distributed, shutdown_distributed
 from .evaluation import evaluate, validation_pictures
@@ -72,7 +72,8 @@ class Trainer:
         self.loss = build_loss(cfg, self.outputs).to(self.device)
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
-        self.scaler, self.amp = build_grad_scaler(cfg, self.device)
+        self.scaler, self.amp, self.amp_dtype = build_mixed_precision(cfg, self.device)
+        self.channels_last = bool(cfg.TRAIN.CHANNELS_LAST)
         self.eval_dataset = build_dataset(cfg, is_train=False) if cfg.TRAIN.VAL_FREQ > 0 else None
         if self.eval_dataset is not None and not self.eval_dataset.source.has_annotations:
             raise ConfigError(f"TRAIN.VAL_FREQ: the split DATASET.TEST={cfg.DATASET.TEST} has no annotations to score")
@@ -145,6 +146,7 @@ class Trainer:
         loop = TrainLoop(self.net, self.loader, self.loss, self.optimizer, self.scheduler, self.device,
                          end_epoch=self.cfg.TRAIN.END_EPOCH, iters_per_epoch=self.iters_per_epoch,
                          parameters=list(self.model.parameters()), scaler=self.scaler, amp=self.amp,
+                         amp_dtype=self.amp_dtype, channels_last=self.channels_last,
                          clip_grad_norm=self.cfg.TRAIN.CLIP_GRAD_NORM, epoch_listeners=[self.sampler, self.dataset],
                          hooks=hooks, state=self.state)
         start = len(self.state.history)
