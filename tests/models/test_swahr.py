@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 import higherhrnet
-from higherhrnet.core.inference import run_network
+from higherhrnet.core.inference import InferenceParams, run_network
+from higherhrnet.data.registry import keypoints_from_config
 from higherhrnet.models.fuse import fold_batchnorm
 from higherhrnet.outputs import build_output_specs
 from higherhrnet.predictor import Predictor
@@ -79,6 +80,10 @@ def test_swahr_recipes_hold_the_values_of_swahrs_files():
         assert (cfg.TEST.DETECTION_THRESHOLD, cfg.MODEL.SYNC_BN, cfg.AUTO_RESUME) == (threshold, sync_bn, auto_resume)
         assert (cfg.TEST.FLIP_TEST, list(cfg.TEST.SCALE_FACTOR), cfg.DATASET.SIGMA) == (True, [1.0], 2.0)
         assert not cfg.FP16.ENABLED
+        params = InferenceParams.from_config(cfg, keypoints_from_config(cfg))      # test time: the spec's slices
+        assert [(s.scale_channels, s.test_heatmaps, s.test_tags) for s in params.outputs] == \
+            [(cfg.MODEL.NUM_JOINTS, True, True), (cfg.MODEL.NUM_JOINTS, True, False)]
+        assert params.grouping.detection_threshold == threshold
 
 
 def swahr_cfg(*opts):

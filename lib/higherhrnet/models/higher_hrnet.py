@@ -128,7 +128,7 @@ class HigherHRNet(HRNet):
         if any(with_scales) and not all(with_scales):
             raise ValueError(f"SWAHR's scale maps go on every output or on none; the output specs put them on "
                              f"outputs {[i for i, w in enumerate(with_scales) if w]} only")
-        # Registered last, as in SWAHR's model, so that the other modules' names and init order are HigherHRNet's.
+        # Registered last, as in SWAHR's model: its state_dict is HigherHRNet's, in order, then conv_scale_layers.*
         self.conv_scale_layers = make_scale_layers([features, *deconv_channels], outputs[0].num_joints) \
             if all(with_scales) else None
 
