@@ -38,7 +38,8 @@ def test_channel_slices():
     assert spec.tags(output).flatten().tolist() == [3.0]
 
 
-@pytest.mark.parametrize("opts", [[], ["MODEL.TAG_PER_JOINT", "False"], ["LOSS.WITH_AE_LOSS", "[True, True]"]])
+@pytest.mark.parametrize("opts", [[], ["MODEL.TAG_PER_JOINT", "False"], ["LOSS.WITH_AE_LOSS", "[True, True]"],
+                                  ["MODEL.SWAHR", "True"]])
 def test_model_loss_and_data_follow_the_specs(opts):
     cfg = tiny_cfg(*opts)
     specs = build_output_specs(cfg)
@@ -73,3 +74,28 @@ def test_target_sizes_must_agree():
     b = OutputSpec(1, 4.0, 0, 64, 17, 0, 1.0, 0.1, 0.1, True, False)
     with pytest.raises(ValueError, match="disagree on the size of target 0"):
         target_sizes([a, b])
+
+
+def test_scale_channels_come_first():
+    spec = OutputSpec(0, 4.0, 0, 8, num_joints=3, tag_channels=1, heatmap_loss_factor=1.0, push_loss_factor=0.1,
+                      pull_loss_factor=0.1, test_heatmaps=True, test_tags=True, unused_channels=2, scale_channels=3)
+    output = torch.arange(9.0).reshape(1, 9, 1, 1)
+    assert (spec.channels, spec.final_channels, spec.has_scales) == (9, 6, True)
+    assert spec.scales(output).flatten().tolist() == [0.0, 1.0, 2.0]
+    assert spec.heatmaps(output).flatten().tolist() == [3.0, 4.0, 5.0]
+    assert spec.tags(output).flatten().tolist() == [6.0]
+    with pytest.raises(ValueError, match="scale_channels must be 0 or num_joints"):
+        OutputSpec(0, 4.0, 0, 8, 3, 1, 1.0, 0.1, 0.1, True, True, scale_channels=1)
+
+
+def test_swahr_puts_scale_maps_on_every_output():
+    # SWAHR's layout: [scale J | heatmaps J | tags J] at 1/4, [scale J | heatmaps J] at 1/2.
+    first, second = build_output_specs(higherhrnet.load_cfg(EXPERIMENTS / "coco" / "swahr" / "w32_512.yaml"))
+    assert (first.scale_channels, first.channels, first.final_channels) == (17, 51, 34)
+    assert (second.scale_channels, second.channels, second.final_channels) == (17, 34, 17)
+    assert [s.scale_channels for s in build_output_specs(higherhrnet.load_cfg(W32))] == [0, 0]
+
+
+def test_swahr_needs_higher_hrnet():
+    with pytest.raises(ConfigError, match="MODEL.SWAHR .* pose_higher_hrnet only, got 'hourglass_ae'"):
+        build_output_specs(tiny_hourglass_cfg("MODEL.SWAHR", "True"))

@@ -3,12 +3,15 @@
 The model's heads, the loss, the dataset's target sizes, the test-time pipeline, the ONNX channel check and
 the benchmarks all read these objects; `build_output_specs` is the only code that reads the output-related
 config keys (LOSS.NUM_STAGES, LOSS.WITH_* and *_FACTOR, TEST.WITH_*, DATASET.OUTPUT_SIZE, MODEL.TAG_PER_JOINT,
-MODEL.HOURGLASS_AE.UNUSED_CHANNELS).
+MODEL.HOURGLASS_AE.UNUSED_CHANNELS, MODEL.SWAHR).
 
-Channel layout of an output (N, C, H, W), in this order:
-    heatmaps  channels [0, J)            one per joint
-    tags      channels [J, J + T)        T = J (a tag map per joint), 1 (one shared map) or 0 (no tags)
-    unused    channels [J + T, C)        carried by some released networks, read by nobody
+Channel layout of an output (N, C, H, W), in this order (S = scale_channels):
+    scales    channels [0, S)            S = J with MODEL.SWAHR (one scale map per joint, SWAHR's head), else 0
+    heatmaps  channels [S, S + J)        one per joint
+    tags      channels [S + J, S + J + T)  T = J (a tag map per joint), 1 (one shared map) or 0 (no tags)
+    unused    channels [S + J + T, C)    carried by some released networks, read by nobody
+The scale maps come first because SWAHR's code concatenates them in front of the final layer's channels;
+they are read by the loss only (test time drops them).
 
 Adding a network: give `build_output_specs` a branch that describes its outputs, and its module in models/.
 """
@@ -33,6 +36,8 @@ class OutputSpec:
     position in the dataset's list of targets, and its side in pixels at DATASET.INPUT_SIZE).
     num_joints: J heatmap channels. tag_channels: 0, 1 or J associative-embedding tag maps after the heatmaps.
     unused_channels: channels after the tags that nothing reads.
+    scale_channels: 0, or J scale maps BEFORE the heatmaps (SWAHR, Luo et al. CVPR 2021); an output with
+    them is trained with SWAHR's scale-adaptive targets and weight-adaptive heatmap loss.
     heatmap_loss_factor: weight of the heatmap loss, None when the heatmaps are not trained.
     push_loss_factor / pull_loss_factor: weights of the AE loss terms (used only when the output has tags).
     test_heatmaps / test_tags: whether test time asks to average this output's heatmaps / use its tags
@@ -51,8 +56,12 @@ class OutputSpec:
     test_heatmaps: bool
     test_tags: bool
     unused_channels: int = 0
+    scale_channels: int = 0
 
     def __post_init__(self):
+        if self.scale_channels not in (0, self.num_joints):
+            raise ValueError(f"output {self.index}: scale_channels must be 0 or num_joints ({self.num_joints}), "
+                             f"got {self.scale_channels}")
         if self.tag_channels not in (0, 1, self.num_joints):
             raise ValueError(f"output {self.index}: tag_channels must be 0, 1 or num_joints ({self.num_joints}), "
                              f"got {self.tag_channels}")
@@ -62,7 +71,17 @@ class OutputSpec:
     @property
     def channels(self) -> int:
         """C, all channels of the output."""
+        return self.scale_channels + self.final_channels
+
+    @property
+    def final_channels(self) -> int:
+        """The channels after the scale maps (heatmaps, tags, unused): what HigherHRNet's final layer of
+        this output computes and what its next deconv module concatenates (CAT_OUTPUT)."""
         return self.num_joints + self.tag_channels + self.unused_channels
+
+    @property
+    def has_scales(self) -> bool:
+        return self.scale_channels > 0
 
     @property
     def has_tags(self) -> bool:
@@ -77,13 +96,19 @@ class OutputSpec:
         """True when every joint has its own tag map (they are then swapped with the joints under a flip)."""
         return self.tag_channels == self.num_joints
 
+    def scales(self, output: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, S, H, W) scale-map channels (a view; S = 0 without scale maps)."""
+        return output[:, :self.scale_channels]
+
     def heatmaps(self, output: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, J, H, W) heatmap channels (a view)."""
-        return output[:, :self.num_joints]
+        start = self.scale_channels
+        return output[:, start:start + self.num_joints]
 
     def tags(self, output: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, T, H, W) tag channels (a view)."""
-        return output[:, self.num_joints:self.num_joints + self.tag_channels]
+        start = self.scale_channels + self.num_joints
+        return output[:, start:start + self.tag_channels]
 
 
 def target_sizes(outputs: Sequence[OutputSpec]) -> tuple[int, ...]:
@@ -103,6 +128,7 @@ def build_output_specs(cfg: CfgNode) -> tuple[OutputSpec, ...]:
     pose_higher_hrnet: output i at stride 4 / 2**i, trained by target resolution i (DATASET.OUTPUT_SIZE[i]).
     hourglass_ae, hourglass_residual: one output per stack, all at stride 4, all trained by the 1/4 targets;
     hourglass_ae's carry MODEL.HOURGLASS_AE.UNUSED_CHANNELS channels after the tags (pose-ae-train's layout).
+    MODEL.SWAHR: J scale maps in front of every output, as SWAHR's code builds them (pose_higher_hrnet only).
     Raises ConfigError naming the keys when the per-output settings contradict each other.
     """
     loss, test = cfg.LOSS, cfg.TEST
@@ -115,6 +141,11 @@ def build_output_specs(cfg: CfgNode) -> tuple[OutputSpec, ...]:
         strides, targets = [4.0 / 2 ** i for i in range(count)], list(range(count))
     unused = cfg.MODEL.HOURGLASS_AE.UNUSED_CHANNELS if cfg.MODEL.NAME == "hourglass_ae" else 0
     sizes = list(cfg.DATASET.OUTPUT_SIZE)
+    # SWAHR: a scale head on every output, trained or not (its code builds them unconditionally).
+    scale_dim = joints if cfg.MODEL.SWAHR else 0
+    if scale_dim and cfg.MODEL.NAME != "pose_higher_hrnet":
+        raise ConfigError(f"MODEL.SWAHR (scale-map heads) exists for MODEL.NAME pose_higher_hrnet only, "
+                          f"got {cfg.MODEL.NAME!r}")
     specs = []
     for i in range(count):
         heat, tags = bool(loss.WITH_HEATMAPS_LOSS[i]), bool(loss.WITH_AE_LOSS[i])
@@ -128,6 +159,7 @@ def build_output_specs(cfg: CfgNode) -> tuple[OutputSpec, ...]:
             heatmap_loss_factor=float(loss.HEATMAPS_LOSS_FACTOR[i]) if heat else None,
             push_loss_factor=float(loss.PUSH_LOSS_FACTOR[i]), pull_loss_factor=float(loss.PULL_LOSS_FACTOR[i]),
             test_heatmaps=bool(test.WITH_HEATMAPS[i]), test_tags=bool(test.WITH_AE[i]), unused_channels=unused,
+            scale_channels=scale_dim,
         ))
     return tuple(specs)
 

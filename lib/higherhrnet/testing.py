@@ -99,7 +99,7 @@ class PaintedNetwork(nn.Module):
                 nearest_tag[j][closer] = self.tag_values[person]
         if self.heat_noise:
             heat += self.rng.uniform(0, self.heat_noise, heat.shape)
-        maps = [heat]
+        maps = [np.zeros((spec.scale_channels, h, w)), heat]   # SWAHR's scale maps: 0, unused at test time
         if spec.has_tags:
             if not spec.tag_per_joint:
                 nearest_tag = np.take_along_axis(nearest_tag, nearest.argmin(axis=0)[None], axis=0)

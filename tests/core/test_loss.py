@@ -6,7 +6,9 @@ import pytest
 import torch
 
 import higherhrnet
-from higherhrnet.core.loss import AELoss, HeatmapLoss
+from higherhrnet.codec.scale_adaptive import swahr_output_losses
+from higherhrnet.core.loss import AELoss, HeatmapLoss, MultiLoss
+from higherhrnet.outputs import OutputSpec
 
 from conftest import tiny_cfg
 
@@ -110,11 +112,63 @@ def test_build_loss_per_output_with_factors():
     joints = [torch.zeros(2, 30, 17, 2, dtype=torch.int64) for _ in range(2)]
     joints[0][:, 0, 0] = torch.tensor([5, 1])
     joints[0][:, 1, 0] = torch.tensor([17 * 64 + 9, 1])
-    heat, push, pull = loss(outputs, heatmaps, masks, joints)
+    heat, push, pull, scale = loss(outputs, heatmaps, masks, joints)
     assert push[1] is None and pull[1] is None and heat[0].shape == (2,)
+    assert scale == [None, None]                         # no scale maps without MODEL.SWAHR
     torch.testing.assert_close(heat[0], 2.0 * HeatmapLoss()(outputs[0][:, :17], heatmaps[0], masks[0]))
     raw_push, _ = AELoss("exp")(outputs[0][:, 17:].reshape(2, -1), joints[0])
     torch.testing.assert_close(push[0], 0.5 * raw_push)
     total = sum(h.mean() for h in heat) + push[0].mean() + pull[0].mean()
     total.backward()
     assert all(torch.isfinite(o.grad).all() for o in outputs)
+
+
+def test_swahr_output_terms_by_hand():
+    # One joint, one tag map, two pixels: [scale | heatmap | tag] = [1, 3 | 0.5, 0.2 | 0.7, -0.4], target
+    # [e^-1, 0]. Adapted target at pixel 0: e^-1 (1 - 1 + 1/2) = e^-1 / 2; pixel 1 stays 0. Weights:
+    # |1 - P| G + |P| (1 - G) with G = target^0.01: 0.5 at pixel 0 (P = 0.5), |P| = 0.2 at pixel 1 (G = 0).
+    # Scale regulariser: s masked to the target's support, [1, 0] -> mean s^2 = 0.5 (factor 1 always).
+    spec = OutputSpec(0, 4.0, 0, 1, num_joints=1, tag_channels=1, heatmap_loss_factor=2.0, push_loss_factor=0.1,
+                      pull_loss_factor=0.3, test_heatmaps=True, test_tags=True, scale_channels=1)
+    output = torch.tensor([1.0, 3.0, 0.5, 0.2, 0.7, -0.4], dtype=torch.float64).reshape(1, 3, 1, 2)
+    target = torch.tensor([np.exp(-1.0), 0.0], dtype=torch.float64).reshape(1, 1, 1, 2)
+    mask = torch.ones(1, 1, 2, dtype=torch.float64)
+    joints = torch.tensor([[[[0, 1]], [[1, 1]]]])                   # two people, one joint each
+    heat, push, pull, scale = MultiLoss([spec])([output], [target], [mask], [joints])
+    expected_heat = 2.0 * ((0.5 - np.exp(-1.0) / 2) ** 2 * 0.5 + 0.2 ** 2 * 0.2) / 2
+    assert heat[0].item() == pytest.approx(expected_heat, rel=1e-12)
+    assert scale[0].item() == pytest.approx(0.5, rel=1e-12)
+    assert push[0].item() == pytest.approx(0.1 * 0.5 * np.exp(-1.1 ** 2), rel=1e-12)   # 2 ordered pairs / (2 * 1)
+    assert pull[0].item() == 0.0
+    # ... and they are the terms of codec.scale_adaptive (the reference's arithmetic).
+    codec_heat, codec_scale, _ = swahr_output_losses(output, target, mask, 1, 2.0)
+    assert torch.equal(heat[0], codec_heat) and torch.equal(scale[0], codec_scale)
+
+
+def test_fresh_swahr_model_trains_the_plain_target_with_adaptive_weights():
+    # Zero-initialised scale heads: the scale maps are 0, so the target is the plain Gaussian and the
+    # regulariser 0; the heatmap loss is the weight-adaptive one, written out here.
+    torch.manual_seed(0)
+    cfg = tiny_cfg("MODEL.SWAHR", "True", "LOSS.HEATMAPS_LOSS_FACTOR", "[1.0, 3.0]")
+    model = higherhrnet.build_model(cfg).train()
+    outputs = model(torch.randn(2, 3, 64, 64))
+    sizes = [(16, 16), (32, 32)]
+    heatmaps = [torch.rand(2, 17, *s) * (torch.rand(2, 17, *s) > 0.7) for s in sizes]
+    masks = [(torch.rand(2, *s) > 0.1).float() for s in sizes]
+    joints = [torch.zeros(2, 30, 17, 2, dtype=torch.int64) for _ in sizes]
+    joints[0][:, 0, 0] = torch.tensor([5, 1])
+    joints[0][:, 1, 3] = torch.tensor([3 * 256 + 40, 1])
+    heat, push, pull, scale = higherhrnet.build_loss(cfg)(outputs, heatmaps, masks, joints)
+    for i, factor in enumerate((1.0, 3.0)):
+        pred, gt = outputs[i][:, 17:34], heatmaps[i]
+        weights = (1 - pred).abs() * gt ** 0.01 + pred.abs() * (1 - gt ** 0.01)
+        expected = ((pred - gt) ** 2 * weights * masks[i][:, None]).mean(dim=(1, 2, 3)) * factor
+        torch.testing.assert_close(heat[i], expected, rtol=1e-5, atol=1e-12)
+        assert torch.equal(scale[i], torch.zeros(2))
+    raw_push, raw_pull = AELoss("exp")(outputs[0][:, 34:].reshape(2, -1), joints[0])
+    torch.testing.assert_close(push[0], 0.001 * raw_push)
+    torch.testing.assert_close(pull[0], 0.001 * raw_pull)
+    assert push[1] is None and pull[1] is None
+    # Nothing is detached: the zero scale heads get a gradient through the adapted target.
+    sum(h.mean() + s.mean() for h, s in zip(heat, scale)).backward()
+    assert all(head[3].weight.grad.abs().sum() > 0 for head in model.conv_scale_layers)

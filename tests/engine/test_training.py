@@ -69,8 +69,8 @@ def test_non_finite_loss_stops_with_epoch_and_iteration(tmp_path):
     real = trainer.loss
 
     def poisoned(outputs, *args):
-        heat, push, pull = real(outputs, *args)
-        return [heat[0] * float("nan"), heat[1]], push, pull
+        heat, push, pull, scale = real(outputs, *args)
+        return [heat[0] * float("nan"), heat[1]], push, pull, scale
 
     trainer.loss = poisoned
     with pytest.raises(TrainingError, match="at epoch 0, iteration 0"):

@@ -201,7 +201,7 @@ def test_loss_has_one_term_per_stack_against_the_same_targets_with_its_weights()
     joints = [torch.zeros(2, 30, J, 2, dtype=torch.int64)]
     joints[0][:, 0, :3] = torch.tensor([[5, 1], [J * 64 + 9, 1], [2 * 64 + 3, 1]])
     joints[0][:, 1, :2] = torch.tensor([[40, 1], [J * 64 + 50, 1]])
-    heat, push, pull = loss(outputs, heatmaps, masks, joints)
+    heat, push, pull, _ = loss(outputs, heatmaps, masks, joints)
     assert len(heat) == len(push) == len(pull) == 2
     for s, (hf, pf, lf) in enumerate([(0.5, 0.1, 0.2), (2.0, 0.3, 0.4)]):
         torch.testing.assert_close(heat[s], hf * HeatmapLoss()(outputs[s][:, :J], heatmaps[0], masks[0]))

@@ -6,9 +6,9 @@
 
 The file has one input, "image" (N, 3, H, W) float32 (ImageNet-normalised RGB, H and W multiples of 32),
 and one output per network output: "output_0" (stride 4: heatmaps then tags), "output_1" (stride 2:
-heatmaps). The config YAML is stored in the model's metadata ("higherhrnet.config"). After writing, the
-file is checked with onnx.checker and run in onnxruntime at two input sizes other than the export size,
-against the PyTorch model; the largest differences are printed.
+heatmaps); with MODEL.SWAHR each output starts with J scale maps. The config YAML is stored in the model's
+metadata ("higherhrnet.config"). After writing, the file is checked with onnx.checker and run in onnxruntime
+at two input sizes other than the export size, against the PyTorch model; the largest differences are printed.
 
 Exit status: 0 exported and checked, 1 onnxruntime disagrees with PyTorch by more than --tolerance,
 2 bad arguments / config / weights / output path, or the export failed.

@@ -27,6 +27,11 @@ _C.VERBOSE = True  # (compat)
 _C.DIST_BACKEND = "nccl"  # used on CUDA; CPU runs always use gloo
 _C.MULTIPROCESSING_DISTRIBUTED = True  # (compat)
 _C.SEED = 0
+# SWAHR's key (greatlog/SWAHR-HumanPose): the optimiser's learning rate is TRAIN.LR x WORLD_SIZE. It is a
+# constant of the config, NOT the number of processes (SWAHR's code never sets it from the process count;
+# its default 8 matches the 8 GPUs its recipes ran on). 1 here, so that the official recipes are unchanged;
+# the SWAHR experiment files set 8.
+_C.WORLD_SIZE = 1
 
 # Mixed precision. The official code keeps an fp16 copy of the network; we use torch.amp on CUDA, whose
 # GradScaler scales the loss dynamically (DYNAMIC_LOSS_SCALE, as every official recipe sets it) or, with
@@ -65,6 +70,12 @@ _C.MODEL.EXTRA.FINAL_CONV_KERNEL = 1
 # (0: as many as it gets, 15C, as in the HRNetV2 paper).
 _C.MODEL.EXTRA.HEAD = "hrnet_v1"
 _C.MODEL.EXTRA.HEAD_CHANNELS = 0
+
+# SWAHR (Luo et al., CVPR 2021): a scale-map head per output (conv_scale_layers: 1x1 conv to J, BN, ReLU,
+# depthwise 9x9 conv, zero-initialised), whose J maps go in FRONT of each output ([scale maps | heatmaps |
+# tags]); training uses its scale-adaptive targets, weight-adaptive heatmap loss and scale regulariser
+# (codec/scale_adaptive.py); test time drops the scale maps. pose_higher_hrnet only.
+_C.MODEL.SWAHR = False
 
 
 def _stage(num_modules, block, num_blocks, num_channels):
@@ -201,6 +212,11 @@ _C.TRAIN.MAX_ITERS_PER_EPOCH = 0  # > 0: cut epochs short (smoke tests, debuggin
 _C.TRAIN.VAL_FREQ = 0            # evaluate on DATASET.TEST every N epochs (0: never); keeps model_best.pth by AP
 _C.TRAIN.CHANNELS_LAST = False   # train in channels-last memory format (see README "Speed")
 _C.TRAIN.CPU_AUTOCAST = ""       # "bf16": bfloat16 autocast when training on the CPU ("": float32)
+# Learning-rate schedule, stepped every iteration. "multistep" (official): WARMUP_EPOCHS / WARMUP_FACTOR,
+# then x LR_FACTOR at each epoch of LR_STEP. "swahr" (SWAHR's code): linear from 0.1 x the rate to the rate
+# over WARM_UP_EPOCH epochs, then linearly down to 0 at END_EPOCH; LR_STEP, LR_FACTOR, WARMUP_* are unused.
+_C.TRAIN.LR_SCHEDULE = "multistep"
+_C.TRAIN.WARM_UP_EPOCH = 3.0     # SWAHR's key and default (its files write integers; fractions allowed here)
 
 _C.TEST = CN()
 _C.TEST.IMAGES_PER_GPU = 1

@@ -1,4 +1,5 @@
-"""Losses: masked heatmap MSE and the associative-embedding (push / pull) loss, per output."""
+"""Losses: masked heatmap MSE and the associative-embedding (push / pull) loss, per output; for outputs with
+SWAHR's scale maps, its weight-adaptive heatmap loss on scale-adaptive targets and its scale regulariser."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -6,6 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..codec.scale_adaptive import swahr_output_losses
 from ..config import CfgNode
 from ..outputs import OutputSpec, build_output_specs, target_sizes
 
@@ -66,10 +68,14 @@ class MultiLoss(nn.Module):
     """One heatmap loss and one AE loss per network output, as its OutputSpec says (each optional, with its
     factor).
 
+    An output with scale maps (SWAHR) and a heatmap loss is trained as SWAHR's code trains it
+    (codec.scale_adaptive.swahr_output_losses): the weight-adaptive loss against the scale-adapted target,
+    times HEATMAPS_LOSS_FACTOR, and the scale regulariser (factor 1); the AE loss reads its tags as usual.
+
     forward(outputs, heatmaps, masks, joints): outputs has one entry per network output; heatmaps, masks
     and joints one per target resolution (the dataset's lists, by OutputSpec.target_index).
-    Returns (heatmap_losses, push_losses, pull_losses): lists of per-image (N,) tensors, one per output,
-    None where off.
+    Returns (heatmap_losses, push_losses, pull_losses, scale_losses): lists of per-image (N,) tensors, one
+    per output, None where off (scale: outputs without scale maps or without a heatmap loss).
     """
 
     def __init__(self, outputs: Sequence[OutputSpec], ae_type: str = "exp"):
@@ -84,14 +90,20 @@ class MultiLoss(nn.Module):
             raise ValueError(f"expected {len(self.outputs)} outputs and targets at {self.num_targets} resolutions, "
                              f"got {len(outputs)} outputs, {len(heatmaps)} heatmaps, {len(masks)} masks, "
                              f"{len(joints)} joints")
-        heatmap_losses, push_losses, pull_losses = [], [], []
+        heatmap_losses, push_losses, pull_losses, scale_losses = [], [], [], []
         for spec, output in zip(self.outputs, outputs):
             t = spec.target_index
-            if spec.train_heatmaps:
+            scale_loss = None
+            if spec.train_heatmaps and spec.has_scales:
+                loss, scale_loss, _ = swahr_output_losses(output, heatmaps[t], masks[t], spec.num_joints,
+                                                          spec.heatmap_loss_factor)
+                heatmap_losses.append(loss)
+            elif spec.train_heatmaps:
                 loss = self.heatmap_loss(spec.heatmaps(output), heatmaps[t], masks[t])
                 heatmap_losses.append(loss * spec.heatmap_loss_factor)
             else:
                 heatmap_losses.append(None)
+            scale_losses.append(scale_loss)
             if spec.has_tags:
                 tags = spec.tags(output).reshape(output.shape[0], -1)
                 push, pull = self.ae_loss(tags, joints[t])
@@ -100,7 +112,7 @@ class MultiLoss(nn.Module):
             else:
                 push_losses.append(None)
                 pull_losses.append(None)
-        return heatmap_losses, push_losses, pull_losses
+        return heatmap_losses, push_losses, pull_losses, scale_losses
 
 
 def build_loss(cfg: CfgNode, outputs: Sequence[OutputSpec] | None = None) -> MultiLoss:

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..checkpoint import load_pretrained_backbone
+from ..codec.scale_adaptive import swahr_step_lr_factor
 from ..config import CfgNode, ConfigError
 from ..models import build_model
 from ..outputs import OutputSpec
@@ -85,30 +86,50 @@ def build_training_model(cfg: CfgNode, outputs: tuple[OutputSpec, ...], device: 
 
 
 def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
-    """TRAIN.OPTIMIZER adam | adamw | sgd with TRAIN.LR, as the official code builds them.
+    """TRAIN.OPTIMIZER adam | adamw | sgd with the rate TRAIN.LR x WORLD_SIZE, as the official code builds them.
 
-    adam has no weight decay, whatever TRAIN.WD says: the official code builds Adam from the learning rate
-    alone, so its recipes (TRAIN.WD 0.0001 in every official file) trained without decay, and this
-    reproduces them. For Adam with weight decay use adamw (decoupled decay of TRAIN.WD). sgd applies TRAIN.WD,
-    TRAIN.MOMENTUM and TRAIN.NESTEROV, as the official code does.
+    WORLD_SIZE is SWAHR's config constant (1 by default, 8 in the SWAHR recipes), not the number of
+    processes. adam has no weight decay, whatever TRAIN.WD says: the official code (and SWAHR's) builds Adam
+    from the learning rate alone, so its recipes (TRAIN.WD 0.0001 in every official file) trained without
+    decay, and this reproduces them. For Adam with weight decay use adamw (decoupled decay of TRAIN.WD). sgd
+    applies TRAIN.WD, TRAIN.MOMENTUM and TRAIN.NESTEROV, as the official code does.
     """
     t = cfg.TRAIN
     params = [p for p in model.parameters() if p.requires_grad]
+    lr = t.LR * cfg.WORLD_SIZE
     if t.OPTIMIZER == "adam":
         if t.WD:
             logger.info("TRAIN.OPTIMIZER adam ignores TRAIN.WD %g, as the official code does (adamw applies it)", t.WD)
-        return torch.optim.Adam(params, lr=t.LR)
+        return torch.optim.Adam(params, lr=lr)
     if t.OPTIMIZER == "adamw":
-        return torch.optim.AdamW(params, lr=t.LR, weight_decay=t.WD)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=t.WD)
     if t.OPTIMIZER == "sgd":
-        return torch.optim.SGD(params, lr=t.LR, momentum=t.MOMENTUM, weight_decay=t.WD, nesterov=t.NESTEROV)
+        return torch.optim.SGD(params, lr=lr, momentum=t.MOMENTUM, weight_decay=t.WD, nesterov=t.NESTEROV)
     raise ConfigError(f"TRAIN.OPTIMIZER must be adam, adamw or sgd, got {t.OPTIMIZER!r}")
 
 
 def build_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer, iters_per_epoch: int):
-    """Stepped every iteration: linear warm-up over TRAIN.WARMUP_EPOCHS from LR x WARMUP_FACTOR, and the
-    multi-step decay (x LR_FACTOR at each epoch of LR_STEP), i.e. MultiStepLR with optional warm-up."""
+    """A LambdaLR stepped every iteration, by TRAIN.LR_SCHEDULE:
+
+    multistep: linear warm-up over TRAIN.WARMUP_EPOCHS from LR x WARMUP_FACTOR, and the multi-step decay
+    (x LR_FACTOR at each epoch of LR_STEP), i.e. MultiStepLR with optional warm-up.
+    swahr: SWAHR's schedule (codec.scale_adaptive.swahr_step_lr_factor): linear from 0.1 x the rate to the
+    rate over TRAIN.WARM_UP_EPOCH epochs, then linear decay to 0 at TRAIN.END_EPOCH; like SWAHR's code, each
+    step uses the rate set after the previous one (the first step runs at the full rate).
+    """
     t = cfg.TRAIN
+    if t.LR_SCHEDULE == "swahr":
+        if t.WARMUP_EPOCHS > 0:
+            raise ConfigError("TRAIN.WARMUP_EPOCHS belongs to TRAIN.LR_SCHEDULE multistep; the swahr schedule warms "
+                              "up over TRAIN.WARM_UP_EPOCH: set TRAIN.WARMUP_EPOCHS 0")
+        if not 0 <= t.WARM_UP_EPOCH < t.END_EPOCH:
+            raise ConfigError(f"TRAIN.LR_SCHEDULE swahr needs 0 <= TRAIN.WARM_UP_EPOCH ({t.WARM_UP_EPOCH}) < "
+                              f"TRAIN.END_EPOCH ({t.END_EPOCH})")
+        iters = max(iters_per_epoch, 1)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: swahr_step_lr_factor(step, iters, t.WARM_UP_EPOCH, t.END_EPOCH))
+    if t.LR_SCHEDULE != "multistep":
+        raise ConfigError(f"TRAIN.LR_SCHEDULE must be multistep or swahr, got {t.LR_SCHEDULE!r}")
     steps = sorted(t.LR_STEP)
     warmup_iters = int(round(t.WARMUP_EPOCHS * iters_per_epoch))
 

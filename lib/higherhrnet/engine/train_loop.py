@@ -61,9 +61,10 @@ class TrainLoop:
 
     loader yields (images (N, 3, S, S), heatmaps [(N, J, s, s)], masks [(N, s, s)], joints [(N, M, J, 2)])
     per target resolution; loss(outputs, heatmaps, masks, joints) returns per-output lists of per-image
-    heatmap / push / pull losses (None where off). Each epoch runs at most iters_per_epoch steps;
-    set_epoch(epoch) is called on each of `epoch_listeners` (samplers, datasets) first. amp: CUDA autocast
-    with `scaler`; clip_grad_norm > 0 clips the gradient norm of `parameters`.
+    heatmap / push / pull losses and, optionally, a fourth list of SWAHR's scale losses (None where off).
+    Each epoch runs at most iters_per_epoch steps; set_epoch(epoch) is called on each of `epoch_listeners`
+    (samplers, datasets) first. amp: CUDA autocast with `scaler`; clip_grad_norm > 0 clips the gradient norm
+    of `parameters`.
     """
 
     def __init__(self, network: nn.Module, loader: Iterable, loss: Callable, optimizer: torch.optim.Optimizer,
@@ -117,11 +118,15 @@ class TrainLoop:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             outputs = self.network(images)
-        heat, push, pull = self.loss([o.float() for o in outputs], heatmaps, masks, joints)
+        heat, push, pull, *scale = self.loss([o.float() for o in outputs], heatmaps, masks, joints)
+        scale = scale[0] if scale else [None] * len(heat)
         parts = {}
-        for i, (h, pu, pl) in enumerate(zip(heat, push, pull)):
+        # Summed in SWAHR's trainer's order: heatmap, scale, push, pull per output.
+        for i, (h, pu, pl, sc) in enumerate(zip(heat, push, pull, scale)):
             if h is not None:
                 parts[f"heatmap_{i}"] = h.mean()
+            if sc is not None:
+                parts[f"scale_{i}"] = sc.mean()
             if pu is not None:
                 parts[f"push_{i}"] = pu.mean()
                 parts[f"pull_{i}"] = pl.mean()

@@ -8,6 +8,11 @@ head "hrnet_v1" (official): the heads see the highest-resolution branch only. he
 "High-Resolution Representations for Labeling Pixels and Regions", 2019): all four stage-4 branches, the
 lower ones bilinearly upsampled to 1/4, concatenated (C + 2C + 4C + 8C = 15C channels) and mixed by a 1x1
 conv + BN + ReLU (`representation_head`) before the final layers and the deconv modules.
+
+SWAHR (outputs with `scale_channels`): a `ScaleMapHead` per output under `conv_scale_layers.<i>`, reading the
+same features as `final_layers[i]`; its J maps go in front of the final layer's channels. The deconv modules
+still concatenate the final layer's channels only (SWAHR's `y[:, J:]`), so every HigherHRNet weight keeps its
+shape and a SWAHR checkpoint is a HigherHRNet checkpoint plus `conv_scale_layers.*`.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from torch import nn
 
 from ..outputs import OutputSpec
 from .hrnet import BN_MOMENTUM, BasicBlock, HRNet, StageSpec
+from .scale_head import ScaleMapHead, make_scale_layers
 
 __all__ = ["HigherHRNet", "HEADS", "make_final_layers", "make_deconv_layers", "init_weights"]
 
@@ -61,7 +67,8 @@ def make_deconv_layers(in_channels: int, deconv_channels: Sequence[int], kernel_
 
 def init_weights(model: nn.Module) -> None:
     """The official initialisation for training from scratch: conv and deconv weights N(0, 0.001),
-    biases 0, BatchNorm weight 1 and bias 0."""
+    biases 0, BatchNorm weight 1 and bias 0; then SWAHR's scale heads get their own (last conv all zeros),
+    after the model-wide pass that would overwrite it, as in SWAHR's code."""
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, std=0.001)
@@ -70,12 +77,16 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    for m in model.modules():
+        if isinstance(m, ScaleMapHead):
+            m.init_weights()
 
 
 class HigherHRNet(HRNet):
     """forward(x (N, 3, H, W)) -> list of outputs, output i (N, C_i, H/4*2**i, W/4*2**i).
 
-    outputs: one OutputSpec per output (num_deconvs + 1, strides 4, 2, ...); C_i = outputs[i].channels.
+    outputs: one OutputSpec per output (num_deconvs + 1, strides 4, 2, ...); C_i = outputs[i].channels. With
+    scale channels (SWAHR; all outputs or none), output i is [scale maps | final_layers[i]'s channels].
     H and W should be multiples of 32 for the branch resolutions to line up (inference pads to
     multiples of 64).
     head: "hrnet_v1" or "hrnet_v2" (see the module docstring); head_channels: the hrnet_v2 head's
@@ -109,10 +120,17 @@ class HigherHRNet(HRNet):
                 nn.BatchNorm2d(features, momentum=BN_MOMENTUM),
                 nn.ReLU(inplace=True),
             )
-        channels = [spec.channels for spec in outputs]
+        channels = [spec.final_channels for spec in outputs]
         self.final_layers = make_final_layers(features, deconv_channels, channels, final_conv_kernel)
         self.deconv_layers = make_deconv_layers(features, deconv_channels, deconv_kernel_sizes, self.cat_output,
                                                 num_basic_blocks, channels)
+        with_scales = [spec.has_scales for spec in outputs]
+        if any(with_scales) and not all(with_scales):
+            raise ValueError(f"SWAHR's scale maps go on every output or on none; the output specs put them on "
+                             f"outputs {[i for i, w in enumerate(with_scales) if w]} only")
+        # Registered last, as in SWAHR's model: its state_dict is HigherHRNet's, in order, then conv_scale_layers.*
+        self.conv_scale_layers = make_scale_layers([features, *deconv_channels], outputs[0].num_joints) \
+            if all(with_scales) else None
 
     def representation(self, x: torch.Tensor) -> torch.Tensor:
         """The 1/4-resolution features the heads see: (N, C_head, H/4, W/4)."""
@@ -124,14 +142,20 @@ class HigherHRNet(HRNet):
                                      for b in branches[1:]]
         return self.representation_head(torch.cat(upsampled, 1))
 
+    def _with_scales(self, index: int, features: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Output `index`: the final layer's maps y, behind the scale maps of the same features (SWAHR)."""
+        if self.conv_scale_layers is None:
+            return y
+        return torch.cat((self.conv_scale_layers[index](features), y), 1)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.representation(x)
         y = self.final_layers[0](features)
-        outputs = [y]
+        outputs = [self._with_scales(0, features, y)]
         for i, deconv in enumerate(self.deconv_layers):
             if self.cat_output[i]:
                 features = torch.cat((features, y), 1)
             features = deconv(features)
             y = self.final_layers[i + 1](features)
-            outputs.append(y)
+            outputs.append(self._with_scales(i + 1, features, y))
         return outputs
