@@ -97,5 +97,5 @@ def test_swahr_puts_scale_maps_on_every_output():
 
 
 def test_swahr_needs_higher_hrnet():
-    with pytest.raises(ConfigError, match="MODEL.SWAHR .* pose_higher_hrnet only, got 'hourglass_ae'"):
+    with pytest.raises(ConfigError, match="MODEL.SWAHR .* pose_higher_hrnet only, got 'hourglass_residual'"):
         build_output_specs(tiny_hourglass_cfg("MODEL.SWAHR", "True"))

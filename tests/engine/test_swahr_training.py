@@ -93,7 +93,7 @@ def test_trainer_logs_the_scale_terms_and_validates(trained):
     assert all(np.isfinite(epoch[k]) for k in ("heatmap_0", "scale_0", "scale_1", "loss"))
     assert epoch["scale_0"] > 0                 # the heads left zero after the first step
     assert 0.0 <= epoch["val"]["AP"] <= 1.0
-    final = torch.load(f"{result['output_dir']}/final_state.pth", map_location="cpu", weights_only=True)
+    final = torch.load(f"{result['output_dir']}/final_state.pth", map_location="cpu", weights_only=True)["state_dict"]
     assert list(final) == list(higherhrnet.build_model(cfg).state_dict())
     assert final["conv_scale_layers.1.3.weight"].abs().sum() > 0
 

@@ -314,7 +314,7 @@ def test_loss_reads_heatmaps_and_tags_and_unused_channels_train_through_the_merg
     joints = torch.zeros(2, 30, J, 2, dtype=torch.int64)
     joints[:, 0, :2] = torch.tensor([[3 * 256 + 5, 1], [4 * 256 + 9, 1]])
     joints[:, 1, :2] = torch.tensor([[3 * 256 + 200, 1], [4 * 256 + 180, 1]])
-    heat, push, pull = higherhrnet.build_loss(cfg)(outputs, heatmaps, masks, [joints])
+    heat, push, pull, _ = higherhrnet.build_loss(cfg)(outputs, heatmaps, masks, [joints])
     sum(h.mean() + p.mean() + q.mean() for h, p, q in zip(heat, push, pull)).backward()
     last, first = outputs[-1].grad, outputs[0].grad
     assert last[:, :J].abs().sum() > 0 and last[:, J:2 * J].abs().sum() > 0

@@ -76,7 +76,7 @@ def test_swahr_recipes_hold_the_values_of_swahrs_files():
         assert cfg.MODEL.SWAHR and cfg.TRAIN.LR_SCHEDULE == "swahr"
         assert (cfg.TRAIN.LR, cfg.WORLD_SIZE, cfg.TRAIN.IMAGES_PER_GPU) == (lr, 8, batch)
         assert (cfg.TRAIN.WARM_UP_EPOCH, cfg.TRAIN.END_EPOCH, cfg.TRAIN.OPTIMIZER) == (3, 300, "adam")
-        assert cfg.TRAIN.WD == 0.0                 # SWAHR's Adam gets no weight decay
+        assert cfg.TRAIN.WD == 0.0001              # SWAHR's value, which Adam ignores (there as here)
         assert (cfg.TEST.DETECTION_THRESHOLD, cfg.MODEL.SYNC_BN, cfg.AUTO_RESUME) == (threshold, sync_bn, auto_resume)
         assert (cfg.TEST.FLIP_TEST, list(cfg.TEST.SCALE_FACTOR), cfg.DATASET.SIGMA) == (True, [1.0], 2.0)
         assert not cfg.FP16.ENABLED
