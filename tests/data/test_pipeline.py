@@ -101,3 +101,8 @@ def test_persistent_workers_draw_each_epochs_augmentation(tmp_path):
         seen.append([batch[0][0] for batch in loader])
     assert not torch.equal(seen[0][0], seen[1][0])                     # a new draw, not epoch 0 again
     torch.testing.assert_close(seen[1][0], reference_item(ds, 1, 0)[0], rtol=0, atol=0)
+
+
+def test_mask_threshold_in_uint8_is_the_float_comparison():
+    values = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(values >= 128, values / 255.0 > 0.5)

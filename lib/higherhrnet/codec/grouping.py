@@ -19,8 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from munkres import Munkres
-from numba import njit
 from scipy.optimize import linear_sum_assignment
+
+from .compiled import compiled
 
 __all__ = ["GroupingParams", "nms", "top_k", "match_by_tag", "assign", "adjust", "person_scores", "refine",
            "group"]
@@ -29,15 +30,6 @@ __all__ = ["GroupingParams", "nms", "top_k", "match_by_tag", "assign", "adjust",
 _UNMATCHED_COST = 1e10
 # Extra cost put on the found assignment's edges to detect whether another assignment is as good.
 _TIE_PROBE = 1e-3
-
-
-def _compiled(function):
-    """numba-compiled `function`, cached on disk (next to this file, else in the user's cache directory)
-    so that later runs skip the compilation; without any writable cache location, compiled anew per run."""
-    try:
-        return njit(cache=True, nogil=True)(function)
-    except RuntimeError:
-        return njit(nogil=True)(function)
 
 
 @dataclass(frozen=True)
@@ -200,7 +192,7 @@ def person_scores(persons: np.ndarray) -> np.ndarray:
     return np.array([p[:, 2].mean() for p in persons], dtype=np.float32).reshape(len(persons))
 
 
-@_compiled
+@compiled
 def _rounded_distance(tag: np.ndarray, mean: np.ndarray) -> np.float32:
     """round(|tag - mean|) for one pixel's tag (T,) in float32 as the reference computes it: squared
     components summed in order, float32 square root (correctly rounded), round half to even."""
@@ -211,7 +203,7 @@ def _rounded_distance(tag: np.ndarray, mean: np.ndarray) -> np.float32:
     return np.float32(np.rint(np.float32(np.sqrt(np.float64(squared)))))
 
 
-@_compiled
+@compiled
 def _tile_heat_max(heat: np.ndarray, block: int) -> np.ndarray:
     """Maximum of every block x block tile of heat (H, W), tiles in row-major order (edge tiles may be
     smaller)."""
@@ -227,7 +219,7 @@ def _tile_heat_max(heat: np.ndarray, block: int) -> np.ndarray:
     return heat_max
 
 
-@_compiled
+@compiled
 def _tile_tag_box(tag: np.ndarray, tile: int, block: int, cols: int, box: np.ndarray) -> None:
     """Per-component minimum (box[0]) and maximum (box[1]) of the tags (H, W, T) in one tile."""
     h, w = tag.shape[:2]
@@ -245,7 +237,7 @@ def _tile_tag_box(tag: np.ndarray, tile: int, block: int, cols: int, box: np.nda
         box[0, t], box[1, t] = low, high
 
 
-@_compiled
+@compiled
 def _scan_tile(heat, tag, mean, tile, block, cols, best, best_index):
     """Update (best score, first index reaching it) with the pixels of one tile."""
     h, w = heat.shape
@@ -261,7 +253,7 @@ def _scan_tile(heat, tag, mean, tile, block, cols, best, best_index):
     return best, best_index
 
 
-@_compiled
+@compiled
 def _best_positions(heat: np.ndarray, tag: np.ndarray, means: np.ndarray, block: int) -> np.ndarray:
     """For each mean tag m (M, T): the row-major index of the first pixel maximising
     heat - round(|tag - m|), exactly as a full-map argmax would find it. heat (H, W), tag (H, W, T).

@@ -7,7 +7,8 @@ joint at x = -0.4 still lands on column 0.
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from .compiled import compiled
 
 __all__ = ["heatmap_targets", "joint_indices", "person_sigmas"]
 
@@ -20,6 +21,23 @@ def _on_map(joints: np.ndarray, size: int):
     return xs, ys, ok
 
 
+@compiled
+def _paint(maps: np.ndarray, channels: np.ndarray, xs: np.ndarray, ys: np.ndarray, which: np.ndarray,
+           windows: np.ndarray, reaches: np.ndarray) -> None:
+    """For each joint k, maps[channels[k]] = max(maps, windows[which[k]]) over the pixels within reaches[which[k]]
+    of (xs[k], ys[k]) (windows are centred: pixel offset d sits at index radius + d)."""
+    size = maps.shape[1]
+    radius = windows.shape[1] // 2
+    for k in range(channels.shape[0]):
+        j, x, y, w = channels[k], xs[k], ys[k], which[k]
+        r = reaches[w]
+        for py in range(max(y - r, 0), min(y + r + 1, size)):
+            for px in range(max(x - r, 0), min(x + r + 1, size)):
+                value = windows[w, py - y + radius, px - x + radius]
+                if value > maps[j, py, px]:
+                    maps[j, py, px] = value
+
+
 def heatmap_targets(joints: np.ndarray, size: int, sigma: float | np.ndarray) -> np.ndarray:
     """(J, size, size) float32: a Gaussian exp(-d^2 / (2 sigma^2)) around the integer position of every
     labelled joint on the map, cut at 3 sigma + 1 pixels, maximum over people.
@@ -29,25 +47,24 @@ def heatmap_targets(joints: np.ndarray, size: int, sigma: float | np.ndarray) ->
     """
     joints = np.asarray(joints, dtype=np.float64)
     num_people, num_joints = joints.shape[:2]
-    maps = torch.zeros(num_joints * size * size, dtype=torch.float32)
-    xs, ys, ok = _on_map(joints, size) if num_people else (None, None, np.zeros((0, num_joints), bool))
+    maps = np.zeros((num_joints, size, size), dtype=np.float32)
+    if num_people == 0:
+        return maps
+    xs, ys, ok = _on_map(joints, size)
     p_idx, j_idx = np.nonzero(ok)
-    if len(p_idx):
-        s = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (num_people,))[p_idx]
-        radius = int(np.floor(3 * s.max() + 1))
-        offsets = np.arange(-radius, radius + 1)
-        dx, dy = offsets[None, None, :], offsets[None, :, None]
-        # One window of values per distinct sigma (usually one), shared by the joints that use it.
-        sigmas, which = np.unique(s, return_inverse=True)
-        windows = np.exp(-(dx ** 2 + dy ** 2) / (2 * sigmas[:, None, None] ** 2)).astype(np.float32)
-        reach = np.floor(3 * sigmas + 1)[which][:, None, None]
-        px = xs[p_idx, j_idx][:, None, None] + dx
-        py = ys[p_idx, j_idx][:, None, None] + dy
-        inside = (np.abs(dx) <= reach) & (np.abs(dy) <= reach) & (px >= 0) & (py >= 0) & (px < size) & (py < size)
-        flat = (j_idx[:, None, None] * size + py) * size + px
-        # scatter_reduce's amax takes the maximum where windows of several people overlap, exactly.
-        maps.scatter_reduce_(0, torch.from_numpy(flat[inside]), torch.from_numpy(windows[which][inside]), "amax")
-    return maps.numpy().reshape(num_joints, size, size)
+    if len(p_idx) == 0:
+        return maps
+    s = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (num_people,))[p_idx]
+    # One window of values per distinct sigma (usually one), shared by the joints that use it.
+    sigmas, which = np.unique(s, return_inverse=True)
+    radius = int(np.floor(3 * sigmas.max() + 1))
+    offsets = np.arange(-radius, radius + 1)
+    d2 = offsets[None, None, :] ** 2 + offsets[None, :, None] ** 2
+    windows = np.exp(-d2 / (2 * sigmas[:, None, None] ** 2)).astype(np.float32)
+    reaches = np.floor(3 * sigmas + 1).astype(np.int64)
+    _paint(maps, j_idx.astype(np.int64), xs[p_idx, j_idx], ys[p_idx, j_idx], which.astype(np.int64).reshape(-1),
+           windows, reaches)
+    return maps
 
 
 def joint_indices(joints: np.ndarray, size: int, max_people: int, tag_per_joint: bool = True) -> np.ndarray:
