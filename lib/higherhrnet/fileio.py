@@ -4,16 +4,62 @@ Everything the toolkit writes (checkpoints, ONNX models, JSON results and metric
 `atomic_write`: the data is written to a hidden temporary file in the destination's folder, flushed to
 disk, and renamed over the destination in one step (os.replace is atomic within a file system). On any
 failure, Ctrl-C included, the temporary file is removed and the destination is left as it was.
+
+A process killed outright (kill -9, power loss) cannot remove its temporary file. The next write to the same
+name removes such leftovers: files named as atomic_write names its temporaries for that destination
+(`.NAME.<random>.tmp<ext>`) and last modified before the current process started, so that a temporary
+another running process is still writing is never touched.
 """
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
+import time
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_write", "write_json", "write_text", "write_bytes"]
+__all__ = ["atomic_write", "write_json", "write_text", "write_bytes", "remove_stale_temporaries",
+           "temporary_pattern"]
+
+
+def _process_start_time() -> float:
+    """When this process started (seconds since the epoch): from /proc on Linux, else when this module loaded."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            # Field 22 counts clock ticks from boot; the command name (field 2) may hold spaces, so split after it.
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+# At or before the true start on Linux (the boot time is whole seconds, rounded down).
+_STARTED = _process_start_time()
+
+
+def temporary_pattern(path: str | os.PathLike) -> str:
+    """The glob pattern of atomic_write's temporary files for `path`, in its folder."""
+    path = os.fspath(path)
+    name = glob.escape(os.path.basename(path))
+    folder = glob.escape(os.path.dirname(os.path.abspath(path)))
+    return os.path.join(folder, f".{name}.*.tmp{glob.escape(os.path.splitext(path)[1])}")
+
+
+def remove_stale_temporaries(pattern: str) -> list[str]:
+    """Remove the files matching `pattern` that were last modified before this process started; returns them.
+
+    For temporary files a killed process left behind (see the module docstring)."""
+    removed = []
+    for candidate in glob.glob(pattern):
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.isfile(candidate) and os.path.getmtime(candidate) < _STARTED:
+                os.remove(candidate)
+                removed.append(candidate)
+    return removed
 
 
 @contextlib.contextmanager
@@ -23,6 +69,7 @@ def atomic_write(path: str | os.PathLike, text: bool = False) -> Iterator[IO]:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    remove_stale_temporaries(temporary_pattern(path))
     suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{suffix}", dir=folder)
     try:
