@@ -248,6 +248,7 @@ def load_pretrained_backbone(model: nn.Module, path: str | os.PathLike,
     if not selected:
         raise CheckpointError(f"{os.fspath(path)}: no tensor matches the model by name and shape "
                               f"(PRETRAINED_LAYERS={layers}); is it an HRNet of the same width?")
+    check_finite(selected, f"pretrained weights {os.fspath(path)}")
     model.load_state_dict(selected, strict=False)
     return sorted(selected)
 

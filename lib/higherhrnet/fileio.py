@@ -20,8 +20,8 @@ import tempfile
 import time
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_write", "write_json", "write_text", "write_bytes", "remove_stale_temporaries",
-           "temporary_pattern"]
+__all__ = ["atomic_write", "write_json", "write_text", "write_bytes", "new_temporary", "remove_stale_temporaries",
+           "temporary_pattern", "writable_folder_problem"]
 
 
 def _process_start_time() -> float:
@@ -62,19 +62,47 @@ def remove_stale_temporaries(pattern: str) -> list[str]:
     return removed
 
 
+def new_temporary(path: str | os.PathLike) -> tuple[int, str]:
+    """(open file descriptor, name) of a new hidden temporary file for `path` in its folder, named
+    `.NAME.<random>.tmp<ext>`, with the permissions an ordinary new file gets; for a writer that renames it to
+    `path` when done. Creates the folder if needed and first removes what killed writers of `path` left."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    remove_stale_temporaries(temporary_pattern(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{os.path.splitext(path)[1]}",
+                               dir=folder)
+    try:
+        # mkstemp makes the file private (0600); give it the permissions an ordinary new file would get.
+        os.chmod(tmp, 0o666 & ~_umask())
+    except BaseException:
+        os.close(fd)
+        os.remove(tmp)
+        raise
+    return fd, tmp
+
+
+def writable_folder_problem(folder: str | os.PathLike, create: bool = True) -> str | None:
+    """Why files cannot be written in `folder` (created first when `create`), or None when they can: for
+    checking an output location before any slow work."""
+    folder = os.fspath(folder)
+    if not create and not os.path.isdir(folder):
+        return f"folder {folder} does not exist"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".higherhrnet-write-test-"):
+            return None
+    except OSError as e:
+        return e.strerror or str(e)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, text: bool = False) -> Iterator[IO]:
     """`with atomic_write(path) as f: f.write(...)`: f is a binary (or, with text=True, UTF-8 text) file
     that becomes `path` when the block ends without an exception. Creates the folder if needed."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    remove_stale_temporaries(temporary_pattern(path))
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{suffix}", dir=folder)
+    fd, tmp = new_temporary(path)
     try:
-        # mkstemp makes the file private (0600); give it the permissions an ordinary new file would get.
-        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as f:
             yield f
             f.flush()

@@ -15,14 +15,13 @@ import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from typing import Iterator
 
 import cv2
 import numpy as np
 
-from .fileio import remove_stale_temporaries, temporary_pattern
+from .fileio import new_temporary
 
 __all__ = ["VideoError", "VideoSource", "Frame", "VideoWriter", "find_ffmpeg"]
 
@@ -146,11 +145,7 @@ class VideoWriter:
 
     @staticmethod
     def _temporary(path: str) -> str:
-        """A new hidden temporary file for `path`, named as fileio.atomic_write names them; leftovers of a
-        killed run for the same name are removed first."""
-        remove_stale_temporaries(temporary_pattern(path))
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{os.path.splitext(path)[1]}",
-                                   dir=os.path.dirname(os.path.abspath(path)))
+        fd, tmp = new_temporary(path)
         os.close(fd)
         return tmp
 

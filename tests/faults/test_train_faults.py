@@ -91,7 +91,7 @@ def test_an_exploding_learning_rate_stops_before_bad_weights_are_saved(files, tm
     assert checkpoint(tmp_path)["epoch"] == 1
     higherhrnet.load_checkpoint(higherhrnet.build_model(higherhrnet.load_cfg(files / "tiny.yaml")),
                                 folder / "checkpoint.pth")                     # finite: it loads
-    assert f"training stopped: weights or buffers became NaN or infinite by epoch 1" in \
+    assert "training stopped: weights or buffers became NaN or infinite by epoch 1" in \
         (folder / "train.log").read_text()
 
 

@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Callable, Collection, Iterator, Sequence
@@ -143,22 +142,12 @@ def fail(message: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
-def _folder_problem(folder: str, create: bool = True) -> str | None:
-    """Why files cannot be written in `folder` (created if missing when `create`), or None when they can."""
-    if not create and not os.path.isdir(folder):
-        return f"folder {folder} does not exist"
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".higherhrnet-write-test-"):
-            return None
-    except OSError as e:
-        return e.strerror or str(e)
-
-
 def check_writable_folder(folder: str, what: str = "output folder") -> None:
     """Create `folder` and prove that files can be written in it, before any slow work; CommandError otherwise
     (e.g. a path under a regular file, a read-only place)."""
-    problem = _folder_problem(folder)
+    from ..fileio import writable_folder_problem
+
+    problem = writable_folder_problem(folder)
     if problem:
         raise CommandError(f"cannot write to {what} {folder}: {problem}")
 
@@ -166,7 +155,9 @@ def check_writable_folder(folder: str, what: str = "output folder") -> None:
 def check_writable_file(path: str, what: str = "output file") -> None:
     """CommandError, before any slow work, when the file `path` cannot be written: a folder has that name, or
     its folder does not exist or cannot be written."""
-    problem = "a folder has that name" if os.path.isdir(path) else _folder_problem(
+    from ..fileio import writable_folder_problem
+
+    problem = "a folder has that name" if os.path.isdir(path) else writable_folder_problem(
         os.path.dirname(os.path.abspath(path)), create=False)
     if problem:
         raise CommandError(f"cannot write {what} {path}: {problem}")

@@ -25,13 +25,13 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import tempfile
 import warnings
 
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from ..config import CfgNode, ConfigError
+from ..fileio import writable_folder_problem
 from ..core.loss import build_loss
 from ..data import build_dataset, keypoints_from_config
 from ..outputs import build_output_specs
@@ -311,12 +311,10 @@ class Trainer:
             shutdown_distributed(self.dist)
 
 
+
 def _make_writable_folder(folder: str, key: str, value: str) -> None:
     """Create a run folder and prove files can be written there (ConfigError naming the key otherwise), before
     any slow work."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".higherhrnet-write-test-"):
-            pass
-    except OSError as e:
-        raise ConfigError(f"{key} {value}: cannot write the run folder {folder}: {e.strerror or e}") from None
+    problem = writable_folder_problem(folder)
+    if problem:
+        raise ConfigError(f"{key} {value}: cannot write the run folder {folder}: {problem}")
