@@ -55,3 +55,17 @@ def test_outputs_that_overflow_are_reported_not_scored(files, tmp_path, capsys):
     assert "error: the network's outputs hold NaN or infinite values" in err    # one image per batch
     assert not (tmp_path / "out" / "metrics_val.json").exists()
     assert not (tmp_path / "out" / "keypoints_val_results.json").exists()
+
+
+def test_ctrl_c_during_evaluation_says_nothing_was_written(files, tmp_path, capsys, monkeypatch):
+    import higherhrnet.engine
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(higherhrnet.engine, "evaluate", interrupted)
+    code = main(eval_args(files, files / "random.pth", tmp_path / "out"))
+    assert code == 130
+    assert capsys.readouterr().err == (f"interrupted: evaluation stopped before its results were written; nothing new "
+                                       f"in {tmp_path / 'out'}\n")
+    assert list((tmp_path / "out").iterdir()) == []

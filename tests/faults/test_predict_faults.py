@@ -81,7 +81,9 @@ def test_folder_run_names_each_damaged_input_and_exits_1(folder_run):
 def test_folder_run_says_what_it_skipped_and_sums_up(folder_run):
     result, out, _ = folder_run
     assert "skipped 1 hidden, 1 subfolders (see --recursive), 1 files of other types" in result.stderr
-    assert "2 images, " in result.stderr and f" -> {out}; 4 of 6 inputs failed" in result.stderr
+    frames = len(json.loads((out / "clip.json").read_text())["frames"])
+    assert f"2 images, 1 video ({frames} frames), " in result.stderr
+    assert f" -> {out}; 4 of 6 inputs failed" in result.stderr
 
 
 @pytest.mark.slow

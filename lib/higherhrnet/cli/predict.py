@@ -213,7 +213,7 @@ class Run:
         self.used_stems: set[str] = set()
         self.coco_results: list[dict] = []
         self.failures: list[str] = []
-        self.people = self.images = 0
+        self.people = self.images = self.videos = self.frames = 0
 
     def image(self, item: Input, position: int, work_dir: str) -> None:
         from ..fileio import atomic_write
@@ -300,6 +300,7 @@ class Run:
                 record["frames"].append({"frame": frame.index, "time": round(frame.time, 3), "people": [
                     {"track_id": int(track), **p.to_json(args.threshold)} for track, p in zip(ids, people)]})
                 self.people += len(people)
+                self.frames += 1
                 bar.update(1)
                 if self.display is not None and not self.display.show(drawn):
                     break
@@ -315,6 +316,7 @@ class Run:
             raise OSError(f"{item.name}: no frame could be decoded")
         video_path = writer.close()
         write_text(dumps(record, "frames"), os.path.join(args.out, f"{stem}.json"))
+        self.videos += 1
         elapsed = time.perf_counter() - start
         tracks = len({person["track_id"] for f in record["frames"] for person in f["people"]} - {0})
         print(f"{item.name}: {frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} frames/s), "
@@ -405,7 +407,9 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                 bar.close()
     if args.coco_json:
         write_json(state.coco_results, args.coco_json)
-    summary = (f"{state.images} image{'s' if state.images != 1 else ''}, {state.people} "
+    videos = (f"{state.videos} video{'s' if state.videos != 1 else ''} ({state.frames} frames), "
+              if state.videos else "")
+    summary = (f"{state.images} image{'s' if state.images != 1 else ''}, {videos}{state.people} "
                f"{'person' if state.people == 1 else 'people'} -> {args.out}")
     if interrupted:
         print(f"interrupted: {summary} (every file written there is complete)", file=sys.stderr)

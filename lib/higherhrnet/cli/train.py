@@ -85,7 +85,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     except TrainingInterrupted:
         raise
     except KeyboardInterrupt:
-        raise KeyboardInterrupt("interrupted before training started; no checkpoint was changed") from None
+        raise KeyboardInterrupt("interrupted before training started; nothing was saved") from None
     finally:
         if trainer is not None:
             trainer.close()

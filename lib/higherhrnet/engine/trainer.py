@@ -31,9 +31,9 @@ import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from ..config import CfgNode, ConfigError
-from ..fileio import writable_folder_problem
 from ..core.loss import build_loss
 from ..data import build_dataset, keypoints_from_config
+from ..fileio import writable_folder_problem
 from ..outputs import build_output_specs
 from ..predictor import Predictor
 from .build import (apply_cudnn_settings, build_grad_scaler, build_optimizer, build_scheduler, build_train_loader,
