@@ -199,7 +199,7 @@ class Predictor:
         """"onnxruntime" when the network is an onnxruntime session, else "torch"."""
         return "onnxruntime" if isinstance(self.network, OnnxRuntimeNetwork) else "torch"
 
-    def __call__(self, images):
+    def __call__(self, images: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]):
         """One image -> list[Person]; a list (or tuple) of images -> a list of those.
 
         An image is an (H, W, 3) uint8 RGB array; (H, W) and (H, W, 1) gray, (H, W, 4) RGBA (alpha dropped),
@@ -222,9 +222,9 @@ class Predictor:
                 f"scale {scale}, over the limit of {self.max_input_pixels} pixels; crop the image or raise "
                 f"max_input_pixels")
 
-    def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
+    def predict_batch(self, images: Sequence[np.ndarray | torch.Tensor]) -> list[list[Person]]:
         """People for each image (in the grouping's order, or by falling score when filtered); images of equal
-        size share network passes."""
+        size share network passes. Images as __call__ takes them (converted by as_rgb_image)."""
         images = [as_rgb_image(image, f"image {i}") for i, image in enumerate(images)]
         for i, image in enumerate(images):
             self._check_input_size(image, f"image {i}")

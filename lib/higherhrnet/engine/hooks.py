@@ -325,7 +325,7 @@ class FiniteWeights(HookBase):
         self.model = model
 
     def after_step(self) -> None:
-        tensors = [t for t in self.model.state_dict().values() if t.is_floating_point()]
+        tensors = [t.detach() for t in (*self.model.parameters(), *self.model.buffers()) if t.is_floating_point()]
         if not tensors:
             return
         # The norm is non-finite when a tensor is, or when the sum of squares overflows: then look closer.
