@@ -61,7 +61,8 @@ from . import __version__
 from .fileio import atomic_write
 from .keypoints import KeypointSpec
 
-__all__ = ["CheckpointError", "read_checkpoint", "extract_state_dict", "load_checkpoint",
+__all__ = ["CheckpointError", "read_checkpoint", "extract_state_dict", "load_checkpoint", "non_finite_tensors",
+           "check_finite",
            "load_pretrained_backbone", "atomic_save", "MODEL_FORMAT", "model_meta", "save_model",
            "read_model_meta", "is_mmpose_layout", "convert_mmpose_state_dict",
            "to_mmpose_state_dict"]
@@ -165,12 +166,15 @@ def to_mmpose_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     return converted
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike | Mapping, strict: bool = True) -> Any:
+def load_checkpoint(model: nn.Module, path: str | os.PathLike | Mapping, strict: bool = True,
+                    allow_non_finite: bool = False) -> Any:
     """Load model weights from a file (or an already loaded checkpoint) into `model`.
 
     With strict=True every model key must be present with the right shape and no extra key may remain
-    (BatchNorm `num_batches_tracked` counters may be absent: they do not affect outputs). Returns the
-    loaded checkpoint object, so that callers can read other entries (epoch, config, ...).
+    (BatchNorm `num_batches_tracked` counters may be absent: they do not affect outputs). Weights or buffers
+    holding NaN or infinity are refused (CheckpointError naming them: such a network outputs NaN, which
+    decodes to no people at all) unless allow_non_finite. Returns the loaded checkpoint object, so that
+    callers can read other entries (epoch, config, ...).
     """
     source = "checkpoint" if isinstance(path, Mapping) else os.fspath(path)
     obj = path if isinstance(path, Mapping) else read_checkpoint(path)
@@ -190,8 +194,34 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike | Mapping, strict:
         lines.append("  Was it trained with a different config (widths, joints, tag maps per output)?")
         raise CheckpointError("\n".join(lines))
     converted = {k: _as_model_dtype(v, own[k]) for k, v in state.items() if k in own}
+    if not allow_non_finite:
+        check_finite(converted, f"checkpoint {source}",
+                     "it cannot give meaningful results (did its training diverge?); use an earlier checkpoint")
     model.load_state_dict(converted, strict=False)
     return obj
+
+
+def non_finite_tensors(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """The floating-point tensors of `state` holding NaN or infinity, each as "name (n of N values: NaN, inf)"."""
+    found = []
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            continue
+        finite = torch.isfinite(tensor)
+        if bool(finite.all()):
+            continue
+        kinds = [kind for kind, present in (("NaN", torch.isnan(tensor).any()), ("inf", torch.isinf(tensor).any()))
+                 if bool(present)]
+        found.append(f"{name} ({int((~finite).sum())} of {tensor.numel()} values: {', '.join(kinds)})")
+    return found
+
+
+def check_finite(state: Mapping[str, torch.Tensor], what: str, advice: str = "") -> None:
+    """CheckpointError naming every tensor of `state` that holds NaN or infinity (`what` says whose they are)."""
+    bad = non_finite_tensors(state)
+    if bad:
+        raise CheckpointError(f"{what} has NaN or infinite values in {len(bad)} tensor{'s' if len(bad) > 1 else ''}: "
+                              f"{_listing(bad)}" + (f"; {advice}" if advice else ""))
 
 
 def _as_model_dtype(value: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -218,6 +248,7 @@ def load_pretrained_backbone(model: nn.Module, path: str | os.PathLike,
     if not selected:
         raise CheckpointError(f"{os.fspath(path)}: no tensor matches the model by name and shape "
                               f"(PRETRAINED_LAYERS={layers}); is it an HRNet of the same width?")
+    check_finite(selected, f"pretrained weights {os.fspath(path)}")
     model.load_state_dict(selected, strict=False)
     return sorted(selected)
 
@@ -264,10 +295,13 @@ def save_model(path: str | os.PathLike, model: nn.Module, cfg=None, keypoints: K
                **fields: Any) -> None:
     """Write {"state_dict": the model's weights (official key order, no wrapper prefix), "meta":
     model_meta(cfg, keypoints, **fields)} atomically. E.g. save_model(path, model, cfg, keypoints,
-    metrics={"AP": 0.5}, epoch=24)."""
+    metrics={"AP": 0.5}, epoch=24). A model with NaN or infinite weights or buffers is refused (CheckpointError
+    naming them) before anything is written."""
     module = model.module if hasattr(model, "module") else model
     meta = model_meta(cfg, keypoints, **fields)
-    atomic_save({"state_dict": module.state_dict(), "meta": meta}, path)
+    state = module.state_dict()
+    check_finite(state, "the model", f"not saved as {os.fspath(path)}")
+    atomic_save({"state_dict": state, "meta": meta}, path)
 
 
 def read_model_meta(checkpoint: str | os.PathLike | Mapping) -> dict[str, Any]:

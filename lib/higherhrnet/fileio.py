@@ -4,16 +4,96 @@ Everything the toolkit writes (checkpoints, ONNX models, JSON results and metric
 `atomic_write`: the data is written to a hidden temporary file in the destination's folder, flushed to
 disk, and renamed over the destination in one step (os.replace is atomic within a file system). On any
 failure, Ctrl-C included, the temporary file is removed and the destination is left as it was.
+
+A process killed outright (kill -9, power loss) cannot remove its temporary file. The next write to the same
+name removes such leftovers: files named as atomic_write names its temporaries for that destination
+(`.NAME.<random>.tmp<ext>`) and last modified before the current process started, so that a temporary
+another running process is still writing is never touched.
 """
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
+import time
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_write", "write_json", "write_text", "write_bytes"]
+__all__ = ["atomic_write", "write_json", "write_text", "write_bytes", "new_temporary", "remove_stale_temporaries",
+           "temporary_pattern", "writable_folder_problem"]
+
+
+def _process_start_time() -> float:
+    """When this process started (seconds since the epoch): from /proc on Linux, else when this module loaded."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            # Field 22 counts clock ticks from boot; the command name (field 2) may hold spaces, so split after it.
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+# At or before the true start on Linux (the boot time is whole seconds, rounded down).
+_STARTED = _process_start_time()
+
+
+def temporary_pattern(path: str | os.PathLike) -> str:
+    """The glob pattern of atomic_write's temporary files for `path`, in its folder."""
+    path = os.fspath(path)
+    name = glob.escape(os.path.basename(path))
+    folder = glob.escape(os.path.dirname(os.path.abspath(path)))
+    return os.path.join(folder, f".{name}.*.tmp{glob.escape(os.path.splitext(path)[1])}")
+
+
+def remove_stale_temporaries(pattern: str) -> list[str]:
+    """Remove the files matching `pattern` that were last modified before this process started; returns them.
+
+    For temporary files a killed process left behind (see the module docstring)."""
+    removed = []
+    for candidate in glob.glob(pattern):
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.isfile(candidate) and os.path.getmtime(candidate) < _STARTED:
+                os.remove(candidate)
+                removed.append(candidate)
+    return removed
+
+
+def new_temporary(path: str | os.PathLike) -> tuple[int, str]:
+    """(open file descriptor, name) of a new hidden temporary file for `path` in its folder, named
+    `.NAME.<random>.tmp<ext>`, with the permissions an ordinary new file gets; for a writer that renames it to
+    `path` when done. Creates the folder if needed and first removes what killed writers of `path` left."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    remove_stale_temporaries(temporary_pattern(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{os.path.splitext(path)[1]}",
+                               dir=folder)
+    try:
+        # mkstemp makes the file private (0600); give it the permissions an ordinary new file would get.
+        os.chmod(tmp, 0o666 & ~_umask())
+    except BaseException:
+        os.close(fd)
+        os.remove(tmp)
+        raise
+    return fd, tmp
+
+
+def writable_folder_problem(folder: str | os.PathLike, create: bool = True) -> str | None:
+    """Why files cannot be written in `folder` (created first when `create`), or None when they can: for
+    checking an output location before any slow work."""
+    folder = os.fspath(folder)
+    if not create and not os.path.isdir(folder):
+        return f"folder {folder} does not exist"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".higherhrnet-write-test-"):
+            return None
+    except OSError as e:
+        return e.strerror or str(e)
 
 
 @contextlib.contextmanager
@@ -21,13 +101,8 @@ def atomic_write(path: str | os.PathLike, text: bool = False) -> Iterator[IO]:
     """`with atomic_write(path) as f: f.write(...)`: f is a binary (or, with text=True, UTF-8 text) file
     that becomes `path` when the block ends without an exception. Creates the folder if needed."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{suffix}", dir=folder)
+    fd, tmp = new_temporary(path)
     try:
-        # mkstemp makes the file private (0600); give it the permissions an ordinary new file would get.
-        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as f:
             yield f
             f.flush()

@@ -30,17 +30,18 @@ from .models.onnx import OnnxRuntimeNetwork
 from .models.runtime import check_backend
 from .outputs import build_output_specs
 
-__all__ = ["Person", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "CLEAN", "check_image",
+__all__ = ["Person", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "CLEAN", "as_rgb_image",
            "synthetic_model_note"]
 
 # About 36 times a 512 x 512 input: a few GB of activations for HigherHRNet-W32.
 DEFAULT_MAX_INPUT_PIXELS = 3072 * 3072
 
 # What `higherhrnet predict` shows a person by default: people scoring at least 0.2 (the mean of their 17
-# joint values), duplicates (OKS above 0.5 with a higher-scoring person) removed. The Predictor's own
-# defaults keep every grouped person, as the official evaluation does (AP counts on low-scoring people too):
+# joint values), duplicates (OKS above 0.5 with a higher-scoring person) removed, joints that fall outside
+# the image moved onto its nearest pixel with value 0. The Predictor's own defaults keep every grouped person
+# as the grouping placed it, as the official evaluation does (AP counts on low-scoring people too):
 # Predictor.from_config(cfg, weights, **CLEAN) gives the cleaned results.
-CLEAN = {"min_score": 0.2, "oks_nms_threshold": 0.5}
+CLEAN = {"min_score": 0.2, "oks_nms_threshold": 0.5, "clip_to_image": True}
 
 
 @dataclass
@@ -92,9 +93,12 @@ class Predictor:
     network: a module returning the outputs `params.outputs` describes (see models/runtime.py's
     prepare_network for a folded / channels-last / onnxruntime network). params: the test-time pipeline's
     parameters. keypoints: the joints the network predicts. device: where inputs go ("cpu" default).
-    min_score: drop people scoring below it; oks_nms_threshold: drop duplicate poses with OKS above it.
-    The defaults (0 and None) keep every grouped person, the official evaluation's behaviour; `CLEAN` holds
-    the values the predict command uses for pictures people look at. max_input_pixels: refuse images whose network input (largest test scale) would
+    min_score: drop people scoring below it; oks_nms_threshold: drop duplicate poses with OKS above it;
+    clip_to_image: a joint outside the image (beyond its outer pixels' edges) is moved to the nearest pixel
+    centre and gets value 0, the person's score (the mean of its joint values) losing that joint's share, and
+    a person with no joint left inside is dropped. The defaults (0, None, False) keep every grouped person as
+    grouping placed it, the official evaluation's behaviour; `CLEAN` holds the values the predict command uses
+    for pictures people look at. max_input_pixels: refuse images whose network input (largest test scale) would
     exceed this many pixels, instead of running out of memory; the input's short side is INPUT_SIZE x scale
     whatever the image size, so only extreme aspect ratios (panoramas) reach it. meta: what the weights say
     about themselves (checkpoint.read_model_meta: dataset, keypoints, metrics, ...; {} when unknown).
@@ -116,13 +120,13 @@ class Predictor:
                 raise TypeError(f"Predictor got multiple values for argument {name!r}")
             kwargs[name] = value
         unknown = set(kwargs) - {"keypoints", "device", "min_score", "oks_nms_threshold", "max_input_pixels",
-                                 "meta"}
+                                 "meta", "clip_to_image"}
         if unknown and not legacy:
             raise TypeError(f"unexpected arguments {sorted(unknown)}: they are options of Predictor.from_config, "
                             f"for building a network from a config")
         if legacy:
-            options = {k: kwargs.pop(k) for k in ("min_score", "oks_nms_threshold", "max_input_pixels")
-                       if k in kwargs}
+            options = {k: kwargs.pop(k) for k in ("min_score", "oks_nms_threshold", "max_input_pixels",
+                                                  "clip_to_image") if k in kwargs}
             network, params, keypoints, device, meta = _from_config(network, params, **kwargs)
             kwargs = dict(options, keypoints=keypoints, device=device, meta=meta)
         self._init(network, params, **kwargs)
@@ -130,7 +134,7 @@ class Predictor:
     def _init(self, network: nn.Module, params: InferenceParams, keypoints: KeypointSpec | None = None,
               device: str | torch.device | None = None, min_score: float = 0.0,
               oks_nms_threshold: float | None = None, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
-              meta: Mapping | None = None) -> None:
+              meta: Mapping | None = None, clip_to_image: bool = False) -> None:
         if not isinstance(params, InferenceParams) or not isinstance(keypoints, KeypointSpec):
             raise TypeError("Predictor(network, params, keypoints): params must be InferenceParams and keypoints a "
                             "KeypointSpec (or use Predictor.from_config)")
@@ -141,6 +145,7 @@ class Predictor:
         self.min_score = min_score
         self.oks_nms_threshold = oks_nms_threshold
         self.max_input_pixels = max_input_pixels
+        self.clip_to_image = clip_to_image
         self.meta = dict(meta or {})
 
     @classmethod
@@ -148,7 +153,8 @@ class Predictor:
                     device: str | torch.device | None = None, opts: Sequence[str] = (),
                     keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
                     backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
-                    min_score: float = 0.0, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> "Predictor":
+                    min_score: float = 0.0, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
+                    clip_to_image: bool = False) -> "Predictor":
         """A Predictor for a trained network of a config.
 
         cfg: a config (CfgNode) or the path of an experiment YAML file; opts: KEY VALUE overrides when it
@@ -165,13 +171,14 @@ class Predictor:
                                                                 backend=backend, fold_bn=fold_bn,
                                                                 onnx_threads=onnx_threads)
         return cls(network, params, keypoints, device, min_score=min_score, oks_nms_threshold=oks_nms_threshold,
-                   max_input_pixels=max_input_pixels, meta=meta)
+                   max_input_pixels=max_input_pixels, meta=meta, clip_to_image=clip_to_image)
 
     @classmethod
     def from_model(cls, cfg: CfgNode, model: nn.Module, device: str | torch.device | None = None,
                    keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
                    backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
-                   min_score: float = 0.0, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> "Predictor":
+                   min_score: float = 0.0, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
+                   clip_to_image: bool = False) -> "Predictor":
         """A Predictor around a network you already have: any module returning the outputs the config's
         output specs describe (heatmaps first, then tags).
 
@@ -185,18 +192,23 @@ class Predictor:
         size = params.input_size
         network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
         return cls(network, params, keypoints, device, min_score=min_score, oks_nms_threshold=oks_nms_threshold,
-                   max_input_pixels=max_input_pixels)
+                   max_input_pixels=max_input_pixels, clip_to_image=clip_to_image)
 
     @property
     def backend(self) -> str:
         """"onnxruntime" when the network is an onnxruntime session, else "torch"."""
         return "onnxruntime" if isinstance(self.network, OnnxRuntimeNetwork) else "torch"
 
-    def __call__(self, images: np.ndarray | Sequence[np.ndarray]):
-        """One (H, W, 3) uint8 RGB image -> list[Person]; a list of images -> list of those."""
-        if isinstance(images, np.ndarray):
-            return self.predict_batch([images])[0]
-        return self.predict_batch(images)
+    def __call__(self, images: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]):
+        """One image -> list[Person]; a list (or tuple) of images -> a list of those.
+
+        An image is an (H, W, 3) uint8 RGB array; (H, W) and (H, W, 1) gray, (H, W, 4) RGBA (alpha dropped),
+        uint16 (scaled by 1/257) and torch uint8 tensors on the CPU are converted (as_rgb_image); anything
+        else is refused with a ValueError saying what it is and how to convert it.
+        """
+        if isinstance(images, (list, tuple)):
+            return self.predict_batch(images)
+        return self.predict_batch([as_rgb_image(images)])[0]
 
     def _check_input_size(self, image: np.ndarray, name: str) -> None:
         h, w = image.shape[:2]
@@ -210,22 +222,23 @@ class Predictor:
                 f"scale {scale}, over the limit of {self.max_input_pixels} pixels; crop the image or raise "
                 f"max_input_pixels")
 
-    def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
+    def predict_batch(self, images: Sequence[np.ndarray | torch.Tensor]) -> list[list[Person]]:
         """People for each image (in the grouping's order, or by falling score when filtered); images of equal
-        size share network passes."""
+        size share network passes. Images as __call__ takes them (converted by as_rgb_image)."""
+        images = [as_rgb_image(image, f"image {i}") for i, image in enumerate(images)]
         for i, image in enumerate(images):
-            check_image(image, f"image {i}")
             self._check_input_size(image, f"image {i}")
         results = infer(self.network, images, self.params, self.device)
         out = []
-        for result in results:
+        for image, result in zip(images, results):
             people = [
                 Person(keypoints=person[:, :3].copy(), score=float(score), tags=person[:, 3:].copy())
                 for person, score in zip(result.persons, result.scores)
             ]
+            if self.clip_to_image:
+                people = _clip_to_image(people, image.shape[1], image.shape[0])
             out.append(self._filter(people))
         return out
-
 
     def _filter(self, people: list[Person]) -> list[Person]:
         if self.min_score > 0:
@@ -270,16 +283,87 @@ def _device(device: str | torch.device | None) -> torch.device:
     return device
 
 
-def check_image(image: np.ndarray, name: str = "image") -> None:
-    """Raise ValueError unless `image` is an (H, W, 3) uint8 array with H, W >= 1."""
+def _clip_to_image(people: list[Person], width: int, height: int) -> list[Person]:
+    """Joints outside the image ([-0.5, width - 0.5] x [-0.5, height - 0.5], the outer pixels' edges) moved to
+    the nearest pixel centre with value 0, the score lowered by their share of the mean; people with no joint
+    inside dropped."""
+    kept = []
+    for person in people:
+        xs, ys = person.keypoints[:, 0], person.keypoints[:, 1]
+        outside = (xs < -0.5) | (xs > width - 0.5) | (ys < -0.5) | (ys > height - 0.5)
+        if outside.all():
+            continue
+        if outside.any():
+            keypoints = person.keypoints.copy()
+            score = person.score - float(keypoints[outside, 2].sum()) / len(keypoints)
+            keypoints[outside, 0] = np.clip(keypoints[outside, 0], 0, width - 1)
+            keypoints[outside, 1] = np.clip(keypoints[outside, 1], 0, height - 1)
+            keypoints[outside, 2] = 0
+            person = Person(keypoints=keypoints, score=score, tags=person.tags)
+        kept.append(person)
+    return kept
+
+
+_IMAGE_LAYOUTS = "(H, W, 3) RGB, (H, W) or (H, W, 1) gray, or (H, W, 4) RGBA"
+
+
+def as_rgb_image(image, name: str = "image") -> np.ndarray:
+    """`image` as the (H, W, 3) uint8 RGB array the network pipeline takes; ValueError naming `name` otherwise.
+
+    Accepted: uint8 arrays laid out (H, W, 3) (returned as they are), (H, W) or (H, W, 1) (gray, repeated to
+    RGB), (H, W, 4) (RGBA: alpha dropped); uint16 arrays of those layouts (scaled by 1/257 and rounded, as
+    images.read_image reads 16-bit files); torch uint8 tensors on the CPU of those layouts. Refused, with what
+    to do: None (what cv2.imread returns for a file it cannot read), float, bool and other integer arrays,
+    channel-first (3, H, W) arrays and tensors, empty images, lists (a list of images is a batch: pass it to
+    the Predictor itself) and anything else.
+    """
+    if image is None:
+        raise ValueError(f"{name} is None: cv2.imread returns None when it cannot read a file (missing, unreadable "
+                         f"or not an image); higherhrnet.images.read_image(path) says which, and returns RGB")
+    kind = "array"
+    if isinstance(image, torch.Tensor):
+        if image.device.type != "cpu":
+            raise ValueError(f"{name} is a tensor on {image.device}: pass image.cpu() (the pipeline resizes on the "
+                             f"CPU before the network runs on the Predictor's device)")
+        if image.dtype != torch.uint8:
+            raise ValueError(f"{name} is a {image.dtype} tensor: expected torch.uint8 {_IMAGE_LAYOUTS} pixels "
+                             f"0..255")
+        image, kind = image.numpy(), "tensor"
     if not isinstance(image, np.ndarray):
-        raise ValueError(f"{name}: expected a NumPy array, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"{name}: expected shape (H, W, 3) RGB, got {image.shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"{name}: expected dtype uint8, got {image.dtype} (convert and scale to 0..255)")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"{name}: empty image {image.shape}")
+        what = ("a list of lists (a nested list is not an image: np.asarray(...) makes it an array)"
+                if isinstance(image, (list, tuple)) else type(image).__name__)
+        raise ValueError(f"{name}: expected a NumPy array {_IMAGE_LAYOUTS} uint8 (or a list of them, a batch), "
+                         f"got {what}")
+    if image.size == 0:
+        raise ValueError(f"{name} is empty (shape {image.shape})")
+    if image.dtype == np.bool_:
+        raise ValueError(f"{name} is a bool {kind} (a mask?): expected uint8 pixels 0..255; a picture stored as bool "
+                         f"converts with image.astype(np.uint8) * 255")
+    if np.issubdtype(image.dtype, np.floating):
+        low, high = float(np.nanmin(image)), float(np.nanmax(image))
+        raise ValueError(f"{name} is a {image.dtype} {kind} (values {low:.3g} to {high:.3g}): expected uint8 pixels "
+                         f"0..255; convert with (image * 255).round().clip(0, 255).astype(np.uint8) for values in "
+                         f"0..1, or image.round().clip(0, 255).astype(np.uint8) for values in 0..255")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{name} is a {image.dtype} {kind}: expected uint8 pixels 0..255 (or uint16); convert with "
+                         f"image.astype(np.uint8) once its values are known to be in 0..255")
+    if image.ndim == 3 and image.shape[2] not in (1, 3, 4) and image.shape[0] in (1, 3, 4):
+        flip = "image.permute(1, 2, 0)" if kind == "tensor" else "image.transpose(1, 2, 0)"
+        raise ValueError(f"{name} of shape {tuple(image.shape)} looks channel-first (C, H, W); the Predictor takes "
+                         f"channels last, {_IMAGE_LAYOUTS}: pass {flip}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        hint = "; for a batch pass a list of images: list(images)" if image.ndim == 4 else ""
+        raise ValueError(f"{name} has shape {tuple(image.shape)}: expected {_IMAGE_LAYOUTS}{hint}")
+    if image.dtype == np.uint16:
+        image = np.round(image.astype(np.float32) / 257.0).astype(np.uint8)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    elif image.shape[2] == 4:
+        image = image[:, :, :3]
+    # Negative strides (image[:, :, ::-1]) and views reach OpenCV, which needs plain contiguous memory.
+    return np.ascontiguousarray(image)
 
 
 def synthetic_model_note(meta: Mapping) -> str | None:

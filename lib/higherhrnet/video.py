@@ -5,8 +5,9 @@ needs an ffmpeg executable, found through the imageio-ffmpeg package (`pip insta
 `pip install -e ".[video]"`; it ships a static ffmpeg) or on PATH. Without one, OpenCV writes VP9 in WebM
 (Chrome, Firefox, Edge and Safari 14.1+ play it); if OpenCV cannot either, MPEG-4 Part 2 in MP4, which
 desktop players read but browsers do not. The chosen encoding is reported by `VideoWriter.description`.
-A video is written to a temporary file and renamed when closed: an interrupted run leaves no half file
-under the real name.
+A video is written to a hidden temporary file beside it (named as fileio.atomic_write names its own) and
+renamed when closed: an interrupted run leaves no half file under the real name, and a run killed outright
+leaves a temporary that the next video written under that name removes.
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from typing import Iterator
 
 import cv2
 import numpy as np
+
+from .fileio import new_temporary
 
 __all__ = ["VideoError", "VideoSource", "Frame", "VideoWriter", "find_ffmpeg"]
 
@@ -119,7 +121,7 @@ class VideoWriter:
         self._process = self._cv_writer = None
         if ffmpeg is not None:
             self.path, self.description = stem + ".mp4", "H.264 (ffmpeg)"
-            self._tmp = self._temporary(folder, ".mp4")
+            self._tmp = self._temporary(self.path)
             w, h = self.size
             # Even sizes for yuv420p; +faststart puts the index first so browsers start playing at once.
             command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
@@ -131,7 +133,7 @@ class VideoWriter:
         for suffix, fourcc, description in ((".webm", "VP90", "VP9 (OpenCV; install imageio-ffmpeg for H.264)"),
                                             (".mp4", "mp4v", "MPEG-4 Part 2 (OpenCV; browsers do not play it: "
                                                              "install imageio-ffmpeg for H.264)")):
-            self._tmp = self._temporary(folder, suffix)
+            self._tmp = self._temporary(stem + suffix)
             writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*fourcc), fps, self.size)
             if writer.isOpened():
                 self._cv_writer, self.path, self.description = writer, stem + suffix, description
@@ -142,10 +144,10 @@ class VideoWriter:
         raise VideoError(f"cannot write a video in {folder}: neither ffmpeg nor OpenCV's encoders are available")
 
     @staticmethod
-    def _temporary(folder: str, suffix: str) -> str:
-        fd, path = tempfile.mkstemp(prefix=".video-", suffix=f".tmp{suffix}", dir=folder)
+    def _temporary(path: str) -> str:
+        fd, tmp = new_temporary(path)
         os.close(fd)
-        return path
+        return tmp
 
     def write(self, image: np.ndarray) -> None:
         """Append one (H, W, 3) uint8 RGB frame of the writer's size."""

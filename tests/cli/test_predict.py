@@ -199,7 +199,7 @@ def test_ctrl_c_during_a_video_keeps_the_finished_frames(tmp_path, model_files):
                                 "TEST.SCALE_FACTOR", "[1.0, 2.0]"],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not any(p.name.startswith(".video-") for p in (tmp_path / "out").glob(".*")):
+    while time.time() < deadline and not list((tmp_path / "out").glob(".long_pose.*.tmp*")):
         time.sleep(0.2)
     time.sleep(1.5)
     process.send_signal(signal.SIGINT)

@@ -103,7 +103,7 @@ def test_predictor_rejects_bad_arrays():
     with pytest.raises(ValueError, match="uint8"):
         predictor(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        predictor(np.zeros((10, 10), np.uint8))
+        predictor(np.zeros((10, 10, 2), np.uint8))     # (H, W) is gray, accepted (tests/faults)
 
 
 def test_several_scales_without_1_is_a_config_error():

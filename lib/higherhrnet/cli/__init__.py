@@ -17,7 +17,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from .common import CommandError, fail, split_overrides
+from .common import EXIT_INTERRUPTED, CommandError, fail, split_overrides, value_options
 
 __all__ = ["main", "SUBCOMMANDS"]
 
@@ -51,14 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line `argv` (default sys.argv[1:]); returns the exit status."""
+    """Run the command line `argv` (default sys.argv[1:]); returns the exit status.
+
+    Errors a user can fix are one line on stderr (exit status 2, or 1 when part of the work failed); Ctrl-C
+    ends any subcommand with one line saying so and exit status 130 (subcommands that have something to
+    report, such as what was finished, say it themselves)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    command = next((word for word in argv if not word.startswith("-")), None)
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options = value_options(subparsers.choices[command]) if command in subparsers.choices else set()
     try:
-        rest, overrides = split_overrides(argv)
-    except CommandError as e:
-        return fail(str(e), e.code)
-    args = build_parser().parse_args(rest)
-    try:
+        rest, overrides = split_overrides(argv, options)
+        args = parser.parse_args(rest)
         return args.module.run(args, overrides)
     except CommandError as e:
         return fail(str(e), e.code)
+    except KeyboardInterrupt as e:
+        # A subcommand that knows what was finished says it in the exception's message.
+        print(str(e) or "interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -5,16 +5,25 @@ Nothing here imports PyTorch: `higherhrnet --help` and `higherhrnet SUBCOMMAND -
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Iterator, Sequence
 
-__all__ = ["CommandError", "add_config_options", "split_overrides", "load_config_and_weights", "default_device",
-           "fail", "EXIT_USAGE"]
+__all__ = ["CommandError", "add_config_options", "split_overrides", "value_options", "load_config_and_weights",
+           "default_device", "fail", "check_writable_folder", "check_writable_file", "finish_before_interrupt", "EXIT_USAGE", "EXIT_FAILED",
+           "EXIT_INTERRUPTED"]
 
 # Exit status for bad arguments, configs, weights and output locations (argparse uses 2 as well).
 EXIT_USAGE = 2
+# Exit status when some of the work failed (a damaged input, replicas that disagree): what could be done is done.
+EXIT_FAILED = 1
+# Exit status after Ctrl-C (SIGINT), as shells report a process that SIGINT ended: 128 + 2.
+EXIT_INTERRUPTED = 130
 
 
 class CommandError(Exception):
@@ -43,18 +52,30 @@ def _config_sections() -> set[str]:
     return set(_C.keys())
 
 
-def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+# What a config key looks like on the command line: upper-case words joined by dots (TEST.FLIP_TEST, SEED).
+_KEY_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*")
+
+
+def split_overrides(argv: Sequence[str], value_options: Collection[str] = ()) -> tuple[list[str], list[str]]:
     """(other arguments, KEY VALUE overrides): a word whose first dotted part is a top-level config key
     (TEST.FLIP_TEST, DATASET.ROOT, SEED, ...) starts an override and takes the next word as its value, wherever
     it stands, so options may come before or after the overrides. A key that is misspelled below its section
-    (TEST.FLIP_TST) is still an override: loading the config then names it with a "did you mean" hint."""
+    (TEST.FLIP_TST) is still an override: loading the config then names it with a "did you mean" hint.
+
+    Not overrides: the value of an option in `value_options` (options that take exactly one value, e.g.
+    `--out TEST`), and an existing file or folder (a photo named DATASET.JPG).
+    """
     sections = _config_sections()
     rest, overrides = [], []
     words = list(argv)
     i = 0
     while i < len(words):
         word = words[i]
-        if not word.startswith("-") and word.split(".")[0] in sections and word.upper() == word:
+        if word in value_options and i + 1 < len(words):
+            rest += [word, words[i + 1]]
+            i += 2
+            continue
+        if _KEY_PATTERN.fullmatch(word) and word.split(".")[0] in sections and not os.path.exists(word):
             if i + 1 >= len(words):
                 raise CommandError(f"config override {word} has no value (overrides are KEY VALUE pairs)")
             overrides += [word, words[i + 1]]
@@ -63,6 +84,12 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
         rest.append(word)
         i += 1
     return rest, overrides
+
+
+def value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """The option strings of `parser` that take exactly one value (--out DIR, --cfg YAML, ...)."""
+    return {option for action in parser._actions if action.option_strings and action.nargs is None
+            for option in action.option_strings}
 
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -113,3 +140,44 @@ def default_device(device: str | None) -> str:
 def fail(message: str, code: int = EXIT_USAGE) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def check_writable_folder(folder: str, what: str = "output folder") -> None:
+    """Create `folder` and prove that files can be written in it, before any slow work; CommandError otherwise
+    (e.g. a path under a regular file, a read-only place)."""
+    from ..fileio import writable_folder_problem
+
+    problem = writable_folder_problem(folder)
+    if problem:
+        raise CommandError(f"cannot write to {what} {folder}: {problem}")
+
+
+def check_writable_file(path: str, what: str = "output file") -> None:
+    """CommandError, before any slow work, when the file `path` cannot be written: a folder has that name, or
+    its folder does not exist or cannot be written."""
+    from ..fileio import writable_folder_problem
+
+    problem = "a folder has that name" if os.path.isdir(path) else writable_folder_problem(
+        os.path.dirname(os.path.abspath(path)), create=False)
+    if problem:
+        raise CommandError(f"cannot write {what} {path}: {problem}")
+
+
+@contextlib.contextmanager
+def finish_before_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) while the block runs and raise KeyboardInterrupt when it ends: for a few steps
+    that belong together (an image's picture, its JSON and the count of finished images), so that what is
+    reported as finished is exactly what is on disk. Does nothing outside the main thread or when SIGINT is
+    not Python's default KeyboardInterrupt (ignored, or handled by someone else)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt

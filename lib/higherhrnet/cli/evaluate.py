@@ -9,15 +9,16 @@
 Runs the official test pipeline (every grouped person is kept, as the official evaluation does) and writes
 <out>/keypoints_<split>_results.json (COCO results format) and, when the split has annotations,
 <out>/metrics_<split>.json, then prints the metrics as a table. --out defaults to a folder named after the
-weights, beside them (eval_<weights name>/), so a training run's own files are never overwritten.
-Exit status 2 on bad arguments, config, weights or data.
+weights, beside them (eval_<weights name>/), so a training run's own files are never overwritten. The
+output folder is checked before any work; files are written whole (temporary name, then renamed).
+Exit status 2 on bad arguments, config, weights or data; 130 after Ctrl-C.
 """
 from __future__ import annotations
 
 import argparse
 import os
 
-from .common import CommandError, add_config_options, default_device, load_config_and_weights
+from .common import CommandError, add_config_options, check_writable_folder, default_device, load_config_and_weights
 
 __all__ = ["add_arguments", "run", "default_output_folder"]
 
@@ -39,18 +40,6 @@ def default_output_folder(weights: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(weights)), f"eval_{stem}")
 
 
-def _check_output_folder(folder: str) -> None:
-    """Create `folder` and prove it is writable, before any slow work."""
-    from ..fileio import write_bytes
-
-    probe = os.path.join(folder, ".write-test")
-    try:
-        write_bytes(b"", probe)
-        os.remove(probe)
-    except OSError as e:
-        raise CommandError(f"cannot write to output folder {folder}: {e.strerror or e}") from None
-
-
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
     import torch.distributed as dist
 
@@ -69,7 +58,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         default_weights=lambda cfg, path: os.path.join(run_dir(cfg, path, cfg.OUTPUT_DIR), "final_state.pth"))
     out = args.out or default_output_folder(weights)
     if rank == 0:
-        _check_output_folder(out)
+        check_writable_folder(out)
     device = default_device(args.device)
     try:
         if distributed:
@@ -86,6 +75,9 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     except (ConfigError, CheckpointError, DatasetError, ImageError, EvaluationError, RuntimeError,
             ValueError) as e:
         raise CommandError(str(e)) from None
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted: evaluation stopped before its results were written; nothing new "
+                                f"in {out}") from None
     finally:
         if distributed and dist.is_initialized():
             dist.barrier()

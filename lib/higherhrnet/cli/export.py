@@ -16,10 +16,9 @@ Exit status: 0 exported and checked, 1 onnxruntime disagrees with PyTorch by mor
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-from .common import CommandError, add_config_options, load_config_and_weights
+from .common import CommandError, add_config_options, check_writable_file, load_config_and_weights
 
 __all__ = ["add_arguments", "run"]
 
@@ -55,9 +54,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     opset = args.opset or DEFAULT_OPSET
     if not args.out.lower().endswith(".onnx"):
         raise CommandError(f"--out {args.out}: the file name should end in .onnx")
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise CommandError(f"--out {args.out}: folder {folder} does not exist or is not writable")
+    check_writable_file(args.out, "--out")
     cfg, _, weights = load_config_and_weights(args.cfg, args.weights, overrides)
     width, height = args.input_size or (cfg.DATASET.INPUT_SIZE, cfg.DATASET.INPUT_SIZE)
     if width <= 0 or height <= 0 or width % 32 or height % 32:

@@ -15,8 +15,9 @@ by score with score, box [x, y, w, h] around the visible joints and keypoints as
 image pixels). For a video or webcam: <name>_pose.mp4 (H.264 with imageio-ffmpeg; see README) and one
 <name>.json with every processed frame; people keep a track id (and colour) from frame to frame. Ctrl-C stops
 cleanly: what is finished is kept, the video and its JSON are closed, exit status 130.
-Exit status: 0 all inputs done, 1 some inputs failed (each is reported), 2 bad arguments / config /
-weights / output folder, 130 interrupted.
+Every file is written whole under a temporary name and then renamed: a reader never sees half a file.
+Exit status: 0 all inputs done, 1 some inputs failed or were damaged (each is reported; a video cut short
+keeps the frames it had), 2 bad arguments / config / weights / output folder, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -30,13 +31,13 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 
-from .common import CommandError, add_config_options, default_device, load_config_and_weights
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, CommandError, add_config_options, check_writable_file,
+                     check_writable_folder, default_device, finish_before_interrupt, load_config_and_weights)
 
 __all__ = ["add_arguments", "run", "collect_inputs", "Input"]
 
 DEFAULT_MAX_PIXELS = 50_000_000
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif")
-EXIT_INTERRUPTED = 130
 
 # The values of predictor.CLEAN, for the help text (predictor.py imports PyTorch; a test checks they agree).
 DEFAULT_MIN_SCORE = 0.2
@@ -127,10 +128,13 @@ def collect_inputs(sources: list[str], kinds: dict[str, str], recursive: bool) -
         elif os.path.exists(source) or told:
             inputs.append(Input(told or _kind_of(source) or "image", source))
         elif glob.has_magic(source):
-            matches = sorted(p for p in glob.glob(source, recursive=True) if os.path.isfile(p) and _kind_of(p))
+            files = [p for p in glob.glob(source, recursive=True) if os.path.isfile(p)]
+            matches = sorted(p for p in files if _kind_of(p))
             if not matches:
                 raise CommandError(f"{source}: no image or video file matches")
             inputs += [Input(_kind_of(p), p) for p in matches]
+            if len(files) > len(matches):
+                notes.append(f"{source}: skipped {len(files) - len(matches)} files of other types")
         else:
             raise CommandError(f"{source}: no such file, folder, glob match, URL or webcam index")
     return inputs, notes
@@ -154,16 +158,6 @@ def _list_folder(folder: str, recursive: bool) -> tuple[list[Input], str]:
     skipped = [f"{n} {what}" for n, what in ((hidden, "hidden"), (subfolders, "subfolders (see --recursive)"),
                                              (other, "files of other types")) if n]
     return found, ("skipped " + ", ".join(skipped)) if skipped else ""
-
-
-def _check_output_folder(folder: str) -> None:
-    """Create the folder and prove it is writable, before any slow work."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        raise CommandError(f"cannot write to output folder {folder}: {e.strerror or e}") from None
 
 
 def _unique_stem(name: str, used: set[str]) -> str:
@@ -219,7 +213,7 @@ class Run:
         self.used_stems: set[str] = set()
         self.coco_results: list[dict] = []
         self.failures: list[str] = []
-        self.people = self.images = 0
+        self.people = self.images = self.videos = self.frames = 0
 
     def image(self, item: Input, position: int, work_dir: str) -> None:
         from ..fileio import atomic_write
@@ -248,13 +242,14 @@ class Run:
         ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
         if not ok:
             raise OSError(f"could not encode the drawing of {item.name}")
-        with atomic_write(os.path.join(args.out, f"{stem}_pose.jpg")) as f:
-            f.write(encoded.tobytes())
-        with atomic_write(os.path.join(args.out, f"{stem}.json"), text=True) as f:
-            f.write(dumps(record, "people"))
-        self.coco_results += [{**p.to_coco(image_id), "score": round(float(p.score), 5)} for p in people]
-        self.images += 1
-        self.people += len(people)
+        with finish_before_interrupt():   # an image counts as done with both files written
+            with atomic_write(os.path.join(args.out, f"{stem}_pose.jpg")) as f:
+                f.write(encoded.tobytes())
+            with atomic_write(os.path.join(args.out, f"{stem}.json"), text=True) as f:
+                f.write(dumps(record, "people"))
+            self.coco_results += [{**p.to_coco(image_id), "score": round(float(p.score), 5)} for p in people]
+            self.images += 1
+            self.people += len(people)
         note = f" (read at x{factor:.2f} of its size)" if factor != 1.0 else ""
         _say(f"{item.name}: {len(people)} {'person' if len(people) == 1 else 'people'}, "
              f"{time.perf_counter() - start:.2f} s{note}")
@@ -305,6 +300,7 @@ class Run:
                 record["frames"].append({"frame": frame.index, "time": round(frame.time, 3), "people": [
                     {"track_id": int(track), **p.to_json(args.threshold)} for track, p in zip(ids, people)]})
                 self.people += len(people)
+                self.frames += 1
                 bar.update(1)
                 if self.display is not None and not self.display.show(drawn):
                     break
@@ -320,15 +316,19 @@ class Run:
             raise OSError(f"{item.name}: no frame could be decoded")
         video_path = writer.close()
         write_text(dumps(record, "frames"), os.path.join(args.out, f"{stem}.json"))
+        self.videos += 1
         elapsed = time.perf_counter() - start
         tracks = len({person["track_id"] for f in record["frames"] for person in f["people"]} - {0})
         print(f"{item.name}: {frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} frames/s), "
               f"{tracks} tracks -> {video_path} ({writer.description})", flush=True)
-        if source.truncated:
-            print(f"warning: {item.name} ended after {source.decoded} of the {source.frame_count} frames it "
-                  f"announces (a damaged or partly copied file?)", file=sys.stderr)
         if interrupted:
             raise KeyboardInterrupt
+        if source.truncated:
+            # What could be read is kept; the input still counts as failed (exit status 1), so that scripts notice.
+            message = (f"{item.name} ended after {source.decoded} of the {source.frame_count} frames it announces "
+                       f"(a damaged or partly copied file?); the {frames} frames read are in {video_path}")
+            self.failures.append(message)
+            _say(f"warning: {message}", error=True)
 
 
 def _say(message: str, error: bool = False) -> None:
@@ -366,13 +366,15 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     inputs, notes = collect_inputs(sources, kinds, args.recursive)
     for note in notes:
         print(note, file=sys.stderr)
-    _check_output_folder(args.out)
+    check_writable_folder(args.out)
+    if args.coco_json:
+        check_writable_file(args.coco_json, "--coco-json")
     display = Display() if args.show else None
     cfg, _, weights = load_config_and_weights(args.cfg, args.weights, overrides)
     min_score, nms = (0.0, None) if args.all else (args.min_score, args.nms or None)
     try:
         predictor = Predictor.from_config(cfg, weights, device=default_device(args.device), backend=args.backend,
-                                          min_score=min_score, oks_nms_threshold=nms,
+                                          min_score=min_score, oks_nms_threshold=nms, clip_to_image=not args.all,
                                           max_input_pixels=args.max_input_pixels)
     except (ConfigError, CheckpointError, RuntimeError, ValueError) as e:
         raise CommandError(str(e)) from None
@@ -405,16 +407,17 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                 bar.close()
     if args.coco_json:
         write_json(state.coco_results, args.coco_json)
-    summary = (f"{state.images} image{'s' if state.images != 1 else ''}, {state.people} "
+    videos = (f"{state.videos} video{'s' if state.videos != 1 else ''} ({state.frames} frames), "
+              if state.videos else "")
+    summary = (f"{state.images} image{'s' if state.images != 1 else ''}, {videos}{state.people} "
                f"{'person' if state.people == 1 else 'people'} -> {args.out}")
     if interrupted:
-        print(f"interrupted: {summary} (everything finished is saved)", file=sys.stderr)
+        print(f"interrupted: {summary} (every file written there is complete)", file=sys.stderr)
         return EXIT_INTERRUPTED
     if state.failures:
-        print(f"{len(state.failures)} of {len(inputs)} inputs failed:", file=sys.stderr)
+        print(f"{summary}; {len(state.failures)} of {len(inputs)} inputs failed:", file=sys.stderr)
         for message in state.failures:
             print(f"  {message}", file=sys.stderr)
-        return 1
-    if len(inputs) > 1:
-        print(summary)
+        return EXIT_FAILED
+    print(f"done: {summary}")
     return 0

@@ -8,14 +8,22 @@
 
 Output: OUTPUT_DIR/<dataset>/<model>/<config name>/ (checkpoint.pth, final_state.pth, model_best.pth with
 TRAIN.VAL_FREQ, train.log); TensorBoard logs under LOG_DIR/<dataset>/<model>/<config name>/.
-Exit status 2 on bad arguments, config, data or a non-finite loss; 1 if DDP replicas ended with different
-weights.
+
+An existing checkpoint.pth is resumed (AUTO_RESUME). If the configuration changed since it was written,
+learning-rate and optimiser settings are applied; changes to the network, loss, data or optimiser type are
+listed and refused: --fresh starts again (the old files are kept under dated names), --resume-anyway
+resumes regardless. Training stops, naming the epoch, iteration and tensor, when the loss or a weight
+becomes NaN or infinite; nothing is saved from such weights. Ctrl-C stops cleanly, saying where training
+was and which checkpoint is the last complete one.
+Exit status 2 on bad arguments, config, data, a refused resume or a non-finite loss or weight; 1 if DDP
+replicas ended with different weights; 130 after Ctrl-C.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import sys
 
 from .common import CommandError, add_config_options
 
@@ -24,12 +32,34 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser)
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--fresh", action="store_true",
+                        help="start again even if the run folder has a checkpoint (its checkpoint.pth, "
+                             "final_state.pth and model_best.pth are kept under names with their date)")
+    resume.add_argument("--resume-anyway", action="store_true",
+                        help="resume even though the configuration changed in ways the checkpoint cannot follow "
+                             "(weights and epoch from the checkpoint, the rest from the new configuration)")
+
+
+class _Console(logging.StreamHandler):
+    """A handler writing to whatever sys.stderr is when a message comes (tests and notebooks replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 def setup_logging() -> None:
     """Training messages (logger "higherhrnet.train") on the console, marked with the torchrun rank."""
     logger = logging.getLogger("higherhrnet.train")
-    handler = logging.StreamHandler()
+    if any(getattr(h, "higherhrnet_console", False) for h in logger.handlers):
+        return    # a second run in the same process (tests, notebooks)
+    handler = _Console()
+    handler.higherhrnet_console = True
     handler.setFormatter(logging.Formatter(f"%(asctime)s [rank {os.environ.get('RANK', '0')}] %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -40,16 +70,22 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from .. import CheckpointError, ConfigError, load_cfg
     from ..data import DatasetError
     from ..engine import Trainer, TrainingError
+    from ..engine.trainer import TrainingInterrupted
     from ..images import ImageError
 
     setup_logging()
     trainer = None
     try:
         cfg = load_cfg(args.cfg, overrides)
-        trainer = Trainer(cfg, args.cfg, device=args.device)
+        resume = "fresh" if args.fresh else "anyway" if args.resume_anyway else "check"
+        trainer = Trainer(cfg, args.cfg, device=args.device, resume=resume)
         result = trainer.run()
     except (ConfigError, DatasetError, ImageError, CheckpointError, TrainingError) as e:
         raise CommandError(str(e)) from None
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt("interrupted before training started; nothing was saved") from None
     finally:
         if trainer is not None:
             trainer.close()

@@ -21,7 +21,7 @@ from yacs.config import CfgNode
 from .defaults import _C, COMPAT_KEYS
 
 __all__ = ["ConfigError", "ConfigWarning", "CfgNode", "MODEL_NAMES", "get_cfg", "load_cfg", "merge_into", "check_cfg",
-           "cfg_to_yaml"]
+           "check_values", "cfg_to_yaml", "VALUE_RULES", "LIST_RULES"]
 
 
 class ConfigError(ValueError):
@@ -149,11 +149,106 @@ def _fail(value: Any, default: Any, key: str, source: str):
 MODEL_NAMES = ("pose_higher_hrnet", "hourglass_ae", "hourglass_residual")
 
 
+# Rules for numeric values that would otherwise fail deep inside PyTorch or NumPy (or train nonsense):
+# key -> (test, the rule as the message states it).
+_POSITIVE = (lambda v: v > 0, "must be > 0")
+_AT_LEAST_1 = (lambda v: v >= 1, "must be at least 1")
+_NOT_NEGATIVE = (lambda v: v >= 0, "must be >= 0")
+_FRACTION = (lambda v: 0 <= v <= 1, "must be between 0 and 1")
+VALUE_RULES = {
+    "WORKERS": (lambda v: v >= 0, "must be >= 0 (0 loads data in the main process)"),
+    "SEED": _NOT_NEGATIVE,
+    "PRINT_FREQ": _AT_LEAST_1,
+    "MODEL.NUM_JOINTS": _AT_LEAST_1,
+    "MODEL.EXTRA.STEM_INPLANES": _AT_LEAST_1,
+    "MODEL.EXTRA.DECONV.NUM_BASIC_BLOCKS": _NOT_NEGATIVE,
+    "DATASET.NUM_JOINTS": _AT_LEAST_1,
+    "DATASET.MAX_NUM_PEOPLE": _AT_LEAST_1,
+    "DATASET.INPUT_SIZE": _POSITIVE,
+    "DATASET.FLIP": _FRACTION,
+    "DATASET.MIN_SCALE": _POSITIVE,
+    "DATASET.MAX_ROTATION": _NOT_NEGATIVE,
+    "DATASET.MAX_TRANSLATE": _NOT_NEGATIVE,
+    "DATASET.SIGMA": _POSITIVE,
+    "DATASET.BASE_SIZE": _POSITIVE,
+    "DATASET.BASE_SIGMA": _POSITIVE,
+    "TRAIN.IMAGES_PER_GPU": _AT_LEAST_1,
+    "TRAIN.LR": _POSITIVE,
+    "TRAIN.LR_FACTOR": _POSITIVE,
+    "TRAIN.WD": _NOT_NEGATIVE,
+    "TRAIN.MOMENTUM": (lambda v: 0 <= v < 1, "must be >= 0 and < 1"),
+    "TRAIN.BEGIN_EPOCH": _NOT_NEGATIVE,
+    "TRAIN.WARMUP_EPOCHS": _NOT_NEGATIVE,
+    "TRAIN.WARMUP_FACTOR": _FRACTION,
+    "TRAIN.CLIP_GRAD_NORM": (lambda v: v >= 0, "must be >= 0 (0: no clipping)"),
+    "TRAIN.MAX_ITERS_PER_EPOCH": (lambda v: v >= 0, "must be >= 0 (0: whole epochs)"),
+    "TRAIN.VAL_FREQ": (lambda v: v >= 0, "must be >= 0 (0: no validation)"),
+    "TEST.IMAGES_PER_GPU": _AT_LEAST_1,
+    "TEST.DETECTION_THRESHOLD": _FRACTION,
+    "TEST.TAG_THRESHOLD": _POSITIVE,
+    "TEST.NMS_KERNEL": _AT_LEAST_1,
+    "FP16.STATIC_LOSS_SCALE": _POSITIVE,
+}
+# Lists whose every entry follows a rule.
+LIST_RULES = {
+    "LOSS.HEATMAPS_LOSS_FACTOR": _NOT_NEGATIVE,
+    "LOSS.PUSH_LOSS_FACTOR": _NOT_NEGATIVE,
+    "LOSS.PULL_LOSS_FACTOR": _NOT_NEGATIVE,
+    "TRAIN.LR_STEP": _NOT_NEGATIVE,
+    "MODEL.EXTRA.DECONV.NUM_CHANNELS": _AT_LEAST_1,
+    **{f"MODEL.EXTRA.STAGE{i}.{key}": _AT_LEAST_1 for i in range(1, 5) for key in ("NUM_BLOCKS", "NUM_CHANNELS")},
+}
+
+
+def _value(cfg: CfgNode, key: str) -> Any:
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def check_values(cfg: CfgNode, source: str = "config") -> None:
+    """ConfigError naming the key and the rule for the first numeric value out of its range (VALUE_RULES,
+    LIST_RULES, and the rules between keys: MIN_SCALE <= MAX_SCALE, BEGIN_EPOCH <= END_EPOCH)."""
+    for key, (test, rule) in VALUE_RULES.items():
+        value = _value(cfg, key)
+        if not test(value):
+            raise ConfigError(f"{source}: {key} {rule}, got {value!r}")
+    for key, (test, rule) in LIST_RULES.items():
+        bad = [v for v in _value(cfg, key) if not test(v)]
+        if bad:
+            raise ConfigError(f"{source}: every entry of {key} {rule}, got {list(_value(cfg, key))}")
+    for stage in range(1, 5):
+        if cfg.MODEL.EXTRA[f"STAGE{stage}"].NUM_MODULES < 1:
+            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{stage}.NUM_MODULES must be at least 1, got "
+                              f"{cfg.MODEL.EXTRA[f'STAGE{stage}'].NUM_MODULES}")
+    d, t = cfg.DATASET, cfg.TRAIN
+    if d.MAX_SCALE < d.MIN_SCALE:
+        raise ConfigError(f"{source}: DATASET.MAX_SCALE ({d.MAX_SCALE}) must be >= DATASET.MIN_SCALE ({d.MIN_SCALE})")
+    if t.END_EPOCH < t.BEGIN_EPOCH:
+        raise ConfigError(f"{source}: TRAIN.END_EPOCH ({t.END_EPOCH}) must be >= TRAIN.BEGIN_EPOCH ({t.BEGIN_EPOCH})")
+    multiple, why = _input_multiple(cfg)
+    if d.INPUT_SIZE % multiple:
+        raise ConfigError(f"{source}: DATASET.INPUT_SIZE ({d.INPUT_SIZE}) must be a multiple of {multiple} for "
+                          f"MODEL.NAME {cfg.MODEL.NAME}{why}")
+
+
+def _input_multiple(cfg: CfgNode) -> tuple[int, str]:
+    """What DATASET.INPUT_SIZE must be a multiple of, and why (the end of a sentence)."""
+    for name, section in (("hourglass_ae", "HOURGLASS_AE"), ("hourglass_residual", "HOURGLASS")):
+        if cfg.MODEL.NAME == name:
+            depth = max(cfg.MODEL[section].DEPTH, 0)
+            return 4 * 2 ** depth, (f" with MODEL.{section}.DEPTH {depth}: the network halves and doubles the "
+                                    f"1/4-resolution features DEPTH times")
+    return 32, ": its lowest-resolution branch is at 1/32 and is upsampled back to 1/4 exactly"
+
+
 def check_cfg(cfg: CfgNode, source: str = "config") -> None:
-    """Cross-key consistency checks (lengths that must agree, allowed values)."""
+    """Cross-key consistency checks (lengths that must agree, allowed values) and the value rules
+    (check_values)."""
     name = cfg.MODEL.NAME
     if name not in MODEL_NAMES:
         raise ConfigError(f"{source}: MODEL.NAME {name!r} is not a known model; available: {list(MODEL_NAMES)}")
+    check_values(cfg, source)
     stages = cfg.LOSS.NUM_STAGES
     for key in ("WITH_HEATMAPS_LOSS", "HEATMAPS_LOSS_FACTOR", "WITH_AE_LOSS", "PUSH_LOSS_FACTOR",
                 "PULL_LOSS_FACTOR"):
@@ -263,11 +358,6 @@ def _check_ae_hourglass(cfg: CfgNode, source: str) -> None:
     if hg.WIDTH < 1 or hg.INCREASE < 0 or hg.UNUSED_CHANNELS < 0:
         raise ConfigError(f"{source}: MODEL.HOURGLASS_AE.WIDTH must be >= 1 and INCREASE and UNUSED_CHANNELS >= 0, "
                           f"got {hg.WIDTH}, {hg.INCREASE} and {hg.UNUSED_CHANNELS}")
-    multiple = 4 * 2 ** hg.DEPTH
-    if cfg.DATASET.INPUT_SIZE % multiple:
-        raise ConfigError(f"{source}: DATASET.INPUT_SIZE ({cfg.DATASET.INPUT_SIZE}) must be a multiple of {multiple} "
-                          f"for MODEL.NAME hourglass_ae with MODEL.HOURGLASS_AE.DEPTH {hg.DEPTH}: the network halves "
-                          f"and doubles the 1/4-resolution features DEPTH times")
 
 
 def _expect_len(value: Iterable, n: int, key: str, by: str, source: str) -> None:

@@ -22,7 +22,11 @@ from ..keypoints import KeypointSpec
 from ..normalization import IMAGENET_MEAN, IMAGENET_STD, normalize, normalization_from_config
 from ..outputs import OutputSpec, build_output_specs, check_test_use
 
-__all__ = ["InferenceParams", "ImageResult", "scale_outputs", "run_network", "infer"]
+__all__ = ["InferenceParams", "ImageResult", "NonFiniteOutputError", "scale_outputs", "run_network", "infer"]
+
+
+class NonFiniteOutputError(ValueError):
+    """The network's outputs for an image hold NaN or infinity: no people can be decoded from them."""
 
 
 @dataclass(frozen=True)
@@ -209,11 +213,16 @@ def run_network(model: nn.Module, images: Sequence[np.ndarray], params: Inferenc
 
 def infer(model: nn.Module, images: Sequence[np.ndarray], params: InferenceParams,
           device: torch.device | str = "cpu") -> list[ImageResult]:
-    """Decoded people for each (H, W, 3) uint8 RGB image."""
+    """Decoded people for each (H, W, 3) uint8 RGB image.
+
+    Raises NonFiniteOutputError naming the image when its aggregated heatmaps or tags hold NaN or infinity
+    (broken weights, or an overflow): grouping would silently find nobody, or people at NaN positions.
+    """
     results = []
-    for heatmaps, tags, center, scale in run_network(model, images, params, device):
+    for index, (heatmaps, tags, center, scale) in enumerate(run_network(model, images, params, device)):
         heatmaps = heatmaps.float().cpu()
         tags = tags.float().cpu()
+        _check_finite(f" for image {index} of the batch" if len(images) > 1 else "", heatmaps, tags)
         persons, scores = group(heatmaps, tags, params.grouping)
         size = (heatmaps.shape[2], heatmaps.shape[1])
         if len(persons):
@@ -221,3 +230,12 @@ def infer(model: nn.Module, images: Sequence[np.ndarray], params: InferenceParam
             persons[:, :, :2] = apply_affine(persons[:, :, :2], inverse)
         results.append(ImageResult(persons, scores, size, center, scale))
     return results
+
+
+def _check_finite(which: str, heatmaps: torch.Tensor, tags: torch.Tensor) -> None:
+    bad = [f"{int((~torch.isfinite(t)).sum())} of {t.numel()} {what} values"
+           for what, t in (("heatmap", heatmaps), ("tag", tags)) if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise NonFiniteOutputError(f"the network's outputs{which} hold NaN or infinite values "
+                                   f"({' and '.join(bad)}), so no people can be found; the weights are broken (a "
+                                   f"diverged training?) or the computation overflowed")

@@ -24,21 +24,24 @@ from __future__ import annotations
 import logging
 import os
 import re
+import statistics
 import time
 from typing import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
+import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoint import atomic_save, model_meta, save_model
+from ..checkpoint import atomic_save, model_meta, non_finite_tensors, save_model
 from ..keypoints import KeypointSpec
 from .distributed import DistInfo, replicas_identical
-from .train_loop import HookBase, TrainLoop
+from .train_loop import HookBase, TrainingError, TrainLoop
 
 __all__ = ["EpochLogger", "LogFile", "TensorBoard", "Checkpointer", "PeriodicValidation", "EpochBarrier",
-           "ReplicaCheck", "global_step", "validation_step", "loss_tags", "metric_tag"]
+           "ReplicaCheck", "FiniteWeights", "LossWatch", "append_to_log", "global_step", "validation_step",
+           "loss_tags", "metric_tag"]
 
 logger = logging.getLogger("higherhrnet.train")
 
@@ -49,6 +52,7 @@ class EpochLogger(HookBase):
 
     def __init__(self, main: bool, world_size: int = 1, header: str = ""):
         self.main, self.world_size, self.header = main, world_size, header
+        self.bar = None
 
     def before_train(self) -> None:
         if self.main and self.header:
@@ -73,6 +77,7 @@ class EpochLogger(HookBase):
 
     def after_epoch(self) -> None:
         self.bar.close()
+        self.bar = None
         means = {k: v / max(self.steps, 1) for k, v in self.totals.items()}
         self.loop.state.history.append(means)
         if self.main:
@@ -80,6 +85,27 @@ class EpochLogger(HookBase):
             logger.info("epoch %d: %s, %.1f samples/s, lr %.3g", self.loop.state.epoch,
                         ", ".join(f"{k} {v:.6f}" for k, v in means.items()), self.samples / elapsed,
                         self.loop.optimizer.param_groups[0]["lr"])
+
+    def close(self) -> None:
+        # Training stopped inside an epoch: clear the bar now, not after the message saying why.
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _log_format(rank: int) -> logging.Formatter:
+    return logging.Formatter(f"%(asctime)s [rank {rank}] %(message)s")
+
+
+def append_to_log(path: str, message: str, rank: int = 0, level: int = logging.ERROR) -> None:
+    """One line in the training log file `path`, formatted as LogFile writes them (for what is known only after
+    the loop ended: why training stopped)."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(_log_format(rank))
+    try:
+        handler.emit(logger.makeRecord(logger.name, level, __file__, 0, "%s", (message,), None))
+    finally:
+        handler.close()
 
 
 class LogFile(HookBase):
@@ -91,7 +117,7 @@ class LogFile(HookBase):
 
     def before_train(self) -> None:
         self.handler = logging.FileHandler(self.path)
-        self.handler.setFormatter(logging.Formatter(f"%(asctime)s [rank {self.rank}] %(message)s"))
+        self.handler.setFormatter(_log_format(self.rank))
         logger.addHandler(self.handler)
         if logger.level == logging.NOTSET or logger.level > logging.INFO:
             logger.setLevel(logging.INFO)
@@ -185,25 +211,32 @@ class Checkpointer(HookBase):
     best metric, and "meta": checkpoint.model_meta with the config and keypoint set; atomic), and after
     training `final_state.pth` (checkpoint.save_model: the weights in the official layout under
     "state_dict", and "meta" with the epochs trained and the last epoch's validation metrics if it was
-    validated). Main process only."""
+    validated). Main process only. Weights or buffers holding NaN or infinity are never saved (TrainingError
+    naming them). `saved_epochs`: the epochs trained as of the last complete checkpoint.pth this hook wrote
+    (None before the first)."""
 
     def __init__(self, out_dir: str, model: nn.Module, cfg, keypoints: KeypointSpec, amp: bool):
         self.out_dir, self.model, self.cfg, self.keypoints, self.amp = out_dir, model, cfg, keypoints, amp
+        self.saved_epochs: int | None = None
 
     def after_epoch(self) -> None:
         loop = self.loop
         epochs = loop.state.epoch + 1
+        weights = self.model.state_dict()
+        _refuse_non_finite(weights, loop, "checkpoint.pth")
         state = {
-            "model": self.model.state_dict(), "optimizer": loop.optimizer.state_dict(),
+            "model": weights, "optimizer": loop.optimizer.state_dict(),
             "scheduler": loop.scheduler.state_dict(), "scaler": loop.scaler.state_dict() if self.amp else {},
             "epoch": epochs, "best_metric": loop.state.best_metric,
             "meta": model_meta(self.cfg, self.keypoints, epoch=epochs),
         }
         atomic_save(state, os.path.join(self.out_dir, "checkpoint.pth"))
+        self.saved_epochs = epochs
 
     def after_train(self) -> None:
         history = self.loop.state.history
         metrics = history[-1].get("val") if history else None
+        _refuse_non_finite(self.model.state_dict(), self.loop, "final_state.pth")
         save_model(os.path.join(self.out_dir, "final_state.pth"), self.model, self.cfg, self.keypoints,
                    epoch=self.loop.state.epoch, metrics=metrics)
 
@@ -238,6 +271,7 @@ class PeriodicValidation(HookBase):
                         self.tensorboard.image(f"val_image/{name}", image, step)
             if state.best_metric is None or metrics["AP"] > state.best_metric:
                 state.best_metric = metrics["AP"]
+                _refuse_non_finite(self.model.state_dict(), self.loop, "model_best.pth")
                 save_model(os.path.join(self.out_dir, "model_best.pth"), self.model, self.cfg, self.keypoints,
                            epoch=epoch + 1, metrics=metrics)
                 logger.info("new best AP %.4f: model_best.pth", metrics["AP"])
@@ -267,3 +301,58 @@ class ReplicaCheck(HookBase):
             if self.dist_info.main:
                 logger.info("weights identical across %d ranks: %s", self.dist_info.world_size,
                             "yes" if self.identical else "NO")
+
+
+def _refuse_non_finite(weights: Mapping, loop: TrainLoop, not_written: str | None = None) -> None:
+    """TrainingError naming the NaN or infinite tensors of `weights`, the epoch and the iteration."""
+    bad = non_finite_tensors(weights)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f", ... (+{len(bad) - 5} more)" if len(bad) > 5 else "")
+        raise TrainingError(f"weights or buffers became NaN or infinite by epoch {loop.state.epoch}, iteration "
+                            f"{loop.state.iteration}: {shown}; nothing is saved from them"
+                            + (f" ({not_written} was not written)" if not_written else "")
+                            + ". Lower TRAIN.LR (and check TRAIN.LR_FACTOR, the data)")
+
+
+class FiniteWeights(HookBase):
+    """Stops training (TrainingError naming the tensors, the epoch and the iteration) as soon as a weight or
+    buffer of `model` holds NaN or infinity, checked after every step, so that such weights are never used
+    further or saved. A loss can stay finite while BatchNorm statistics overflow (an exploding learning rate).
+    One fused norm over all tensors per step; the tensors are looked at one by one only when it is not finite.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def after_step(self) -> None:
+        tensors = [t.detach() for t in (*self.model.parameters(), *self.model.buffers()) if t.is_floating_point()]
+        if not tensors:
+            return
+        # The norm is non-finite when a tensor is, or when the sum of squares overflows: then look closer.
+        total = torch.nn.utils.get_total_norm(tensors, error_if_nonfinite=False)
+        if not bool(torch.isfinite(total)):
+            _refuse_non_finite(self.model.state_dict(), self.loop)
+
+
+class LossWatch(HookBase):
+    """Warns once (training log, train.log) when the loss exceeds `factor` times the median loss of the
+    first `baseline_steps` steps this run made: a loss that grows by orders of magnitude without becoming NaN
+    usually means a diverging run (a learning rate far too high)."""
+
+    def __init__(self, factor: float = 1000.0, baseline_steps: int = 20):
+        self.factor, self.baseline_steps = factor, baseline_steps
+        self.first: list[float] = []
+        self.warned = False
+
+    def after_step(self) -> None:
+        loss = self.loop.state.step_losses["loss"]
+        if len(self.first) < self.baseline_steps:
+            self.first.append(loss)
+            return
+        baseline = statistics.median(self.first)
+        if not self.warned and baseline > 0 and loss > self.factor * baseline:
+            self.warned = True
+            state = self.loop.state
+            logger.warning("warning: the loss is %.4g at epoch %d, iteration %d, %.3g times the median of the first "
+                           "%d iterations (%.4g): training looks unstable; consider a lower TRAIN.LR",
+                           loss, state.epoch, state.iteration, loss / baseline, len(self.first), baseline)

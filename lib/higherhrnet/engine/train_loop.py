@@ -97,6 +97,7 @@ class TrainLoop:
                 self.network.train()
                 for listener in self.epoch_listeners:
                     listener.set_epoch(self.state.epoch)
+                self.state.iteration = 0
                 self._call("before_epoch")
                 for iteration, batch in enumerate(self.loader):
                     if iteration >= self.iters_per_epoch:

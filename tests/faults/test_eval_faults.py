@@ -1,0 +1,71 @@
+"""Faults in `higherhrnet eval` / tools/valid.py: an output path under a regular file, weights holding NaN,
+weights whose outputs overflow."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import higherhrnet
+from higherhrnet.cli import main
+
+from conftest import tiny_cfg
+from faultkit import TRAIN_OPTS, make_data, make_models, run
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    make_models(root)
+    make_data(root / "data")
+    return root
+
+
+def eval_args(files, weights, out):
+    return ["eval", "--cfg", str(files / "tiny.yaml"), "--weights", str(weights), "--out", str(out),
+            "DATASET.ROOT", str(files / "data"), *TRAIN_OPTS]
+
+
+@pytest.mark.slow
+def test_valid_py_with_out_under_a_regular_file_fails_before_any_work(files, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run(*eval_args(files, files / "random.pth", blocker / "eval")[1:], script="tools/valid.py")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"error: cannot write to output folder {blocker / 'eval'}: Not a directory\n"
+    assert "evaluating" not in result.stderr and blocker.read_text() == "x"
+
+
+def test_weights_with_nan_are_refused_naming_the_tensor(files, tmp_path, capsys):
+    code = main(eval_args(files, files / "nan.pth", tmp_path / "out"))
+    err = capsys.readouterr().err
+    assert code == 2 and "nan.pth has NaN or infinite values in 1 tensor: stage2.0.fuse_layers.0.1.1.running_var" in err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_outputs_that_overflow_are_reported_not_scored(files, tmp_path, capsys):
+    cfg = tiny_cfg()
+    model = higherhrnet.build_model(cfg)
+    with torch.no_grad():
+        for layer in model.final_layers:
+            layer.bias.fill_(3e38)                     # finite weights, infinite heatmaps after the flip average
+    higherhrnet.save_model(tmp_path / "overflow.pth", model, cfg)
+    code = main(eval_args(files, tmp_path / "overflow.pth", tmp_path / "out"))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "error: the network's outputs hold NaN or infinite values" in err    # one image per batch
+    assert not (tmp_path / "out" / "metrics_val.json").exists()
+    assert not (tmp_path / "out" / "keypoints_val_results.json").exists()
+
+
+def test_ctrl_c_during_evaluation_says_nothing_was_written(files, tmp_path, capsys, monkeypatch):
+    import higherhrnet.engine
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(higherhrnet.engine, "evaluate", interrupted)
+    code = main(eval_args(files, files / "random.pth", tmp_path / "out"))
+    assert code == 130
+    assert capsys.readouterr().err == (f"interrupted: evaluation stopped before its results were written; nothing new "
+                                       f"in {tmp_path / 'out'}\n")
+    assert list((tmp_path / "out").iterdir()) == []

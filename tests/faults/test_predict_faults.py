@@ -1,0 +1,184 @@
+"""Bad inputs and faults in `higherhrnet predict` / demo/inference.py, run as a user runs them: a folder of
+damaged, huge, tiny and skipped files, a video cut in half, Ctrl-C in the middle of a folder, two runs writing
+into one folder at once, broken weights and unwritable outputs."""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from higherhrnet.cli import main
+from higherhrnet.video import VideoWriter
+
+from faultkit import check_complete, hidden_files, make_models, noise_image, png_header_only, run, start
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return make_models(tmp_path_factory.mktemp("models"))
+
+
+def cut_video(path, frames=20, size=(64, 48)):
+    """A video of `frames` frames at path (its extension as VideoWriter chose) whose second half is missing,
+    as a partly copied file."""
+    rng = np.random.default_rng(0)
+    with VideoWriter(str(path.with_suffix("")), 10, size) as writer:
+        for _ in range(frames):
+            writer.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    written = Path(writer.path)
+    data = written.read_bytes()
+    written.write_bytes(data[: len(data) // 2])
+    return written
+
+
+@pytest.fixture(scope="module")
+def folder_run(models, tmp_path_factory):
+    """demo/inference.py over a folder holding one good photo, a 1x1 image, a 40000x30000 and a 30000x30000
+    PNG (small files: only their headers are real), a truncated JPEG, a video cut in half, a hidden file, a
+    text file and a subfolder; options after the overrides, as in the bug report. The random network's people
+    score low: --min-score 0 keeps them (the other cleaning, joints kept inside the image, stays on)."""
+    root = tmp_path_factory.mktemp("folder_run")
+    photos = root / "photos"
+    (photos / "sub").mkdir(parents=True)
+    noise_image(photos / "good.jpg", 96, 64)
+    noise_image(photos / "one.png", 1, 1)
+    png_header_only(photos / "huge.png", 40000, 30000)
+    png_header_only(photos / "big.png", 30000, 30000)
+    data = noise_image(photos / "cut.jpg", 80, 60).read_bytes()
+    (photos / "cut.jpg").write_bytes(data[: len(data) // 2])
+    video = cut_video(photos / "clip.mp4")
+    noise_image(photos / ".hidden.jpg", 8, 8)
+    noise_image(photos / "sub" / "inner.jpg", 8, 8)
+    (photos / "notes.txt").write_text("not an image")
+    out = root / "out"
+    result = run("--cfg", models / "tiny.yaml", "--weights", models / "random.pth", "--folder", photos,
+                 "TEST.FLIP_TEST", "False", "--threshold", "0.5", "--min-score", "0", "--out", out,
+                 "--coco-json", out / "all.json",
+                 script="demo/inference.py")
+    return result, out, video
+
+
+@pytest.mark.slow
+def test_folder_run_names_each_damaged_input_and_exits_1(folder_run):
+    result, _, video = folder_run
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3, result.stderr
+    assert any("huge.png: 40000x30000 PNG (1,200,000,000 pixels) is over OpenCV's decoding limit" in e for e in errors)
+    assert any("big.png: 30000x30000 image (900,000,000 pixels) is over the limit of 50,000,000 pixels" in e
+               and "--max-pixels 900000000" in e for e in errors)
+    assert any("cut.jpg: truncated JPEG" in e for e in errors)
+    assert f"warning: {video.name} ended after " in result.stderr and " of the 20 frames it announces" in result.stderr
+    assert "4 of 6 inputs failed:" in result.stderr
+
+
+@pytest.mark.slow
+def test_folder_run_says_what_it_skipped_and_sums_up(folder_run):
+    result, out, _ = folder_run
+    assert "skipped 1 hidden, 1 subfolders (see --recursive), 1 files of other types" in result.stderr
+    frames = len(json.loads((out / "clip.json").read_text())["frames"])
+    assert f"2 images, 1 video ({frames} frames), " in result.stderr
+    assert f" -> {out}; 4 of 6 inputs failed" in result.stderr
+
+
+@pytest.mark.slow
+def test_folder_run_goes_on_after_failures_and_leaves_only_complete_files(folder_run):
+    result, out, video = folder_run
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".json") == ["all.json", "clip.json", "good.json",
+                                                                             "one.json"]
+    counts = check_complete(out)
+    assert counts == {"json": 4, "jpg": 2, "video": 1, "pth": 0}
+    assert hidden_files(out) == []
+    frames = json.loads((out / "clip.json").read_text())["frames"]
+    assert 0 < len(frames) < 20 and f"the {len(frames)} frames read are in" in result.stderr
+
+
+@pytest.mark.slow
+def test_people_of_a_1x1_image_stay_inside_its_pixel(folder_run):
+    _, out, _ = folder_run
+    record = json.loads((out / "one.json").read_text())
+    assert (record["width"], record["height"]) == (1, 1) and record["people"]
+    for person in record["people"]:
+        xy = np.array(person["keypoints"])[:, :2]
+        assert np.abs(xy).max() <= 0.5, person
+
+
+@pytest.mark.slow
+def test_options_after_overrides_take_effect(folder_run):
+    # --threshold 0.5 after TEST.FLIP_TEST False: boxes surround the joints of value >= 0.5.
+    _, out, _ = folder_run
+    people = json.loads((out / "good.json").read_text())["people"]
+    assert people
+    for person in people:
+        joints = np.array(person["keypoints"])
+        shown = joints[joints[:, 2] >= 0.5] if (joints[:, 2] >= 0.5).any() else joints
+        assert person["box"][:2] == pytest.approx(shown[:, :2].min(axis=0).round(1).tolist(), abs=0.051)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_folder_run_keeps_exactly_the_finished_images(models, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(300):
+        noise_image(photos / f"{i:03d}.jpg", 160, 120, seed=i)
+    out = tmp_path / "out"
+    process = start("predict", "--cfg", models / "tiny.yaml", "--weights", models / "random.pth", photos,
+                    "--out", out, "--coco-json", tmp_path / "all.json", "TEST.SCALE_FACTOR", "[1.0, 2.0]")
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(out.glob("*.json"))) < 3:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("interrupted")]
+    assert len(lines) == 1 and lines[0].endswith(f" -> {out} (every file written there is complete)"), stderr
+    done = int(lines[0].split(": ")[1].split(" image")[0])
+    assert 3 <= done < 300
+    assert check_complete(out) == {"json": done, "jpg": done, "video": 0, "pth": 0}
+    assert hidden_files(out) == []
+    coco = json.loads((tmp_path / "all.json").read_text())
+    assert len({r["image_id"] for r in coco}) <= done
+
+
+@pytest.mark.slow
+def test_two_runs_writing_into_one_folder_leave_complete_files(models, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(12):
+        noise_image(photos / f"{i:02d}.jpg", 96, 72, seed=i)
+    out = tmp_path / "out"
+    processes = [start("predict", "--cfg", models / "tiny.yaml", "--weights", models / "random.pth", photos,
+                       "--out", out, "--coco-json", out / "all.json", "--all") for _ in range(2)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+    assert check_complete(out) == {"json": 13, "jpg": 12, "video": 0, "pth": 0}
+    assert hidden_files(out) == []
+    assert {json.loads((out / f"{i:02d}.json").read_text())["image"] for i in range(12)} == \
+        {f"{i:02d}.jpg" for i in range(12)}
+
+
+def test_weights_with_nan_are_refused_naming_the_tensor(models, tmp_path, capsys):
+    image = noise_image(tmp_path / "a.jpg", 32, 24)
+    code = main(["predict", "--cfg", str(models / "tiny.yaml"), "--weights", str(models / "nan.pth"), str(image),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "stage2.0.fuse_layers.0.1.1.running_var (1 of 8 values: NaN)" in err
+    assert err.count("\n") == 1 and not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("option", ["--out", "--coco-json"])
+def test_outputs_under_a_regular_file_fail_before_the_model_loads(models, tmp_path, capsys, option):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    image = noise_image(tmp_path / "a.jpg", 32, 24)
+    code = main(["predict", "--cfg", str(models / "tiny.yaml"), "--weights", str(tmp_path / "missing.pth"),
+                 str(image), "--out", str(tmp_path / "out"), option, str(blocker / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and str(blocker / "results") in err and "missing.pth" not in err, err
