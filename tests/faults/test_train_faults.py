@@ -103,8 +103,8 @@ def test_a_nan_loss_is_written_to_train_log(files, tmp_path):
     real = trainer.loss
 
     def poisoned(outputs, *args):
-        heat, push, pull = real(outputs, *args)
-        return [heat[0] * float("nan"), heat[1]], push, pull
+        heat, push, pull, scale = real(outputs, *args)
+        return [heat[0] * float("nan"), heat[1]], push, pull, scale
 
     trainer.loss = poisoned
     with pytest.raises(TrainingError, match="loss is nan at epoch 0, iteration 0"):

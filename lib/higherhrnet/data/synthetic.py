@@ -9,7 +9,6 @@ face that tells front from back, so that left and right are decidable as with re
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..fileio import write_bytes, write_json
 from ..keypoints import COCO_KEYPOINTS
 
 __all__ = ["SyntheticSpec", "write_synthetic_coco", "render_scene"]
@@ -267,15 +267,16 @@ def write_synthetic_coco(out_dir: str, splits: dict[str, int] | None = None, see
             image, anns = render_scene(rng, spec)
             image_id = (s_index + 1) * 1_000_000 + i
             name = f"{image_id:012d}.jpg"
-            cv2.imwrite(os.path.join(image_dir, name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 92])
+            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+            if not ok:
+                raise RuntimeError(f"OpenCV could not encode synthetic image {name}")
+            write_bytes(jpeg.tobytes(), os.path.join(image_dir, name))
             images.append({"id": image_id, "file_name": name, "width": image.shape[1], "height": image.shape[0]})
             for ann in anns:
                 ann.update(id=len(annotations) + 1, image_id=image_id)
                 annotations.append(ann)
         path = os.path.join(out_dir, "annotations", f"person_keypoints_{split}.json")
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({"info": {"description": "higherhrnet synthetic people", "seed": seed},
-                       "images": images, "annotations": annotations, "categories": categories}, f)
+        write_json({"info": {"description": "higherhrnet synthetic people", "seed": seed},
+                    "images": images, "annotations": annotations, "categories": categories}, path)
         written[split] = path
     return written
