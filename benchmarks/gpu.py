@@ -8,7 +8,8 @@
 Measured on the first CUDA device (CUDA_VISIBLE_DEVICES picks it), with synthetic COCO-format data (640 x 480
 images, generated into a temporary folder):
 - training: images/s of the training step (forward, losses, backward, Adam) on ready batches, in float32 and
-  with mixed precision (FP16.ENABLED: torch.autocast + GradScaler), and the peak GPU memory of each;
+  with mixed precision (FP16.ENABLED: torch.autocast + GradScaler), each in the contiguous memory format (the
+  default on CUDA) and channels-last (TRAIN.CHANNELS_LAST always), and the peak GPU memory of each;
 - data loading: items/s of the training DataLoader (augmentation, targets) with 0, 2, 4, ... workers;
 - inference: images/s of the Predictor (single scale + flip) on a 640 x 480 image, BatchNorm folded, batch 1
   and batch 8;
@@ -180,12 +181,17 @@ def main(argv=None) -> int:
                 "DATASET.TRAIN", "train", "DATASET.TEST", "val", "TRAIN.IMAGES_PER_GPU", str(args.batch),
                 "WORKERS", "0", "OUTPUT_DIR", f"{root}/bench", "LOG_DIR", f"{root}/bench-log", "AUTO_RESUME", "False",
                 "TRAIN.VAL_FREQ", "0"]
-        for label, fp16 in (("float32", "False"), ("mixed precision", "True"))[:2 if DEVICE == "cuda" else 1]:
-            cfg = higherhrnet.load_cfg(args.cfg, opts + ["FP16.ENABLED", fp16])
+        # float32 and mixed precision, each in the contiguous layout (the CUDA default) and channels-last.
+        variants = [(precision, layout) for precision in ("fp32", "amp") for layout in ("contiguous", "channels_last")]
+        for precision, layout in variants if DEVICE == "cuda" else variants[:1]:
+            cfg = higherhrnet.load_cfg(args.cfg, opts + ["FP16.ENABLED", str(precision == "amp"), "TRAIN.CHANNELS_LAST",
+                                                         "always" if layout == "channels_last" else "never"])
             rate, peak = training_rate(cfg, args.cfg, args.steps, args.repeats)
-            results[f"train_images_per_s_{'amp' if fp16 == 'True' else 'fp32'}"] = round(rate, 2)
-            results[f"train_peak_gib_{'amp' if fp16 == 'True' else 'fp32'}"] = round(peak, 2)
-            print(f"training step, batch {args.batch}, {label}: {rate:.1f} images/s, peak memory {peak:.2f} GiB")
+            key = precision if layout == "contiguous" else f"{precision}_channels_last"
+            results[f"train_images_per_s_{key}"] = round(rate, 2)
+            results[f"train_peak_gib_{key}"] = round(peak, 2)
+            print(f"training step, batch {args.batch}, {'float32' if precision == 'fp32' else 'mixed precision'}, "
+                  f"{layout.replace('_', '-')}: {rate:.1f} images/s, peak memory {peak:.2f} GiB")
         cfg = higherhrnet.load_cfg(args.cfg, opts)
         results["loader_items_per_s"] = {}
         for w in workers:
@@ -201,7 +207,8 @@ def main(argv=None) -> int:
             results["smoke"] = smoke(args.cfg, root)
             ok = results["smoke"]["train_exit"] == 0 and results["smoke"]["eval_exit"] == 0 and \
                 results["smoke"]["validated_during_training"]
-            print(f"smoke check (torchrun 1 process, nccl, AMP, validation; eval) on {DEVICE}: {'ok' if ok else 'FAILED'}")
+            paths = "nccl, AMP" if DEVICE == "cuda" else "gloo, float32"
+            print(f"smoke check (torchrun 1 process, {paths}, validation; eval) on {DEVICE}: {'ok' if ok else 'FAILED'}")
             if not ok:
                 print(results["smoke"]["train_log_tail"], results["smoke"]["eval_log_tail"], sep="\n", file=sys.stderr)
     if args.json:

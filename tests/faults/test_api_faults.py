@@ -232,11 +232,14 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write_and_nothing_els
 def test_resume_comparison_sorts_changes_into_harmless_applied_and_refused():
     old = higherhrnet.load_cfg(None, TINY_OPTS)
     new = higherhrnet.load_cfg(None, TINY_OPTS + ["WORKERS", "0", "TRAIN.LR", "0.01", "TRAIN.OPTIMIZER", "sgd",
-                                                  "MODEL.EXTRA.STAGE4.NUM_CHANNELS", "[8, 16, 32, 48]"])
+                                                  "MODEL.EXTRA.STAGE4.NUM_CHANNELS", "[8, 16, 32, 48]",
+                                                  "TRAIN.CHANNELS_LAST", "never", "TRAIN.END_EPOCH", "500",
+                                                  "WORLD_SIZE", "8"])
     saved = old.dump().replace("  LR: 0.001\n", "  LR: 0.001\n  GONE_KEY: 1\n")   # a key of another version
     changes = compare_configs(saved, new)
-    assert changes.harmless == [("WORKERS", 4, 0)]
-    assert changes.schedule == [("TRAIN.LR", 0.001, 0.01)]
+    assert changes.harmless == [("WORKERS", 4, 0), ("TRAIN.CHANNELS_LAST", "cpu", "never")]
+    # END_EPOCH is where SWAHR's schedule reaches 0; WORLD_SIZE multiplies the rate.
+    assert sorted(changes.schedule) == [("TRAIN.END_EPOCH", 300, 500), ("TRAIN.LR", 0.001, 0.01), ("WORLD_SIZE", 1, 8)]
     assert changes.refused == [("MODEL.EXTRA.STAGE4.NUM_CHANNELS", [8, 16, 32, 64], [8, 16, 32, 48]),
                                ("TRAIN.OPTIMIZER", "adam", "sgd")]
     assert changes.unknown == ["TRAIN.GONE_KEY"]

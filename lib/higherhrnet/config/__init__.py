@@ -272,6 +272,9 @@ def check_cfg(cfg: CfgNode, source: str = "config") -> None:
         raise ConfigError(f"{source}: DATASET.WITH_CENTER is not supported (the official code never uses it)")
     if cfg.LOSS.AE_LOSS_TYPE not in ("exp", "max"):
         raise ConfigError(f"{source}: LOSS.AE_LOSS_TYPE must be 'exp' or 'max', got {cfg.LOSS.AE_LOSS_TYPE!r}")
+    if cfg.TRAIN.CHANNELS_LAST not in ("cpu", "always", "never"):
+        raise ConfigError(f"{source}: TRAIN.CHANNELS_LAST must be 'cpu' (channels-last when training on the CPU), "
+                          f"'always' or 'never', got {cfg.TRAIN.CHANNELS_LAST!r}")
     if cfg.TRAIN.CPU_AUTOCAST not in ("", "bf16"):
         raise ConfigError(f"{source}: TRAIN.CPU_AUTOCAST must be '' (float32) or 'bf16', got {cfg.TRAIN.CPU_AUTOCAST!r}")
     if cfg.TRAIN.OPTIMIZER not in ("adam", "adamw", "sgd"):

@@ -58,12 +58,19 @@ def build_mixed_precision(cfg: CfgNode,
                                 enabled=amp), amp, torch.float16
 
 
+def use_channels_last(cfg: CfgNode, device: torch.device) -> bool:
+    """Whether to train in channels-last memory format on `device` (TRAIN.CHANNELS_LAST: "cpu", "always",
+    "never"). oneDNN's CPU convolutions are much faster on channels-last tensors, and only float rounding
+    changes; on CUDA the default stays contiguous until benchmarks/gpu.py has measured the difference."""
+    return cfg.TRAIN.CHANNELS_LAST == "always" or (cfg.TRAIN.CHANNELS_LAST == "cpu" and device.type == "cpu")
+
+
 def build_training_model(cfg: CfgNode, outputs: tuple[OutputSpec, ...], device: torch.device,
                          dist_info: DistInfo) -> tuple[nn.Module, nn.Module]:
     """(model, network to train): the config's network, initialised (MODEL.PRETRAINED backbone weights when
     given), with SyncBatchNorm under MODEL.SYNC_BN on CUDA with several processes, on `device`; the network to
-    train is the model wrapped in DistributedDataParallel when there are several processes. TRAIN.CHANNELS_LAST
-    stores the weights in channels-last memory format (the loop then feeds channels-last images)."""
+    train is the model wrapped in DistributedDataParallel when there are several processes. Weights are stored
+    in channels-last memory format when use_channels_last says so (the loop then feeds channels-last images)."""
     model = build_model(cfg, outputs)
     if cfg.MODEL.INIT_WEIGHTS and cfg.MODEL.PRETRAINED:
         if os.path.isfile(cfg.MODEL.PRETRAINED):
@@ -77,7 +84,7 @@ def build_training_model(cfg: CfgNode, outputs: tuple[OutputSpec, ...], device: 
         else:
             logger.warning("MODEL.SYNC_BN needs CUDA and several processes; using ordinary BatchNorm here")
     model = model.to(device)
-    if cfg.TRAIN.CHANNELS_LAST:
+    if use_channels_last(cfg, device):
         model = model.to(memory_format=torch.channels_last)
     if not dist_info.enabled:
         return model, model

@@ -37,7 +37,7 @@ from ..fileio import writable_folder_problem
 from ..outputs import build_output_specs
 from ..predictor import Predictor
 from .build import (apply_cudnn_settings, build_mixed_precision, build_optimizer, build_scheduler, build_train_loader,
-                    build_training_model, resolve_device)
+                    build_training_model, resolve_device, use_channels_last)
 from .distributed import init_distributed, shutdown_distributed
 from .evaluation import evaluate, validation_pictures
 from .hooks import (Checkpointer, EpochBarrier, EpochLogger, FiniteWeights, LogFile, LossWatch, PeriodicValidation,
@@ -100,7 +100,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
         self.scaler, self.amp, self.amp_dtype = build_mixed_precision(cfg, self.device)
-        self.channels_last = bool(cfg.TRAIN.CHANNELS_LAST)
+        self.channels_last = use_channels_last(cfg, self.device)
         self.eval_dataset = build_dataset(cfg, is_train=False) if cfg.TRAIN.VAL_FREQ > 0 else None
         if self.eval_dataset is not None and not self.eval_dataset.source.has_annotations:
             raise ConfigError(f"TRAIN.VAL_FREQ: the split DATASET.TEST={cfg.DATASET.TEST} has no annotations to score")
