@@ -35,7 +35,7 @@ import torch
 import higherhrnet
 from higherhrnet.data import build_dataset
 from higherhrnet.data.synthetic import SyntheticSpec, write_synthetic_coco
-from higherhrnet.engine import Trainer, TrainLoop
+from higherhrnet.engine import Trainer
 
 from common import machine_description
 
@@ -64,11 +64,7 @@ def training_rate(cfg, cfg_path: str, steps: int, repeats: int) -> tuple[float, 
     trainer = Trainer(cfg, cfg_path, device=DEVICE)
     batch = next(iter(trainer.loader))
     size = batch[0].shape[0]
-    loop = TrainLoop(trainer.net, [], trainer.loss, trainer.optimizer, trainer.scheduler, trainer.device,
-                     end_epoch=0, iters_per_epoch=steps, parameters=list(trainer.model.parameters()),
-                     scaler=trainer.scaler, amp=trainer.amp, amp_dtype=trainer.amp_dtype,
-                     channels_last=trainer.channels_last)
-    trainer.net.train()
+    loop = trainer.step_loop()
     reset_peak()
     rates = []
     for repeat in range(repeats + 1):

@@ -21,7 +21,7 @@ import torch
 import higherhrnet
 from higherhrnet.data import build_dataset
 from higherhrnet.data.synthetic import SyntheticSpec, write_synthetic_coco
-from higherhrnet.engine import Trainer, TrainLoop
+from higherhrnet.engine import Trainer
 from higherhrnet.outputs import build_output_specs, target_sizes
 
 from common import machine_description
@@ -41,11 +41,7 @@ def step_throughput(cfg, cfg_path: str, device: str, steps: int, repeats: int) -
     trainer = Trainer(cfg, cfg_path, device=device)
     batch = next(iter(trainer.loader))
     size = batch[0].shape[0]
-    loop = TrainLoop(trainer.net, [], trainer.loss, trainer.optimizer, trainer.scheduler, trainer.device,
-                     end_epoch=0, iters_per_epoch=steps, parameters=list(trainer.model.parameters()),
-                     scaler=trainer.scaler, amp=trainer.amp, amp_dtype=trainer.amp_dtype,
-                     channels_last=trainer.channels_last, clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM)
-    trainer.net.train()
+    loop = trainer.step_loop()
     rates = []
     for repeat in range(repeats + 1):
         if device.startswith("cuda"):

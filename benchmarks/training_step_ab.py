@@ -21,7 +21,7 @@ import torch
 
 import higherhrnet
 from higherhrnet.data.synthetic import SyntheticSpec, write_synthetic_coco
-from higherhrnet.engine import Trainer, TrainLoop
+from higherhrnet.engine import Trainer
 
 from common import interleaved_times, machine_description, print_speedups
 
@@ -31,11 +31,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def variant(cfg, cfg_path: str, opts: list[str], batch, compiled: bool = False):
     """A function running one training step of a freshly built trainer with `opts`."""
     trainer = Trainer(higherhrnet.load_cfg(cfg_path, cfg + opts), cfg_path, device="cpu")
-    network = torch.compile(trainer.net) if compiled else trainer.net
-    loop = TrainLoop(network, [], trainer.loss, trainer.optimizer, trainer.scheduler, trainer.device, end_epoch=0,
-                     iters_per_epoch=1, parameters=list(trainer.model.parameters()), scaler=trainer.scaler,
-                     amp=trainer.amp, amp_dtype=trainer.amp_dtype, channels_last=trainer.channels_last)
-    trainer.net.train()
+    loop = trainer.step_loop()
+    if compiled:
+        loop.network = torch.compile(trainer.net)
     return lambda: loop.run_step(batch)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import higherhrnet
-from higherhrnet.engine import Trainer, TrainingError
+from higherhrnet.engine import Trainer
 
 from conftest import EXPERIMENTS, REPO, tiny_cfg
 from tinycoco import write_tiny_coco
@@ -62,19 +62,6 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert len(resumed["epochs"]) == 1                        # only epoch 1 ran again
     assert first["epochs"][0] == full["epochs"][0]
     assert resumed["epochs"][0] == full["epochs"][1]
-
-
-def test_non_finite_loss_stops_with_epoch_and_iteration(tmp_path):
-    trainer = Trainer(train_cfg(tmp_path), "tiny.yaml", device="cpu")
-    real = trainer.loss
-
-    def poisoned(outputs, *args):
-        heat, push, pull, scale = real(outputs, *args)
-        return [heat[0] * float("nan"), heat[1]], push, pull, scale
-
-    trainer.loss = poisoned
-    with pytest.raises(TrainingError, match="at epoch 0, iteration 0"):
-        trainer.run()
 
 
 @pytest.mark.slow
@@ -191,16 +178,10 @@ def test_adam_has_no_weight_decay_as_in_the_official_code_and_adamw_has():
 
 def _one_step(cfg, weights):
     """(losses, gradients by parameter name) of one training step from `weights` on the loader's first batch."""
-    from higherhrnet.engine import TrainLoop
-
     trainer = Trainer(cfg, "tiny.yaml", device="cpu")
     try:
         trainer.model.load_state_dict(weights)
-        loop = TrainLoop(trainer.net, [], trainer.loss, trainer.optimizer, trainer.scheduler, trainer.device,
-                         end_epoch=0, iters_per_epoch=1, parameters=list(trainer.model.parameters()),
-                         scaler=trainer.scaler, amp=trainer.amp, amp_dtype=trainer.amp_dtype,
-                         channels_last=trainer.channels_last)
-        trainer.net.train()
+        loop = trainer.step_loop()
         memory_formats = {p.is_contiguous(memory_format=torch.channels_last) for p in trainer.model.parameters()
                           if p.dim() == 4 and p.shape[2:] != (1, 1)}
         losses = loop.run_step(next(iter(trainer.loader)))

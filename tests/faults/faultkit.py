@@ -126,3 +126,11 @@ def noise_image(path: Path, width: int, height: int, seed: int = 0) -> Path:
     image = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
     assert cv2.imwrite(str(path), image)
     return path
+
+
+def noise_folder(path: Path, count: int, width: int, height: int) -> Path:
+    """A new folder of `count` noise JPEGs named 000.jpg, 001.jpg, ..."""
+    path.mkdir()
+    for i in range(count):
+        noise_image(path / f"{i:03d}.jpg", width, height, seed=i)
+    return path

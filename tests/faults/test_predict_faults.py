@@ -14,7 +14,7 @@ import pytest
 from higherhrnet.cli import main
 from higherhrnet.video import VideoWriter
 
-from faultkit import check_complete, hidden_files, make_models, noise_image, png_header_only, run, start
+from faultkit import check_complete, hidden_files, make_models, noise_folder, noise_image, png_header_only, run, start
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +122,7 @@ def test_options_after_overrides_take_effect(folder_run):
 
 @pytest.mark.slow
 def test_ctrl_c_in_a_folder_run_keeps_exactly_the_finished_images(models, tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(300):
-        noise_image(photos / f"{i:03d}.jpg", 160, 120, seed=i)
+    photos = noise_folder(tmp_path / "photos", 300, 160, 120)
     out = tmp_path / "out"
     process = start("predict", "--cfg", models / "tiny.yaml", "--weights", models / "random.pth", photos,
                     "--out", out, "--coco-json", tmp_path / "all.json", "TEST.SCALE_FACTOR", "[1.0, 2.0]")
@@ -148,10 +145,7 @@ def test_ctrl_c_in_a_folder_run_keeps_exactly_the_finished_images(models, tmp_pa
 
 @pytest.mark.slow
 def test_two_runs_writing_into_one_folder_leave_complete_files(models, tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(12):
-        noise_image(photos / f"{i:02d}.jpg", 96, 72, seed=i)
+    photos = noise_folder(tmp_path / "photos", 12, 96, 72)
     out = tmp_path / "out"
     processes = [start("predict", "--cfg", models / "tiny.yaml", "--weights", models / "random.pth", photos,
                        "--out", out, "--coco-json", out / "all.json", "--all") for _ in range(2)]
@@ -160,8 +154,8 @@ def test_two_runs_writing_into_one_folder_leave_complete_files(models, tmp_path)
         assert process.returncode == 0, stderr
     assert check_complete(out) == {"json": 13, "jpg": 12, "video": 0, "pth": 0}
     assert hidden_files(out) == []
-    assert {json.loads((out / f"{i:02d}.json").read_text())["image"] for i in range(12)} == \
-        {f"{i:02d}.jpg" for i in range(12)}
+    assert {json.loads((out / f"{i:03d}.json").read_text())["image"] for i in range(12)} == \
+        {f"{i:03d}.jpg" for i in range(12)}
 
 
 def test_weights_with_nan_are_refused_naming_the_tensor(models, tmp_path, capsys):

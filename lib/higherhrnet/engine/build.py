@@ -40,6 +40,14 @@ def apply_cudnn_settings(cfg: CfgNode) -> None:
     torch.backends.cudnn.deterministic = cfg.CUDNN.DETERMINISTIC
 
 
+def _cpu_has_bf16() -> bool:
+    """Whether oneDNN reports bfloat16 support on this CPU (a private PyTorch query, hence the fallback)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
+
+
 def build_mixed_precision(cfg: CfgNode,
                           device: torch.device) -> tuple[torch.amp.GradScaler, bool, torch.dtype | None]:
     """(scaler, autocast on, autocast dtype). On CUDA, FP16.ENABLED: float16 autocast with a GradScaler whose
@@ -50,6 +58,9 @@ def build_mixed_precision(cfg: CfgNode,
         if cfg.FP16.ENABLED:
             logger.warning("FP16.ENABLED: float16 mixed precision needs CUDA; on %s see TRAIN.CPU_AUTOCAST", device)
         bf16 = cfg.TRAIN.CPU_AUTOCAST == "bf16"
+        if bf16 and not _cpu_has_bf16():
+            logger.warning("TRAIN.CPU_AUTOCAST bf16: this CPU has no bfloat16 instructions (oneDNN reports none), "
+                           "so bfloat16 is emulated and likely slower than float32")
         return torch.amp.GradScaler("cpu", enabled=False), bf16, torch.bfloat16 if bf16 else None
     amp = bool(cfg.FP16.ENABLED)
     if cfg.FP16.DYNAMIC_LOSS_SCALE:

@@ -274,6 +274,15 @@ class Trainer:
         hooks += [EpochBarrier(self.dist), ReplicaCheck(self.model, self.dist)]
         return hooks
 
+    def step_loop(self) -> TrainLoop:
+        """A TrainLoop over this trainer's network, loss, optimiser, schedule and precision settings with no
+        data and no hooks: `loop.run_step(batch)` runs one training step (benchmarks, tests)."""
+        self.net.train()
+        return TrainLoop(self.net, [], self.loss, self.optimizer, self.scheduler, self.device, end_epoch=0,
+                         iters_per_epoch=1, parameters=list(self.model.parameters()), scaler=self.scaler,
+                         amp=self.amp, amp_dtype=self.amp_dtype, channels_last=self.channels_last,
+                         clip_grad_norm=self.cfg.TRAIN.CLIP_GRAD_NORM)
+
     def run(self) -> dict:
         hooks = self.build_hooks()
         loop = TrainLoop(self.net, self.loader, self.loss, self.optimizer, self.scheduler, self.device,
