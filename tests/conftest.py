@@ -89,3 +89,25 @@ def people_in(w, h, n, seed, num_joints=17):
     rng = np.random.default_rng(seed)
     centres = rng.uniform([0.2 * w, 0.2 * h], [0.8 * w, 0.8 * h], size=(n, 1, 2))
     return centres + rng.normal(0, 0.06 * min(w, h), size=(n, num_joints, 2))
+
+
+def assert_same_maps(a, b, images, atol: float) -> None:
+    """Predictors a and b give the same test-time heatmaps and tags (to atol) and the same crops for `images`."""
+    from higherhrnet.core.inference import run_network
+
+    for (heat_a, tags_a, center_a, scale_a), (heat_b, tags_b, center_b, scale_b) in zip(
+            run_network(a.network, images, a.params), run_network(b.network, images, b.params)):
+        torch.testing.assert_close(heat_b, heat_a, atol=atol, rtol=0)
+        torch.testing.assert_close(tags_b, tags_a, atol=atol, rtol=0)
+        assert np.array_equal(center_a, center_b) and np.array_equal(scale_a, scale_b)
+
+
+def train_once(cfg, name: str = "tiny.yaml"):
+    """(trainer, result of Trainer.run()) on the CPU; the trainer closed afterwards."""
+    from higherhrnet.engine import Trainer
+
+    trainer = Trainer(cfg, name, device="cpu")
+    try:
+        return trainer, trainer.run()
+    finally:
+        trainer.close()

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 __all__ = ["ImageError", "read_image", "read_image_reduced", "decode_image", "decode_image_reduced",
-           "image_size", "reduce_factor", "IMAGE_EXTENSIONS"]
+           "image_size", "reduce_factor", "uint16_to_uint8", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jp2")
 
@@ -189,6 +189,11 @@ def _flags(exif: bool) -> int:
     return flags if exif else flags | cv2.IMREAD_IGNORE_ORIENTATION
 
 
+def uint16_to_uint8(image: np.ndarray) -> np.ndarray:
+    """16-bit pixels to 8 bits over the full range (v / 257, rounded): 65535 -> 255, never clipped."""
+    return np.round(image.astype(np.float32) / 257.0).astype(np.uint8)
+
+
 def _decode(data: bytes, name: str, flags: int) -> np.ndarray:
     _check_complete(data, name)
     try:
@@ -199,7 +204,7 @@ def _decode(data: bytes, name: str, flags: int) -> np.ndarray:
     if image is None or image.size == 0:
         raise ImageError(f"{name}: not a readable image (unknown format or corrupt data)")
     if image.dtype == np.uint16:
-        image = np.round(image.astype(np.float32) / 257.0).astype(np.uint8)
+        image = uint16_to_uint8(image)
     elif image.dtype != np.uint8:
         raise ImageError(f"{name}: unsupported pixel type {image.dtype} (use 8- or 16-bit images)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

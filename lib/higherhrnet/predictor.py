@@ -24,6 +24,7 @@ from .config import CfgNode, load_cfg
 from .core.inference import InferenceParams, infer
 from .data.registry import dataset_info, keypoints_from_config
 from .geometry import multi_scale_size
+from .images import uint16_to_uint8
 from .keypoints import KeypointSpec
 from .models import BACKENDS, build_model, load_onnx_network, prepare_network
 from .models.onnx import OnnxRuntimeNetwork
@@ -355,7 +356,7 @@ def as_rgb_image(image, name: str = "image") -> np.ndarray:
         hint = "; for a batch pass a list of images: list(images)" if image.ndim == 4 else ""
         raise ValueError(f"{name} has shape {tuple(image.shape)}: expected {_IMAGE_LAYOUTS}{hint}")
     if image.dtype == np.uint16:
-        image = np.round(image.astype(np.float32) / 257.0).astype(np.uint8)
+        image = uint16_to_uint8(image)
     if image.ndim == 2:
         image = image[:, :, None]
     if image.shape[2] == 1:

@@ -12,12 +12,10 @@ import torch
 
 import higherhrnet
 from higherhrnet.config import ConfigError
-from higherhrnet.core.inference import run_network
-from higherhrnet.engine import Trainer
 from higherhrnet.engine.build import build_optimizer, build_scheduler
 from higherhrnet.predictor import Predictor
 
-from conftest import REPO, painted_image, tiny_cfg
+from conftest import REPO, assert_same_maps, painted_image, tiny_cfg, train_once
 from tinycoco import write_tiny_coco
 
 
@@ -77,11 +75,7 @@ def trained(tmp_path_factory):
                    "TRAIN.VAL_FREQ", "1", "TRAIN.LR", "0.002", "DATASET.ROOT", str(tmp / "data"),
                    "DATASET.TRAIN", "train", "DATASET.TEST", "val", "WORKERS", "0",
                    "OUTPUT_DIR", str(tmp / "out"), "LOG_DIR", str(tmp / "log"))
-    trainer = Trainer(cfg, "tiny_swahr.yaml", device="cpu")
-    try:
-        result = trainer.run()
-    finally:
-        trainer.close()
+    _, result = train_once(cfg, "tiny_swahr.yaml")
     (tmp / "tiny_swahr.yaml").write_text(cfg.dump())
     return cfg, tmp, result
 
@@ -106,10 +100,7 @@ def test_onnx_export_of_a_swahr_model_matches_torch(trained):
     exported = Predictor.from_config(cfg, weights, device="cpu", backend="onnxruntime", onnx_threads=1)
     assert exported.network.output_channels == [51, 34]
     images = [painted_image(150, 110)]
-    for (heat, tags, _, _), (heat_ort, tags_ort, _, _) in zip(run_network(reference.network, images, reference.params),
-                                                             run_network(exported.network, images, exported.params)):
-        torch.testing.assert_close(heat_ort, heat, atol=1e-4, rtol=0)
-        torch.testing.assert_close(tags_ort, tags, atol=1e-4, rtol=0)
+    assert_same_maps(reference, exported, images, atol=1e-4)
 
 
 @pytest.mark.slow

@@ -13,13 +13,12 @@ import yaml
 
 import higherhrnet
 from higherhrnet import Predictor
-from higherhrnet.core.inference import run_network
 from higherhrnet.fileio import write_bytes
 from higherhrnet.models.onnx import (OnnxError, OnnxRuntimeNetwork, create_session, export_onnx,
                                      max_differences)
 from higherhrnet.models import fold_batchnorm
 
-from conftest import REPO, randomize, tiny_cfg
+from conftest import REPO, assert_same_maps, randomize, tiny_cfg
 from tinycoco import draw, person_annotation
 
 SKIP_REASON = 'onnxruntime is not installed; the ONNX tests need pip install -e ".[onnx]"'
@@ -113,12 +112,7 @@ def test_predictor_onnxruntime_backend_matches_torch_backend(tiny, opts):
     onnx_predictor = Predictor(cfg, model.state_dict(), backend="onnxruntime")
     assert isinstance(onnx_predictor.network, OnnxRuntimeNetwork) and onnx_predictor.backend == "onnxruntime"
     images = painted_images()
-    maps = zip(run_network(reference.network, images, reference.params),
-               run_network(onnx_predictor.network, images, onnx_predictor.params))
-    for (heatmaps, tags, center, scale), (heatmaps_ort, tags_ort, center_ort, scale_ort) in maps:
-        torch.testing.assert_close(heatmaps_ort, heatmaps, atol=1e-3, rtol=0)
-        torch.testing.assert_close(tags_ort, tags, atol=1e-3, rtol=0)
-        assert np.array_equal(center, center_ort) and np.array_equal(scale, scale_ort)
+    assert_same_maps(reference, onnx_predictor, images, atol=1e-3)
     for people, people_ort in zip(reference(images), onnx_predictor(images)):
         assert len(people) == len(people_ort) > 0
         for person, person_ort in zip(people, people_ort):

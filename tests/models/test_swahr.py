@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 
 import higherhrnet
-from higherhrnet.core.inference import InferenceParams, run_network
+from higherhrnet.core.inference import InferenceParams
 from higherhrnet.data.registry import keypoints_from_config
 from higherhrnet.models.fuse import fold_batchnorm
 from higherhrnet.outputs import build_output_specs
 from higherhrnet.predictor import Predictor
 
-from conftest import EXPERIMENTS, SPEC, painted_image, randomize, tiny_cfg
+from conftest import EXPERIMENTS, SPEC, assert_same_maps, painted_image, randomize, tiny_cfg
 
 SWAHR_W32 = EXPERIMENTS / "coco/swahr/w32_512.yaml"
 SWAHR_W48 = EXPERIMENTS / "coco/swahr/w48_640.yaml"
@@ -176,12 +176,7 @@ def test_test_time_drops_the_scale_maps():
     images = [painted_image(150, 110), painted_image(96, 128)]
     with_scales = Predictor.from_config(swahr_cfg(), state, device="cpu", fold_bn=False)
     without = Predictor.from_config(tiny_cfg(), plain.state_dict(), device="cpu", fold_bn=False)
-    maps = zip(run_network(with_scales.network, images, with_scales.params),
-               run_network(without.network, images, without.params))
-    for (heat_a, tags_a, center_a, scale_a), (heat_b, tags_b, center_b, scale_b) in maps:
-        torch.testing.assert_close(heat_a, heat_b, atol=1e-6, rtol=0)
-        torch.testing.assert_close(tags_a, tags_b, atol=1e-6, rtol=0)
-        assert np.array_equal(center_a, center_b) and np.array_equal(scale_a, scale_b)
+    assert_same_maps(without, with_scales, images, atol=1e-6)
     people_a, people_b = with_scales(images[0]), without(images[0])
     assert len(people_a) == len(people_b) > 0
     np.testing.assert_allclose(people_a[0].keypoints, people_b[0].keypoints, atol=1e-4)
