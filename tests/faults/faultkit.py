@@ -134,3 +134,10 @@ def noise_folder(path: Path, count: int, width: int, height: int) -> Path:
     for i in range(count):
         noise_image(path / f"{i:03d}.jpg", width, height, seed=i)
     return path
+
+
+def models_and_data(root: Path) -> Path:
+    """`root` with the tiny models (make_models) and a tiny COCO-format data set under data/ (make_data)."""
+    make_models(root)
+    make_data(root / "data")
+    return root

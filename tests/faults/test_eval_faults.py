@@ -9,15 +9,12 @@ import higherhrnet
 from higherhrnet.cli import main
 
 from conftest import tiny_cfg
-from faultkit import TRAIN_OPTS, make_data, make_models, run
+from faultkit import TRAIN_OPTS, models_and_data, run
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("eval")
-    make_models(root)
-    make_data(root / "data")
-    return root
+    return models_and_data(tmp_path_factory.mktemp("eval"))
 
 
 def eval_args(files, weights, out):

@@ -17,18 +17,16 @@ import higherhrnet
 from higherhrnet.cli import main
 from higherhrnet.engine import Trainer, TrainingError
 
-from faultkit import TRAIN_OPTS, hidden_files, make_data, make_models, run, run_dir, start, train_args
-
-# One iteration per epoch: epochs (and checkpoints) come fast.
-QUICK = ("TRAIN.MAX_ITERS_PER_EPOCH", "1")
+from faultkit import TRAIN_OPTS, hidden_files, models_and_data, run, run_dir, start, train_args
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    make_models(root)
-    make_data(root / "data")
-    return root
+    return models_and_data(tmp_path_factory.mktemp("train"))
+
+
+# One iteration per epoch: epochs (and checkpoints) come fast.
+QUICK = ("TRAIN.MAX_ITERS_PER_EPOCH", "1")
 
 
 def train(files, out, *extra):
