@@ -275,3 +275,24 @@ def test_globs_and_urls(tmp_path, model_files):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["a.json", "b.json", "street.json"]
     assert json.loads((tmp_path / "out/street.json").read_text())["width"] == 50
+
+
+def test_a_model_file_of_ours_brings_its_config(tmp_path, model_files):
+    """Without --cfg, a model file this toolkit wrote supplies the config it was trained with (its meta); files
+    without one (official, mmpose, bare state dicts) and unknown names are refused in one line."""
+    image = write(tmp_path / "a.jpg", np.random.default_rng(1).integers(0, 255, (90, 120, 3), dtype=np.uint8))
+    with_cfg = run_predict("--cfg", model_files / "tiny.yaml", "--weights", model_files / "random.pth", image,
+                           "--out", tmp_path / "with", "--all")
+    without = run_predict("--weights", model_files / "random.pth", image, "--out", tmp_path / "without", "--all")
+    assert with_cfg.returncode == 0 and without.returncode == 0, without.stderr
+    people = json.loads((tmp_path / "without/a.json").read_text())["people"]
+    assert people and people == json.loads((tmp_path / "with/a.json").read_text())["people"]
+    # Overrides apply on top of the saved config; one contradicting its input size is named with its source.
+    bad = run_predict("--weights", model_files / "random.pth", image, "DATASET.OUTPUT_SIZE", "[16, 32]")
+    assert bad.returncode == 2 and "the config saved in" in bad.stderr and "Traceback" not in bad.stderr
+    torch.save(higherhrnet.build_model(tiny_cfg(*OPTS)).state_dict(), tmp_path / "bare.pth")
+    for weights, message in ((tmp_path / "bare.pth", "--cfg is required: "),
+                             ("higherhrnet_w23_512", "Did you mean higherhrnet_w32_512")):
+        result = run_predict("--weights", weights, image, "--out", tmp_path / "out")
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, \
+            result.stderr

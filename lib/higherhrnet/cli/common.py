@@ -97,20 +97,23 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 def load_config_and_weights(cfg_path: str | None, weights: str | None, overrides: Sequence[str],
                             default_weights: Callable | None = None, progress: bool = True):
-    """(cfg, config path, local weights file) for --cfg, --weights and the overrides.
+    """(cfg, config path or None, local weights file) for --cfg, --weights and the overrides.
 
     --weights may be a path, an http(s) URL or a registered name (zoo.py): URLs and names are downloaded
-    once into the cache. Without --cfg, registered weights bring their own experiment file. Without
-    --weights: TEST.MODEL_FILE, else default_weights(cfg, config path) when given.
+    once into the cache. Without --cfg, registered weights bring their own experiment file, and a model file
+    this toolkit wrote carries the config it was trained with (its "meta"; the config path is None then).
+    Without --weights: TEST.MODEL_FILE, else default_weights(cfg, config path) when given.
     """
     from ..config import ConfigError, load_cfg
     from ..zoo import REGISTRY, WeightsError, resolve_weights
 
+    if cfg_path is None and weights and weights not in REGISTRY:
+        return _config_of_model_file(weights, overrides, progress)
     if cfg_path is None:
         entry = REGISTRY.get(weights or "")
         if entry is None:
-            raise CommandError("--cfg is required (it may be left out only when --weights names registered "
-                               "weights, which come with their config)")
+            raise CommandError("--cfg is required (it may be left out when --weights names registered weights or "
+                               "a model file this toolkit wrote, which come with their config)")
         cfg_path = str(REPO_ROOT / entry.config)
         if not os.path.isfile(cfg_path):
             raise CommandError(f"the config of {weights}, {entry.config}, is not in this installation; pass it "
@@ -125,6 +128,26 @@ def load_config_and_weights(cfg_path: str | None, weights: str | None, overrides
     try:
         return cfg, cfg_path, resolve_weights(weights, progress=progress)
     except WeightsError as e:
+        raise CommandError(str(e)) from None
+
+
+def _config_of_model_file(weights: str, overrides: Sequence[str], progress: bool):
+    """(cfg, None, local file) for --weights without --cfg: the config saved in the model file's meta."""
+    from ..checkpoint import CheckpointError, read_model_meta
+    from ..config import ConfigError, load_cfg_text
+    from ..zoo import WeightsError, resolve_weights
+
+    try:
+        local = resolve_weights(weights, progress=progress)
+        text = read_model_meta(local).get("config")
+    except (WeightsError, CheckpointError) as e:
+        raise CommandError(str(e)) from None
+    if not isinstance(text, str):
+        raise CommandError(f"--cfg is required: {weights} carries no config (official and mmpose files do not; only "
+                           f"model files this toolkit wrote do, and registered weights bring theirs)")
+    try:
+        return load_cfg_text(text, f"the config saved in {weights}", overrides), None, local
+    except ConfigError as e:
         raise CommandError(str(e)) from None
 
 

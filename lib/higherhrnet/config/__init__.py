@@ -20,7 +20,7 @@ from yacs.config import CfgNode
 
 from .defaults import _C, COMPAT_KEYS
 
-__all__ = ["ConfigError", "ConfigWarning", "CfgNode", "MODEL_NAMES", "get_cfg", "load_cfg", "merge_into", "check_cfg",
+__all__ = ["ConfigError", "ConfigWarning", "CfgNode", "MODEL_NAMES", "get_cfg", "load_cfg", "load_cfg_text", "merge_into", "check_cfg",
            "check_values", "cfg_to_yaml", "VALUE_RULES", "LIST_RULES"]
 
 
@@ -43,28 +43,39 @@ def load_cfg(path: str | os.PathLike | None = None, opts: Sequence[str] = ()) ->
     Relative DATASET.ROOT, MODEL.PRETRAINED and TEST.MODEL_FILE are resolved against DATA_DIR when
     DATA_DIR is set.
     """
+    if path is None:
+        return _finish(get_cfg(), opts, "defaults")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        return load_cfg_text(f.read(), path, opts)
+
+
+def load_cfg_text(text: str, source: str, opts: Sequence[str] = ()) -> CfgNode:
+    """load_cfg for YAML text, e.g. the config a checkpoint carries; `source` names it in error messages."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
     cfg = get_cfg()
-    if path is not None:
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise ConfigError(f"config file not found: {path}")
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = yaml.safe_load(f)
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
-        merge_into(cfg, data, source=path)
+    merge_into(cfg, data, source=source)
+    return _finish(cfg, opts, source)
+
+
+def _finish(cfg: CfgNode, opts: Sequence[str], source: str) -> CfgNode:
+    """The overrides merged into `cfg`, paths joined to DATA_DIR, values checked; frozen."""
     merge_into(cfg, opts_to_dict(opts), source="command line")
     if cfg.DATA_DIR:
         for node, key in ((cfg.DATASET, "ROOT"), (cfg.MODEL, "PRETRAINED"), (cfg.TEST, "MODEL_FILE")):
             if node[key] and not os.path.isabs(node[key]):
                 node[key] = os.path.join(cfg.DATA_DIR, node[key])
-    check_cfg(cfg, source=path or "defaults")
-    warn_compat_keys(cfg, source=path or "command line")
+    check_cfg(cfg, source=source)
+    warn_compat_keys(cfg, source="command line" if source == "defaults" else source)
     cfg.freeze()
     return cfg
 
