@@ -278,19 +278,18 @@ class Trainer:
         """A TrainLoop over this trainer's network, loss, optimiser, schedule and precision settings with no
         data and no hooks: `loop.run_step(batch)` runs one training step (benchmarks, tests)."""
         self.net.train()
-        return TrainLoop(self.net, [], self.loss, self.optimizer, self.scheduler, self.device, end_epoch=0,
-                         iters_per_epoch=1, parameters=list(self.model.parameters()), scaler=self.scaler,
-                         amp=self.amp, amp_dtype=self.amp_dtype, channels_last=self.channels_last,
-                         clip_grad_norm=self.cfg.TRAIN.CLIP_GRAD_NORM)
+        return self._loop([], end_epoch=0, iters_per_epoch=1)
+
+    def _loop(self, loader, end_epoch: int, iters_per_epoch: int, **options) -> TrainLoop:
+        return TrainLoop(self.net, loader, self.loss, self.optimizer, self.scheduler, self.device, end_epoch=end_epoch,
+                         iters_per_epoch=iters_per_epoch, parameters=list(self.model.parameters()),
+                         scaler=self.scaler, amp=self.amp, amp_dtype=self.amp_dtype, channels_last=self.channels_last,
+                         clip_grad_norm=self.cfg.TRAIN.CLIP_GRAD_NORM, **options)
 
     def run(self) -> dict:
         hooks = self.build_hooks()
-        loop = TrainLoop(self.net, self.loader, self.loss, self.optimizer, self.scheduler, self.device,
-                         end_epoch=self.cfg.TRAIN.END_EPOCH, iters_per_epoch=self.iters_per_epoch,
-                         parameters=list(self.model.parameters()), scaler=self.scaler, amp=self.amp,
-                         amp_dtype=self.amp_dtype, channels_last=self.channels_last,
-                         clip_grad_norm=self.cfg.TRAIN.CLIP_GRAD_NORM, epoch_listeners=[self.sampler, self.dataset],
-                         hooks=hooks, state=self.state)
+        loop = self._loop(self.loader, self.cfg.TRAIN.END_EPOCH, self.iters_per_epoch,
+                          epoch_listeners=[self.sampler, self.dataset], hooks=hooks, state=self.state)
         start = len(self.state.history)
         try:
             loop.run()
