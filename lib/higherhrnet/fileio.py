@@ -115,9 +115,15 @@ def atomic_write(path: str | os.PathLike, text: bool = False) -> Iterator[IO]:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process's umask. Read from /proc on Linux: setting and restoring it (the portable way) is not
+    thread-safe, since a file another thread creates in between would get the temporary mask."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        mask = os.umask(0)
+        os.umask(mask)
+        return mask
 
 
 def write_json(obj: Any, path: str | os.PathLike, indent: int | None = None) -> None:
