@@ -98,7 +98,8 @@ def test_training_and_validation_share_the_step_axis_under_the_documented_tags(t
 def test_tags_for_every_output_layout():
     assert loss_tags([4, 2]) == {"loss": "loss/total", "heatmap_0": "loss/heatmaps_1/4", "push_0": "loss/push_1/4",
                                  "pull_0": "loss/pull_1/4", "heatmap_1": "loss/heatmaps_1/2",
-                                 "push_1": "loss/push_1/2", "pull_1": "loss/pull_1/2"}
+                                 "push_1": "loss/push_1/2", "pull_1": "loss/pull_1/2",
+                                 "scale_0": "loss/scale_1/4", "scale_1": "loss/scale_1/2"}     # SWAHR's terms
     stacks = loss_tags([4, 4])                             # hourglass stacks share a resolution
     assert stacks["heatmap_0"] == "loss/heatmaps_1/4_output0" and stacks["pull_1"] == "loss/pull_1/4_output1"
     assert [metric_tag(m) for m in ("AP", "AP .5", "AP (M)", "AP (easy)")] == ["val/AP", "val/AP.5", "val/AP_M",

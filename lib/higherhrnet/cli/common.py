@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable, Collection, Iterator, Sequence
 
 __all__ = ["CommandError", "add_config_options", "split_overrides", "value_options", "load_config_and_weights",
-           "default_device", "fail", "check_writable_folder", "check_writable_file", "finish_before_interrupt", "EXIT_USAGE", "EXIT_FAILED",
-           "EXIT_INTERRUPTED"]
+           "default_device", "fail", "check_writable_folder", "check_writable_file", "finish_before_interrupt",
+           "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED"]
 
 # Exit status for bad arguments, configs, weights and output locations (argparse uses 2 as well).
 EXIT_USAGE = 2

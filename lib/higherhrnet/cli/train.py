@@ -56,10 +56,9 @@ class _Console(logging.StreamHandler):
 def setup_logging() -> None:
     """Training messages (logger "higherhrnet.train") on the console, marked with the torchrun rank."""
     logger = logging.getLogger("higherhrnet.train")
-    if any(getattr(h, "higherhrnet_console", False) for h in logger.handlers):
+    if any(isinstance(h, _Console) for h in logger.handlers):
         return    # a second run in the same process (tests, notebooks)
     handler = _Console()
-    handler.higherhrnet_console = True
     handler.setFormatter(logging.Formatter(f"%(asctime)s [rank {os.environ.get('RANK', '0')}] %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

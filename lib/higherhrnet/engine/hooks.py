@@ -9,6 +9,7 @@ the part before the first "/"):
     loss/heatmaps_1/4           heatmap loss of the output at 1/4 of the input resolution (stride 4)
     loss/push_1/4, loss/pull_1/4    associative-embedding push / pull losses of that output
     loss/heatmaps_1/2           heatmap loss of the 1/2-resolution output (HigherHRNet's deconvolution)
+    loss/scale_1/4, loss/scale_1/2  SWAHR's scale-map regulariser of each output (MODEL.SWAHR)
                                 when several outputs share a resolution (hourglass stacks), each tag ends
                                 with _output<i> (the output's index, from 0)
     learning_rate               the one the iteration used (first parameter group)
@@ -140,12 +141,12 @@ def validation_step(loop: TrainLoop) -> int:
 
 
 def loss_tags(strides: Sequence[float]) -> dict[str, str]:
-    """TensorBoard tag of each loss TrainLoop.run_step reports ("loss", "heatmap_<i>", "push_<i>", "pull_<i>"),
-    for outputs of these strides: "loss/heatmaps_1/4", ... (module docstring)."""
+    """TensorBoard tag of each loss TrainLoop.run_step reports ("loss", "heatmap_<i>", "push_<i>", "pull_<i>",
+    SWAHR's "scale_<i>"), for outputs of these strides: "loss/heatmaps_1/4", ... (module docstring)."""
     tags = {"loss": "loss/total"}
     for i, stride in enumerate(strides):
         suffix = f"_1/{stride:g}" + (f"_output{i}" if list(strides).count(stride) > 1 else "")
-        for name, term in (("heatmap", "heatmaps"), ("push", "push"), ("pull", "pull")):
+        for name, term in (("heatmap", "heatmaps"), ("push", "push"), ("pull", "pull"), ("scale", "scale")):
             tags[f"{name}_{i}"] = f"loss/{term}{suffix}"
     return tags
 
