@@ -63,8 +63,9 @@ class TrainLoop:
     per target resolution; loss(outputs, heatmaps, masks, joints) returns per-output lists of per-image
     heatmap / push / pull losses and, optionally, a fourth list of SWAHR's scale losses (None where off).
     Each epoch runs at most iters_per_epoch steps; set_epoch(epoch) is called on each of `epoch_listeners`
-    (samplers, datasets) first. amp: CUDA autocast with `scaler`; clip_grad_norm > 0 clips the gradient norm
-    of `parameters`.
+    (samplers, datasets) first. amp: autocast to amp_dtype (float16 on CUDA, with `scaler`; bfloat16 on the
+    CPU); channels_last: images are fed in channels-last memory format (the network's weights must be too);
+    clip_grad_norm > 0 clips the gradient norm of `parameters`.
     """
 
     def __init__(self, network: nn.Module, loader: Iterable, loss: Callable, optimizer: torch.optim.Optimizer,

@@ -321,7 +321,6 @@ class Trainer:
             shutdown_distributed(self.dist)
 
 
-
 def _make_writable_folder(folder: str, key: str, value: str) -> None:
     """Create a run folder and prove files can be written there (ConfigError naming the key otherwise), before
     any slow work."""
