@@ -18,7 +18,7 @@ from torch import nn
 import higherhrnet
 from higherhrnet.data import keypoints_from_config
 from higherhrnet.data.synthetic import SyntheticSpec, render_scene
-from higherhrnet.outputs import build_output_specs
+from higherhrnet.models import build_output_specs
 from higherhrnet.testing import PaintedNetwork
 
 

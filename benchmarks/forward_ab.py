@@ -27,7 +27,7 @@ def variants(model: torch.nn.Module, size: int) -> dict:
         "folded + channels-last (Predictor default on CPU)": ChannelsLast(fold_batchnorm(model)),
     }
     try:
-        from higherhrnet.core.onnx_backend import OnnxRuntimeNetwork, create_session, export_onnx
+        from higherhrnet.models.onnx import OnnxRuntimeNetwork, create_session, export_onnx
         onnx_model = export_onnx(fold_batchnorm(model), input_size=(size, size))
         nets["onnxruntime"] = OnnxRuntimeNetwork(create_session(onnx_model, torch.device("cpu"), None))
     except ImportError:

@@ -3,7 +3,7 @@
     python benchmarks/grouping.py --cfg experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml
 
 For each scene (1 and 30 people, single scale and single scale + flip) the aggregated maps that the
-decoder receives are captured from a real Predictor run (see inference.py), then each grouping step is
+decoder receives are taken from a real Predictor's first stage (Predictor.maps), then each grouping step is
 timed on them: NMS, top-k, matching, ADJUST, REFINE and the whole `group`. The last column times REFINE
 the way the reference code computes it (a NumPy transcription of its loop: a full-map tag distance and
 argmax for every joint of every person, missing or not), on the same maps, run once.
@@ -15,7 +15,6 @@ import argparse
 import numpy as np
 
 import higherhrnet
-import higherhrnet.core.inference as inference
 from higherhrnet.codec import grouping as G
 
 from common import machine_description, median_time, painted_predictor, scene_with_people
@@ -26,19 +25,8 @@ def captured_maps(cfg_path: str, people: int, flip: bool):
     cfg = higherhrnet.load_cfg(cfg_path, ["TEST.FLIP_TEST", str(flip), "TEST.SCALE_FACTOR", "[1.0]"])
     image, gt = scene_with_people(people, seed=people)
     predictor, _ = painted_predictor(cfg, higherhrnet.build_model(cfg).eval(), image, gt)
-    captured = {}
-    original = inference.group
-
-    def capture(heatmaps, tags, params):
-        captured["args"] = (heatmaps, tags, params)
-        return original(heatmaps, tags, params)
-
-    inference.group = capture
-    try:
-        predictor(image)
-    finally:
-        inference.group = original
-    return captured["args"]
+    maps = predictor.maps([image])[0]          # the pipeline's first stage; inference.decode_people groups these
+    return maps.heatmaps.float().cpu(), maps.tags.float().cpu(), predictor.params.grouping
 
 
 def reference_refine(persons: np.ndarray, heat: np.ndarray, tags: np.ndarray) -> None:

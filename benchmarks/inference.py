@@ -8,8 +8,10 @@ with 1, 5 and 30 people. The network runs for real (untrained weights unless --w
 are then replaced by maps rendered from the scene's ground truth (see common.painted_predictor), so that
 grouping works on realistic heatmaps and tags, with a quarter of the joints too weak to detect and
 left to REFINE. Stages: preprocess (resize + normalise), forward, aggregation (resizing, flipping and
-averaging outputs), grouping (NMS, top-k, matching, ADJUST, REFINE), back-projection. Each number is the
-median over --repeats runs after a warm-up run. Prints a Markdown table.
+averaging outputs), grouping (NMS, top-k, matching, ADJUST, REFINE), back-projection. The Predictor's two
+public stages (Predictor.maps, Predictor.people_from_maps) make the total; preprocessing, grouping and
+decoding are timed again on their own on the same inputs to split it, and aggregation is what is left of
+the first stage. Each number is the median over --repeats runs after a warm-up run. Prints a Markdown table.
 """
 from __future__ import annotations
 
@@ -17,13 +19,15 @@ import argparse
 import json
 import statistics
 import time
-from collections import defaultdict
 
 import cv2
 import torch
 
 import higherhrnet
-import higherhrnet.core.inference as inference
+from higherhrnet.codec.grouping import group
+from higherhrnet.geometry import get_affine_transform, multi_scale_size, warp_image
+from higherhrnet.inference import decode_people
+from higherhrnet.normalization import normalize
 
 from common import machine_description, painted_predictor, scene_with_people
 
@@ -33,31 +37,6 @@ MODES = {
     "multi": ("scales [2, 1, 0.5] + flip", ["TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[2.0, 1.0, 0.5]"]),
 }
 STAGES = ("preprocess", "forward", "aggregation", "grouping", "back-projection")
-
-
-class StageClock:
-    """Wraps the pipeline's functions (module globals of core.inference) to add up time per stage."""
-
-    def __init__(self):
-        self.seconds = defaultdict(float)
-        self._originals = {}
-
-    def wrap(self, name: str, stage: str) -> None:
-        original = getattr(inference, name)
-        self._originals[name] = original
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.seconds[stage] += time.perf_counter() - start
-
-        setattr(inference, name, timed)
-
-    def restore(self) -> None:
-        for name, original in self._originals.items():
-            setattr(inference, name, original)
 
 
 def run(cfg_path: str, opts: list[str], weights: str | None, people: int, repeats: int, backend: str):
@@ -74,24 +53,33 @@ def run(cfg_path: str, opts: list[str], weights: str | None, people: int, repeat
     image, gt = scene_with_people(people, seed=people)
     predictor, painted = painted_predictor(cfg, network, image, gt)
 
-    clock = StageClock()
-    for name, stage in (("warp_image", "preprocess"), ("normalize", "preprocess"), ("group", "grouping"),
-                        ("apply_affine", "back-projection")):
-        clock.wrap(name, stage)
+    params = predictor.params
     runs = []
-    try:
-        for i in range(repeats + 1):
-            clock.seconds.clear()
-            painted.forward_seconds = 0.0
-            start = time.perf_counter()
-            found = predictor(image)
-            total = time.perf_counter() - start
-            times = dict(clock.seconds, forward=painted.forward_seconds, total=total)
-            times["aggregation"] = total - sum(times.get(s, 0.0) for s in STAGES if s != "aggregation")
-            if i > 0:          # the first run is the warm-up
-                runs.append(times)
-    finally:
-        clock.restore()
+    for i in range(repeats + 1):
+        painted.forward_seconds = 0.0
+        start = time.perf_counter()
+        maps = predictor.maps([image])[0]                  # preprocess + forward + aggregation
+        mapped = time.perf_counter() - start
+        found = predictor.people_from_maps(image, maps)    # grouping + back-projection (+ the Predictor's filters)
+        total = time.perf_counter() - start
+        forward = painted.forward_seconds
+        # The stages inside those two, timed on their own on the same inputs.
+        start = time.perf_counter()
+        for s in params.scale_factors:
+            size, center, scale = multi_scale_size(image.shape[1], image.shape[0], params.input_size, s,
+                                                   min(params.scale_factors))
+            normalize(warp_image(image, get_affine_transform(center, scale, 0, size), size), params.mean, params.std)
+        preprocess = time.perf_counter() - start
+        start = time.perf_counter()
+        group(maps.heatmaps.float().cpu(), maps.tags.float().cpu(), params.grouping)
+        grouping = time.perf_counter() - start
+        start = time.perf_counter()
+        decode_people(maps, params)
+        decoding = time.perf_counter() - start
+        times = {"preprocess": preprocess, "forward": forward, "aggregation": mapped - preprocess - forward,
+                 "grouping": grouping, "back-projection": max(decoding - grouping, 0.0), "total": total}
+        if i > 0:          # the first run is the warm-up
+            runs.append(times)
     median = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in (*STAGES, "total")}
     return median, len(found)
 

@@ -22,7 +22,8 @@ import higherhrnet
 from higherhrnet.data import build_dataset
 from higherhrnet.data.synthetic import SyntheticSpec, write_synthetic_coco
 from higherhrnet.engine import Trainer
-from higherhrnet.outputs import build_output_specs, target_sizes
+from higherhrnet.models import build_output_specs
+from higherhrnet.outputs import target_sizes
 
 from common import machine_description
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import higherhrnet
-from higherhrnet.outputs import build_output_specs
+from higherhrnet.models import build_output_specs
 from higherhrnet.testing import PaintedNetwork
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def people_in(w, h, n, seed, num_joints=17):
 
 def assert_same_maps(a, b, images, atol: float) -> None:
     """Predictors a and b give the same test-time heatmaps and tags (to atol) and the same crops for `images`."""
-    from higherhrnet.core.inference import run_network
+    from higherhrnet.inference import run_network
 
     for (heat_a, tags_a, center_a, scale_a), (heat_b, tags_b, center_b, scale_b) in zip(
             run_network(a.network, images, a.params), run_network(b.network, images, b.params)):

@@ -6,7 +6,8 @@ import torch
 
 import higherhrnet
 from higherhrnet import ConfigError
-from higherhrnet.outputs import OutputSpec, build_output_specs, check_test_use, target_sizes
+from higherhrnet.models import build_output_specs
+from higherhrnet.outputs import OutputSpec, check_test_use, target_sizes
 
 from conftest import EXPERIMENTS, tiny_cfg, tiny_hourglass_cfg
 
@@ -53,9 +54,8 @@ def test_model_loss_and_data_follow_the_specs(opts):
 
 
 def test_tags_on_an_output_without_heatmap_loss_are_refused():
-    cfg = tiny_cfg("LOSS.WITH_HEATMAPS_LOSS", "[False, True]", "TEST.WITH_HEATMAPS", "(False, True)")
     with pytest.raises(ConfigError, match=r"output 0 is trained with tags \(LOSS.WITH_AE_LOSS\) but not with heatmaps"):
-        build_output_specs(cfg)
+        tiny_cfg("LOSS.WITH_HEATMAPS_LOSS", "[False, True]", "TEST.WITH_HEATMAPS", "(False, True)")   # at load
 
 
 @pytest.mark.parametrize("opts,message", [
@@ -98,4 +98,4 @@ def test_swahr_puts_scale_maps_on_every_output():
 
 def test_swahr_needs_higher_hrnet():
     with pytest.raises(ConfigError, match="MODEL.SWAHR .* pose_higher_hrnet only, got 'hourglass_residual'"):
-        build_output_specs(tiny_hourglass_cfg("MODEL.SWAHR", "True"))
+        tiny_hourglass_cfg("MODEL.SWAHR", "True")                                                      # at load

@@ -8,7 +8,7 @@ import torch
 
 import higherhrnet
 from higherhrnet import COCO_KEYPOINTS, Predictor
-from higherhrnet.core.inference import InferenceParams
+from higherhrnet.inference import InferenceParams
 from higherhrnet.predictor import synthetic_model_note
 
 from conftest import randomize, tiny_cfg

@@ -25,7 +25,7 @@ _EXPORTS = {
     "load_checkpoint": "checkpoint", "save_model": "checkpoint", "CheckpointError": "checkpoint",
     "Predictor": "predictor", "Person": "predictor",
     "build_dataset": "data",
-    "build_loss": "core.loss",
+    "build_loss": "losses",
     "KeypointSpec": "keypoints", "COCO_KEYPOINTS": "keypoints",
 }
 

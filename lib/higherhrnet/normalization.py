@@ -11,8 +11,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
-
-from .config import CfgNode
+from yacs.config import CfgNode
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "normalize", "normalize_reference", "normalization_from_config"]
 

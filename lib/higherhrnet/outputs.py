@@ -1,9 +1,9 @@
 """What each network output is: one frozen `OutputSpec` per output, built once from the config.
 
 The model's heads, the loss, the dataset's target sizes, the test-time pipeline, the ONNX channel check and
-the benchmarks all read these objects; `build_output_specs` is the only code that reads the output-related
-config keys (LOSS.NUM_STAGES, LOSS.WITH_* and *_FACTOR, TEST.WITH_*, DATASET.OUTPUT_SIZE, MODEL.TAG_PER_JOINT,
-MODEL.HOURGLASS_AE.UNUSED_CHANNELS, MODEL.SWAHR).
+the benchmarks all read these objects; `models.build_output_specs` (from the model registry's output layout)
+is the only code that reads the output-related config keys (LOSS.NUM_STAGES, LOSS.WITH_* and *_FACTOR,
+TEST.WITH_*, DATASET.OUTPUT_SIZE, MODEL.TAG_PER_JOINT, MODEL.SWAHR).
 
 Channel layout of an output (N, C, H, W), in this order (S = scale_channels):
     scales    channels [0, S)            S = J with MODEL.SWAHR (one scale map per joint, SWAHR's head), else 0
@@ -12,8 +12,6 @@ Channel layout of an output (N, C, H, W), in this order (S = scale_channels):
     unused    channels [S + J + T, C)    carried by some released networks, read by nobody
 The scale maps come first because SWAHR's code concatenates them in front of the final layer's channels;
 they are read by the loss only (test time drops them).
-
-Adding a network: give `build_output_specs` a branch that describes its outputs, and its module in models/.
 """
 from __future__ import annotations
 
@@ -22,9 +20,9 @@ from typing import Sequence
 
 import torch
 
-from .config import CfgNode, ConfigError
+from .errors import ConfigError
 
-__all__ = ["OutputSpec", "build_output_specs", "check_test_use", "target_sizes"]
+__all__ = ["OutputSpec", "check_test_use", "target_sizes", "output_labels"]
 
 
 @dataclass(frozen=True)
@@ -122,46 +120,12 @@ def target_sizes(outputs: Sequence[OutputSpec]) -> tuple[int, ...]:
     return tuple(sizes[i] for i in range(len(sizes)))
 
 
-def build_output_specs(cfg: CfgNode) -> tuple[OutputSpec, ...]:
-    """The outputs of the config's network (MODEL.NAME), one OutputSpec each.
-
-    pose_higher_hrnet: output i at stride 4 / 2**i, trained by target resolution i (DATASET.OUTPUT_SIZE[i]).
-    hourglass_ae, hourglass_residual: one output per stack, all at stride 4, all trained by the 1/4 targets;
-    hourglass_ae's carry MODEL.HOURGLASS_AE.UNUSED_CHANNELS channels after the tags (pose-ae-train's layout).
-    MODEL.SWAHR: J scale maps in front of every output, as SWAHR's code builds them (pose_higher_hrnet only).
-    Raises ConfigError naming the keys when the per-output settings contradict each other.
-    """
-    loss, test = cfg.LOSS, cfg.TEST
-    joints = cfg.MODEL.NUM_JOINTS
-    tag_dim = joints if cfg.MODEL.TAG_PER_JOINT else 1
-    count = loss.NUM_STAGES
-    if cfg.MODEL.NAME in ("hourglass_ae", "hourglass_residual"):
-        strides, targets = [4.0] * count, [0] * count
-    else:
-        strides, targets = [4.0 / 2 ** i for i in range(count)], list(range(count))
-    unused = cfg.MODEL.HOURGLASS_AE.UNUSED_CHANNELS if cfg.MODEL.NAME == "hourglass_ae" else 0
-    sizes = list(cfg.DATASET.OUTPUT_SIZE)
-    # SWAHR: a scale head on every output, trained or not (its code builds them unconditionally).
-    scale_dim = joints if cfg.MODEL.SWAHR else 0
-    if scale_dim and cfg.MODEL.NAME != "pose_higher_hrnet":
-        raise ConfigError(f"MODEL.SWAHR (scale-map heads) exists for MODEL.NAME pose_higher_hrnet only, "
-                          f"got {cfg.MODEL.NAME!r}")
-    specs = []
-    for i in range(count):
-        heat, tags = bool(loss.WITH_HEATMAPS_LOSS[i]), bool(loss.WITH_AE_LOSS[i])
-        if tags and not heat:
-            raise ConfigError(f"output {i} is trained with tags (LOSS.WITH_AE_LOSS) but not with heatmaps "
-                              f"(LOSS.WITH_HEATMAPS_LOSS): tags are read at the joints' heatmap peaks, so an output "
-                              f"with tags must train its heatmaps")
-        specs.append(OutputSpec(
-            index=i, stride=strides[i], target_index=targets[i], target_size=sizes[targets[i]],
-            num_joints=joints, tag_channels=tag_dim if tags else 0,
-            heatmap_loss_factor=float(loss.HEATMAPS_LOSS_FACTOR[i]) if heat else None,
-            push_loss_factor=float(loss.PUSH_LOSS_FACTOR[i]), pull_loss_factor=float(loss.PULL_LOSS_FACTOR[i]),
-            test_heatmaps=bool(test.WITH_HEATMAPS[i]), test_tags=bool(test.WITH_AE[i]), unused_channels=unused,
-            scale_channels=scale_dim,
-        ))
-    return tuple(specs)
+def output_labels(outputs: Sequence[OutputSpec]) -> tuple[str, ...]:
+    """How losses, logs and TensorBoard name each output: by resolution, "1/4", "1/2", ...; where several
+    outputs share a resolution (hourglass stacks), "1/4_output0", "1/4_output1", ... (the output's index)."""
+    strides = [spec.stride for spec in outputs]
+    return tuple(f"1/{stride:g}" + (f"_output{i}" if strides.count(stride) > 1 else "")
+                 for i, stride in enumerate(strides))
 
 
 def check_test_use(outputs: Sequence[OutputSpec]) -> None:

@@ -21,15 +21,14 @@ from torch import nn
 from .checkpoint import load_checkpoint, read_model_meta
 from .codec.oks import oks_nms
 from .config import CfgNode, load_cfg
-from .core.inference import InferenceParams, infer
+from .inference import ImageMaps, InferenceParams, decode_people, run_network
 from .data.registry import dataset_info, keypoints_from_config
 from .geometry import multi_scale_size
 from .images import uint16_to_uint8
 from .keypoints import KeypointSpec
-from .models import BACKENDS, build_model, load_onnx_network, prepare_network
+from .models import BACKENDS, build_model, build_output_specs, load_onnx_network, prepare_network
 from .models.onnx import OnnxRuntimeNetwork
 from .models.runtime import check_backend
-from .outputs import build_output_specs
 
 __all__ = ["Person", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "CLEAN", "as_rgb_image",
            "synthetic_model_note"]
@@ -227,19 +226,30 @@ class Predictor:
         """People for each image (in the grouping's order, or by falling score when filtered); images of equal
         size share network passes. Images as __call__ takes them (converted by as_rgb_image)."""
         images = [as_rgb_image(image, f"image {i}") for i, image in enumerate(images)]
+        maps = self.maps(images)
+        return [self.people_from_maps(image, m, f" for image {i} of the batch" if len(images) > 1 else "")
+                for i, (image, m) in enumerate(zip(images, maps))]
+
+    def maps(self, images: Sequence[np.ndarray | torch.Tensor]) -> list[ImageMaps]:
+        """The first stage of predict_batch: the network's aggregated heatmaps and tags for each image
+        (inference.ImageMaps: in the frame of the resized network input, every TEST.* option applied), what
+        grouping reads. Images as __call__ takes them; images of equal size share network passes."""
+        images = [as_rgb_image(image, f"image {i}") for i, image in enumerate(images)]
         for i, image in enumerate(images):
             self._check_input_size(image, f"image {i}")
-        results = infer(self.network, images, self.params, self.device)
-        out = []
-        for image, result in zip(images, results):
-            people = [
-                Person(keypoints=person[:, :3].copy(), score=float(score), tags=person[:, 3:].copy())
-                for person, score in zip(result.persons, result.scores)
-            ]
-            if self.clip_to_image:
-                people = _clip_to_image(people, image.shape[1], image.shape[0])
-            out.append(self._filter(people))
-        return out
+        return run_network(self.network, images, self.params, self.device)
+
+    def people_from_maps(self, image: np.ndarray, maps: ImageMaps, which: str = "") -> list[Person]:
+        """The second stage of predict_batch: the people in `maps` (from `maps([image])`), in `image`'s pixels,
+        with this Predictor's min_score, OKS-NMS and clip_to_image applied. NonFiniteOutputError when the maps
+        hold NaN or infinity (`which` ends its first clause, e.g. " for image 2 of the batch")."""
+        persons, scores = decode_people(maps, self.params, which)
+        people = [Person(keypoints=person[:, :3].copy(), score=float(score), tags=person[:, 3:].copy())
+                  for person, score in zip(persons, scores)]
+        if self.clip_to_image:
+            height, width = image.shape[:2]
+            people = _clip_to_image(people, width, height)
+        return self._filter(people)
 
     def _filter(self, people: list[Person]) -> list[Person]:
         if self.min_score > 0:

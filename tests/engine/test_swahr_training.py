@@ -83,9 +83,9 @@ def trained(tmp_path_factory):
 def test_trainer_logs_the_scale_terms_and_validates(trained):
     cfg, tmp, result = trained
     (epoch,) = result["epochs"]
-    assert {"heatmap_0", "scale_0", "push_0", "pull_0", "heatmap_1", "scale_1", "loss"} <= set(epoch)
-    assert all(np.isfinite(epoch[k]) for k in ("heatmap_0", "scale_0", "scale_1", "loss"))
-    assert epoch["scale_0"] > 0                 # the heads left zero after the first step
+    assert {"heatmaps_1/4", "scale_1/4", "push_1/4", "pull_1/4", "heatmaps_1/2", "scale_1/2", "loss"} <= set(epoch)
+    assert all(np.isfinite(epoch[k]) for k in ("heatmaps_1/4", "scale_1/4", "scale_1/2", "loss"))
+    assert epoch["scale_1/4"] > 0                 # the heads left zero after the first step
     assert 0.0 <= epoch["val"]["AP"] <= 1.0
     final = torch.load(f"{result['output_dir']}/final_state.pth", map_location="cpu", weights_only=True)["state_dict"]
     assert list(final) == list(higherhrnet.build_model(cfg).state_dict())

@@ -3,6 +3,7 @@ the documented tags, and pictures of the first validation image at each validati
 read back record by record with tensorboardX's own protocol buffers (tensorboard itself is not needed)."""
 from __future__ import annotations
 
+import re
 import struct
 from collections import defaultdict
 from pathlib import Path
@@ -14,14 +15,17 @@ import torch
 from tensorboardX.proto.event_pb2 import Event
 from tensorboardX.record_writer import masked_crc32c
 
+import higherhrnet
 from higherhrnet import COCO_KEYPOINTS, Predictor
-from higherhrnet.core.inference import InferenceParams
 from higherhrnet.engine import Trainer
 from higherhrnet.engine.evaluation import validation_pictures
-from higherhrnet.engine.hooks import loss_tags, metric_tag
+from higherhrnet.engine.hooks import loss_tag, metric_tag
+from higherhrnet.inference import InferenceParams
+from higherhrnet.losses import loss_term_names
+from higherhrnet.models import build_output_specs
 from higherhrnet.vis import heatmap_grid
 
-from conftest import painted_image, painted_network, people_in, tiny_cfg
+from conftest import EXPERIMENTS, REPO, painted_image, painted_network, people_in, tiny_cfg, tiny_hourglass_cfg
 from tinycoco import write_tiny_coco
 
 TRAIN_TAGS = {"loss/total", "loss/heatmaps_1/4", "loss/push_1/4", "loss/pull_1/4", "loss/heatmaps_1/2",
@@ -96,14 +100,28 @@ def test_training_and_validation_share_the_step_axis_under_the_documented_tags(t
 
 
 def test_tags_for_every_output_layout():
-    assert loss_tags([4, 2]) == {"loss": "loss/total", "heatmap_0": "loss/heatmaps_1/4", "push_0": "loss/push_1/4",
-                                 "pull_0": "loss/pull_1/4", "heatmap_1": "loss/heatmaps_1/2",
-                                 "push_1": "loss/push_1/2", "pull_1": "loss/pull_1/2",
-                                 "scale_0": "loss/scale_1/4", "scale_1": "loss/scale_1/2"}     # SWAHR's terms
-    stacks = loss_tags([4, 4])                             # hourglass stacks share a resolution
-    assert stacks["heatmap_0"] == "loss/heatmaps_1/4_output0" and stacks["pull_1"] == "loss/pull_1/4_output1"
+    higher = build_output_specs(tiny_cfg())
+    assert [loss_tag(n) for n in ("loss", *loss_term_names(higher))] == [
+        "loss/total", "loss/heatmaps_1/4", "loss/push_1/4", "loss/pull_1/4", "loss/heatmaps_1/2"]
+    swahr = build_output_specs(tiny_cfg("MODEL.SWAHR", "True"))
+    assert [loss_tag(n) for n in loss_term_names(swahr)] == [
+        "loss/heatmaps_1/4", "loss/scale_1/4", "loss/push_1/4", "loss/pull_1/4", "loss/heatmaps_1/2", "loss/scale_1/2"]
+    stacks = build_output_specs(tiny_hourglass_cfg())      # hourglass stacks share a resolution
+    assert loss_term_names(stacks) == ("heatmaps_1/4_output0", "push_1/4_output0", "pull_1/4_output0",
+                                       "heatmaps_1/4_output1", "push_1/4_output1", "pull_1/4_output1")
     assert [metric_tag(m) for m in ("AP", "AP .5", "AP (M)", "AP (easy)")] == ["val/AP", "val/AP.5", "val/AP_M",
                                                                               "val/AP_easy"]
+
+
+def test_readme_lists_the_loss_tags_the_loss_names():
+    """README's TensorBoard table names exactly the loss tags training writes: the total and every term the loss
+    returns for HigherHRNet with SWAHR (which has them all), plus the rule for outputs sharing a resolution."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"`(loss/[^`]+)`", readme))
+    swahr = build_output_specs(higherhrnet.load_cfg(EXPERIMENTS / "coco" / "swahr" / "w32_512.yaml"))
+    assert listed == {loss_tag(n) for n in ("loss", *loss_term_names(swahr))}
+    stacks = loss_term_names(build_output_specs(tiny_hourglass_cfg()))
+    assert "`_output<i>` appended" in readme and all(re.search(r"_output\d$", name) for name in stacks)
 
 
 def test_validation_pictures_show_what_grouping_sees():

@@ -55,7 +55,7 @@ def toy(loss_value=None):
 
     def loss(outputs, heatmaps, masks, joints):
         term = ((outputs[0] - heatmaps[0]) ** 2).mean(dim=(1, 2, 3))
-        return [term if loss_value is None else term * loss_value], [None], [None]
+        return {"heatmaps_1/4": term if loss_value is None else term * loss_value}
 
     optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: 1.0)
@@ -72,7 +72,7 @@ def test_hooks_are_called_in_order_and_epochs_are_cut_short():
     assert events == ["before_train", "before_epoch 1", "step 1.0", "step 1.1", "after_epoch 1",
                       "before_epoch 2", "step 2.0", "step 2.1", "after_epoch 2", "after_train", "close"]
     assert listener.epochs == [1, 2] and state.epoch == 3
-    assert set(state.step_losses) == {"heatmap_0", "loss"} and state.step_samples == 2
+    assert set(state.step_losses) == {"heatmaps_1/4", "loss"} and state.step_samples == 2
 
 
 def test_a_non_finite_loss_stops_with_epoch_and_iteration_and_hooks_are_closed():
@@ -80,7 +80,7 @@ def test_a_non_finite_loss_stops_with_epoch_and_iteration_and_hooks_are_closed()
     events = []
     loop = TrainLoop(_Wrapped(network), loader, loss, optimizer, scheduler, torch.device("cpu"), end_epoch=1,
                      iters_per_epoch=5, parameters=list(network.parameters()), hooks=[Recording(events)])
-    with pytest.raises(TrainingError, match=r"loss is inf at epoch 0, iteration 0 \(heatmap_0=inf\)"):
+    with pytest.raises(TrainingError, match=r"loss is inf at epoch 0, iteration 0 \(heatmaps_1/4=inf\)"):
         loop.run()
     assert events == ["before_train", "before_epoch 0", "close"]
 
@@ -91,5 +91,5 @@ def test_a_step_updates_the_weights():
     loop = TrainLoop(_Wrapped(network), loader, loss, optimizer, scheduler, torch.device("cpu"), end_epoch=1,
                      iters_per_epoch=1, parameters=list(network.parameters()))
     losses = loop.run_step(loader[0])
-    assert losses["loss"] == losses["heatmap_0"] > 0
+    assert losses["loss"] == losses["heatmaps_1/4"] > 0
     assert not torch.equal(before, network.weight)

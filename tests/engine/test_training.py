@@ -114,8 +114,9 @@ def test_gradient_clipping_bounds_the_update(tmp_path):
 
 
 @pytest.mark.parametrize("name,losses", [
-    ("hourglass_256_tiny.yaml", ["heatmap_0", "push_0", "pull_0", "heatmap_1", "push_1", "pull_1"]),
-    ("w16_256_tiny_v2head.yaml", ["heatmap_0", "push_0", "pull_0", "heatmap_1"]),
+    ("hourglass_256_tiny.yaml", ["heatmaps_1/4_output0", "push_1/4_output0", "pull_1/4_output0",
+                                 "heatmaps_1/4_output1", "push_1/4_output1", "pull_1/4_output1"]),
+    ("w16_256_tiny_v2head.yaml", ["heatmaps_1/4", "push_1/4", "pull_1/4", "heatmaps_1/2"]),
 ])
 def test_tiny_synthetic_configs_train_validate_and_predict(tmp_path, name, losses):
     """The new networks' synthetic recipes, as shipped, through Trainer (with validation) and Predictor."""

@@ -101,8 +101,8 @@ def test_a_nan_loss_is_written_to_train_log(files, tmp_path):
     real = trainer.loss
 
     def poisoned(outputs, *args):
-        heat, push, pull, scale = real(outputs, *args)
-        return [heat[0] * float("nan"), heat[1]], push, pull, scale
+        terms = real(outputs, *args)
+        return {**terms, "heatmaps_1/4": terms["heatmaps_1/4"] * float("nan")}
 
     trainer.loss = poisoned
     with pytest.raises(TrainingError, match="loss is nan at epoch 0, iteration 0"):

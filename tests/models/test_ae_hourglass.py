@@ -14,9 +14,9 @@ from torch import nn
 
 import higherhrnet
 from higherhrnet import CheckpointError, ConfigError, Predictor, load_checkpoint
-from higherhrnet.core.inference import run_network
+from higherhrnet.inference import run_network
 from higherhrnet.models.ae_hourglass import HEATMAP_CHANNELS, TAG_CHANNELS, AEHourglassNet
-from higherhrnet.outputs import build_output_specs
+from higherhrnet.models import build_output_specs
 
 from conftest import (EXPERIMENTS, REPO, painted_image, painted_network, people_in, randomize, tiny_hourglass_cfg,
                       train_once)
@@ -315,8 +315,8 @@ def test_loss_reads_heatmaps_and_tags_and_unused_channels_train_through_the_merg
     joints = torch.zeros(2, 30, J, 2, dtype=torch.int64)
     joints[:, 0, :2] = torch.tensor([[3 * 256 + 5, 1], [4 * 256 + 9, 1]])
     joints[:, 1, :2] = torch.tensor([[3 * 256 + 200, 1], [4 * 256 + 180, 1]])
-    heat, push, pull, _ = higherhrnet.build_loss(cfg)(outputs, heatmaps, masks, [joints])
-    sum(h.mean() + p.mean() + q.mean() for h, p, q in zip(heat, push, pull)).backward()
+    terms = higherhrnet.build_loss(cfg)(outputs, heatmaps, masks, [joints])
+    sum(t.mean() for t in terms.values()).backward()
     last, first = outputs[-1].grad, outputs[0].grad
     assert last[:, :J].abs().sum() > 0 and last[:, J:2 * J].abs().sum() > 0
     assert torch.equal(last[:, 2 * J:], torch.zeros_like(last[:, 2 * J:]))     # no loss reads them

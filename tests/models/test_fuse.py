@@ -9,7 +9,7 @@ from torch import nn
 
 import higherhrnet
 from higherhrnet import Predictor
-from higherhrnet.core.inference import run_network
+from higherhrnet.inference import run_network
 from higherhrnet.models import count_batchnorm, fold_batchnorm
 
 from conftest import randomize, tiny_cfg

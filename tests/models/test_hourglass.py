@@ -13,8 +13,8 @@ from torch import nn
 
 import higherhrnet
 from higherhrnet import COCO_KEYPOINTS, ConfigError, Predictor
-from higherhrnet.core.inference import run_network
-from higherhrnet.core.loss import AELoss, HeatmapLoss
+from higherhrnet.inference import run_network
+from higherhrnet.losses import AELoss, HeatmapLoss
 from higherhrnet.models import ResidualHourglassNet
 from higherhrnet.models.hourglass import Hourglass
 from higherhrnet.outputs import OutputSpec
@@ -201,15 +201,16 @@ def test_loss_has_one_term_per_stack_against_the_same_targets_with_its_weights()
     joints = [torch.zeros(2, 30, J, 2, dtype=torch.int64)]
     joints[0][:, 0, :3] = torch.tensor([[5, 1], [J * 64 + 9, 1], [2 * 64 + 3, 1]])
     joints[0][:, 1, :2] = torch.tensor([[40, 1], [J * 64 + 50, 1]])
-    heat, push, pull, _ = loss(outputs, heatmaps, masks, joints)
-    assert len(heat) == len(push) == len(pull) == 2
+    terms = loss(outputs, heatmaps, masks, joints)
+    heat, push, pull = ([terms[f"{t}_1/4_output{s}"] for s in range(2)] for t in ("heatmaps", "push", "pull"))
+    assert len(terms) == 6
     for s, (hf, pf, lf) in enumerate([(0.5, 0.1, 0.2), (2.0, 0.3, 0.4)]):
         torch.testing.assert_close(heat[s], hf * HeatmapLoss()(outputs[s][:, :J], heatmaps[0], masks[0]))
         raw_push, raw_pull = AELoss("exp")(outputs[s][:, J:].reshape(2, -1), joints[0])
         torch.testing.assert_close(push[s], pf * raw_push)
         torch.testing.assert_close(pull[s], lf * raw_pull)
     assert heat[0].ne(heat[1]).all() and (push[1] > 0).all()
-    sum(h.mean() + p.mean() + q.mean() for h, p, q in zip(heat, push, pull)).backward()
+    sum(t.mean() for t in terms.values()).backward()
     assert all(o.grad.abs().sum() > 0 for o in outputs)     # every stack is supervised
     with pytest.raises(ValueError, match="targets at 1 resolutions"):
         loss(outputs, heatmaps * 2, masks * 2, joints * 2)

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 import higherhrnet
-from higherhrnet.core.inference import InferenceParams
+from higherhrnet.inference import InferenceParams
 from higherhrnet.data.registry import keypoints_from_config
 from higherhrnet.models.fuse import fold_batchnorm
-from higherhrnet.outputs import build_output_specs
+from higherhrnet.models import build_output_specs
 from higherhrnet.predictor import Predictor
 
 from conftest import EXPERIMENTS, SPEC, assert_same_maps, painted_image, randomize, tiny_cfg

@@ -13,23 +13,17 @@ import ast
 import difflib
 import os
 import warnings
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import yaml
 from yacs.config import CfgNode
 
+from ..errors import ConfigError, ConfigWarning, expect_len
+from ..models.registry import build_output_specs, model_entry
 from .defaults import _C, COMPAT_KEYS
 
-__all__ = ["ConfigError", "ConfigWarning", "CfgNode", "MODEL_NAMES", "get_cfg", "load_cfg", "load_cfg_text", "merge_into", "check_cfg",
+__all__ = ["ConfigError", "ConfigWarning", "CfgNode", "get_cfg", "load_cfg", "load_cfg_text", "merge_into", "check_cfg",
            "check_values", "cfg_to_yaml", "VALUE_RULES", "LIST_RULES"]
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the key and its source."""
-
-
-class ConfigWarning(UserWarning):
-    """A configuration key is set to a value that has no effect here."""
 
 
 def get_cfg() -> CfgNode:
@@ -157,9 +151,6 @@ def _fail(value: Any, default: Any, key: str, source: str):
     )
 
 
-MODEL_NAMES = ("pose_higher_hrnet", "hourglass_ae", "hourglass_residual")
-
-
 # Rules for numeric values that would otherwise fail deep inside PyTorch or NumPy (or train nonsense):
 # key -> (test, the rule as the message states it).
 _POSITIVE = (lambda v: v > 0, "must be > 0")
@@ -237,41 +228,28 @@ def check_values(cfg: CfgNode, source: str = "config") -> None:
         raise ConfigError(f"{source}: DATASET.MAX_SCALE ({d.MAX_SCALE}) must be >= DATASET.MIN_SCALE ({d.MIN_SCALE})")
     if t.END_EPOCH < t.BEGIN_EPOCH:
         raise ConfigError(f"{source}: TRAIN.END_EPOCH ({t.END_EPOCH}) must be >= TRAIN.BEGIN_EPOCH ({t.BEGIN_EPOCH})")
-    multiple, why = _input_multiple(cfg)
-    if d.INPUT_SIZE % multiple:
-        raise ConfigError(f"{source}: DATASET.INPUT_SIZE ({d.INPUT_SIZE}) must be a multiple of {multiple} for "
-                          f"MODEL.NAME {cfg.MODEL.NAME}{why}")
-
-
-def _input_multiple(cfg: CfgNode) -> tuple[int, str]:
-    """What DATASET.INPUT_SIZE must be a multiple of, and why (the end of a sentence)."""
-    for name, section in (("hourglass_ae", "HOURGLASS_AE"), ("hourglass_residual", "HOURGLASS")):
-        if cfg.MODEL.NAME == name:
-            depth = max(cfg.MODEL[section].DEPTH, 0)
-            return 4 * 2 ** depth, (f" with MODEL.{section}.DEPTH {depth}: the network halves and doubles the "
-                                    f"1/4-resolution features DEPTH times")
-    return 32, ": its lowest-resolution branch is at 1/32 and is upsampled back to 1/4 exactly"
 
 
 def check_cfg(cfg: CfgNode, source: str = "config") -> None:
     """Cross-key consistency checks (lengths that must agree, allowed values) and the value rules
     (check_values)."""
-    name = cfg.MODEL.NAME
-    if name not in MODEL_NAMES:
-        raise ConfigError(f"{source}: MODEL.NAME {name!r} is not a known model; available: {list(MODEL_NAMES)}")
+    model = model_entry(cfg.MODEL.NAME, source)
     check_values(cfg, source)
+    multiple, why = model.input_multiple(cfg)
+    if cfg.DATASET.INPUT_SIZE % multiple:
+        raise ConfigError(f"{source}: DATASET.INPUT_SIZE ({cfg.DATASET.INPUT_SIZE}) must be a multiple of {multiple} "
+                          f"for MODEL.NAME {cfg.MODEL.NAME}{why}")
     stages = cfg.LOSS.NUM_STAGES
     for key in ("WITH_HEATMAPS_LOSS", "HEATMAPS_LOSS_FACTOR", "WITH_AE_LOSS", "PUSH_LOSS_FACTOR",
                 "PULL_LOSS_FACTOR"):
-        _expect_len(cfg.LOSS[key], stages, f"LOSS.{key}", "LOSS.NUM_STAGES", source)
+        expect_len(cfg.LOSS[key], stages, f"LOSS.{key}", "LOSS.NUM_STAGES", source)
     for key in ("WITH_HEATMAPS", "WITH_AE"):
-        _expect_len(cfg.TEST[key], stages, f"TEST.{key}", "LOSS.NUM_STAGES", source)
-    if name == "pose_higher_hrnet":
-        _check_higher_hrnet(cfg, source)
-    elif name == "hourglass_ae":
-        _check_ae_hourglass(cfg, source)
-    else:
-        _check_hourglass(cfg, source)
+        expect_len(cfg.TEST[key], stages, f"TEST.{key}", "LOSS.NUM_STAGES", source)
+    model.check(cfg, source)
+    try:
+        build_output_specs(cfg)     # what the outputs' settings say together (tags need heatmaps, SWAHR heads)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
     mean, std = cfg.MODEL.INPUT_MEAN, cfg.MODEL.INPUT_STD
     if not ((len(mean) == len(std) == 3 and all(s > 0 for s in std)) or len(mean) == len(std) == 0):
         raise ConfigError(f"{source}: MODEL.INPUT_MEAN and MODEL.INPUT_STD must both have 3 entries (RGB, std > 0) "
@@ -288,6 +266,7 @@ def check_cfg(cfg: CfgNode, source: str = "config") -> None:
                           f"'always' or 'never', got {cfg.TRAIN.CHANNELS_LAST!r}")
     if cfg.TRAIN.CPU_AUTOCAST not in ("", "bf16"):
         raise ConfigError(f"{source}: TRAIN.CPU_AUTOCAST must be '' (float32) or 'bf16', got {cfg.TRAIN.CPU_AUTOCAST!r}")
+    _check_lr_schedule(cfg.TRAIN, source)
     if cfg.TRAIN.OPTIMIZER not in ("adam", "adamw", "sgd"):
         raise ConfigError(f"{source}: TRAIN.OPTIMIZER must be adam, adamw or sgd, got {cfg.TRAIN.OPTIMIZER!r}")
     if cfg.DATASET.SCALE_TYPE not in ("short", "long"):
@@ -302,81 +281,16 @@ def check_cfg(cfg: CfgNode, source: str = "config") -> None:
         raise ConfigError(f"{source}: TEST.SCALE_FACTOR must be a non-empty list of positive numbers")
 
 
-def _check_higher_hrnet(cfg: CfgNode, source: str) -> None:
-    stages = cfg.LOSS.NUM_STAGES
-    deconvs = cfg.MODEL.EXTRA.DECONV.NUM_DECONVS
-    _expect_len(cfg.DATASET.OUTPUT_SIZE, stages, "DATASET.OUTPUT_SIZE", "LOSS.NUM_STAGES", source)
-    if stages != deconvs + 1:
-        raise ConfigError(f"{source}: LOSS.NUM_STAGES ({stages}) must be MODEL.EXTRA.DECONV.NUM_DECONVS + 1 "
-                          f"({deconvs + 1}): one output at 1/4 resolution plus one per deconv module")
-    for key in ("NUM_CHANNELS", "KERNEL_SIZE", "CAT_OUTPUT"):
-        _expect_len(cfg.MODEL.EXTRA.DECONV[key], deconvs, f"MODEL.EXTRA.DECONV.{key}",
-                    "MODEL.EXTRA.DECONV.NUM_DECONVS", source)
-    for k in cfg.MODEL.EXTRA.DECONV.KERNEL_SIZE:
-        if k not in (2, 3, 4):
-            raise ConfigError(f"{source}: MODEL.EXTRA.DECONV.KERNEL_SIZE entries must be 2, 3 or 4, got {k}")
-    for i in range(1, 5):
-        st = cfg.MODEL.EXTRA[f"STAGE{i}"]
-        for key in ("NUM_BLOCKS", "NUM_CHANNELS"):
-            _expect_len(st[key], st.NUM_BRANCHES, f"MODEL.EXTRA.STAGE{i}.{key}",
-                        f"MODEL.EXTRA.STAGE{i}.NUM_BRANCHES", source)
-        if st.BLOCK not in ("BASIC", "BOTTLENECK"):
-            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.BLOCK must be BASIC or BOTTLENECK, got {st.BLOCK}")
-        if st.FUSE_METHOD != "SUM":
-            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.FUSE_METHOD must be SUM, got {st.FUSE_METHOD}")
-        if st.NUM_BRANCHES != (1 if i == 1 else i):
-            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.NUM_BRANCHES must be {1 if i == 1 else i}")
-    if cfg.MODEL.EXTRA.FINAL_CONV_KERNEL not in (1, 3):
-        raise ConfigError(f"{source}: MODEL.EXTRA.FINAL_CONV_KERNEL must be 1 or 3")
-    if cfg.MODEL.EXTRA.HEAD not in ("hrnet_v1", "hrnet_v2"):
-        raise ConfigError(f"{source}: MODEL.EXTRA.HEAD must be 'hrnet_v1' (highest-resolution branch) or 'hrnet_v2' "
-                          f"(all branches concatenated), got {cfg.MODEL.EXTRA.HEAD!r}")
-    if cfg.MODEL.EXTRA.HEAD_CHANNELS < 0:
-        raise ConfigError(f"{source}: MODEL.EXTRA.HEAD_CHANNELS must be >= 0 (0: the concatenation's width), "
-                          f"got {cfg.MODEL.EXTRA.HEAD_CHANNELS}")
-    if cfg.MODEL.EXTRA.HEAD_CHANNELS and cfg.MODEL.EXTRA.HEAD == "hrnet_v1":
-        raise ConfigError(f"{source}: MODEL.EXTRA.HEAD_CHANNELS is the width of the hrnet_v2 head; it has no "
-                          "effect with MODEL.EXTRA.HEAD hrnet_v1 (set it to 0 or use hrnet_v2)")
-
-
-def _check_stacks(cfg: CfgNode, section: str, source: str) -> None:
-    """What every stacked hourglass needs: MODEL.<section>.NUM_STACKS outputs, all trained at 1/4."""
-    hg = cfg.MODEL[section]
-    if hg.NUM_STACKS < 1 or hg.DEPTH < 1:
-        raise ConfigError(f"{source}: MODEL.{section}.NUM_STACKS and DEPTH must be >= 1, got {hg.NUM_STACKS} "
-                          f"and {hg.DEPTH}")
-    if cfg.LOSS.NUM_STAGES != hg.NUM_STACKS:
-        raise ConfigError(f"{source}: LOSS.NUM_STAGES ({cfg.LOSS.NUM_STAGES}) must equal MODEL.{section}.NUM_STACKS "
-                          f"({hg.NUM_STACKS}): one network output per stack, each with its LOSS.* and TEST.WITH_* "
-                          "entries")
-    quarter = cfg.DATASET.INPUT_SIZE // 4
-    if list(cfg.DATASET.OUTPUT_SIZE) != [quarter]:
-        raise ConfigError(f"{source}: DATASET.OUTPUT_SIZE must be [{quarter}] (INPUT_SIZE/4) for MODEL.NAME "
-                          f"{cfg.MODEL.NAME}: every stack is trained against the same 1/4-resolution targets; "
-                          f"got {list(cfg.DATASET.OUTPUT_SIZE)}")
-
-
-def _check_hourglass(cfg: CfgNode, source: str) -> None:
-    _check_stacks(cfg, "HOURGLASS", source)
-    hg = cfg.MODEL.HOURGLASS
-    _expect_len(hg.NUM_CHANNELS, hg.DEPTH + 1, "MODEL.HOURGLASS.NUM_CHANNELS", "MODEL.HOURGLASS.DEPTH (+ 1)", source)
-    _expect_len(hg.STEM_CHANNELS, 2, "MODEL.HOURGLASS.STEM_CHANNELS", "the stem (7x7 conv, residuals)", source)
-    if any(c < 2 for c in [*hg.NUM_CHANNELS, *hg.STEM_CHANNELS]):
-        raise ConfigError(f"{source}: MODEL.HOURGLASS.NUM_CHANNELS and STEM_CHANNELS must be >= 2 (residual blocks "
-                          f"work at half width), got {list(hg.NUM_CHANNELS)} and {list(hg.STEM_CHANNELS)}")
-
-
-def _check_ae_hourglass(cfg: CfgNode, source: str) -> None:
-    _check_stacks(cfg, "HOURGLASS_AE", source)
-    hg = cfg.MODEL.HOURGLASS_AE
-    if hg.WIDTH < 1 or hg.INCREASE < 0 or hg.UNUSED_CHANNELS < 0:
-        raise ConfigError(f"{source}: MODEL.HOURGLASS_AE.WIDTH must be >= 1 and INCREASE and UNUSED_CHANNELS >= 0, "
-                          f"got {hg.WIDTH}, {hg.INCREASE} and {hg.UNUSED_CHANNELS}")
-
-
-def _expect_len(value: Iterable, n: int, key: str, by: str, source: str) -> None:
-    if len(value) != n:
-        raise ConfigError(f"{source}: {key} has {len(value)} entries but {by} says {n}: {list(value)}")
+def _check_lr_schedule(train: CfgNode, source: str) -> None:
+    if train.LR_SCHEDULE not in ("multistep", "swahr"):
+        raise ConfigError(f"{source}: TRAIN.LR_SCHEDULE must be multistep or swahr, got {train.LR_SCHEDULE!r}")
+    if train.LR_SCHEDULE == "swahr":
+        if train.WARMUP_EPOCHS > 0:
+            raise ConfigError(f"{source}: TRAIN.WARMUP_EPOCHS belongs to TRAIN.LR_SCHEDULE multistep; the swahr "
+                              f"schedule warms up over TRAIN.WARM_UP_EPOCH: set TRAIN.WARMUP_EPOCHS 0")
+        if not 0 <= train.WARM_UP_EPOCH < train.END_EPOCH:
+            raise ConfigError(f"{source}: TRAIN.LR_SCHEDULE swahr needs 0 <= TRAIN.WARM_UP_EPOCH "
+                              f"({train.WARM_UP_EPOCH}) < TRAIN.END_EPOCH ({train.END_EPOCH})")
 
 
 def cfg_to_yaml(cfg: CfgNode) -> str:

@@ -74,7 +74,7 @@ _C.MODEL.EXTRA.HEAD_CHANNELS = 0
 # SWAHR (Luo et al., CVPR 2021): a scale-map head per output (conv_scale_layers: 1x1 conv to J, BN, ReLU,
 # depthwise 9x9 conv, zero-initialised), whose J maps go in FRONT of each output ([scale maps | heatmaps |
 # tags]); training uses its scale-adaptive targets, weight-adaptive heatmap loss and scale regulariser
-# (codec/scale_adaptive.py); test time drops the scale maps. pose_higher_hrnet only.
+# (losses.py); test time drops the scale maps. pose_higher_hrnet only.
 _C.MODEL.SWAHR = False
 
 

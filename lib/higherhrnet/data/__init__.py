@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..config import CfgNode
+from ..models.registry import build_output_specs
 from ..normalization import normalization_from_config
-from ..outputs import OutputSpec, build_output_specs, target_sizes
+from ..outputs import OutputSpec, target_sizes
 from .coco import CocoKeypoints, DatasetError, EvalDataset, TrainingDataset
 from .registry import DATASETS, DatasetInfo, dataset_info, keypoints_from_config
 from .transforms import AugmentParams

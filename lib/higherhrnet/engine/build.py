@@ -11,14 +11,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..checkpoint import load_pretrained_backbone
-from ..codec.scale_adaptive import swahr_step_lr_factor
 from ..config import CfgNode, ConfigError
 from ..models import build_model
 from ..outputs import OutputSpec
 from .distributed import DistInfo
 
 __all__ = ["resolve_device", "apply_cudnn_settings", "build_mixed_precision", "build_training_model", "build_optimizer",
-           "build_scheduler", "EpochSampler", "build_train_loader"]
+           "build_scheduler", "swahr_lr_factor", "swahr_step_lr_factor", "EpochSampler", "build_train_loader"]
 
 logger = logging.getLogger("higherhrnet.train")
 
@@ -131,23 +130,16 @@ def build_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer, iters_per_ep
 
     multistep: linear warm-up over TRAIN.WARMUP_EPOCHS from LR x WARMUP_FACTOR, and the multi-step decay
     (x LR_FACTOR at each epoch of LR_STEP), i.e. MultiStepLR with optional warm-up.
-    swahr: SWAHR's schedule (codec.scale_adaptive.swahr_step_lr_factor): linear from 0.1 x the rate to the
+    swahr: SWAHR's schedule (`swahr_step_lr_factor`): linear from 0.1 x the rate to the
     rate over TRAIN.WARM_UP_EPOCH epochs, then linear decay to 0 at TRAIN.END_EPOCH; like SWAHR's code, each
     step uses the rate set after the previous one (the first step runs at the full rate).
     """
     t = cfg.TRAIN
+    # TRAIN.LR_SCHEDULE and its keys were checked when the config was loaded (config.check_cfg).
     if t.LR_SCHEDULE == "swahr":
-        if t.WARMUP_EPOCHS > 0:
-            raise ConfigError("TRAIN.WARMUP_EPOCHS belongs to TRAIN.LR_SCHEDULE multistep; the swahr schedule warms "
-                              "up over TRAIN.WARM_UP_EPOCH: set TRAIN.WARMUP_EPOCHS 0")
-        if not 0 <= t.WARM_UP_EPOCH < t.END_EPOCH:
-            raise ConfigError(f"TRAIN.LR_SCHEDULE swahr needs 0 <= TRAIN.WARM_UP_EPOCH ({t.WARM_UP_EPOCH}) < "
-                              f"TRAIN.END_EPOCH ({t.END_EPOCH})")
         iters = max(iters_per_epoch, 1)
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: swahr_step_lr_factor(step, iters, t.WARM_UP_EPOCH, t.END_EPOCH))
-    if t.LR_SCHEDULE != "multistep":
-        raise ConfigError(f"TRAIN.LR_SCHEDULE must be multistep or swahr, got {t.LR_SCHEDULE!r}")
     steps = sorted(t.LR_STEP)
     warmup_iters = int(round(t.WARMUP_EPOCHS * iters_per_epoch))
 
@@ -160,6 +152,41 @@ def build_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer, iters_per_ep
         return decay
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _check_schedule(iters_per_epoch: int, warm_up_epochs: int, end_epoch: int) -> None:
+    if iters_per_epoch <= 0:
+        raise ValueError(f"iters_per_epoch must be positive, got {iters_per_epoch}")
+    if not 0 <= warm_up_epochs < end_epoch:
+        raise ValueError(f"need 0 <= TRAIN.WARM_UP_EPOCH ({warm_up_epochs}) < TRAIN.END_EPOCH ({end_epoch})")
+
+
+def swahr_lr_factor(iteration: int, iters_per_epoch: int, warm_up_epochs: int, end_epoch: int) -> float:
+    """The factor of the initial learning rate (TRAIN.LR x WORLD_SIZE) that the reference SETS after
+    optimizer step `iteration` (0-based, counted over all epochs):
+
+        warm-up (iteration < W = warm_up_epochs x iters_per_epoch): 0.1 + 0.9 iteration / W
+        then: 1 - (iteration - W) / ((end_epoch - warm_up_epochs) x iters_per_epoch), linearly to 0.
+
+    The step that follows uses it; see `swahr_step_lr_factor` for the factor a step actually uses.
+    """
+    _check_schedule(iters_per_epoch, warm_up_epochs, end_epoch)
+    warm_up_iters = warm_up_epochs * iters_per_epoch
+    train_iters = (end_epoch - warm_up_epochs) * iters_per_epoch
+    if iteration < warm_up_iters:
+        return 0.1 + iteration / warm_up_iters * 0.9
+    return 1 - (iteration - warm_up_iters) / train_iters
+
+
+def swahr_step_lr_factor(step: int, iters_per_epoch: int, warm_up_epochs: int, end_epoch: int) -> float:
+    """The factor of the initial learning rate that optimizer step `step` (0-based) uses in the reference:
+    1.0 for step 0 (the optimizer is built with the full rate and the first update comes before any
+    schedule), then `swahr_lr_factor(step - 1, ...)`. Fits torch.optim.lr_scheduler.LambdaLR stepped once
+    per iteration after optimizer.step()."""
+    _check_schedule(iters_per_epoch, warm_up_epochs, end_epoch)
+    if step == 0:
+        return 1.0
+    return swahr_lr_factor(step - 1, iters_per_epoch, warm_up_epochs, end_epoch)
 
 
 class EpochSampler(Sampler):

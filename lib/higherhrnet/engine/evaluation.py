@@ -14,9 +14,9 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..core.inference import run_network
 from ..data.metrics import EvaluationError
 from ..fileio import write_json
+from ..predictor import as_rgb_image
 from ..vis import draw_people, heatmap_grid, tag_map_image
 
 __all__ = ["evaluate", "format_metrics", "predict_split", "clean_results", "validation_pictures"]
@@ -119,13 +119,14 @@ def validation_pictures(predictor, image: np.ndarray) -> dict[str, np.ndarray]:
     heatmaps (the max over joints, then one tile per joint); "tags": vis.tag_map_image of the aggregated tags
     (averaged over the image and its mirror with flip test) and heatmaps.
 
-    The maps are those grouping reads (core/inference.run_network, every TEST.* option applied), in their
+    The maps are those grouping reads (Predictor.maps: one network run serves the people and the maps), in their
     own frame: the image resized to the network input, at the resolution of the last output (or of the
     input with TEST.PROJECT2IMAGE).
     """
-    people = predictor(image)
-    heatmaps, tags, _, _ = run_network(predictor.network, [image], predictor.params, predictor.device)[0]
-    heatmaps = heatmaps.float().cpu().numpy()
-    tags = tags.float().cpu().numpy().mean(axis=3)
+    image = as_rgb_image(image)
+    maps = predictor.maps([image])[0]
+    people = predictor.people_from_maps(image, maps)
+    heatmaps = maps.heatmaps.float().cpu().numpy()
+    tags = maps.tags.float().cpu().numpy().mean(axis=3)
     return {"poses": draw_people(image, people, predictor.keypoints), "heatmaps": heatmap_grid(heatmaps),
             "tags": tag_map_image(tags, heatmaps, predictor.params.grouping.detection_threshold)}

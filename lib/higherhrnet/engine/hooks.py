@@ -6,12 +6,12 @@ that computed them; a validation after epoch e is written at step (e + 1) x iter
 of steps done when it ran (the step of the epoch's last iteration + 1). Tags (TensorBoard groups them by
 the part before the first "/"):
     loss/total                  the loss that is minimised (sum of the terms below)
-    loss/heatmaps_1/4           heatmap loss of the output at 1/4 of the input resolution (stride 4)
-    loss/push_1/4, loss/pull_1/4    associative-embedding push / pull losses of that output
-    loss/heatmaps_1/2           heatmap loss of the 1/2-resolution output (HigherHRNet's deconvolution)
-    loss/scale_1/4, loss/scale_1/2  SWAHR's scale-map regulariser of each output (MODEL.SWAHR)
-                                when several outputs share a resolution (hourglass stacks), each tag ends
-                                with _output<i> (the output's index, from 0)
+    loss/<term>                 each term of losses.MultiLoss, by the name the loss gives it
+                                (losses.loss_term_names): heatmaps_1/4, push_1/4, pull_1/4 (the output at
+                                1/4 of the input resolution), heatmaps_1/2 (HigherHRNet's deconvolution
+                                output), scale_1/4, scale_1/2 (SWAHR's scale-map regulariser); where
+                                outputs share a resolution (hourglass stacks) the label ends with
+                                _output<i> (the output's index, from 0)
     learning_rate               the one the iteration used (first parameter group)
     val/AP, val/AP.5, val/AP.75, val/AP_M, val/AP_L, val/AR, ...   the validation metrics ("AP .5" ->
                                 "AP.5", "AP (M)" -> "AP_M": TensorBoard tags allow only letters, digits,
@@ -42,7 +42,7 @@ from .train_loop import HookBase, TrainingError, TrainLoop
 
 __all__ = ["EpochLogger", "LogFile", "TensorBoard", "Checkpointer", "PeriodicValidation", "EpochBarrier",
            "ReplicaCheck", "FiniteWeights", "LossWatch", "append_to_log", "global_step", "validation_step",
-           "loss_tags", "metric_tag"]
+           "loss_tag", "metric_tag"]
 
 logger = logging.getLogger("higherhrnet.train")
 
@@ -140,15 +140,10 @@ def validation_step(loop: TrainLoop) -> int:
     return (loop.state.epoch + 1) * loop.iters_per_epoch
 
 
-def loss_tags(strides: Sequence[float]) -> dict[str, str]:
-    """TensorBoard tag of each loss TrainLoop.run_step reports ("loss", "heatmap_<i>", "push_<i>", "pull_<i>",
-    SWAHR's "scale_<i>"), for outputs of these strides: "loss/heatmaps_1/4", ... (module docstring)."""
-    tags = {"loss": "loss/total"}
-    for i, stride in enumerate(strides):
-        suffix = f"_1/{stride:g}" + (f"_output{i}" if list(strides).count(stride) > 1 else "")
-        for name, term in (("heatmap", "heatmaps"), ("push", "push"), ("pull", "pull"), ("scale", "scale")):
-            tags[f"{name}_{i}"] = f"loss/{term}{suffix}"
-    return tags
+def loss_tag(name: str) -> str:
+    """TensorBoard tag of a loss TrainLoop.run_step reports: "loss/total" for the sum ("loss"), "loss/<name>"
+    for a term of losses.MultiLoss ("heatmaps_1/4" -> "loss/heatmaps_1/4"; module docstring)."""
+    return "loss/total" if name == "loss" else f"loss/{name}"
 
 
 def metric_tag(name: str) -> str:
@@ -158,17 +153,15 @@ def metric_tag(name: str) -> str:
 
 
 class TensorBoard(HookBase):
-    """Training losses (tags from `loss_tags(strides)`, the strides of the network's outputs) and the
-    learning rate every `period` steps and at each epoch's last step, to an event file in `log_dir`, at the
+    """Training losses (tags from `loss_tag`) and the learning rate every `period` steps and at each epoch's last step, to an event file in `log_dir`, at the
     global step. Other hooks write through `scalar` and `image`. See the module docstring for the tags.
 
     Events are written with tensorboardX's FileWriter and its protocol buffers; images are PNG-encoded here
     (OpenCV), so that no imaging library beyond OpenCV is needed.
     """
 
-    def __init__(self, log_dir: str, period: int, strides: Sequence[float]):
+    def __init__(self, log_dir: str, period: int):
         self.log_dir, self.period = log_dir, max(period, 1)
-        self.tags = loss_tags(strides)
         self.writer = None
 
     def before_train(self) -> None:
@@ -198,7 +191,7 @@ class TensorBoard(HookBase):
         if it % self.period == 0 or it == loop.iters_per_epoch - 1:
             step = global_step(loop)
             for name, value in loop.state.step_losses.items():
-                self.scalar(self.tags.get(name, f"loss/{name}"), value, step)
+                self.scalar(loss_tag(name), value, step)
             self.scalar("learning_rate", loop.state.step_lr, step)
 
     def close(self) -> None:

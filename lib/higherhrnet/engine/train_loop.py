@@ -60,8 +60,8 @@ class TrainLoop:
     """Trains `network` (the model, or its DDP wrapper) for epochs [state.epoch, end_epoch).
 
     loader yields (images (N, 3, S, S), heatmaps [(N, J, s, s)], masks [(N, s, s)], joints [(N, M, J, 2)])
-    per target resolution; loss(outputs, heatmaps, masks, joints) returns per-output lists of per-image
-    heatmap / push / pull losses and, optionally, a fourth list of SWAHR's scale losses (None where off).
+    per target resolution; loss(outputs, heatmaps, masks, joints) returns {term name: per-image loss (N,)}
+    (losses.MultiLoss: "heatmaps_1/4", "push_1/4", ...); run_step reports their batch means by those names.
     Each epoch runs at most iters_per_epoch steps; set_epoch(epoch) is called on each of `epoch_listeners`
     (samplers, datasets) first. amp: autocast to amp_dtype (float16 on CUDA, with `scaler`; bfloat16 on the
     CPU); channels_last: images are fed in channels-last memory format (the network's weights must be too);
@@ -120,18 +120,9 @@ class TrainLoop:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             outputs = self.network(images)
-        heat, push, pull, *scale = self.loss([o.float() for o in outputs], heatmaps, masks, joints)
-        scale = scale[0] if scale else [None] * len(heat)
-        parts = {}
-        # Summed in SWAHR's trainer's order: heatmap, scale, push, pull per output.
-        for i, (h, pu, pl, sc) in enumerate(zip(heat, push, pull, scale)):
-            if h is not None:
-                parts[f"heatmap_{i}"] = h.mean()
-            if sc is not None:
-                parts[f"scale_{i}"] = sc.mean()
-            if pu is not None:
-                parts[f"push_{i}"] = pu.mean()
-                parts[f"pull_{i}"] = pl.mean()
+        terms = self.loss([o.float() for o in outputs], heatmaps, masks, joints)
+        # The batch means, summed in the loss's order (SWAHR's trainer's: heatmap, scale, push, pull per output).
+        parts = {name: term.mean() for name, term in terms.items()}
         loss = sum(parts.values())
         if not torch.isfinite(loss):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())

@@ -31,10 +31,10 @@ import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from ..config import CfgNode, ConfigError
-from ..core.loss import build_loss
+from ..losses import build_loss
 from ..data import build_dataset, keypoints_from_config
 from ..fileio import writable_folder_problem
-from ..outputs import build_output_specs
+from ..models import build_output_specs
 from ..predictor import Predictor
 from .build import (apply_cudnn_settings, build_mixed_precision, build_optimizer, build_scheduler, build_train_loader,
                     build_training_model, resolve_device, use_channels_last)
@@ -260,7 +260,7 @@ class Trainer:
         hooks = []
         tensorboard = None
         if main:
-            tensorboard = TensorBoard(self.log_dir, self.cfg.PRINT_FREQ, [spec.stride for spec in self.outputs])
+            tensorboard = TensorBoard(self.log_dir, self.cfg.PRINT_FREQ)
             hooks += [LogFile(self.log_file, self.dist.rank), tensorboard]
         hooks.insert(1 if main else 0, EpochLogger(main, self.dist.world_size, header))
         # Before every hook that evaluates or saves the weights.

@@ -1,5 +1,10 @@
-"""The test-time pipeline: resize, network passes (multi-stage, flip), multi-scale aggregation, grouping,
-back-projection to original image pixels.
+"""The test-time pipeline, in stages that can each be called on their own:
+
+    scale_outputs(model, batch, params, project_size)   one test scale: network (and mirror) passes, the
+                                                        outputs' heatmaps averaged and tags collected
+    run_network(model, images, params, device)          every scale, aggregated: one ImageMaps per image
+    decode_people(maps, params)                         grouping, then back-projection to image pixels
+    infer(model, images, params, device)                run_network + decode_people
 
 Every TEST.* option does what it does in the reference test script; the tensor operations are the same
 ones, in the same order, so that results agree with it to floating-point precision.
@@ -8,21 +13,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from yacs.config import CfgNode
 
-from ..codec.grouping import GroupingParams, group
-from ..config import CfgNode, ConfigError
-from ..geometry import apply_affine, get_affine_transform, multi_scale_size, warp_image
-from ..keypoints import KeypointSpec
-from ..normalization import IMAGENET_MEAN, IMAGENET_STD, normalize, normalization_from_config
-from ..outputs import OutputSpec, build_output_specs, check_test_use
+from .codec.grouping import GroupingParams, group
+from .errors import ConfigError
+from .geometry import apply_affine, get_affine_transform, multi_scale_size, warp_image
+from .keypoints import KeypointSpec
+from .models.registry import build_output_specs
+from .normalization import IMAGENET_MEAN, IMAGENET_STD, normalize, normalization_from_config
+from .outputs import OutputSpec, check_test_use
 
-__all__ = ["InferenceParams", "ImageResult", "NonFiniteOutputError", "scale_outputs", "run_network", "infer"]
+__all__ = ["InferenceParams", "ImageMaps", "NonFiniteOutputError", "scale_outputs", "run_network", "decode_people",
+           "infer"]
 
 
 class NonFiniteOutputError(ValueError):
@@ -87,18 +95,17 @@ class InferenceParams:
         )
 
 
-@dataclass
-class ImageResult:
-    """One image's decoded people.
+class ImageMaps(NamedTuple):
+    """One image's aggregated maps, what grouping reads, in their own frame: the image resized to the network
+    input (its crop: `center`, `scale`, as geometry.get_affine_transform takes them), at the resolution of the
+    network's last output (or of the input with TEST.PROJECT2IMAGE).
 
-    persons (P, J, 3 + T) float32: x, y in ORIGINAL image pixels, joint value, tags.
-    scores (P,) float32 person scores.
-    heatmap_size (W, H) of the maps grouping ran on; center / scale: the crop that maps them to the image.
+    heatmaps (J, H, W): averaged over outputs, flip and scales. tags (J or 1, H, W, T): one tag map per
+    pass read (the image's and, with flip test, the mirror's, at scale 1.0).
     """
 
-    persons: np.ndarray
-    scores: np.ndarray
-    heatmap_size: tuple[int, int]
+    heatmaps: torch.Tensor
+    tags: torch.Tensor
     center: np.ndarray
     scale: np.ndarray
 
@@ -207,29 +214,35 @@ def run_network(model: nn.Module, images: Sequence[np.ndarray], params: Inferenc
         for k, i in enumerate(indices):
             # The reference keeps the crop of the last (smallest) scale for the back-projection.
             center, scale = crops[k]
-            results[i] = (final_heatmaps[k], tags[k], center, scale)
+            results[i] = ImageMaps(final_heatmaps[k], tags[k], center, scale)
     return results
+
+
+def decode_people(maps: ImageMaps, params: InferenceParams, which: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """People from one image's maps: persons (P, J, 3 + T) float32 (x, y in ORIGINAL image pixels, joint
+    value, tags) and scores (P,) float32, in the grouping's order.
+
+    Raises NonFiniteOutputError when the heatmaps or tags hold NaN or infinity (broken weights, or an
+    overflow): grouping would silently find nobody, or people at NaN positions. `which` ends its first clause
+    (e.g. " for image 3 of the batch").
+    """
+    heatmaps = maps.heatmaps.float().cpu()
+    tags = maps.tags.float().cpu()
+    _check_finite(which, heatmaps, tags)
+    persons, scores = group(heatmaps, tags, params.grouping)
+    if len(persons):
+        size = (heatmaps.shape[2], heatmaps.shape[1])
+        inverse = get_affine_transform(maps.center, maps.scale, 0, size, inv=True)
+        persons[:, :, :2] = apply_affine(persons[:, :, :2], inverse)
+    return persons, scores
 
 
 def infer(model: nn.Module, images: Sequence[np.ndarray], params: InferenceParams,
-          device: torch.device | str = "cpu") -> list[ImageResult]:
-    """Decoded people for each (H, W, 3) uint8 RGB image.
-
-    Raises NonFiniteOutputError naming the image when its aggregated heatmaps or tags hold NaN or infinity
-    (broken weights, or an overflow): grouping would silently find nobody, or people at NaN positions.
-    """
-    results = []
-    for index, (heatmaps, tags, center, scale) in enumerate(run_network(model, images, params, device)):
-        heatmaps = heatmaps.float().cpu()
-        tags = tags.float().cpu()
-        _check_finite(f" for image {index} of the batch" if len(images) > 1 else "", heatmaps, tags)
-        persons, scores = group(heatmaps, tags, params.grouping)
-        size = (heatmaps.shape[2], heatmaps.shape[1])
-        if len(persons):
-            inverse = get_affine_transform(center, scale, 0, size, inv=True)
-            persons[:, :, :2] = apply_affine(persons[:, :, :2], inverse)
-        results.append(ImageResult(persons, scores, size, center, scale))
-    return results
+          device: torch.device | str = "cpu") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(persons, scores) of `decode_people` for each (H, W, 3) uint8 RGB image."""
+    maps = run_network(model, images, params, device)
+    return [decode_people(m, params, f" for image {i} of the batch" if len(images) > 1 else "")
+            for i, m in enumerate(maps)]
 
 
 def _check_finite(which: str, heatmaps: torch.Tensor, tags: torch.Tensor) -> None:

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import higherhrnet
-from higherhrnet.codec.scale_adaptive import swahr_output_losses
-from higherhrnet.core.loss import AELoss, HeatmapLoss, MultiLoss
+from higherhrnet.losses import AELoss, HeatmapLoss, MultiLoss, scale_regularizer, weight_adaptive_heatmap_loss
 from higherhrnet.outputs import OutputSpec
 
 from conftest import tiny_cfg
@@ -112,13 +111,15 @@ def test_build_loss_per_output_with_factors():
     joints = [torch.zeros(2, 30, 17, 2, dtype=torch.int64) for _ in range(2)]
     joints[0][:, 0, 0] = torch.tensor([5, 1])
     joints[0][:, 1, 0] = torch.tensor([17 * 64 + 9, 1])
-    heat, push, pull, scale = loss(outputs, heatmaps, masks, joints)
-    assert push[1] is None and pull[1] is None and heat[0].shape == (2,)
-    assert scale == [None, None]                         # no scale maps without MODEL.SWAHR
-    torch.testing.assert_close(heat[0], 2.0 * HeatmapLoss()(outputs[0][:, :17], heatmaps[0], masks[0]))
+    terms = loss(outputs, heatmaps, masks, joints)
+    # no AE loss on the 1/2 output, no scale maps without MODEL.SWAHR
+    assert list(terms) == ["heatmaps_1/4", "push_1/4", "pull_1/4", "heatmaps_1/2"]
+    assert terms["heatmaps_1/4"].shape == (2,)
+    torch.testing.assert_close(terms["heatmaps_1/4"], 2.0 * HeatmapLoss()(outputs[0][:, :17], heatmaps[0], masks[0]))
+    torch.testing.assert_close(terms["heatmaps_1/2"], HeatmapLoss()(outputs[1], heatmaps[1], masks[1]))
     raw_push, _ = AELoss("exp")(outputs[0][:, 17:].reshape(2, -1), joints[0])
-    torch.testing.assert_close(push[0], 0.5 * raw_push)
-    total = sum(h.mean() for h in heat) + push[0].mean() + pull[0].mean()
+    torch.testing.assert_close(terms["push_1/4"], 0.5 * raw_push)
+    total = sum(t.mean() for t in terms.values())
     total.backward()
     assert all(torch.isfinite(o.grad).all() for o in outputs)
 
@@ -134,15 +135,18 @@ def test_swahr_output_terms_by_hand():
     target = torch.tensor([np.exp(-1.0), 0.0], dtype=torch.float64).reshape(1, 1, 1, 2)
     mask = torch.ones(1, 1, 2, dtype=torch.float64)
     joints = torch.tensor([[[[0, 1]], [[1, 1]]]])                   # two people, one joint each
-    heat, push, pull, scale = MultiLoss([spec])([output], [target], [mask], [joints])
+    terms = MultiLoss([spec])([output], [target], [mask], [joints])
+    assert list(terms) == ["heatmaps_1/4", "scale_1/4", "push_1/4", "pull_1/4"]    # SWAHR's trainer's order
     expected_heat = 2.0 * ((0.5 - np.exp(-1.0) / 2) ** 2 * 0.5 + 0.2 ** 2 * 0.2) / 2
-    assert heat[0].item() == pytest.approx(expected_heat, rel=1e-12)
-    assert scale[0].item() == pytest.approx(0.5, rel=1e-12)
-    assert push[0].item() == pytest.approx(0.1 * 0.5 * np.exp(-1.1 ** 2), rel=1e-12)   # 2 ordered pairs / (2 * 1)
-    assert pull[0].item() == 0.0
-    # ... and they are the terms of codec.scale_adaptive (the reference's arithmetic).
-    codec_heat, codec_scale, _ = swahr_output_losses(output, target, mask, 1, 2.0)
-    assert torch.equal(heat[0], codec_heat) and torch.equal(scale[0], codec_scale)
+    assert terms["heatmaps_1/4"].item() == pytest.approx(expected_heat, rel=1e-12)
+    assert terms["scale_1/4"].item() == pytest.approx(0.5, rel=1e-12)
+    # 2 ordered pairs / (2 * 1)
+    assert terms["push_1/4"].item() == pytest.approx(0.1 * 0.5 * np.exp(-1.1 ** 2), rel=1e-12)
+    assert terms["pull_1/4"].item() == 0.0
+    # ... and they are the SWAHR terms computed one by one (the reference's arithmetic, to the bit).
+    scale = spec.scales(output) * (target > 0).float()
+    assert torch.equal(terms["heatmaps_1/4"], weight_adaptive_heatmap_loss(spec.heatmaps(output), target, mask, scale) * 2.0)
+    assert torch.equal(terms["scale_1/4"], scale_regularizer(scale, target, mask))
 
 
 def test_fresh_swahr_model_trains_the_plain_target_with_adaptive_weights():
@@ -158,7 +162,9 @@ def test_fresh_swahr_model_trains_the_plain_target_with_adaptive_weights():
     joints = [torch.zeros(2, 30, 17, 2, dtype=torch.int64) for _ in sizes]
     joints[0][:, 0, 0] = torch.tensor([5, 1])
     joints[0][:, 1, 3] = torch.tensor([3 * 256 + 40, 1])
-    heat, push, pull, scale = higherhrnet.build_loss(cfg)(outputs, heatmaps, masks, joints)
+    terms = higherhrnet.build_loss(cfg)(outputs, heatmaps, masks, joints)
+    heat = [terms["heatmaps_1/4"], terms["heatmaps_1/2"]]
+    scale = [terms["scale_1/4"], terms["scale_1/2"]]
     for i, factor in enumerate((1.0, 3.0)):
         pred, gt = outputs[i][:, 17:34], heatmaps[i]
         weights = (1 - pred).abs() * gt ** 0.01 + pred.abs() * (1 - gt ** 0.01)
@@ -166,9 +172,9 @@ def test_fresh_swahr_model_trains_the_plain_target_with_adaptive_weights():
         torch.testing.assert_close(heat[i], expected, rtol=1e-5, atol=1e-12)
         assert torch.equal(scale[i], torch.zeros(2))
     raw_push, raw_pull = AELoss("exp")(outputs[0][:, 34:].reshape(2, -1), joints[0])
-    torch.testing.assert_close(push[0], 0.001 * raw_push)
-    torch.testing.assert_close(pull[0], 0.001 * raw_pull)
-    assert push[1] is None and pull[1] is None
+    torch.testing.assert_close(terms["push_1/4"], 0.001 * raw_push)
+    torch.testing.assert_close(terms["pull_1/4"], 0.001 * raw_pull)
+    assert "push_1/2" not in terms and "pull_1/2" not in terms
     # Nothing is detached: the zero scale heads get a gradient through the adapted target.
     sum(h.mean() + s.mean() for h, s in zip(heat, scale)).backward()
     assert all(head[3].weight.grad.abs().sum() > 0 for head in model.conv_scale_layers)

@@ -7,7 +7,7 @@ from torch import nn
 
 import higherhrnet
 from higherhrnet import COCO_KEYPOINTS, Predictor
-from higherhrnet.core.inference import InferenceParams, scale_outputs
+from higherhrnet.inference import InferenceParams, scale_outputs
 
 from conftest import painted_image, painted_network, people_in, randomize, tiny_cfg
 

@@ -7,17 +7,16 @@ import math
 import pytest
 import torch
 
-from higherhrnet.codec.scale_adaptive import (
+from higherhrnet.engine.build import swahr_lr_factor, swahr_step_lr_factor
+from higherhrnet.losses import (
+    MultiLoss,
     foreground_scale_maps,
     scale_adaptive_heatmaps,
     scale_regularizer,
-    split_swahr_output,
-    swahr_lr_factor,
-    swahr_output_losses,
-    swahr_step_lr_factor,
     weight_adaptive_heatmap_loss,
     weight_adaptive_weights,
 )
+from higherhrnet.outputs import OutputSpec
 from higherhrnet.models.scale_head import ScaleMapHead, make_scale_layers
 
 
@@ -116,14 +115,19 @@ def test_output_losses_split_and_sum_like_the_reference():
     gt = gaussian_maps(size=9, radius=3).repeat(2, j, 1, 1)
     output = torch.randn(2, 2 * j + tags_dim, 9, 9)
     mask = torch.ones(2, 9, 9)
-    heat, reg, tags = swahr_output_losses(output, gt, mask, j, heatmap_factor=2.0)
+    # [scale maps J | heatmaps J | tags J], as SWAHR's code lays out an output (OutputSpec reads it)
+    spec = OutputSpec(0, 4.0, 0, 9, num_joints=j, tag_channels=tags_dim, heatmap_loss_factor=2.0, push_loss_factor=0.0,
+                      pull_loss_factor=0.0, test_heatmaps=True, test_tags=True, scale_channels=j)
+    joints = torch.zeros(2, 1, j, 2, dtype=torch.int64)
+    terms = MultiLoss([spec])([output], [gt], [mask], [joints])
+    assert list(terms) == ["heatmaps_1/4", "scale_1/4", "push_1/4", "pull_1/4"]
+    heat, reg = terms["heatmaps_1/4"], terms["scale_1/4"]
     assert heat.shape == reg.shape == (2,)
-    assert torch.equal(tags, output[:, 2 * j:])
     s = output[:, :j] * (gt > 0).float()
     torch.testing.assert_close(heat, 2.0 * weight_adaptive_heatmap_loss(output[:, j:2 * j], gt, mask, s))
     torch.testing.assert_close(reg, (s ** 2).mean(dim=(1, 2, 3)))
-    with pytest.raises(ValueError, match="2J"):
-        split_swahr_output(torch.zeros(1, 5, 4, 4), 3)
+    with pytest.raises(ValueError, match=r"output 0 must be \(N, 9, H, W\) \(3 scale maps"):   # no scale maps
+        MultiLoss([spec])([output[:, j:]], [gt], [mask], [joints])
 
 
 def test_bad_shapes_are_named():
