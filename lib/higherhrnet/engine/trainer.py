@@ -36,8 +36,8 @@ from .build import (apply_cudnn_settings, build_mixed_precision, build_optimizer
                     build_training_model, resolve_device, use_channels_last)
 from .distributed import init_distributed, shutdown_distributed
 from .evaluation import evaluate, validation_pictures
-from .hooks import (Checkpointer, EpochBarrier, EpochLogger, FiniteWeights, LogFile, LossWatch, PeriodicValidation,
-                    ReplicaCheck, TensorBoard, append_to_log)
+from .hooks import (BestModel, Checkpointer, EpochBarrier, EpochLogger, FiniteWeights, LogFile, LossWatch,
+                    PeriodicValidation, ReplicaCheck, TensorBoard, append_to_log)
 from .resume import RESUME_MODES, check_resume_mode, checkpoint_note, resume_training, set_aside_previous_run
 from .runs import run_dir
 from .train_loop import TrainingError, TrainLoop
@@ -124,8 +124,8 @@ class Trainer:
         return validation_pictures(self._predictor(), image)
 
     def build_hooks(self) -> list:
-        """The hooks of a run, in the order they act after each epoch: epoch log, validation, checkpoint,
-        barrier; after training: final weights, replica check."""
+        """The hooks of a run, in the order they act after each epoch: epoch log, validation, best model,
+        checkpoint, barrier; after training: final weights, replica check."""
         main = self.dist.main
         header = (f"training {self.cfg.MODEL.NAME} on {self.device} ({self.dist.world_size} "
                   f"process{'es' if self.dist.enabled else ''}), {len(self.dataset)} images, {self.iters_per_epoch} "
@@ -139,8 +139,10 @@ class Trainer:
         # Before every hook that evaluates or saves the weights.
         hooks += [FiniteWeights(self.model), LossWatch()]
         if self.cfg.TRAIN.VAL_FREQ > 0:
-            hooks.append(PeriodicValidation(self.cfg.TRAIN.VAL_FREQ, self._validate, self.out_dir, self.model,
-                                            self.cfg, self.keypoints, main, tensorboard, self._validation_pictures))
+            hooks.append(PeriodicValidation(self.cfg.TRAIN.VAL_FREQ, self._validate, self.model, main, tensorboard,
+                                            self._validation_pictures))
+            if main:
+                hooks.append(BestModel(self.out_dir, self.model, self.cfg, self.keypoints))
         if main:
             self.checkpointer = Checkpointer(self.out_dir, self.model, self.cfg, self.keypoints, self.amp)
             hooks.append(self.checkpointer)
