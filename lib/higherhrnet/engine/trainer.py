@@ -59,6 +59,9 @@ class Trainer:
 
     def __init__(self, cfg: CfgNode, cfg_name: str, device: str | None = None, resume: str = "check"):
         check_resume_mode(resume)
+        # Config errors first: before any folder, process group or data set is touched.
+        self.outputs = build_output_specs(cfg)
+        self.keypoints = keypoints_from_config(cfg)
         self.cfg, self.resume_mode = cfg, resume
         self.out_dir = run_dir(cfg, cfg_name, cfg.OUTPUT_DIR)
         self.log_dir = run_dir(cfg, cfg_name, cfg.LOG_DIR)
@@ -74,8 +77,6 @@ class Trainer:
         apply_cudnn_settings(cfg)
         torch.manual_seed(cfg.SEED)
 
-        self.outputs = build_output_specs(cfg)
-        self.keypoints = keypoints_from_config(cfg)
         self.model, self.net = build_training_model(cfg, self.outputs, self.device, self.dist)
         self.dataset = build_dataset(cfg, is_train=True, outputs=self.outputs)
         if len(self.dataset) == 0:
