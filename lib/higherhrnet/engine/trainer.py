@@ -105,6 +105,7 @@ class Trainer:
         return os.path.join(self.out_dir, "checkpoint.pth")
 
     def _checkpoint_note(self) -> str:
+        """checkpoint_note for the checkpoint.pth this run wrote last, else the one it resumed from."""
         saved = self.checkpointer.saved_epochs if self.checkpointer is not None else None
         return checkpoint_note(self.checkpoint_path, self.resumed_epochs if saved is None else saved)
 
