@@ -56,6 +56,19 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert resumed["epochs"][0] == full["epochs"][1]
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("LOSS.WITH_HEATMAPS_LOSS", "[False, True]", "output 0 is trained with tags (LOSS.WITH_AE_LOSS) but not with"),
+    ("DATASET.DATASET", "my_poses", "no keypoint set is registered for dataset 'my_poses'"),
+])
+def test_config_errors_come_before_any_folder_or_data(tmp_path, key, value, message):
+    cfg = tiny_cfg("DATASET.ROOT", str(tmp_path / "no_data"), "OUTPUT_DIR", str(tmp_path / "out"),
+                   "LOG_DIR", str(tmp_path / "log"), key, value)
+    with pytest.raises(higherhrnet.ConfigError) as error:
+        Trainer(cfg, "tiny.yaml", device="cpu")
+    assert message in str(error.value)
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.slow
 def test_train_cli_single_process_and_bad_config(tmp_path):
     cfg = train_cfg(tmp_path, "TRAIN.END_EPOCH", "1")

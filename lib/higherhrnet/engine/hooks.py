@@ -40,9 +40,9 @@ from ..keypoints import KeypointSpec
 from .distributed import DistInfo, replicas_identical
 from .train_loop import HookBase, TrainingError, TrainLoop
 
-__all__ = ["EpochLogger", "LogFile", "TensorBoard", "Checkpointer", "PeriodicValidation", "EpochBarrier",
-           "ReplicaCheck", "FiniteWeights", "LossWatch", "append_to_log", "global_step", "validation_step",
-           "loss_tag", "metric_tag"]
+__all__ = ["EpochLogger", "LogFile", "TensorBoard", "Checkpointer", "PeriodicValidation", "BestModel",
+           "EpochBarrier", "ReplicaCheck", "FiniteWeights", "LossWatch", "append_to_log", "global_step",
+           "validation_step", "loss_tag", "metric_tag"]
 
 logger = logging.getLogger("higherhrnet.train")
 
@@ -238,14 +238,14 @@ class Checkpointer(HookBase):
 class PeriodicValidation(HookBase):
     """Every `period` epochs: metrics = evaluate() (keyed by name, "AP" first), stored as the epoch's "val"
     entry and logged; on the main process also written to TensorBoard with the images of
-    `pictures()` ({name: (H, W, 3) uint8 RGB}, tags "val_image/<name>"), and, when AP improves,
-    `model_best.pth` (checkpoint.save_model, with the metrics and epochs trained)."""
+    `pictures()` ({name: (H, W, 3) uint8 RGB}, tags "val_image/<name>"). `model` is put back in training
+    mode afterwards (evaluation puts it in eval mode)."""
 
-    def __init__(self, period: int, evaluate: Callable[[], dict], out_dir: str, model: nn.Module, cfg,
-                 keypoints: KeypointSpec, main: bool, tensorboard: TensorBoard | None = None,
+    def __init__(self, period: int, evaluate: Callable[[], dict], model: nn.Module, main: bool,
+                 tensorboard: TensorBoard | None = None,
                  pictures: Callable[[], Mapping[str, np.ndarray]] | None = None):
-        self.period, self.evaluate, self.out_dir, self.model, self.cfg = period, evaluate, out_dir, model, cfg
-        self.keypoints, self.main, self.tensorboard, self.pictures = keypoints, main, tensorboard, pictures
+        self.period, self.evaluate, self.model, self.main = period, evaluate, model, main
+        self.tensorboard, self.pictures = tensorboard, pictures
 
     def after_epoch(self) -> None:
         state = self.loop.state
@@ -263,13 +263,29 @@ class PeriodicValidation(HookBase):
                 if self.pictures is not None:
                     for name, image in self.pictures().items():
                         self.tensorboard.image(f"val_image/{name}", image, step)
-            if state.best_metric is None or metrics["AP"] > state.best_metric:
-                state.best_metric = metrics["AP"]
-                _refuse_non_finite(self.model.state_dict(), self.loop, "model_best.pth")
-                save_model(os.path.join(self.out_dir, "model_best.pth"), self.model, self.cfg, self.keypoints,
-                           epoch=epoch + 1, metrics=metrics)
-                logger.info("new best AP %.4f: model_best.pth", metrics["AP"])
         self.model.train()
+
+
+class BestModel(HookBase):
+    """After an epoch that PeriodicValidation (placed before this hook) validated, when its AP beats
+    `state.best_metric` (or there is none yet): records it there and writes `model_best.pth` in `out_dir`
+    (checkpoint.save_model, with the metrics and the epochs trained). Weights or buffers holding NaN or
+    infinity are never saved (TrainingError naming them). Trainer adds it on the main process only."""
+
+    def __init__(self, out_dir: str, model: nn.Module, cfg, keypoints: KeypointSpec):
+        self.out_dir, self.model, self.cfg, self.keypoints = out_dir, model, cfg, keypoints
+
+    def after_epoch(self) -> None:
+        state = self.loop.state
+        metrics = state.history[-1].get("val") if state.history else None
+        if metrics is None:
+            return
+        if state.best_metric is None or metrics["AP"] > state.best_metric:
+            state.best_metric = metrics["AP"]
+            _refuse_non_finite(self.model.state_dict(), self.loop, "model_best.pth")
+            save_model(os.path.join(self.out_dir, "model_best.pth"), self.model, self.cfg, self.keypoints,
+                       epoch=state.epoch + 1, metrics=metrics)
+            logger.info("new best AP %.4f: model_best.pth", metrics["AP"])
 
 
 class EpochBarrier(HookBase):
