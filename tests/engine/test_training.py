@@ -56,13 +56,14 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert resumed["epochs"][0] == full["epochs"][1]
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("LOSS.WITH_HEATMAPS_LOSS", "[False, True]", "output 0 is trained with tags (LOSS.WITH_AE_LOSS) but not with"),
-    ("DATASET.DATASET", "my_poses", "no keypoint set is registered for dataset 'my_poses'"),
+@pytest.mark.parametrize("opts, message", [
+    (["DATASET.DATASET", "my_poses"], "no keypoint set is registered for dataset 'my_poses'"),
+    # validation would read tags output 1 does not have: refused now, not after the first epoch
+    (["TRAIN.VAL_FREQ", "1", "TEST.WITH_AE", "(True, True)"], "TEST.WITH_AE uses the tags of output 1"),
 ])
-def test_config_errors_come_before_any_folder_or_data(tmp_path, key, value, message):
+def test_config_errors_come_before_any_folder_or_data(tmp_path, opts, message):
     cfg = tiny_cfg("DATASET.ROOT", str(tmp_path / "no_data"), "OUTPUT_DIR", str(tmp_path / "out"),
-                   "LOG_DIR", str(tmp_path / "log"), key, value)
+                   "LOG_DIR", str(tmp_path / "log"), *opts)
     with pytest.raises(higherhrnet.ConfigError) as error:
         Trainer(cfg, "tiny.yaml", device="cpu")
     assert message in str(error.value)
