@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, read_model_meta
-from .codec.oks import oks_nms
 from .config import CfgNode, load_cfg
 from .core.inference import InferenceParams, infer
 from .data.registry import dataset_info, keypoints_from_config
@@ -29,6 +28,7 @@ from .keypoints import KeypointSpec
 from .models import BACKENDS, build_model, load_onnx_network, prepare_network
 from .models.onnx import OnnxRuntimeNetwork
 from .models.runtime import check_backend
+from .oks import oks_nms, pose_box, visible_joints
 from .outputs import build_output_specs
 
 __all__ = ["Person", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "CLEAN", "as_rgb_image",
@@ -57,29 +57,26 @@ class Person:
     tags: np.ndarray
 
     def to_coco(self, image_id: int, category_id: int = 1) -> dict:
-        """A COCO keypoint result: image_id, category_id, keypoints [x, y, v] * J, score, bbox from the
-        keypoints' extent. Plain Python numbers (JSON-serialisable)."""
+        """A COCO keypoint result: image_id, category_id, keypoints [x, y, v] * J, score, bbox (x, y, w, h)
+        around all the joints (oks.pose_box; COCO's keypoint evaluation does not read it). Plain Python
+        numbers (JSON-serialisable)."""
         kpts = self.keypoints.astype(np.float64)
-        x0, y0 = kpts[:, 0].min(), kpts[:, 1].min()
-        x1, y1 = kpts[:, 0].max(), kpts[:, 1].max()
         return {
             "image_id": int(image_id),
             "category_id": int(category_id),
             "keypoints": [float(v) for v in kpts.reshape(-1)],
             "score": float(self.score),
-            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+            "bbox": [float(v) for v in pose_box(kpts)],
         }
 
     def box(self, threshold: float = 0.2) -> tuple[float, float, float, float]:
-        """(x, y, w, h) in image pixels around the joints with value >= threshold (all joints when none is)."""
-        visible = self.keypoints[:, 2] >= threshold
-        xy = self.keypoints[visible if visible.any() else slice(None), :2].astype(np.float64)
-        x0, y0 = xy.min(axis=0)
-        x1, y1 = xy.max(axis=0)
-        return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+        """(x, y, w, h) in image pixels around the joints visible at `threshold` (oks.visible_joints: value
+        >= threshold and > 0), around all joints when none is; the box OKS uses (oks.pose_box)."""
+        x, y, w, h = pose_box(self.keypoints, visible_joints(self.keypoints, threshold))
+        return float(x), float(y), float(w), float(h)
 
     def to_json(self, threshold: float = 0.2) -> dict:
-        """Compact, rounded JSON: score, box (x, y, w, h around the joints with value >= threshold) and
+        """Compact, rounded JSON: score, box (x, y, w, h around the joints visible at `threshold`: `box`) and
         keypoints as [x, y, value] triples, pixels to 0.1 and values to 0.001."""
         return {
             "score": round(float(self.score), 3),
