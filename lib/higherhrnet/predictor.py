@@ -22,6 +22,7 @@ from .checkpoint import load_checkpoint, read_model_meta
 from .config import CfgNode, load_cfg
 from .core.inference import InferenceParams, infer
 from .data.registry import dataset_info, keypoints_from_config
+from .devices import resolve_device
 from .geometry import multi_scale_size
 from .images import uint16_to_uint8
 from .keypoints import KeypointSpec
@@ -90,7 +91,9 @@ class Predictor:
 
     network: a module returning the outputs `params.outputs` describes (see models/runtime.py's
     prepare_network for a folded / channels-last / onnxruntime network). params: the test-time pipeline's
-    parameters. keypoints: the joints the network predicts. device: where inputs go ("cpu" default).
+    parameters. keypoints: the joints the network predicts. device: where inputs go (default: where the
+    network's parameters are; from_config and from_model move the network to their `device`, default CUDA
+    when available, else the CPU: devices.resolve_device).
     min_score: drop people scoring below it; oks_nms_threshold: drop duplicate poses with OKS above it;
     clip_to_image: a joint outside the image (beyond its outer pixels' edges) is moved to the nearest pixel
     centre and gets value 0, the person's score (the mean of its joint values) losing that joint's share, and
@@ -139,7 +142,7 @@ class Predictor:
         self.network = network
         self.params = params
         self.keypoints = keypoints
-        self.device = _device(device)
+        self.device = _network_device(network) if device is None else resolve_device(device)
         self.min_score = min_score
         self.oks_nms_threshold = oks_nms_threshold
         self.max_input_pixels = max_input_pixels
@@ -186,7 +189,7 @@ class Predictor:
         check_backend(backend)
         keypoints = keypoints or keypoints_from_config(cfg)
         params = InferenceParams.from_config(cfg, keypoints)
-        device = _device(device)
+        device = resolve_device(device)
         size = params.input_size
         network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
         return cls(network, params, keypoints, device, min_score=min_score, oks_nms_threshold=oks_nms_threshold,
@@ -261,7 +264,7 @@ def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints:
     keypoints = keypoints or keypoints_from_config(cfg)
     outputs = build_output_specs(cfg)
     params = InferenceParams.from_config(cfg, keypoints, outputs)
-    device = _device(device)
+    device = resolve_device(device)
     if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(".onnx"):
         if backend != "onnxruntime":
             raise ValueError(f"{os.fspath(weights)} is an ONNX model: use backend='onnxruntime' (the torch "
@@ -274,11 +277,12 @@ def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints:
     return network, params, keypoints, device, meta
 
 
-def _device(device: str | torch.device | None) -> torch.device:
-    device = torch.device(device or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device} requested but CUDA is not available; use device='cpu'")
-    return device
+def _network_device(network: nn.Module) -> torch.device:
+    """Where a ready network's parameters (or buffers) are: the Predictor does not move a network it is given.
+    The CPU for one with neither (an onnxruntime session reads its inputs from host memory)."""
+    for tensor in (*network.parameters(), *network.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _clip_to_image(people: list[Person], width: int, height: int) -> list[Person]:
