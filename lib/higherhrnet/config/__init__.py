@@ -21,7 +21,7 @@ from yacs.config import CfgNode
 from .defaults import _C, COMPAT_KEYS
 
 __all__ = ["ConfigError", "ConfigWarning", "CfgNode", "MODEL_NAMES", "get_cfg", "load_cfg", "load_cfg_text", "merge_into", "check_cfg",
-           "check_values", "cfg_to_yaml", "VALUE_RULES", "LIST_RULES"]
+           "check_values", "VALUE_RULES", "LIST_RULES"]
 
 
 class ConfigError(ValueError):
@@ -377,8 +377,3 @@ def _check_ae_hourglass(cfg: CfgNode, source: str) -> None:
 def _expect_len(value: Iterable, n: int, key: str, by: str, source: str) -> None:
     if len(value) != n:
         raise ConfigError(f"{source}: {key} has {len(value)} entries but {by} says {n}: {list(value)}")
-
-
-def cfg_to_yaml(cfg: CfgNode) -> str:
-    """The config as a YAML string: a plain value that checkpoints can carry (weights_only loading)."""
-    return cfg.dump()
