@@ -1,5 +1,10 @@
 """Install with: pip install -c constraints.txt -e ".[test]"  (see README.md)."""
+import runpy
+
 from setuptools import find_packages, setup
+
+# Read from the package's version module without importing the package (its dependencies may not be installed).
+VERSION = runpy.run_path("lib/higherhrnet/version.py")["__version__"]
 
 ONNX = ["onnx>=1.17", "onnxruntime>=1.18", "onnxscript>=0.3"]
 # A static ffmpeg for H.264 videos that browsers play (without it: VP9 / WebM through OpenCV).
@@ -7,7 +12,7 @@ VIDEO = ["imageio-ffmpeg>=0.4"]
 
 setup(
     name="higherhrnet",
-    version="0.1.0",
+    version=VERSION,
     description="Bottom-up multi-person human pose estimation with HigherHRNet",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

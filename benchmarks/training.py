@@ -1,6 +1,6 @@
 """Training throughput: the step (forward, loss, backward, optimiser) and the data pipeline.
 
-    python benchmarks/training.py                                   # W32-512 recipe, batch 2, CPU
+    python benchmarks/training.py                                   # W32-512 recipe, batch 2, CUDA if available
     python benchmarks/training.py --batch 12 --device cuda          # the official per-GPU batch
 
 Data comes from the synthetic generator (640 x 480 images, COCO layout, in a temporary folder), read
@@ -21,6 +21,7 @@ import torch
 import higherhrnet
 from higherhrnet.data import build_dataset
 from higherhrnet.data.synthetic import SyntheticSpec, write_synthetic_coco
+from higherhrnet.devices import resolve_device
 from higherhrnet.engine import Trainer
 from higherhrnet.models import build_output_specs
 from higherhrnet.outputs import target_sizes
@@ -62,12 +63,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfg", default="experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml")
     parser.add_argument("--batch", type=int, default=2, help="images per step (official: 12 per GPU)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--steps", type=int, default=3, help="steps per timed epoch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--samples", type=int, default=20, help="dataset items timed for the data pipeline")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    args.device = str(resolve_device(args.device))
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"machine: {machine_description()}, device {args.device}")

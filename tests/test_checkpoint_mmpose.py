@@ -1,6 +1,6 @@
-"""checkpoint.py: mmpose 0.x HigherHRNet checkpoints (keys under backbone. / keypoint_head.) convert to the
-official layout. The expected mmpose names are enumerated here from mmpose's module structure, independently of
-the converter, and compared with the official key lists (tests/assets/spec)."""
+"""checkpoint/layouts.py: mmpose 0.x HigherHRNet checkpoints (keys under backbone. / keypoint_head.) convert to
+the official layout. The expected mmpose names are enumerated here from mmpose's module structure, independently
+of the converter, and compared with the official key lists (tests/assets/spec)."""
 from __future__ import annotations
 
 import json

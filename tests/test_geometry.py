@@ -104,7 +104,7 @@ def test_single_pixel_training_warp_with_rotation_scale_and_flip(seed):
     mask[60:81, 80:101] = True  # a 21 x 21 square around the left wrist
     # Strong rotation, scale and translation, and a flip every other seed.
     params = AugmentParams(min_scale=0.9, max_scale=1.3, max_rotation=40, max_translate=10, flip_prob=float(seed % 2))
-    matrix, flip, _ = random_affine(w, h, input_size, params, np.random.default_rng(seed))
+    matrix, flip = random_affine(w, h, input_size, params, np.random.default_rng(seed))
     assert flip == bool(seed % 2)
     warped, masks, joints_out = warp_sample(image, mask, joints, matrix, flip, COCO_KEYPOINTS.flip_index,
                                             input_size, output_sizes)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import higherhrnet
-from higherhrnet.codec.oks import oks
 from higherhrnet.data.synthetic import write_synthetic_coco
 from higherhrnet.images import read_image
+from higherhrnet.oks import oks_matrix
 from higherhrnet.predictor import CLEAN
 
 from conftest import EXPERIMENTS, REPO
@@ -47,8 +47,11 @@ def match(person, anns, sigmas):
     for i, ann in enumerate(anns):
         gt = np.array(ann["keypoints"], np.float64).reshape(-1, 3)
         if ann["num_keypoints"] > 0:
-            labelled = gt[:, 2] > 0
-            if oks(gt[labelled], person.keypoints[labelled], sigmas[labelled], ann["area"]) >= 0.5:
+            # As COCO's evaluation: every labelled joint counts, whatever the detection's joint value, and
+            # distances are scaled by the annotated area.
+            detection = person.keypoints.astype(np.float64)
+            detection[:, 2] = 1.0
+            if oks_matrix(gt[None], detection[None], sigmas, 0.0, areas=[ann["area"]])[0, 0] >= 0.5:
                 return i
         else:
             x, y, w, h = ann["bbox"]

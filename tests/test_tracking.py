@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pytest
 
 from higherhrnet.keypoints import COCO_KEYPOINTS
-from higherhrnet.tracking import PoseTracker, match_by_oks, pose_oks
+from higherhrnet.oks import oks_matrix
+from higherhrnet.tracking import PoseTracker, match_by_oks
 
 SIGMAS = COCO_KEYPOINTS.sigmas_array
 J = len(SIGMAS)
@@ -50,26 +50,6 @@ def three_walkers() -> list[Walker]:
     # Different sizes and directions; scores in decreasing order, so the ids are 1, 2, 3 (and not
     # their left-to-right order, 2, 3, 1).
     return [Walker(500, 200, 150, 3, 1, 0.9), Walker(100, 220, 180, -2, 0, 0.8), Walker(300, 180, 120, 0, 2, 0.7)]
-
-
-def test_pose_oks_by_hand():
-    sigmas = np.array([0.1, 0.1])
-    reference = np.array([[[0.0, 0.0, 1.0], [100.0, 100.0, 1.0]]])      # box 100 x 100
-    moved = np.array([[[20.0, 0.0, 1.0], [100.0, 100.0, 1.0]]])          # joint 0 moved 20 px
-    # COCO: exp(-d^2 / (2 area (2 sigma)^2)) = exp(-400 / (2 * 10000 * 0.04)) = exp(-0.5).
-    assert pose_oks(reference, moved, sigmas, 0.2)[0, 0] == pytest.approx((math.exp(-0.5) + 1) / 2)
-    # The area is the reference's: the moved pose's box is 80 x 100.
-    assert pose_oks(moved, reference, sigmas, 0.2)[0, 0] == pytest.approx((math.exp(-0.625) + 1) / 2)
-    # Only joints visible in both count.
-    hidden = moved.copy()
-    hidden[0, 1, 2] = 0.1
-    assert pose_oks(reference, hidden, sigmas, 0.2)[0, 0] == pytest.approx(math.exp(-0.5))
-    hidden[0, 0, 2] = 0.1
-    assert np.isnan(pose_oks(reference, hidden, sigmas, 0.2)[0, 0])
-    # A single visible joint spans no area: compared as a 32 x 32 box.
-    single = reference.copy()
-    single[0, 1, 2] = 0.0
-    assert pose_oks(single, moved, sigmas, 0.2)[0, 0] == pytest.approx(math.exp(-400 / (2 * 1024 * 0.04)))
 
 
 def best_matching_by_brute_force(oks: np.ndarray, threshold: float) -> set:
@@ -212,8 +192,8 @@ def test_nan_joints_are_not_visible():
     with_nan[5, 2] = np.nan
     with_zero[[3, 9, 5], 2] = 0.0
     shifted = Walker(104, 201, 150).pose(0)
-    assert pose_oks(shifted[None], with_nan[None], SIGMAS, 0.2) == pytest.approx(
-        pose_oks(shifted[None], with_zero[None], SIGMAS, 0.2))
+    assert oks_matrix(shifted[None], with_nan[None], SIGMAS, 0.2) == pytest.approx(
+        oks_matrix(shifted[None], with_zero[None], SIGMAS, 0.2))
 
     walkers = three_walkers()[:2]
     tracker = PoseTracker(SIGMAS)
@@ -248,8 +228,6 @@ def test_bad_input_is_named():
         tracker.update(np.zeros((2, 17, 2)), np.ones(2))
     with pytest.raises(ValueError, match="scores must have shape"):
         tracker.update(np.zeros((2, 17, 3)), np.ones(3))
-    with pytest.raises(ValueError, match="reference must have shape"):
-        pose_oks(np.zeros((1, 14, 3)), np.zeros((1, 17, 3)), SIGMAS, 0.2)
     with pytest.raises(ValueError, match="sigmas"):
         PoseTracker(np.array([0.1, -0.1]))
     with pytest.raises(ValueError, match="oks_threshold"):

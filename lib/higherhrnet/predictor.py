@@ -19,16 +19,17 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, read_model_meta
-from .codec.oks import oks_nms
 from .config import CfgNode, load_cfg
 from .inference import ImageMaps, InferenceParams, decode_people, run_network
 from .data.registry import dataset_info, keypoints_from_config
+from .devices import resolve_device
 from .geometry import multi_scale_size
 from .images import uint16_to_uint8
 from .keypoints import KeypointSpec
 from .models import BACKENDS, build_model, build_output_specs, load_onnx_network, prepare_network
 from .models.onnx import OnnxRuntimeNetwork
 from .models.runtime import check_backend
+from .oks import oks_nms, pose_box, visible_joints
 
 __all__ = ["Person", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "CLEAN", "as_rgb_image",
            "synthetic_model_note"]
@@ -56,29 +57,26 @@ class Person:
     tags: np.ndarray
 
     def to_coco(self, image_id: int, category_id: int = 1) -> dict:
-        """A COCO keypoint result: image_id, category_id, keypoints [x, y, v] * J, score, bbox from the
-        keypoints' extent. Plain Python numbers (JSON-serialisable)."""
+        """A COCO keypoint result: image_id, category_id, keypoints [x, y, v] * J, score, bbox (x, y, w, h)
+        around all the joints (oks.pose_box; COCO's keypoint evaluation does not read it). Plain Python
+        numbers (JSON-serialisable)."""
         kpts = self.keypoints.astype(np.float64)
-        x0, y0 = kpts[:, 0].min(), kpts[:, 1].min()
-        x1, y1 = kpts[:, 0].max(), kpts[:, 1].max()
         return {
             "image_id": int(image_id),
             "category_id": int(category_id),
             "keypoints": [float(v) for v in kpts.reshape(-1)],
             "score": float(self.score),
-            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+            "bbox": [float(v) for v in pose_box(kpts)],
         }
 
     def box(self, threshold: float = 0.2) -> tuple[float, float, float, float]:
-        """(x, y, w, h) in image pixels around the joints with value >= threshold (all joints when none is)."""
-        visible = self.keypoints[:, 2] >= threshold
-        xy = self.keypoints[visible if visible.any() else slice(None), :2].astype(np.float64)
-        x0, y0 = xy.min(axis=0)
-        x1, y1 = xy.max(axis=0)
-        return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+        """(x, y, w, h) in image pixels around the joints visible at `threshold` (oks.visible_joints: value
+        >= threshold and > 0), around all joints when none is; the box OKS uses (oks.pose_box)."""
+        x, y, w, h = pose_box(self.keypoints, visible_joints(self.keypoints, threshold))
+        return float(x), float(y), float(w), float(h)
 
     def to_json(self, threshold: float = 0.2) -> dict:
-        """Compact, rounded JSON: score, box (x, y, w, h around the joints with value >= threshold) and
+        """Compact, rounded JSON: score, box (x, y, w, h around the joints visible at `threshold`: `box`) and
         keypoints as [x, y, value] triples, pixels to 0.1 and values to 0.001."""
         return {
             "score": round(float(self.score), 3),
@@ -92,7 +90,9 @@ class Predictor:
 
     network: a module returning the outputs `params.outputs` describes (see models/runtime.py's
     prepare_network for a folded / channels-last / onnxruntime network). params: the test-time pipeline's
-    parameters. keypoints: the joints the network predicts. device: where inputs go ("cpu" default).
+    parameters. keypoints: the joints the network predicts. device: where inputs go (default: where the
+    network's parameters are; from_config and from_model move the network to their `device`, default CUDA
+    when available, else the CPU: devices.resolve_device).
     min_score: drop people scoring below it; oks_nms_threshold: drop duplicate poses with OKS above it;
     clip_to_image: a joint outside the image (beyond its outer pixels' edges) is moved to the nearest pixel
     centre and gets value 0, the person's score (the mean of its joint values) losing that joint's share, and
@@ -141,7 +141,7 @@ class Predictor:
         self.network = network
         self.params = params
         self.keypoints = keypoints
-        self.device = _device(device)
+        self.device = _network_device(network) if device is None else resolve_device(device)
         self.min_score = min_score
         self.oks_nms_threshold = oks_nms_threshold
         self.max_input_pixels = max_input_pixels
@@ -188,7 +188,7 @@ class Predictor:
         check_backend(backend)
         keypoints = keypoints or keypoints_from_config(cfg)
         params = InferenceParams.from_config(cfg, keypoints)
-        device = _device(device)
+        device = resolve_device(device)
         size = params.input_size
         network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
         return cls(network, params, keypoints, device, min_score=min_score, oks_nms_threshold=oks_nms_threshold,
@@ -274,7 +274,7 @@ def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints:
     keypoints = keypoints or keypoints_from_config(cfg)
     outputs = build_output_specs(cfg)
     params = InferenceParams.from_config(cfg, keypoints, outputs)
-    device = _device(device)
+    device = resolve_device(device)
     if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(".onnx"):
         if backend != "onnxruntime":
             raise ValueError(f"{os.fspath(weights)} is an ONNX model: use backend='onnxruntime' (the torch "
@@ -287,11 +287,12 @@ def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints:
     return network, params, keypoints, device, meta
 
 
-def _device(device: str | torch.device | None) -> torch.device:
-    device = torch.device(device or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device} requested but CUDA is not available; use device='cpu'")
-    return device
+def _network_device(network: nn.Module) -> torch.device:
+    """Where a ready network's parameters (or buffers) are: the Predictor does not move a network it is given.
+    The CPU for one with neither (an onnxruntime session reads its inputs from host memory)."""
+    for tensor in (*network.parameters(), *network.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _clip_to_image(people: list[Person], width: int, height: int) -> list[Person]:

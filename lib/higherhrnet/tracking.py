@@ -1,8 +1,9 @@
 """Multi-person pose tracking across video frames: a person keeps one id from frame to frame.
 
 Tracking by detection: every processed frame's poses are matched one-to-one against the live tracks
-by OKS (COCO's object keypoint similarity), so the demo can give a person the same colour and
-`track_id` for as long as they stay in view. Pure numpy/scipy; nothing here knows about networks.
+by OKS (COCO's object keypoint similarity; `higherhrnet.oks`), so the demo can give a person the
+same colour and `track_id` for as long as they stay in view. Pure numpy/scipy; nothing here knows
+about networks.
 
 Frames: all coordinates are pixels of the image the poses were predicted on (x right, y down); one
 "frame" below is one call to `PoseTracker.update`, i.e. one processed frame, whatever stride the
@@ -15,63 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["PoseTracker", "pose_oks", "match_by_oks"]
+from .oks import oks_matrix, visible_joints
 
-# A pose whose visible joints span no area (a single joint, or joints on one line) would give OKS 0
-# to any displacement at all; it is compared as if its box had COCO's "small object" area, 32^2 px.
-MIN_AREA = 32.0 ** 2
-
-
-def _visible(poses: np.ndarray, keypoint_threshold: float) -> np.ndarray:
-    """(..., J) bool: finite x, y and score, and score above the threshold."""
-    finite = np.isfinite(poses[..., :3]).all(axis=-1)
-    # NaN scores are already excluded by `finite`; fill them so the comparison stays quiet.
-    return finite & (np.nan_to_num(poses[..., 2], nan=-np.inf) > keypoint_threshold)
-
-
-def _box_areas(xy: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """(T,) area of the box around each pose's visible joints, at least MIN_AREA.
-    xy (T, J, 2), visible (T, J)."""
-    mask = visible[..., None]
-    low = np.where(mask, xy, np.inf).min(axis=1)
-    high = np.where(mask, xy, -np.inf).max(axis=1)
-    extent = np.where(np.isfinite(high - low), high - low, 0.0)
-    return np.maximum(extent.prod(axis=1), MIN_AREA)
-
-
-def pose_oks(reference: np.ndarray, candidates: np.ndarray, sigmas: np.ndarray,
-             keypoint_threshold: float) -> np.ndarray:
-    """(T, P) OKS of every candidate pose against every reference pose; NaN where a pair shares no
-    visible joint (OKS is undefined there).
-
-    reference (T, J, 3), candidates (P, J, 3): x, y, score in the same image frame (pixels).
-    sigmas (J,): the keypoint set's OKS constants.
-
-    COCO's formula, mean over joints of exp(-d^2 / (2 * area * (2 * sigma)^2)), with two changes
-    for tracking, where neither pose is ground truth: a joint counts only when it is visible
-    (finite, score > keypoint_threshold) in BOTH poses, and the area is that of the box around the
-    reference pose's visible joints (COCO uses the annotated segment area), at least MIN_AREA.
-    """
-    reference = np.asarray(reference, dtype=np.float64)
-    candidates = np.asarray(candidates, dtype=np.float64)
-    sigmas = np.asarray(sigmas, dtype=np.float64)
-    for name, poses in (("reference", reference), ("candidates", candidates)):
-        if poses.ndim != 3 or poses.shape[2] != 3 or poses.shape[1] != len(sigmas):
-            raise ValueError(f"pose_oks: {name} must have shape (N, {len(sigmas)}, 3) (x, y, score for "
-                             f"each of the {len(sigmas)} joints the sigmas describe), got {poses.shape}")
-    ref_visible = _visible(reference, keypoint_threshold)
-    cand_visible = _visible(candidates, keypoint_threshold)
-    # Invisible joints get coordinates 0 so that NaN never enters the arithmetic; `common` drops them.
-    ref_xy = np.where(ref_visible[..., None], reference[..., :2], 0.0)
-    cand_xy = np.where(cand_visible[..., None], candidates[..., :2], 0.0)
-    areas = _box_areas(ref_xy, ref_visible)
-    d2 = ((ref_xy[:, None] - cand_xy[None]) ** 2).sum(axis=-1)                       # (T, P, J)
-    variances = (2.0 * sigmas) ** 2
-    similarity = np.exp(-d2 / (2.0 * areas[:, None, None] * variances))
-    common = ref_visible[:, None] & cand_visible[None]
-    counts = common.sum(axis=-1)
-    totals = np.where(common, similarity, 0.0).sum(axis=-1)
-    return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
+__all__ = ["PoseTracker", "match_by_oks"]
 
 
 def match_by_oks(oks: np.ndarray, oks_threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -112,13 +59,13 @@ class PoseTracker:
     """Gives each detected person a track id that stays the same from frame to frame.
 
     Call `update` once per processed frame with that frame's poses; it returns one id per pose. Ids
-    start at 1, count up, and are never reused (until `reset`). A pose with no joint visible (finite
-    and score > keypoint_threshold) cannot be compared with anything: it gets id 0 and starts no
-    track.
+    start at 1, count up, and are never reused (until `reset`). A pose with no joint visible
+    (oks.visible_joints: finite, score >= keypoint_threshold and > 0) cannot be compared with
+    anything: it gets id 0 and starts no track.
 
     Each frame:
       1. every live track's pose is predicted for this frame (see predict_motion);
-      2. OKS (`pose_oks`, area from the track's box) is computed between predicted tracks and
+      2. OKS (`oks.oks_matrix`, area from the track's box) is computed between predicted tracks and
          detections, and `match_by_oks` pairs them one-to-one (scipy's linear_sum_assignment on
          1 - OKS); a pair is accepted only with OKS >= oks_threshold and at least one joint visible
          in both poses;
@@ -144,8 +91,8 @@ class PoseTracker:
         tracker accepts down to OKS ~0.09.
       max_missed=30: ultralytics keeps a lost track for track_buffer=30 frames (1 s at 30 fps),
         openpifpaf for 33. Counted in processed frames: with a stride s it spans 30 * s video frames.
-      keypoint_threshold=0.2: the demo's default drawing threshold, so the joints compared are the
-        joints drawn.
+      keypoint_threshold=0.2: the demo's default drawing threshold and Person.box's, so the joints
+        compared are the joints drawn and boxed.
 
     sigmas (J,): the keypoint set's OKS constants (KeypointSpec.sigmas_array).
     """
@@ -186,15 +133,15 @@ class PoseTracker:
         P may be 0 (an empty frame: every track counts one missed frame).
         """
         keypoints, scores = self._check(keypoints, scores)
-        visible = _visible(keypoints, self.keypoint_threshold)
+        visible = visible_joints(keypoints, self.keypoint_threshold)
         trackable = visible.any(axis=1)
         ids = np.zeros(len(keypoints), dtype=np.int64)
         matched: set[int] = set()
 
         if self._tracks and trackable.any():
             predicted = np.stack([t.predicted(self.predict_motion) for t in self._tracks])
-            oks = pose_oks(predicted, keypoints, self.sigmas, self.keypoint_threshold)
-            for t, p in zip(*match_by_oks(oks, self.oks_threshold)):
+            similarity = oks_matrix(predicted, keypoints, self.sigmas, self.keypoint_threshold)
+            for t, p in zip(*match_by_oks(similarity, self.oks_threshold)):
                 self._observe(self._tracks[t], keypoints[p], visible[p])
                 ids[p] = self._tracks[t].track_id
                 matched.add(int(t))

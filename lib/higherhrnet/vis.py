@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from .keypoints import KeypointSpec
+from .oks import visible_joints
 
 __all__ = ["person_color", "draw_people"]
 
@@ -39,8 +40,9 @@ def draw_people(image: np.ndarray, people: Sequence, keypoints: KeypointSpec, th
                 ids: Sequence[int] | None = None, labels: bool = False) -> np.ndarray:
     """A copy of `image` (H, W, 3) uint8 RGB with every person's skeleton drawn.
 
-    people: objects with .keypoints (J, 3) x, y, value in image pixels. Joints whose value is below
-    `threshold` are not drawn, nor are links touching them. Each person has its own colour, chosen by
+    people: objects with .keypoints (J, 3) x, y, value in image pixels. Only the joints visible at
+    `threshold` are drawn (oks.visible_joints: value >= threshold and > 0, the joints Person.box
+    surrounds), and the links between two of them. Each person has its own colour, chosen by
     ids[i] (e.g. a track id, so that a person keeps it from frame to frame) or by position in the list;
     limbs and joints of the left side (the first joint of each flip pair) are drawn lighter, those of the
     right side darker. labels: write "#id" above each person.
@@ -55,7 +57,7 @@ def draw_people(image: np.ndarray, people: Sequence, keypoints: KeypointSpec, th
         identity = int(ids[i]) if ids is not None else i
         shades = _shades(person_color(identity))
         kpts = np.asarray(person.keypoints)
-        shown = (kpts[:, 2] >= threshold) & np.isfinite(kpts[:, :2]).all(axis=1)
+        shown = visible_joints(kpts, threshold)
         for a, b in links:
             if shown[a] and shown[b]:
                 pa = tuple(int(round(v)) for v in kpts[a, :2])

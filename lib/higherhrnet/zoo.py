@@ -5,7 +5,7 @@ http(s) URL (downloaded once into the cache), or a name from `REGISTRY` (downloa
 gives a direct URL; otherwise the error says where to download it and where to put it).
 
 The mmpose 0.x key layout of registered mmpose checkpoints is converted by `load_checkpoint`
-(checkpoint.py explains how the mapping was derived and checked).
+(checkpoint/layouts.py explains how the mapping was derived and checked).
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ def reference_item(ds, epoch: int, index: int):
     anns = ds.source.annotations(index)
     mask = ds.source.ignore_mask(anns, *image.shape[:2])
     joints, _ = ds.source.people(anns)
-    matrix, flip, _ = random_affine(image.shape[1], image.shape[0], ds.input_size, ds.augment, rng)
+    matrix, flip = random_affine(image.shape[1], image.shape[0], ds.input_size, ds.augment, rng)
     warped, masks, joints_out = warp_sample(image, mask, joints, matrix, flip, ds.flip_index, ds.input_size,
                                             ds.output_sizes)
     heatmaps = [heatmap_targets(j, s, ds.sigma) for s, j in zip(ds.output_sizes, joints_out)]

@@ -1,4 +1,5 @@
-"""What every subcommand shares: the option style, config overrides anywhere on the line, errors, devices.
+"""What every subcommand shares: the option style, config overrides anywhere on the line, errors, the --device
+option (resolved by higherhrnet.devices.resolve_device, as the Trainer and the Predictor resolve theirs).
 
 Nothing here imports PyTorch: `higherhrnet --help` and `higherhrnet SUBCOMMAND --help` answer at once.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Collection, Iterator, Sequence
 
 __all__ = ["CommandError", "add_config_options", "split_overrides", "value_options", "load_config_and_weights",
-           "default_device", "fail", "check_writable_folder", "check_writable_file", "finish_before_interrupt",
+           "fail", "check_writable_folder", "check_writable_file", "finish_before_interrupt",
            "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED"]
 
 # Exit status for bad arguments, configs, weights and output locations (argparse uses 2 as well).
@@ -149,15 +150,6 @@ def _config_of_model_file(weights: str, overrides: Sequence[str], progress: bool
         return load_cfg_text(text, f"the config saved in {weights}", overrides), None, local
     except ConfigError as e:
         raise CommandError(str(e)) from None
-
-
-def default_device(device: str | None) -> str:
-    """`device`, or CUDA when available, else the CPU: the default of every subcommand."""
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:

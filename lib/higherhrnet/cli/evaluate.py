@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import CommandError, add_config_options, check_writable_folder, default_device, load_config_and_weights
+from .common import CommandError, add_config_options, check_writable_folder, load_config_and_weights
 
 __all__ = ["add_arguments", "run", "default_output_folder"]
 
@@ -41,30 +41,28 @@ def default_output_folder(weights: str) -> str:
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
-    import torch.distributed as dist
-
     from .. import CheckpointError, ConfigError, Predictor
     from ..data import DatasetError, build_dataset
     from ..data.metrics import EvaluationError
+    from ..devices import resolve_device
     from ..engine import evaluate, format_metrics, run_dir
     from ..engine.build import apply_cudnn_settings
+    from ..engine.distributed import DistInfo, init_distributed, shutdown_distributed
     from ..fileio import write_json
     from ..images import ImageError
 
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank = int(os.environ.get("RANK", "0"))
+    # Which process this is (torchrun's environment), before joining the group: only the first checks --out.
+    process = DistInfo.from_environment()
     cfg, cfg_path, weights = load_config_and_weights(
         args.cfg, args.weights, overrides,
         default_weights=lambda cfg, path: os.path.join(run_dir(cfg, path, cfg.OUTPUT_DIR), "final_state.pth"))
     out = args.out or default_output_folder(weights)
-    if rank == 0:
+    if process.main:
         check_writable_folder(out)
-    device = default_device(args.device)
     try:
-        if distributed:
-            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-            if device.startswith("cuda"):
-                device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        device = resolve_device(args.device)
+        process = init_distributed(device.type, cfg.DIST_BACKEND)
+        device = process.process_device(device)
         apply_cudnn_settings(cfg)
         predictor = Predictor.from_config(cfg, weights, device=device, backend=args.backend)
         dataset = build_dataset(cfg, is_train=False)
@@ -79,10 +77,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         raise KeyboardInterrupt(f"interrupted: evaluation stopped before its results were written; nothing new "
                                 f"in {out}") from None
     finally:
-        if distributed and dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
-    if rank == 0:
+        shutdown_distributed(process)
+    if process.main:
         print(f"{len(results)} people in {len(dataset)} images -> {results_file}")
         if metrics is None:
             print(f"{split} has no annotations: results written, nothing to score")

@@ -32,7 +32,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from .common import (EXIT_FAILED, EXIT_INTERRUPTED, CommandError, add_config_options, check_writable_file,
-                     check_writable_folder, default_device, finish_before_interrupt, load_config_and_weights)
+                     check_writable_folder, finish_before_interrupt, load_config_and_weights)
 
 __all__ = ["add_arguments", "run", "collect_inputs", "Input"]
 
@@ -373,7 +373,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     cfg, _, weights = load_config_and_weights(args.cfg, args.weights, overrides)
     min_score, nms = (0.0, None) if args.all else (args.min_score, args.nms or None)
     try:
-        predictor = Predictor.from_config(cfg, weights, device=default_device(args.device), backend=args.backend,
+        predictor = Predictor.from_config(cfg, weights, device=args.device, backend=args.backend,
                                           min_score=min_score, oks_nms_threshold=nms, clip_to_image=not args.all,
                                           max_input_pixels=args.max_input_pixels)
     except (ConfigError, CheckpointError, RuntimeError, ValueError) as e:

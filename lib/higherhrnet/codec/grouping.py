@@ -5,9 +5,10 @@ x = column, y = row. A person is a (J, 3 + T) float32 row block: x, y, detection
 values of each joint; joints never assigned are all zeros. T = 2 with flip test (tag of the image and of
 its mirror), 1 without.
 
-The steps and their numerics follow the reference implementation exactly (see
-shared/spec/reference-behaviour.md): float32 maps, float64 grouping costs, NumPy's round-half-to-even,
-first-index argmax, and the reference's Hungarian tie-breaking (below).
+The steps and their numerics follow the reference implementation, the official HigherHRNet code's
+`HeatmapParser` (HRNet/HigherHRNet-Human-Pose-Estimation), exactly (README "Agreement with the official
+test pipeline"): float32 maps, float64 grouping costs, NumPy's round-half-to-even, first-index argmax, and
+the reference's Hungarian tie-breaking (below).
 """
 from __future__ import annotations
 
@@ -358,10 +359,8 @@ def group(heatmaps: torch.Tensor, tags: torch.Tensor, params: GroupingParams) ->
     values, xy, tag_vectors = top_k(nms(heatmaps[None], params.nms_kernel, params.nms_padding), tags[None],
                                     params.max_num_people)
     persons = match_by_tag(values[0], xy[0], tag_vectors[0], params)
-    heat_np = None
     if params.adjust:
-        heat_np = heatmaps.cpu().numpy()
-        persons = adjust(persons, heat_np)
+        persons = adjust(persons, heatmaps.cpu().numpy())
     scores = person_scores(persons)
     if params.refine:
         persons = refine(persons, heatmaps, tags)

@@ -23,7 +23,7 @@ from ..models.registry import build_output_specs, model_entry
 from .defaults import _C, COMPAT_KEYS
 
 __all__ = ["ConfigError", "ConfigWarning", "CfgNode", "get_cfg", "load_cfg", "load_cfg_text", "merge_into", "check_cfg",
-           "check_values", "cfg_to_yaml", "VALUE_RULES", "LIST_RULES"]
+           "check_values", "VALUE_RULES", "LIST_RULES"]
 
 
 def get_cfg() -> CfgNode:
@@ -291,8 +291,3 @@ def _check_lr_schedule(train: CfgNode, source: str) -> None:
         if not 0 <= train.WARM_UP_EPOCH < train.END_EPOCH:
             raise ConfigError(f"{source}: TRAIN.LR_SCHEDULE swahr needs 0 <= TRAIN.WARM_UP_EPOCH "
                               f"({train.WARM_UP_EPOCH}) < TRAIN.END_EPOCH ({train.END_EPOCH})")
-
-
-def cfg_to_yaml(cfg: CfgNode) -> str:
-    """The config as a YAML string: a plain value that checkpoints can carry (weights_only loading)."""
-    return cfg.dump()

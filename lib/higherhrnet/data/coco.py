@@ -183,7 +183,7 @@ class TrainingDataset(Dataset):
             logger.warning("image %s has %d people, more than DATASET.MAX_NUM_PEOPLE=%d: the tag loss uses the "
                            "largest %d (reported once)", self.source.ids[index], len(joints), self.max_people,
                            self.max_people)
-        matrix, flip, aug_scale = random_affine(w, h, self.input_size, self.augment, rng)
+        matrix, flip = random_affine(w, h, self.input_size, self.augment, rng)
         warped, masks, joints_out = warp_sample(image, mask, joints, matrix, flip, self.flip_index,
                                                 self.input_size, self.output_sizes)
         heatmaps, indices = [], []

@@ -25,12 +25,11 @@ class AugmentParams:
 
 
 def random_affine(width: int, height: int, input_size: int, params: AugmentParams,
-                  rng: np.random.Generator) -> tuple[np.ndarray, bool, float]:
-    """Draw one augmentation: (3, 3) image -> input matrix (flip included), whether it flips, and the
-    scale factor drawn (for scale-aware sigmas)."""
+                  rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Draw one augmentation: (3, 3) image -> input matrix (flip included), and whether it flips. (Scale-aware
+    sigmas read the drawn scale from the matrix.)"""
     side = (min(width, height) if params.scale_type == "short" else max(width, height)) / 200.0
-    aug_scale = rng.uniform(params.min_scale, params.max_scale)
-    scale = side * aug_scale
+    scale = side * rng.uniform(params.min_scale, params.max_scale)
     rot = rng.uniform(-1.0, 1.0) * params.max_rotation
     center = np.array([width / 2.0, height / 2.0])
     if params.max_translate > 0:
@@ -43,7 +42,7 @@ def random_affine(width: int, height: int, input_size: int, params: AugmentParam
         # Mirror the input: pixel x -> S - 1 - x. The outputs use the same matrix scaled down, so image,
         # masks and joints stay consistent at every resolution.
         matrix = mirror_matrix(input_size) @ matrix
-    return matrix, flip, aug_scale
+    return matrix, flip
 
 
 def warp_sample(image: np.ndarray, mask: np.ndarray, joints: np.ndarray, matrix: np.ndarray, flip: bool,

@@ -16,20 +16,10 @@ from ..models import build_model
 from ..outputs import OutputSpec
 from .distributed import DistInfo
 
-__all__ = ["resolve_device", "apply_cudnn_settings", "build_mixed_precision", "build_training_model", "build_optimizer",
+__all__ = ["apply_cudnn_settings", "build_mixed_precision", "build_training_model", "build_optimizer",
            "build_scheduler", "swahr_lr_factor", "swahr_step_lr_factor", "EpochSampler", "build_train_loader"]
 
 logger = logging.getLogger("higherhrnet.train")
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """The device to train or evaluate on: `device` ("cpu", "cuda", "cuda:1"), default CUDA when available."""
-    want_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-    if not want_cuda:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} requested but CUDA is not available")
-    return torch.device("cuda", torch.device(device).index or 0 if device else 0)
 
 
 def apply_cudnn_settings(cfg: CfgNode) -> None:

@@ -23,6 +23,15 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
 
+    @classmethod
+    def from_environment(cls) -> "DistInfo":
+        """This process's place as torchrun's WORLD_SIZE, RANK and LOCAL_RANK say (a single process without
+        them), read without joining any process group."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
@@ -30,6 +39,11 @@ class DistInfo:
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+    def process_device(self, device: torch.device) -> torch.device:
+        """The device this process runs on when the command asked for `device`: with several processes on
+        CUDA, its own GPU (cuda:local_rank, one GPU per process); otherwise `device` itself."""
+        return torch.device("cuda", self.local_rank) if device.type == "cuda" and self.enabled else device
 
     def barrier(self) -> None:
         if self.enabled:
@@ -39,10 +53,9 @@ class DistInfo:
 def init_distributed(device_kind: str, cuda_backend: str = "nccl") -> DistInfo:
     """Join torchrun's process group when WORLD_SIZE > 1: `cuda_backend` on CUDA (one GPU per local rank),
     gloo on the CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    info = DistInfo.from_environment()
+    if not info.enabled:
+        return info
     if device_kind == "cuda":
         torch.cuda.set_device(info.local_rank)
     dist.init_process_group(backend=cuda_backend if device_kind == "cuda" else "gloo")

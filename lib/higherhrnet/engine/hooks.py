@@ -27,7 +27,7 @@ import os
 import re
 import statistics
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import cv2
 import numpy as np

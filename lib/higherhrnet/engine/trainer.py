@@ -28,13 +28,14 @@ import torch
 
 from ..config import CfgNode, ConfigError
 from ..data import build_dataset, keypoints_from_config
+from ..devices import resolve_device
 from ..fileio import writable_folder_problem
 from ..inference import InferenceParams
 from ..losses import build_loss
 from ..models import build_output_specs
 from ..predictor import Predictor
 from .build import (apply_cudnn_settings, build_mixed_precision, build_optimizer, build_scheduler, build_train_loader,
-                    build_training_model, resolve_device, use_channels_last)
+                    build_training_model, use_channels_last)
 from .distributed import init_distributed, shutdown_distributed
 from .evaluation import evaluate, validation_pictures
 from .hooks import (BestModel, Checkpointer, EpochBarrier, EpochLogger, FiniteWeights, LogFile, LossWatch,
@@ -70,8 +71,7 @@ class Trainer:
         self.log_dir = run_dir(cfg, cfg_name, cfg.LOG_DIR)
         device = resolve_device(device)
         self.dist = init_distributed(device.type, cfg.DIST_BACKEND)
-        self.device = torch.device("cuda", self.dist.local_rank) if device.type == "cuda" and self.dist.enabled \
-            else device
+        self.device = self.dist.process_device(device)
         if self.dist.main:
             _make_writable_folder(self.out_dir, "OUTPUT_DIR", cfg.OUTPUT_DIR)
             _make_writable_folder(self.log_dir, "LOG_DIR", cfg.LOG_DIR)

@@ -23,7 +23,7 @@ Channels 34-67 are never supervised nor read at test time, but they are not dead
 68 channels into the next stack, so they must be kept for the released weights to give the same outputs.
 
 Parameter names are pose-ae-train's, so that its checkpoint files load unchanged with
-`higherhrnet.load_checkpoint` (checkpoint.py removes the `model.module.` prefix of its saved Trainer).
+`higherhrnet.load_checkpoint` (checkpoint/layouts.py removes the `model.module.` prefix of its saved Trainer).
 """
 from __future__ import annotations
 

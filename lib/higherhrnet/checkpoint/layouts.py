@@ -1,0 +1,116 @@
+"""The layouts of model weights inside checkpoints, and the conversion to ours (= the official code's keys).
+
+Accepted layouts of model weights:
+- a bare state dict (official `pose_higher_hrnet_w32_512.pth`);
+- a dict holding it under "state_dict" or "model" (our training checkpoints, many other tools);
+- keys prefixed with "module." (saved from DataParallel / DistributedDataParallel);
+- the official FP16 layout: keys prefixed with "1." (the network wrapped for half precision), conv
+  tensors in float16. Floating tensors are converted to the model's dtype;
+- mmpose 0.x HigherHRNet checkpoints (keys under "backbone." and "keypoint_head."), converted on load;
+- pose-ae-train's (the Associative Embedding paper's code, MODEL.NAME hourglass_ae) files as it writes them:
+  {"state_dict": ..., "optimizer": ..., "epoch": ...} with keys prefixed "model.module." (its train.py saves
+  the state of a `Trainer` that holds the network as `model`, a DataParallel, hence `module.`).
+
+How the mmpose 0.x layout was worked out. mmpose's `AssociativeEmbedding` (earlier `BottomUp`) holds the network as two
+attributes, `backbone` (mmpose/models/backbones/hrnet.py: `HRNet`) and `keypoint_head`
+(mmpose/models/heads/ae_higher_resolution_head.py: `AEHigherResolutionHead`); its loss modules hold no
+tensors. Reading how those modules nest: the stem norms are built by mmcv's `build_norm_layer(BN,
+postfix=i)`, which names them `bn1`, `bn2` (as do the `Bottleneck` / `BasicBlock` of
+mmpose/models/backbones/resnet.py), and `layer1`, `transition1..3`, `stage2..4` (`HRModule.branches`,
+`.fuse_layers`) and the head's `final_layers` / `deconv_layers` are built with the same nn.Sequential /
+nn.ModuleList nesting, the same `None` slots and the same stage-4 single-output last module as the
+official code. So an mmpose key is the official key behind `backbone.` or `keypoint_head.`, with equal
+shapes, and nothing else. tests/test_checkpoint_mmpose.py checks this: it enumerates mmpose's names and shapes from that
+description of mmpose's modules, converts them, and compares with the official key lists and shapes in
+tests/assets/spec/higher_hrnet_w32_512.json and higher_hrnet_w48_640.json.
+Tensors only one side has: none for HigherHRNet. Our hrnet_v2 `representation_head` and SWAHR's
+`conv_scale_layers` have no mmpose counterpart: `to_mmpose_state_dict` refuses them by name.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from .io import CheckpointError, _listing
+
+__all__ = ["extract_state_dict", "is_mmpose_layout", "convert_mmpose_state_dict", "to_mmpose_state_dict"]
+
+_WRAPPER_KEYS = ("state_dict", "model")
+_KEY_PREFIXES = ("module.", "1.", "model.module.")
+
+
+def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The model weights inside a loaded checkpoint, with wrapper prefixes removed."""
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{source} holds no model weights (expected a dict of tensors, possibly under "
+                              f"'state_dict' or 'model'; got {_describe(obj)})")
+    not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"{source}: entries that are not tensors: {_listing(not_tensors)}")
+    state = dict(obj)
+    if is_mmpose_layout(state):
+        return convert_mmpose_state_dict(state)
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _KEY_PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+# First key components of the two halves of the network (official names, = mmpose's after the prefix).
+_BACKBONE_MODULES = frozenset({"conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2",
+                               "transition2", "stage3", "transition3", "stage4"})
+_HEAD_MODULES = frozenset({"final_layers", "deconv_layers"})
+_MMPOSE_PREFIXES = {"backbone.": _BACKBONE_MODULES, "keypoint_head.": _HEAD_MODULES}
+
+
+def is_mmpose_layout(state: Mapping[str, torch.Tensor]) -> bool:
+    """True if every key sits under mmpose's `backbone.` or `keypoint_head.` (a bare state dict, after
+    taking it out of the checkpoint's "state_dict")."""
+    return bool(state) and all(key.startswith(tuple(_MMPOSE_PREFIXES)) for key in state)
+
+
+def convert_mmpose_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An mmpose 0.x AssociativeEmbedding (HRNet + AEHigherResolutionHead) state dict in our (= official)
+    key layout. Tensors are passed through unchanged (same shapes and dtypes; see the module docstring)."""
+    converted, foreign = {}, []
+    for key, value in state.items():
+        prefix = next((p for p in _MMPOSE_PREFIXES if key.startswith(p)), None)
+        name = key[len(prefix):] if prefix else key
+        if prefix is None or name.split(".")[0] not in _MMPOSE_PREFIXES[prefix]:
+            foreign.append(key)
+        converted[name] = value
+    if foreign:
+        raise CheckpointError(f"not an mmpose HigherHRNet state dict: {len(foreign)} keys outside "
+                           f"backbone.<HRNet> / keypoint_head.<final_layers|deconv_layers>: {_listing(foreign)}")
+    return converted
+
+
+def to_mmpose_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of `convert_mmpose_state_dict`: our HigherHRNet keys under mmpose's prefixes."""
+    converted, foreign = {}, []
+    for key, value in state.items():
+        top = key.split(".")[0]
+        prefix = next((p for p, modules in _MMPOSE_PREFIXES.items() if top in modules), None)
+        if prefix is None:
+            foreign.append(key)
+        converted[f"{prefix}{key}"] = value
+    if foreign:
+        raise CheckpointError(f"{len(foreign)} keys have no place in mmpose's HRNet + AEHigherResolutionHead "
+                           f"(e.g. the hrnet_v2 representation_head, SWAHR's conv_scale_layers): {_listing(foreign)}")
+    return converted
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, Mapping):
+        return f"a dict with keys {_listing([str(k) for k in obj])}"
+    return type(obj).__name__

@@ -1,0 +1,124 @@
+"""Object keypoint similarity (COCO's OKS) between poses, and the rules it rests on, defined once: which joints
+of a pose are visible, the box around a pose, the area OKS scales distances by, and duplicate removal by OKS.
+
+Used by the Predictor (duplicate removal, `Person.box`, `Person.to_coco`'s bbox) and the tracker (matching
+tracks to detections). Pure numpy.
+
+Poses are arrays (..., J, 3): x, y in the pixels of one image (x right, y down) and a joint value (a heatmap
+peak, or a score); NaN coordinates or values mean "not there".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["MIN_AREA", "visible_joints", "pose_box", "pose_area", "oks_matrix", "oks_nms"]
+
+# COCO's "small object" boundary (COCOeval's area ranges: small is below 32^2 px). A pose whose visible joints
+# span less (one joint, joints on a line, a far-away person) is compared as if it had this area: with the bare
+# box area, a degenerate pose has area 0 and OKS 0 for any displacement, so it could neither be tracked nor
+# recognised as a duplicate.
+MIN_AREA = 32.0 ** 2
+
+
+def visible_joints(poses: np.ndarray, threshold: float) -> np.ndarray:
+    """(..., J) bool: the joints of poses (..., J, 3) whose x, y and value are finite, whose value is at least
+    `threshold`, and above 0: value 0 marks a joint the grouping never found (or one moved onto the image's
+    border), whose x, y mean nothing, so it is not visible at any threshold."""
+    poses = np.asarray(poses)
+    finite = np.isfinite(poses[..., :3]).all(axis=-1)
+    # NaN values are already excluded by `finite`; fill them so the comparisons stay quiet.
+    values = np.nan_to_num(poses[..., 2], nan=-np.inf)
+    return finite & (values > 0) & (values >= threshold)
+
+
+def pose_box(poses: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
+    """(..., 4) float64 boxes x, y, w, h (COCO's layout; image pixels, (x, y) the top-left corner) around the
+    visible joints of each pose; around all its joints with finite x, y when none is visible; NaN when none
+    has finite x, y.
+
+    poses (..., J, 2 or more): x, y first. visible (..., J) bool, e.g. visible_joints(poses, threshold);
+    None: every joint counts.
+    """
+    xy = np.asarray(poses, dtype=np.float64)[..., :2]
+    finite = np.isfinite(xy).all(axis=-1)
+    if visible is None:
+        counted = finite
+    else:
+        visible = np.asarray(visible, dtype=bool) & finite
+        counted = np.where(visible.any(axis=-1, keepdims=True), visible, finite)
+    mask = counted[..., None]
+    low = np.where(mask, xy, np.inf).min(axis=-2)
+    high = np.where(mask, xy, -np.inf).max(axis=-2)
+    found = counted.any(axis=-1)[..., None]
+    return np.where(found, np.concatenate([low, high - low], axis=-1), np.nan)
+
+
+def pose_area(boxes: np.ndarray) -> np.ndarray:
+    """(...) the area OKS scales distances by, in px^2: the box's w * h, at least MIN_AREA (see there).
+    boxes (..., 4) x, y, w, h from pose_box; NaN boxes give NaN."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    return np.maximum(boxes[..., 2] * boxes[..., 3], MIN_AREA)
+
+
+def oks_matrix(reference: np.ndarray, candidates: np.ndarray, sigmas: np.ndarray, keypoint_threshold: float,
+               areas: np.ndarray | None = None) -> np.ndarray:
+    """(T, P) OKS of every candidate pose against every reference pose; NaN where a pair shares no visible
+    joint (OKS is undefined there).
+
+    reference (T, J, 3), candidates (P, J, 3): x, y, value in the same image's pixels. sigmas (J,): the keypoint
+    set's OKS constants. keypoint_threshold: the joint value a joint needs to count (visible_joints).
+    areas (T,): the reference poses' areas in px^2 where known (COCO's annotated areas), used as they are;
+    default pose_area(pose_box(reference, visible)): the box around each reference pose's visible joints, at
+    least MIN_AREA.
+
+    COCO's formula, mean over joints of exp(-d^2 / (2 * area * (2 * sigma)^2)), over the joints visible in
+    BOTH poses: neither pose need be ground truth (duplicates, tracks), and a joint missing from one of them
+    says nothing about whether they are the same person.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    candidates = np.asarray(candidates, dtype=np.float64)
+    sigmas = np.asarray(sigmas, dtype=np.float64)
+    for name, poses in (("reference", reference), ("candidates", candidates)):
+        if poses.ndim != 3 or poses.shape[2] != 3 or poses.shape[1] != len(sigmas):
+            raise ValueError(f"oks_matrix: {name} must have shape (N, {len(sigmas)}, 3) (x, y, value for "
+                             f"each of the {len(sigmas)} joints the sigmas describe), got {poses.shape}")
+    ref_visible = visible_joints(reference, keypoint_threshold)
+    cand_visible = visible_joints(candidates, keypoint_threshold)
+    if areas is None:
+        areas = pose_area(pose_box(reference, ref_visible))
+    else:
+        # As COCOeval: a tiny epsilon keeps an annotated area of 0 from dividing by zero.
+        areas = np.asarray(areas, dtype=np.float64).reshape(len(reference)) + np.spacing(1)
+    # Invisible joints get coordinates 0 so that NaN never enters the arithmetic; `common` drops them.
+    ref_xy = np.where(ref_visible[..., None], reference[..., :2], 0.0)
+    cand_xy = np.where(cand_visible[..., None], candidates[..., :2], 0.0)
+    d2 = ((ref_xy[:, None] - cand_xy[None]) ** 2).sum(axis=-1)                       # (T, P, J)
+    variances = (2.0 * sigmas) ** 2
+    common = ref_visible[:, None] & cand_visible[None]
+    # A reference with no visible joint may have a NaN area (pose_box); NaN stays quiet, and `common` drops it.
+    similarity = np.exp(-d2 / (2.0 * areas[:, None, None] * variances))
+    counts = common.sum(axis=-1)
+    totals = np.where(common, similarity, 0.0).sum(axis=-1)
+    return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
+
+
+def oks_nms(keypoints: np.ndarray, scores: np.ndarray, sigmas: np.ndarray, threshold: float,
+            keypoint_threshold: float = 0.0) -> np.ndarray:
+    """Indices (ascending) of the poses to keep: in order of falling score (ties: the earlier pose first), a
+    pose is dropped when its OKS (oks_matrix) with an already kept pose exceeds `threshold`.
+
+    keypoints (P, J, 3) x, y, value; scores (P,). The kept pose is the reference (its box gives the area).
+    keypoint_threshold 0: every joint the grouping found counts. A pose sharing no visible joint with the kept
+    ones (e.g. one with no joint found) is kept.
+    """
+    keypoints = np.asarray(keypoints)
+    if len(keypoints) == 0:
+        return np.zeros(0, dtype=np.int64)
+    similarity = oks_matrix(keypoints, keypoints, sigmas, keypoint_threshold)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    kept: list[int] = []
+    for i in order:
+        # NaN (no common joint) compares False: not a duplicate.
+        if not (similarity[kept, i] > threshold).any():
+            kept.append(int(i))
+    return np.array(sorted(kept), dtype=np.int64)
