@@ -8,7 +8,7 @@ import torch
 import higherhrnet
 from higherhrnet import COCO_KEYPOINTS, ConfigError, Predictor
 from higherhrnet.cli import main
-from higherhrnet.core.inference import InferenceParams
+from higherhrnet.inference import InferenceParams
 from higherhrnet.devices import DeviceError, resolve_device
 
 from conftest import EXPERIMENTS, REPO, tiny_cfg

@@ -20,11 +20,11 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, read_model_meta
 from .config import CfgNode, load_cfg
-from .inference import ImageMaps, InferenceParams, decode_people, run_network
 from .data.registry import dataset_info, keypoints_from_config
 from .devices import resolve_device
 from .geometry import multi_scale_size
 from .images import uint16_to_uint8
+from .inference import ImageMaps, InferenceParams, decode_people, run_network
 from .keypoints import KeypointSpec
 from .models import BACKENDS, build_model, build_output_specs, load_onnx_network, prepare_network
 from .models.onnx import OnnxRuntimeNetwork
