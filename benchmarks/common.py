@@ -94,4 +94,4 @@ def painted_predictor(cfg, network: nn.Module, image: np.ndarray, keypoints: np.
         build_output_specs(cfg), spec.flip_index, tag_values=np.arange(len(keypoints)) * 1.5
         + rng.normal(0, 0.1, len(keypoints)), weak_fraction=0.25, heat_noise=0.02, tag_noise=0.05, model=network,
         seed=seed)
-    return higherhrnet.Predictor.from_model(cfg, painted, fold_bn=False), painted
+    return higherhrnet.Predictor.from_model(cfg, painted, fold_bn=False, raw=True), painted

@@ -101,7 +101,7 @@ def loader_rate(cfg, workers: int, items: int) -> float:
 
 def inference_rate(cfg, image: np.ndarray, batch: int, repeats: int) -> float:
     model = higherhrnet.build_model(cfg).eval()
-    predictor = higherhrnet.Predictor.from_model(cfg, model, device=DEVICE)
+    predictor = higherhrnet.Predictor.from_model(cfg, model, device=DEVICE, raw=True)
     images = [image] * batch
     predictor(images)
     synchronize()

@@ -53,15 +53,15 @@ def test_the_predictor_resolves_its_device_the_same_way(monkeypatch):
     cfg = tiny_cfg()
     model = higherhrnet.build_model(cfg)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert Predictor.from_model(cfg, model).device == torch.device("cpu")
+    assert Predictor.from_model(cfg, model, raw=True).device == torch.device("cpu")
     with pytest.raises(DeviceError, match="--device cpu"):
-        Predictor.from_model(cfg, model, device="cuda")
+        Predictor.from_model(cfg, model, device="cuda", raw=True)
     with pytest.raises(DeviceError, match="--device cpu"):
-        Predictor.from_config(cfg, model.state_dict(), device="cuda")
+        Predictor.from_config(cfg, model.state_dict(), device="cuda", raw=True)
     # A ready network is not moved: by default its inputs go where its parameters are.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     params = InferenceParams.from_config(cfg, COCO_KEYPOINTS)
-    assert Predictor(model, params, COCO_KEYPOINTS).device == torch.device("cpu")
+    assert Predictor(model, params, COCO_KEYPOINTS, raw=True).device == torch.device("cpu")
 
 
 @no_cuda

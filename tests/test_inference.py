@@ -63,7 +63,7 @@ def test_pipeline_recovers_people_in_image_pixels(opts):
     people = people_in(w, h, 3, seed=4)
     cfg = tiny_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64, 128]", *opts)
     model = painted_network(cfg, people, (w, h))
-    found = Predictor.from_model(cfg, model)(painted_image(w, h))
+    found = Predictor.from_model(cfg, model, raw=True)(painted_image(w, h))
     assert len(found) == 3
     for person in found:
         gt = people[np.argmin([np.abs(g - person.keypoints[:, :2]).mean() for g in people])]
@@ -77,14 +77,14 @@ def test_pipeline_recovers_people_in_image_pixels(opts):
 def test_image_with_nobody():
     cfg = tiny_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64, 128]")
     model = painted_network(cfg, np.zeros((0, J, 2)), (200, 150))
-    assert Predictor.from_model(cfg, model)(painted_image(200, 150)) == []
+    assert Predictor.from_model(cfg, model, raw=True)(painted_image(200, 150)) == []
 
 
 def test_batch_equals_one_at_a_time():
     torch.manual_seed(0)
     cfg = tiny_cfg("DATASET.INPUT_SIZE", "128", "DATASET.OUTPUT_SIZE", "[32, 64]")
     model = randomize(higherhrnet.build_model(cfg))
-    predictor = Predictor(cfg, model.state_dict())
+    predictor = Predictor(cfg, model.state_dict(), raw=True)
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in
               [(120, 160, 3), (120, 160, 3), (200, 90, 3), (121, 160, 3)]]
@@ -99,7 +99,7 @@ def test_batch_equals_one_at_a_time():
 
 def test_predictor_rejects_bad_arrays():
     cfg = tiny_cfg()
-    predictor = Predictor.from_model(cfg, painted_network(cfg, np.zeros((0, J, 2)), (10, 10)))
+    predictor = Predictor.from_model(cfg, painted_network(cfg, np.zeros((0, J, 2)), (10, 10)), raw=True)
     with pytest.raises(ValueError, match="uint8"):
         predictor(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
@@ -120,7 +120,7 @@ def test_optional_oks_nms_removes_duplicates_only_when_enabled():
     cfg = tiny_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64, 128]")
     model = painted_network(cfg, people, (w, h))
     image = painted_image(w, h)
-    assert len(Predictor.from_model(cfg, model)(image)) == 3          # the reference keeps duplicates
-    kept = Predictor.from_model(cfg, model, oks_nms_threshold=0.3)(image)
+    assert len(Predictor.from_model(cfg, model, raw=True)(image)) == 3          # the reference keeps duplicates
+    kept = Predictor.from_model(cfg, model, oks_nms_threshold=0.3, raw=True)(image)
     assert len(kept) == 2
     assert min(np.abs(p.keypoints[:, 0] - other[0, :, 0]).mean() for p in kept) < 3

@@ -82,7 +82,8 @@ def test_person_box_and_coco_bbox_are_the_pose_box():
     assert person.box(0.1) == (10.0, 5.0, 190.0, 55.0)
     assert person.box(0.95) == (0.0, 0.0, 200.0, 60.0)
     assert person.to_json()["box"] == [10.0, 20.0, 20.0, 40.0]
-    assert person.to_coco(1)["bbox"] == [0.0, 0.0, 200.0, 60.0]
+    assert person.to_coco(1)["bbox"] == [10.0, 20.0, 20.0, 40.0]            # the same box everywhere
+    assert person.to_coco(1, threshold=0.95)["bbox"] == [0.0, 0.0, 200.0, 60.0]
 
 
 def pose_at(x: float, y: float, size: float = 100.0, seed: int = 0) -> np.ndarray:

@@ -23,7 +23,7 @@ _EXPORTS = {
     "get_cfg": "config", "load_cfg": "config", "ConfigError": "config",
     "build_model": "models",
     "load_checkpoint": "checkpoint", "save_model": "checkpoint", "CheckpointError": "checkpoint",
-    "Predictor": "predictor", "Person": "predictor",
+    "Predictor": "predictor", "Person": "results", "Result": "results",
     "build_dataset": "data",
     "build_loss": "losses",
     "KeypointSpec": "keypoints", "COCO_KEYPOINTS": "keypoints",

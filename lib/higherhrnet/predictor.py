@@ -1,18 +1,27 @@
-"""Predictor: image(s) in, people out.
+"""Predictor: images, folders, URLs and videos in, people out.
 
-    predictor = higherhrnet.Predictor.from_config("experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml",
-                                                  "models/pose_higher_hrnet_w32_512.pth")
-    people = predictor(image_rgb)            # list[Person]
-    batch = predictor([img1, img2])          # list[list[Person]], same as one at a time
+    predictor = higherhrnet.Predictor("synthetic_w16_256")   # a registered name, a model file or a URL;
+    result = predictor("photo.jpg")                          # Predictor() alone: COCO weights by name
+    result.plot(); result.save("photo_pose.jpg"); result.to_json(); result[0]["left_wrist"]
+    results = predictor("photos/")                           # folders, globs, lists: a list of Results
+    for frame in predictor("clip.mp4"): ...                  # videos and webcams (0): a Result per frame
+
+Results are cleaned by default, exactly as `higherhrnet predict` shows them (people scoring at least 0.2, no
+duplicate poses, joints kept inside the image: `CLEAN`); `raw=True` keeps every grouped person as the
+official evaluation does (`RAW`). Arrays are taken as RGB: pass channels="bgr" for OpenCV's cv2.imread
+arrays.
 
 A Predictor is a thin object around a ready network, the test-time parameters and the keypoint set;
-`from_config` (and, as in the first releases, `Predictor(cfg, weights, ...)`) builds those from a config.
+`from_config(cfg, weights)` (and, as in the first releases, `Predictor(cfg, weights, ...)`) builds those from a
+config, `from_model(cfg, network)` from a network in memory.
 """
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+import tempfile
+import warnings
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -23,118 +32,115 @@ from .config import CfgNode, load_cfg
 from .data.registry import dataset_info, keypoints_from_config
 from .devices import resolve_device
 from .geometry import multi_scale_size
-from .images import uint16_to_uint8
+from .images import image_size, read_image_reduced, uint16_to_uint8
 from .inference import ImageMaps, InferenceParams, decode_people, run_network
 from .keypoints import KeypointSpec
 from .models import BACKENDS, build_model, build_output_specs, load_onnx_network, prepare_network
 from .models.onnx import OnnxRuntimeNetwork
 from .models.runtime import check_backend
-from .oks import oks_nms, pose_box, visible_joints
+from .oks import oks_nms
+from .results import Person, Result
+from .sources import Source, collect_sources, local_file
+from .tracking import PoseTracker
+from .video import VideoSource
 
-__all__ = ["Person", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "CLEAN", "as_rgb_image",
-           "synthetic_model_note"]
+__all__ = ["Person", "Result", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "DEFAULT_MAX_IMAGE_PIXELS",
+           "CLEAN", "RAW", "SyntheticModelWarning", "as_rgb_image", "synthetic_model_note"]
+
+logger = logging.getLogger("higherhrnet")
 
 # About 36 times a 512 x 512 input: a few GB of activations for HigherHRNet-W32.
 DEFAULT_MAX_INPUT_PIXELS = 3072 * 3072
+# Image files larger than this are read reduced (JPEG) or refused (images.read_image_reduced); people are
+# still reported in the full image's pixels.
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 
-# What `higherhrnet predict` shows a person by default: people scoring at least 0.2 (the mean of their 17
-# joint values), duplicates (OKS above 0.5 with a higher-scoring person) removed, joints that fall outside
-# the image moved onto its nearest pixel with value 0. The Predictor's own defaults keep every grouped person
-# as the grouping placed it, as the official evaluation does (AP counts on low-scoring people too):
-# Predictor.from_config(cfg, weights, **CLEAN) gives the cleaned results.
+# The default: what `higherhrnet predict` shows. People scoring at least 0.2 (the mean of their joint values),
+# duplicates (OKS above 0.5 with a higher-scoring person) removed, joints that fall outside the image moved
+# onto its nearest pixel with value 0.
 CLEAN = {"min_score": 0.2, "oks_nms_threshold": 0.5, "clip_to_image": True}
+# raw=True: every grouped person as the grouping placed it, as the official evaluation does (AP counts on
+# low-scoring people too); `higherhrnet eval` and validation during training use it.
+RAW = {"min_score": 0.0, "oks_nms_threshold": None, "clip_to_image": False}
+
+_OPTIONS = ("min_score", "oks_nms_threshold", "clip_to_image")
 
 
-@dataclass
-class Person:
-    """keypoints (J, 3) float32: x, y in original image pixels, joint value (heatmap peak).
-    score: the person score (mean joint value). tags (J, T): the associative-embedding tags.
-    Joints that were never found have value 0; their x, y are still mapped to the image, as the
-    reference does."""
+class SyntheticModelWarning(UserWarning):
+    """The model was trained on the synthetic stick figures, not on photos of people."""
 
-    keypoints: np.ndarray
-    score: float
-    tags: np.ndarray
 
-    def to_coco(self, image_id: int, category_id: int = 1) -> dict:
-        """A COCO keypoint result: image_id, category_id, keypoints [x, y, v] * J, score, bbox (x, y, w, h)
-        around all the joints (oks.pose_box; COCO's keypoint evaluation does not read it). Plain Python
-        numbers (JSON-serialisable)."""
-        kpts = self.keypoints.astype(np.float64)
-        return {
-            "image_id": int(image_id),
-            "category_id": int(category_id),
-            "keypoints": [float(v) for v in kpts.reshape(-1)],
-            "score": float(self.score),
-            "bbox": [float(v) for v in pose_box(kpts)],
-        }
-
-    def box(self, threshold: float = 0.2) -> tuple[float, float, float, float]:
-        """(x, y, w, h) in image pixels around the joints visible at `threshold` (oks.visible_joints: value
-        >= threshold and > 0), around all joints when none is; the box OKS uses (oks.pose_box)."""
-        x, y, w, h = pose_box(self.keypoints, visible_joints(self.keypoints, threshold))
-        return float(x), float(y), float(w), float(h)
-
-    def to_json(self, threshold: float = 0.2) -> dict:
-        """Compact, rounded JSON: score, box (x, y, w, h around the joints visible at `threshold`: `box`) and
-        keypoints as [x, y, value] triples, pixels to 0.1 and values to 0.001."""
-        return {
-            "score": round(float(self.score), 3),
-            "box": [round(v, 1) for v in self.box(threshold)],
-            "keypoints": [[round(float(x), 1), round(float(y), 1), round(float(v), 3)] for x, y, v in self.keypoints],
-        }
+def _filters(raw: bool, given: Mapping) -> dict:
+    """The preset (CLEAN, or RAW with raw=True) with the filter options given explicitly (not None) on top;
+    oks_nms_threshold=0 turns duplicate removal off."""
+    options = dict(RAW if raw else CLEAN)
+    options.update({k: v for k, v in given.items() if k in _OPTIONS and v is not None})
+    if options["oks_nms_threshold"] == 0:
+        options["oks_nms_threshold"] = None
+    return options
 
 
 class Predictor:
     """Multi-person pose estimation with a ready network.
 
-    network: a module returning the outputs `params.outputs` describes (see models/runtime.py's
-    prepare_network for a folded / channels-last / onnxruntime network). params: the test-time pipeline's
-    parameters. keypoints: the joints the network predicts. device: where inputs go (default: where the
-    network's parameters are; from_config and from_model move the network to their `device`, default CUDA
-    when available, else the CPU: devices.resolve_device).
-    min_score: drop people scoring below it; oks_nms_threshold: drop duplicate poses with OKS above it;
-    clip_to_image: a joint outside the image (beyond its outer pixels' edges) is moved to the nearest pixel
-    centre and gets value 0, the person's score (the mean of its joint values) losing that joint's share, and
-    a person with no joint left inside is dropped. The defaults (0, None, False) keep every grouped person as
-    grouping placed it, the official evaluation's behaviour; `CLEAN` holds the values the predict command uses
-    for pictures people look at. max_input_pixels: refuse images whose network input (largest test scale) would
-    exceed this many pixels, instead of running out of memory; the input's short side is INPUT_SIZE x scale
-    whatever the image size, so only extreme aspect ratios (panoramas) reach it. meta: what the weights say
-    about themselves (checkpoint.read_model_meta: dataset, keypoints, metrics, ...; {} when unknown).
+    The usual ways to make one:
+        Predictor(model=None, *, cfg=None, opts=(), device=None, raw=False, ...)   model: a registered name
+            (`higherhrnet weights` lists them), a model file (.pth this toolkit wrote, or official / mmpose /
+            SWAHR weights of a registered model; .onnx exported by this toolkit) or an http(s) URL; None: the
+            default COCO weights, downloaded once (the bundled demo model where they cannot be had, with a
+            line saying so). The config comes from the model file or the registry; cfg (a YAML path or
+            CfgNode) and opts (KEY VALUE overrides) replace or adjust it.
+        Predictor.from_config(cfg, weights, ...), Predictor(cfg, weights, ...): a config and its weights.
+        Predictor.from_model(cfg, network, ...): a network in memory.
+        Predictor(network, params, keypoints, device=None, ...): a ready network, test-time parameters
+            (inference.InferenceParams) and the keypoint set, as they are.
 
-    `Predictor(cfg, weights, ...)` with a config (or YAML path) first is the same as
-    `Predictor.from_config(cfg, weights, ...)`.
+    Options everywhere: raw=False gives clean results (`CLEAN`), raw=True the official unfiltered ones
+    (`RAW`); min_score (drop people scoring below it), oks_nms_threshold (drop a person whose OKS with a
+    better one exceeds it; 0 or None with raw: off) and clip_to_image (a joint outside the image is moved onto
+    its nearest pixel with value 0, the person's score losing that joint's share; a person with no joint left
+    inside is dropped) override the preset one by one. device: where inputs go (from_config / from_model /
+    model: the network is moved there; default CUDA when available, else the CPU: devices.resolve_device;
+    a ready network: where its parameters are). max_input_pixels: refuse images whose network input (largest
+    test scale) would exceed this many pixels, instead of running out of memory (only extreme aspect ratios
+    reach it). max_image_pixels: image files larger than this are read reduced (JPEG) or refused. meta: what
+    the weights say about themselves (checkpoint.read_model_meta: dataset, keypoints, metrics, ...; {} when
+    unknown). name: the model's name, for results' JSON.
     """
 
-    def __init__(self, network: nn.Module | CfgNode | str | os.PathLike, params: InferenceParams | None = None,
-                 *args, **kwargs):
-        legacy = isinstance(network, (CfgNode, str, os.PathLike))
-        # Positional arguments after the first two: (keypoints, device), or in the first releases' call
-        # Predictor(cfg, weights, device, opts, keypoints, oks_nms_threshold).
-        names = ("device", "opts", "keypoints", "oks_nms_threshold") if legacy else ("keypoints", "device")
+    def __init__(self, model=None, params: InferenceParams | None = None, *args, **kwargs):
+        if isinstance(model, nn.Module):
+            names = ("keypoints", "device")
+        elif _is_config(model) or params is not None:
+            # The first releases' Predictor(cfg, weights, device, opts, keypoints, oks_nms_threshold).
+            names = ("device", "opts", "keypoints", "oks_nms_threshold")
+        else:
+            if args:
+                raise TypeError("Predictor(model, *, cfg=None, ...) takes one positional argument, the model; pass "
+                                "the rest by name")
+            self._init(**_from_model_source(model, **kwargs))
+            return
         if len(args) > len(names):
             raise TypeError(f"Predictor takes at most {len(names) + 2} positional arguments")
         for name, value in zip(names, args):
             if name in kwargs:
                 raise TypeError(f"Predictor got multiple values for argument {name!r}")
             kwargs[name] = value
-        unknown = set(kwargs) - {"keypoints", "device", "min_score", "oks_nms_threshold", "max_input_pixels",
-                                 "meta", "clip_to_image"}
-        if unknown and not legacy:
-            raise TypeError(f"unexpected arguments {sorted(unknown)}: they are options of Predictor.from_config, "
-                            f"for building a network from a config")
-        if legacy:
-            options = {k: kwargs.pop(k) for k in ("min_score", "oks_nms_threshold", "max_input_pixels",
-                                                  "clip_to_image") if k in kwargs}
-            network, params, keypoints, device, meta = _from_config(network, params, **kwargs)
-            kwargs = dict(options, keypoints=keypoints, device=device, meta=meta)
-        self._init(network, params, **kwargs)
+        if isinstance(model, nn.Module):
+            unknown = set(kwargs) - {"keypoints", "device", "max_input_pixels", "max_image_pixels", "meta", "name",
+                                     "raw", *_OPTIONS}
+            if unknown:
+                raise TypeError(f"unexpected arguments {sorted(unknown)}: they are options of Predictor.from_config, "
+                                f"for building a network from a config")
+            self._init(model, params, **kwargs)
+        else:
+            self._init(**_from_config(model, params, **kwargs))
 
     def _init(self, network: nn.Module, params: InferenceParams, keypoints: KeypointSpec | None = None,
-              device: str | torch.device | None = None, min_score: float = 0.0,
-              oks_nms_threshold: float | None = None, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
-              meta: Mapping | None = None, clip_to_image: bool = False) -> None:
+              device: str | torch.device | None = None, raw: bool = False, min_score: float | None = None,
+              oks_nms_threshold: float | None = None, clip_to_image: bool | None = None,
+              max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+              meta: Mapping | None = None, name: str | None = None) -> None:
         if not isinstance(params, InferenceParams) or not isinstance(keypoints, KeypointSpec):
             raise TypeError("Predictor(network, params, keypoints): params must be InferenceParams and keypoints a "
                             "KeypointSpec (or use Predictor.from_config)")
@@ -142,43 +148,59 @@ class Predictor:
         self.params = params
         self.keypoints = keypoints
         self.device = _network_device(network) if device is None else resolve_device(device)
-        self.min_score = min_score
-        self.oks_nms_threshold = oks_nms_threshold
+        options = _filters(raw, {"min_score": min_score, "oks_nms_threshold": oks_nms_threshold,
+                                 "clip_to_image": clip_to_image})
+        self.min_score = float(options["min_score"])
+        self.oks_nms_threshold = options["oks_nms_threshold"]
+        self.clip_to_image = bool(options["clip_to_image"])
         self.max_input_pixels = max_input_pixels
-        self.clip_to_image = clip_to_image
+        self.max_image_pixels = max_image_pixels
         self.meta = dict(meta or {})
+        self.name = name
+        note = synthetic_model_note(self.meta)
+        if note:
+            warnings.warn(note, SyntheticModelWarning, stacklevel=3)
 
     @classmethod
     def from_config(cls, cfg: CfgNode | str | os.PathLike, weights: str | os.PathLike | Mapping,
                     device: str | torch.device | None = None, opts: Sequence[str] = (),
                     keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
                     backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
-                    min_score: float = 0.0, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
-                    clip_to_image: bool = False) -> "Predictor":
+                    raw: bool = False, min_score: float | None = None, clip_to_image: bool | None = None,
+                    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
+                    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, name: str | None = None) -> "Predictor":
         """A Predictor for a trained network of a config.
 
         cfg: a config (CfgNode) or the path of an experiment YAML file; opts: KEY VALUE overrides when it
         is a path. weights: path of a checkpoint (any layout `load_checkpoint` accepts) or a loaded state
-        dict; with the onnxruntime backend also a .onnx file from tools/export_onnx.py. keypoints: default
-        the config's set. backend "torch" (default) or "onnxruntime" (the checkpoint is exported to ONNX
-        in memory first, which takes seconds); fold_bn: torch backend, run a BatchNorm-folded copy
-        (default; same outputs up to float rounding, faster), False runs the network tensor operation for
-        tensor operation as the reference. onnx_threads: onnxruntime intra-op threads (default:
-        torch.get_num_threads()). The Predictor's `meta` is the checkpoint's (read_model_meta; {} for
-        official weights and ONNX files).
+        dict; with the onnxruntime backend also a .onnx file (`higherhrnet export`). keypoints: default the
+        config's set. backend "torch" (default) or "onnxruntime" (the checkpoint is exported to ONNX in memory
+        first, which takes seconds); fold_bn: torch backend, run a BatchNorm-folded copy (default; same
+        outputs up to float rounding, faster), False runs the network tensor operation for tensor operation as
+        the reference. onnx_threads: onnxruntime intra-op threads (default: torch.get_num_threads()). The
+        Predictor's `meta` is the checkpoint's (read_model_meta; {} for official weights and ONNX files).
+        Filter options (raw, min_score, ...) as the class says.
         """
-        network, params, keypoints, device, meta = _from_config(cfg, weights, device, opts, keypoints,
-                                                                backend=backend, fold_bn=fold_bn,
-                                                                onnx_threads=onnx_threads)
-        return cls(network, params, keypoints, device, min_score=min_score, oks_nms_threshold=oks_nms_threshold,
-                   max_input_pixels=max_input_pixels, meta=meta, clip_to_image=clip_to_image)
+        return cls._from_parts(**_from_config(cfg, weights, device, opts, keypoints, backend=backend, fold_bn=fold_bn,
+                                             onnx_threads=onnx_threads, raw=raw, min_score=min_score,
+                                             oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
+                                             max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels,
+                                             name=name))
+
+    @classmethod
+    def _from_parts(cls, **parts) -> "Predictor":
+        """A Predictor from _init's arguments (what _from_config and _from_model_source return)."""
+        predictor = cls.__new__(cls)
+        predictor._init(**parts)
+        return predictor
 
     @classmethod
     def from_model(cls, cfg: CfgNode, model: nn.Module, device: str | torch.device | None = None,
                    keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
                    backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
-                   min_score: float = 0.0, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
-                   clip_to_image: bool = False) -> "Predictor":
+                   raw: bool = False, min_score: float | None = None, clip_to_image: bool | None = None,
+                   max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
+                   max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> "Predictor":
         """A Predictor around a network you already have: any module returning the outputs the config's
         output specs describe (heatmaps first, then tags).
 
@@ -191,24 +213,86 @@ class Predictor:
         device = resolve_device(device)
         size = params.input_size
         network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
-        return cls(network, params, keypoints, device, min_score=min_score, oks_nms_threshold=oks_nms_threshold,
-                   max_input_pixels=max_input_pixels, clip_to_image=clip_to_image)
+        return cls(network, params, keypoints, device, raw=raw, min_score=min_score,
+                   oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
+                   max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels)
 
     @property
     def backend(self) -> str:
         """"onnxruntime" when the network is an onnxruntime session, else "torch"."""
         return "onnxruntime" if isinstance(self.network, OnnxRuntimeNetwork) else "torch"
 
-    def __call__(self, images: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]):
-        """One image -> list[Person]; a list (or tuple) of images -> a list of those.
+    def describe(self) -> dict:
+        """What predicts and how it filters, as plain values (results' JSON carries it): model name, dataset
+        it was trained on, min_score, OKS-NMS threshold, clip_to_image, test scales and flip."""
+        return {"name": self.name, "dataset": self.meta.get("dataset"), "min_score": self.min_score,
+                "oks_nms_threshold": self.oks_nms_threshold, "clip_to_image": self.clip_to_image,
+                "scale_factors": list(self.params.scale_factors), "flip_test": self.params.flip_test}
 
-        An image is an (H, W, 3) uint8 RGB array; (H, W) and (H, W, 1) gray, (H, W, 4) RGBA (alpha dropped),
-        uint16 (scaled by 1/257) and torch uint8 tensors on the CPU are converted (as_rgb_image); anything
-        else is refused with a ValueError saying what it is and how to convert it.
+    # ------------------------------------------------------------------ inputs
+
+    def __call__(self, source, channels: str = "rgb"):
+        """People in `source`:
+
+        - an image array (H, W, 3) uint8, RGB unless channels="bgr" (cv2.imread's order; gray, RGBA, uint16
+          and CPU uint8 tensors are converted: as_rgb_image), a path of an image file or an http(s) URL of
+          one -> a Result;
+        - a list or tuple of those (arrays and image files or URLs; arrays of equal size share network
+          passes), a folder (its image files) or a glob pattern -> a list of Results;
+        - a video file, its URL or a webcam index (an int, or "0") -> a generator of Results, one per frame,
+          people tracked across frames (see `stream` for its options).
         """
-        if isinstance(images, (list, tuple)):
-            return self.predict_batch(images)
-        return self.predict_batch([as_rgb_image(images)])[0]
+        _check_channels(channels)
+        if isinstance(source, (list, tuple)):
+            if not any(isinstance(s, (str, os.PathLike)) for s in source):
+                return self.predict_batch(source, channels=channels)       # arrays, or refused naming the item
+            return [self.predict_file(s) if isinstance(s, (str, os.PathLike)) else
+                    self.predict_batch([as_rgb_image(s, f"image {i}", channels)])[0] for i, s in enumerate(source)]
+        if not isinstance(source, (str, os.PathLike, int)) or isinstance(source, bool):
+            return self.predict_batch([as_rgb_image(source, channels=channels)])[0]
+        found, _ = collect_sources([source])
+        if len(found) == 1 and found[0].is_stream:
+            return self.stream(found[0])
+        if any(s.is_stream for s in found):
+            raise ValueError(f"{source} names videos among its images: call the Predictor on each video "
+                             f"(a generator of frames) and on the images apart")
+        results = [self.predict_file(s) for s in found]
+        single = len(found) == 1 and not os.path.isdir(os.fspath(source)) and found[0].location == os.fspath(source)
+        return results[0] if single else results
+
+    def predict_file(self, source: Source | str | os.PathLike, work_dir: str | None = None) -> Result:
+        """The Result of one image file or http(s) URL (downloaded into work_dir, default a temporary folder).
+        A file over max_image_pixels is read reduced (JPEG) or refused; the people are in its full pixels."""
+        if not isinstance(source, Source):
+            source = Source("image", os.fspath(source))
+        if work_dir is None:
+            with tempfile.TemporaryDirectory(prefix="higherhrnet-") as folder:
+                return self.predict_file(source, folder)
+        path = local_file(source, work_dir)
+        image, factor = read_image_reduced(path, self.max_image_pixels)
+        size = None
+        if factor != 1.0:           # the full size, from the file's header (EXIF orientation applied)
+            with open(path, "rb") as f:
+                size = image_size(f.read(), path)
+        people = self.predict_batch([image])[0]
+        for person in people:
+            person.keypoints[:, :2] /= factor          # the full image's pixels
+        return Result(people, image, self.keypoints, name=source.name, size=size, downscale=factor,
+                      model=self.describe())
+
+    def stream(self, source: Source | str | int | os.PathLike, track: bool = True, frame_stride: int = 1,
+               max_frames: int | None = None, keypoint_threshold: float = 0.2) -> "ResultStream":
+        """The Results of a video file, video URL or webcam index, frame by frame (a ResultStream: iterate it;
+        it also says the video's fps and whether it ended early). Every frame_stride-th frame, at most
+        max_frames. track: people keep an id across frames (Result.track_ids; tracking.PoseTracker, joints
+        counted from keypoint_threshold)."""
+        if not isinstance(source, Source):
+            kinds = None if isinstance(source, int) else {os.fspath(source): "video"}
+            source = collect_sources([source], kinds)[0][0]
+        tracker = PoseTracker(self.keypoints.sigmas_array, keypoint_threshold=keypoint_threshold) if track else None
+        return ResultStream(self, source, tracker, frame_stride, max_frames)
+
+    # ------------------------------------------------------------------ the pipeline
 
     def _check_input_size(self, image: np.ndarray, name: str) -> None:
         h, w = image.shape[:2]
@@ -222,18 +306,20 @@ class Predictor:
                 f"scale {scale}, over the limit of {self.max_input_pixels} pixels; crop the image or raise "
                 f"max_input_pixels")
 
-    def predict_batch(self, images: Sequence[np.ndarray | torch.Tensor]) -> list[list[Person]]:
-        """People for each image (in the grouping's order, or by falling score when filtered); images of equal
-        size share network passes. Images as __call__ takes them (converted by as_rgb_image)."""
-        images = [as_rgb_image(image, f"image {i}") for i, image in enumerate(images)]
+    def predict_batch(self, images: Sequence[np.ndarray | torch.Tensor], channels: str = "rgb") -> list[Result]:
+        """A Result for each image array (people in the grouping's order, or by falling score when filtered);
+        images of equal size share network passes. Images as __call__ takes arrays."""
+        _check_channels(channels)
+        images = [as_rgb_image(image, f"image {i}", channels) for i, image in enumerate(images)]
         maps = self.maps(images)
-        return [self.people_from_maps(image, m, f" for image {i} of the batch" if len(images) > 1 else "")
+        return [Result(self.people_from_maps(image, m, f" for image {i} of the batch" if len(images) > 1 else ""),
+                       image, self.keypoints, model=self.describe())
                 for i, (image, m) in enumerate(zip(images, maps))]
 
     def maps(self, images: Sequence[np.ndarray | torch.Tensor]) -> list[ImageMaps]:
-        """The first stage of predict_batch: the network's aggregated heatmaps and tags for each image
+        """The first stage of predict_batch: the network's aggregated heatmaps and tags for each RGB image
         (inference.ImageMaps: in the frame of the resized network input, every TEST.* option applied), what
-        grouping reads. Images as __call__ takes them; images of equal size share network passes."""
+        grouping reads. Images of equal size share network passes."""
         images = [as_rgb_image(image, f"image {i}") for i, image in enumerate(images)]
         for i, image in enumerate(images):
             self._check_input_size(image, f"image {i}")
@@ -244,7 +330,8 @@ class Predictor:
         with this Predictor's min_score, OKS-NMS and clip_to_image applied. NonFiniteOutputError when the maps
         hold NaN or infinity (`which` ends its first clause, e.g. " for image 2 of the batch")."""
         persons, scores = decode_people(maps, self.params, which)
-        people = [Person(keypoints=person[:, :3].copy(), score=float(score), tags=person[:, 3:].copy())
+        names = self.keypoints.names
+        people = [Person(keypoints=person[:, :3].copy(), score=float(score), tags=person[:, 3:].copy(), names=names)
                   for person, score in zip(persons, scores)]
         if self.clip_to_image:
             height, width = image.shape[:2]
@@ -263,9 +350,101 @@ class Predictor:
         return people
 
 
+class ResultStream:
+    """A video's or webcam's Results, frame by frame (Predictor.stream). Iterate it once; the video is opened
+    on the first iteration and closed when the iteration ends (or stops early: close()).
+
+    name: the source's name. fps: frames per second of the source. After the iteration: decoded (frames read),
+    frame_count (what the file announced; None when unknown), truncated (the file ended before that: a damaged or
+    partly copied video; the frames read are still yielded).
+    """
+
+    def __init__(self, predictor: Predictor, source: Source, tracker: PoseTracker | None, frame_stride: int,
+                 max_frames: int | None):
+        self.predictor, self.source, self.tracker = predictor, source, tracker
+        self._work_dir = tempfile.TemporaryDirectory(prefix="higherhrnet-")
+        try:
+            self.video = VideoSource(local_file(source, self._work_dir.name), stride=frame_stride,
+                                     max_frames=max_frames)
+        except BaseException:
+            self._work_dir.cleanup()
+            raise
+        self.name = source.name
+
+    @property
+    def fps(self) -> float:
+        return self.video.fps
+
+    @property
+    def decoded(self) -> int:
+        return self.video.decoded
+
+    @property
+    def frame_count(self) -> int:
+        return self.video.frame_count
+
+    @property
+    def truncated(self) -> bool:
+        return self.video.truncated
+
+    def __len__(self) -> int:
+        """The frames that will be yielded, as far as the file says (0 when unknown: webcams, some files)."""
+        return len(self.video)
+
+    def __iter__(self) -> Iterator[Result]:
+        predictor, keypoints = self.predictor, self.predictor.keypoints
+        try:
+            for frame in self.video:
+                people = predictor.predict_batch([frame.image])[0]
+                ids = None
+                if self.tracker is not None:
+                    stacked = (np.stack([p.keypoints for p in people]) if people
+                               else np.zeros((0, keypoints.num_joints, 3), np.float32))
+                    ids = self.tracker.update(stacked, [p.score for p in people])
+                yield Result(people, frame.image, keypoints, name=self.name, model=predictor.describe(),
+                             track_ids=ids, frame=frame.index, time=frame.time)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.video.close()
+        self._work_dir.cleanup()
+
+
+def _is_config(value) -> bool:
+    """A config (CfgNode) or the path of a YAML file: the first releases' Predictor(cfg, weights)."""
+    if isinstance(value, CfgNode):
+        return True
+    return isinstance(value, (str, os.PathLike)) and os.fspath(value).lower().endswith((".yaml", ".yml"))
+
+
+def _check_channels(channels: str) -> None:
+    if channels not in ("rgb", "bgr"):
+        raise ValueError(f"channels must be \"rgb\" (the default: images.read_image, PIL) or \"bgr\" (cv2.imread, "
+                         f"cv2.VideoCapture), got {channels!r}")
+
+
+def _from_model_source(model=None, *, cfg=None, opts: Sequence[str] = (), device=None, keypoints=None,
+                       backend: str | None = None, fold_bn: bool = True, onnx_threads: int | None = None,
+                       progress: bool = True, **options) -> dict:
+    """Predictor(model, ...)'s parts: the model resolved (hub.resolve_model: registry, model file, URL, the
+    default), then built as from_config builds it. backend None: onnxruntime for .onnx files, else torch."""
+    from .hub import resolve_model
+
+    resolved = resolve_model(model, cfg, opts, progress=progress)
+    if resolved.note:
+        logger.warning("%s", resolved.note)
+    if backend is None:
+        backend = "onnxruntime" if resolved.weights.lower().endswith(".onnx") else "torch"
+    return _from_config(resolved.cfg, resolved.weights, device, (), keypoints, backend=backend, fold_bn=fold_bn,
+                        onnx_threads=onnx_threads, name=resolved.name or os.path.basename(resolved.weights),
+                        **options)
+
+
 def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints: KeypointSpec | None = None, *,
-                 backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None):
-    """(network, params, keypoints, device, meta) for Predictor.from_config."""
+                 backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None, **options) -> dict:
+    """The Predictor's arguments (network, params, keypoints, device, meta, and `options` passed on) for a
+    config and its weights."""
     if not isinstance(cfg, CfgNode):
         cfg = load_cfg(cfg, opts)
     elif opts:
@@ -277,14 +456,16 @@ def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints:
     device = resolve_device(device)
     if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(".onnx"):
         if backend != "onnxruntime":
-            raise ValueError(f"{os.fspath(weights)} is an ONNX model: use backend='onnxruntime' (the torch "
-                             f"backend needs a PyTorch checkpoint)")
-        return load_onnx_network(weights, outputs, device, onnx_threads), params, keypoints, device, {}
+            raise ValueError(f"{os.fspath(weights)} is an ONNX model: run it with the onnxruntime backend "
+                             f"(backend=\"onnxruntime\", --backend onnxruntime); the torch backend needs a PyTorch "
+                             f"checkpoint")
+        network = load_onnx_network(weights, outputs, device, onnx_threads)
+        return dict(options, network=network, params=params, keypoints=keypoints, device=device, meta={})
     model = build_model(cfg, outputs)
     meta = read_model_meta(load_checkpoint(model, weights))
     size = params.input_size
     network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
-    return network, params, keypoints, device, meta
+    return dict(options, network=network, params=params, keypoints=keypoints, device=device, meta=meta)
 
 
 def _network_device(network: nn.Module) -> torch.device:
@@ -319,8 +500,9 @@ def _clip_to_image(people: list[Person], width: int, height: int) -> list[Person
 _IMAGE_LAYOUTS = "(H, W, 3) RGB, (H, W) or (H, W, 1) gray, or (H, W, 4) RGBA"
 
 
-def as_rgb_image(image, name: str = "image") -> np.ndarray:
+def as_rgb_image(image, name: str = "image", channels: str = "rgb") -> np.ndarray:
     """`image` as the (H, W, 3) uint8 RGB array the network pipeline takes; ValueError naming `name` otherwise.
+    channels: the order of a colour image's channels, "rgb" or "bgr" (OpenCV's: reversed here).
 
     Accepted: uint8 arrays laid out (H, W, 3) (returned as they are), (H, W) or (H, W, 1) (gray, repeated to
     RGB), (H, W, 4) (RGBA: alpha dropped); uint16 arrays of those layouts (scaled by 1/257 and rounded, as
@@ -374,6 +556,8 @@ def as_rgb_image(image, name: str = "image") -> np.ndarray:
         image = np.repeat(image, 3, axis=2)
     elif image.shape[2] == 4:
         image = image[:, :, :3]
+    if channels == "bgr":
+        image = image[:, :, ::-1]
     # Negative strides (image[:, :, ::-1]) and views reach OpenCV, which needs plain contiguous memory.
     return np.ascontiguousarray(image)
 

@@ -296,3 +296,51 @@ def test_a_model_file_of_ours_brings_its_config(tmp_path, model_files):
         result = run_predict("--weights", weights, image, "--out", tmp_path / "out")
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, \
             result.stderr
+
+
+def test_coco_ids_are_stable_and_explained_and_json_names_the_model(tmp_path, model_files):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("000000000785.jpg", "shot #1.jpg", "beach.png"):
+        write(photos / name, rng.integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    runs = []
+    for order in ([photos / "beach.png", photos / "000000000785.jpg", photos / "shot #1.jpg"],
+                  [photos / "shot #1.jpg", photos / "beach.png", photos / "000000000785.jpg"]):
+        out = tmp_path / f"out{len(runs)}"
+        result = run_predict("--cfg", model_files / "tiny.yaml", "--weights", model_files / "random.pth", *order,
+                             "--out", out, "--coco-json", out / "coco.json", "--threshold", "0.3")
+        assert result.returncode == 0, result.stderr
+        images = json.loads((out / "coco_images.json").read_text())
+        runs.append({i["file_name"]: i["id"] for i in images["images"]})
+        assert images["model"]["name"] == "random.pth" and images["threshold"] == 0.3
+        coco = json.loads((out / "coco.json").read_text())
+        assert {r["image_id"] for r in coco} <= set(runs[-1].values())
+        record = json.loads((out / "shot #1.json").read_text())      # a '#' is part of a local file's name
+        assert record["image"] == "shot #1.jpg" and record["image_id"] == runs[-1]["shot #1.jpg"]
+        assert record["model"]["min_score"] == 0.2 and record["model"]["oks_nms_threshold"] == 0.5
+    assert runs[0] == runs[1] and runs[0]["000000000785.jpg"] == 785      # the same ids whatever the order
+    assert len(set(runs[0].values())) == 3
+
+
+def test_output_folders_are_never_overwritten_silently(tmp_path, model_files):
+    image = write(tmp_path / "a.jpg", np.full((60, 80, 3), 90, np.uint8))
+    common = ["--cfg", model_files / "tiny.yaml", "--weights", model_files / "nobody.pth", image]
+    for expected in ("demo_output", "demo_output2", "demo_output3"):
+        result = subprocess.run([sys.executable, "-m", "higherhrnet", "predict", *map(str, common)],
+                                capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().endswith(f"-> {expected}") and (tmp_path / expected / "a.json").exists()
+    refused = run_predict(*common, "--out", tmp_path / "demo_output")
+    assert refused.returncode == 2 and "already holds files" in refused.stderr and "--exist-ok" in refused.stderr
+    assert run_predict(*common, "--out", tmp_path / "demo_output", "--exist-ok").returncode == 0
+
+
+def test_no_track_gives_frames_without_track_ids(tmp_path, model_files):
+    video = write_video(tmp_path / "clip.mp4", frames=3)
+    result = run_predict("--cfg", model_files / "tiny.yaml", "--weights", model_files / "random.pth", video,
+                         "--out", tmp_path / "out", "--all", "--no-track")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "out/clip.json").read_text())
+    people = [p for f in record["frames"] for p in f["people"]]
+    assert people and all("track_id" not in p for p in people) and "tracks" not in result.stdout

@@ -127,7 +127,7 @@ def test_bundled_model_finds_people_on_fresh_synthetic_images(tmp_path):
     below its measured AP so that it only fails on a broken model or pipeline."""
     write_synthetic_coco(str(tmp_path), {"val": 12}, seed=12345, progress=False)
     cfg = higherhrnet.load_cfg(SYNTHETIC_CFG, ["DATASET.ROOT", str(tmp_path), "TEST.FLIP_TEST", "False"])
-    predictor = higherhrnet.Predictor(cfg, BUNDLED_MODEL)
+    predictor = higherhrnet.Predictor(cfg, BUNDLED_MODEL, raw=True)
     from higherhrnet.engine import evaluate
     from higherhrnet.data import build_dataset
     metrics, results = evaluate(predictor, build_dataset(cfg, is_train=False), batch_size=4, progress=False)

@@ -96,8 +96,8 @@ def test_onnx_export_of_a_swahr_model_matches_torch(trained):
     pytest.importorskip("onnxruntime", reason='onnxruntime is not installed (pip install -e ".[onnx]")')
     cfg, _, result = trained
     weights = f"{result['output_dir']}/final_state.pth"
-    reference = Predictor.from_config(cfg, weights, device="cpu", fold_bn=False)
-    exported = Predictor.from_config(cfg, weights, device="cpu", backend="onnxruntime", onnx_threads=1)
+    reference = Predictor.from_config(cfg, weights, device="cpu", fold_bn=False, raw=True)
+    exported = Predictor.from_config(cfg, weights, device="cpu", backend="onnxruntime", onnx_threads=1, raw=True)
     assert exported.network.output_channels == [51, 34]
     images = [painted_image(150, 110)]
     assert_same_maps(reference, exported, images, atol=1e-4)

@@ -129,7 +129,7 @@ def test_validation_pictures_show_what_grouping_sees():
     w, h = 128, 96
     people = people_in(w, h, 2, seed=3)
     network = painted_network(cfg, people, (w, h))                # perfect maps; tags 0 and 4
-    predictor = Predictor(network, InferenceParams.from_config(cfg, COCO_KEYPOINTS), COCO_KEYPOINTS)
+    predictor = Predictor(network, InferenceParams.from_config(cfg, COCO_KEYPOINTS), COCO_KEYPOINTS, raw=True)
     image = painted_image(w, h)
     pictures = validation_pictures(predictor, image)
     assert set(pictures) == {"poses", "heatmaps", "tags"}

@@ -148,7 +148,7 @@ def test_tiny_synthetic_configs_train_validate_and_predict(tmp_path, name, losse
     assert np.isfinite(epochs[0]["loss"])
     out = result["output_dir"]
     assert {"checkpoint.pth", "final_state.pth", "model_best.pth"} <= set(os.listdir(out))
-    predictor = higherhrnet.Predictor(cfg, os.path.join(out, "final_state.pth"))
+    predictor = higherhrnet.Predictor(cfg, os.path.join(out, "final_state.pth"), raw=True)
     assert predictor.meta["metrics"] == epochs[0]["val"] and predictor.meta["dataset"] == "synthetic"
     image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     assert all(p.keypoints.shape == (17, 3) for p in predictor(image))

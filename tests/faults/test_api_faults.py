@@ -33,7 +33,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predictor(models):
-    return Predictor.from_config(models / "tiny.yaml", models / "random.pth", opts=["TEST.FLIP_TEST", "False"])
+    return Predictor.from_config(models / "tiny.yaml", models / "random.pth", opts=["TEST.FLIP_TEST", "False"], raw=True)
 
 
 def picture(h=24, w=32, seed=0):
@@ -75,7 +75,8 @@ def test_channel_first_arrays_and_tensors_are_refused(predictor, as_tensor):
     (np.zeros((0, 5, 3), np.uint8), r"image is empty \(shape \(0, 5, 3\)\)"),
     (np.zeros((4, 4, 3), bool), r"image is a bool array \(a mask\?\)"),
     (np.zeros((4, 4, 3), np.int64), r"image is a int64 array: expected uint8"),
-    ("photo.jpg", r"expected a NumPy array .* got str"),
+    ("photo.jpg", r"photo.jpg: no such file, folder, glob match, URL or webcam index"),   # a str is a path
+    ({"image": 1}, r"expected a NumPy array .* got dict"),
     (np.zeros((2, 4, 4, 3), np.uint8), r"shape \(2, 4, 4, 3\).*for a batch pass a list of images"),
     (torch.zeros(4, 4, 3), r"image is a torch.float32 tensor: expected torch.uint8"),
 ])
@@ -122,7 +123,7 @@ def test_a_checkpoint_with_nan_is_refused_naming_the_tensor(models):
     assert "nan.pth has NaN or infinite values in 1 tensor: stage2.0.fuse_layers.0.1.1.running_var (1 of 8 " \
            "values: NaN)" in str(info.value)
     with pytest.raises(CheckpointError, match="stage2.0.fuse_layers.0.1.1.running_var"):
-        Predictor.from_config(models / "tiny.yaml", models / "nan.pth")
+        Predictor.from_config(models / "tiny.yaml", models / "nan.pth", raw=True)
 
 
 def test_saving_non_finite_weights_is_refused_and_writes_nothing(tmp_path):
@@ -150,7 +151,7 @@ def test_non_finite_network_outputs_are_reported(models):
     model = higherhrnet.build_model(cfg).eval()
     with torch.no_grad():
         model.final_layers[0].bias.fill_(float("nan"))             # finite loading is bypassed: a model in memory
-    predictor = Predictor.from_model(cfg, model, fold_bn=False)
+    predictor = Predictor.from_model(cfg, model, fold_bn=False, raw=True)
     with pytest.raises(NonFiniteOutputError, match=r"outputs hold NaN or infinite values \(\d+ of \d+ heatmap values"):
         predictor(picture())
     with pytest.raises(NonFiniteOutputError, match="outputs for image 0 of the batch hold NaN"):
@@ -171,7 +172,7 @@ def test_clip_to_image_moves_joints_inside_and_lowers_the_score():
 def test_clean_results_on_a_1x1_image_stay_inside_the_pixel_and_official_results_are_unchanged(models):
     image = np.full((1, 1, 3), 128, np.uint8)
     clean = Predictor.from_config(models / "tiny.yaml", models / "random.pth", **CLEAN)
-    official = Predictor.from_config(models / "tiny.yaml", models / "random.pth")
+    official = Predictor.from_config(models / "tiny.yaml", models / "random.pth", raw=True)
     people = clean(image)
     for person in people:
         assert np.abs(person.keypoints[:, :2]).max() <= 0.5

@@ -89,10 +89,10 @@ def test_folder_run_says_what_it_skipped_and_sums_up(folder_run):
 @pytest.mark.slow
 def test_folder_run_goes_on_after_failures_and_leaves_only_complete_files(folder_run):
     result, out, video = folder_run
-    assert sorted(p.name for p in out.iterdir() if p.suffix == ".json") == ["all.json", "clip.json", "good.json",
-                                                                             "one.json"]
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".json") == ["all.json", "all_images.json", "clip.json",
+                                                                             "good.json", "one.json"]
     counts = check_complete(out)
-    assert counts == {"json": 4, "jpg": 2, "video": 1, "pth": 0}
+    assert counts == {"json": 5, "jpg": 2, "video": 1, "pth": 0}
     assert hidden_files(out) == []
     frames = json.loads((out / "clip.json").read_text())["frames"]
     assert 0 < len(frames) < 20 and f"the {len(frames)} frames read are in" in result.stderr
@@ -148,11 +148,11 @@ def test_two_runs_writing_into_one_folder_leave_complete_files(models, tmp_path)
     photos = noise_folder(tmp_path / "photos", 12, 96, 72)
     out = tmp_path / "out"
     processes = [start("predict", "--cfg", models / "tiny.yaml", "--weights", models / "random.pth", photos,
-                       "--out", out, "--coco-json", out / "all.json", "--all") for _ in range(2)]
+                       "--out", out, "--exist-ok", "--coco-json", out / "all.json", "--all") for _ in range(2)]
     for process in processes:
         _, stderr = process.communicate(timeout=600)
         assert process.returncode == 0, stderr
-    assert check_complete(out) == {"json": 13, "jpg": 12, "video": 0, "pth": 0}
+    assert check_complete(out) == {"json": 14, "jpg": 12, "video": 0, "pth": 0}
     assert hidden_files(out) == []
     assert {json.loads((out / f"{i:03d}.json").read_text())["image"] for i in range(12)} == \
         {f"{i:03d}.jpg" for i in range(12)}

@@ -366,7 +366,7 @@ def test_predictor_finds_painted_people_in_the_released_layout(opts):
     cfg = tiny_ae_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64]", *opts)
     specs = build_output_specs(cfg)
     assert [s.channels for s in specs] == [68, 68]
-    found = Predictor.from_model(cfg, NoiseInUnusedChannels(painted_network(cfg, people, (w, h)), specs))(
+    found = Predictor.from_model(cfg, NoiseInUnusedChannels(painted_network(cfg, people, (w, h)), specs), raw=True)(
         painted_image(w, h))
     assert len(found) == 3
     for person in found:
@@ -380,7 +380,7 @@ def test_random_network_through_the_predictor_batch_equals_single():
     cfg = tiny_ae_cfg("TEST.SCALE_FACTOR", "[1.0, 0.5]", "TEST.FLIP_TEST", "True")
     torch.manual_seed(0)
     model = higherhrnet.build_model(cfg)       # not randomize(): without BatchNorm its weights make maps explode
-    predictor = Predictor.from_model(cfg, model)
+    predictor = Predictor.from_model(cfg, model, raw=True)
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in [(60, 80, 3), (60, 80, 3), (45, 100, 3)]]
     for image, maps in zip(images, run_network(predictor.network, images, predictor.params)):
@@ -411,9 +411,9 @@ def test_onnx_export_matches_torch():
         for a, e in zip(actual, expected):
             torch.testing.assert_close(a, e, atol=1e-4, rtol=1e-4)
     image = np.random.default_rng(2).integers(0, 255, (96, 128, 3), dtype=np.uint8)
-    torch_predictor = Predictor.from_model(cfg, model)
+    torch_predictor = Predictor.from_model(cfg, model, raw=True)
     torch_maps = run_network(torch_predictor.network, [image], torch_predictor.params)[0]
-    onnx_predictor = Predictor.from_model(cfg, model, backend="onnxruntime")
+    onnx_predictor = Predictor.from_model(cfg, model, backend="onnxruntime", raw=True)
     onnx_maps = run_network(onnx_predictor.network, [image], onnx_predictor.params)[0]
     torch.testing.assert_close(onnx_maps[0], torch_maps[0], atol=1e-3, rtol=0)
     torch.testing.assert_close(onnx_maps[1], torch_maps[1], atol=1e-3, rtol=0)

@@ -125,10 +125,10 @@ def test_predictor_runs_the_folded_network_by_default():
     cfg = tiny_cfg()
     torch.manual_seed(0)
     model = randomize(higherhrnet.build_model(cfg))
-    folded = Predictor(cfg, model.state_dict())
-    plain = Predictor(cfg, model.state_dict(), fold_bn=False)
+    folded = Predictor(cfg, model.state_dict(), raw=True)
+    plain = Predictor(cfg, model.state_dict(), fold_bn=False, raw=True)
     assert count_batchnorm(folded.network) == 0 and count_batchnorm(plain.network) == 80
-    wrapped = Predictor.from_model(cfg, model)
+    wrapped = Predictor.from_model(cfg, model, raw=True)
     assert count_batchnorm(wrapped.network) == 0 and count_batchnorm(model) == 80   # the caller's model is kept
     # On CPU the folded copy runs in channels-last memory format; the caller's model keeps its layout.
     conv_weights = [m.weight for m in folded.network.modules() if isinstance(m, torch.nn.Conv2d)]

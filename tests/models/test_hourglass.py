@@ -186,7 +186,7 @@ def test_bad_combinations_name_the_keys(opts, message):
 def test_no_stack_chosen_for_tags_is_an_error():
     cfg = tiny_hourglass_cfg("TEST.WITH_AE", "(False, False)")
     with pytest.raises(ConfigError, match="TEST.WITH_AE"):
-        Predictor.from_model(cfg, higherhrnet.build_model(cfg))
+        Predictor.from_model(cfg, higherhrnet.build_model(cfg), raw=True)
 
 
 # ---------------------------------------------------------------- intermediate supervision
@@ -236,7 +236,7 @@ def test_predictor_feeds_the_configured_normalisation(which):
     cfg = tiny_hourglass_cfg() if which == "hourglass" else tiny_cfg()
     recorder = Recorder(higherhrnet.build_model(cfg))
     image = np.full((128, 128, 3), (51, 102, 204), np.uint8)
-    Predictor.from_model(cfg, recorder, fold_bn=False)(image)   # the recorder itself must run
+    Predictor.from_model(cfg, recorder, fold_bn=False, raw=True)(image)   # the recorder itself must run
     centre = recorder.inputs[0, :, 64, 64]
     pixels = torch.tensor([0.2, 0.4, 0.8])
     if which == "hourglass":
@@ -299,7 +299,7 @@ def test_predictor_uses_the_chosen_stack_with_flip_and_multi_scale(opts, stack):
     cfg = tiny_hourglass_cfg("DATASET.INPUT_SIZE", "256", "DATASET.OUTPUT_SIZE", "[64]", "TEST.WITH_HEATMAPS",
                              choice, "TEST.WITH_AE", choice, *opts)
     model = PaintedStacks(cfg, people, decoys, (w, h), true_stack=stack)
-    found = Predictor.from_model(cfg, model)(painted_image(w, h))
+    found = Predictor.from_model(cfg, model, raw=True)(painted_image(w, h))
     assert len(found) == 3
     for person in found:
         gt = people[np.argmin([np.abs(g - person.keypoints[:, :2]).mean() for g in people])]
@@ -312,7 +312,7 @@ def test_random_hourglass_maps_batch_equal_single_with_flip_and_multi_scale():
     torch.manual_seed(0)
     cfg = tiny_hourglass_cfg("TEST.SCALE_FACTOR", "[1.0, 0.5, 2.0]", "TEST.FLIP_TEST", "True")
     model = randomize(higherhrnet.build_model(cfg))
-    predictor = Predictor.from_model(cfg, model)
+    predictor = Predictor.from_model(cfg, model, raw=True)
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in [(60, 80, 3), (60, 80, 3), (45, 100, 3)]]
     batched = run_network(model, images, predictor.params)

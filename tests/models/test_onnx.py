@@ -108,8 +108,8 @@ def painted_images():
 def test_predictor_onnxruntime_backend_matches_torch_backend(tiny, opts):
     cfg, model, _ = tiny
     cfg = tiny_cfg(*opts)
-    reference = Predictor(cfg, model.state_dict(), fold_bn=False)
-    onnx_predictor = Predictor(cfg, model.state_dict(), backend="onnxruntime")
+    reference = Predictor(cfg, model.state_dict(), fold_bn=False, raw=True)
+    onnx_predictor = Predictor(cfg, model.state_dict(), backend="onnxruntime", raw=True)
     assert isinstance(onnx_predictor.network, OnnxRuntimeNetwork) and onnx_predictor.backend == "onnxruntime"
     images = painted_images()
     assert_same_maps(reference, onnx_predictor, images, atol=1e-3)
@@ -126,33 +126,33 @@ def test_predictor_takes_an_onnx_file(tiny, tmp_path):
     path = tmp_path / "tiny.onnx"
     write_bytes(data, path)
     images = painted_images()
-    from_file = Predictor(cfg, path, backend="onnxruntime", onnx_threads=1)(images)
-    from_checkpoint = Predictor(cfg, model.state_dict(), backend="onnxruntime")(images)
+    from_file = Predictor(cfg, path, backend="onnxruntime", onnx_threads=1, raw=True)(images)
+    from_checkpoint = Predictor(cfg, model.state_dict(), backend="onnxruntime", raw=True)(images)
     for a, b in zip(from_file, from_checkpoint):
         assert len(a) == len(b) > 0
         for p, q in zip(a, b):
             np.testing.assert_array_equal(p.keypoints, q.keypoints)
-    with pytest.raises(ValueError, match="backend='onnxruntime'"):
-        Predictor(cfg, path)
+    with pytest.raises(ValueError, match="run it with the onnxruntime backend"):
+        Predictor(cfg, path, raw=True)
     with pytest.raises(OnnxError, match=r"\[34, 17\] channels but the config's network has \[18, 17\]"):
-        Predictor(tiny_cfg("MODEL.TAG_PER_JOINT", "False"), path, backend="onnxruntime")
+        Predictor(tiny_cfg("MODEL.TAG_PER_JOINT", "False"), path, backend="onnxruntime", raw=True)
     with pytest.raises(OnnxError, match="ONNX model not found"):
-        Predictor(cfg, tmp_path / "missing.onnx", backend="onnxruntime")
+        Predictor(cfg, tmp_path / "missing.onnx", backend="onnxruntime", raw=True)
     (tmp_path / "broken.onnx").write_bytes(data[: len(data) // 3])
     with pytest.raises(OnnxError, match="onnxruntime cannot load"):
-        Predictor(cfg, tmp_path / "broken.onnx", backend="onnxruntime")
+        Predictor(cfg, tmp_path / "broken.onnx", backend="onnxruntime", raw=True)
 
 
 def test_missing_onnxruntime_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)   # makes `import onnxruntime` fail
     cfg = tiny_cfg()
     with pytest.raises(OnnxError, match=re.escape('pip install -e ".[onnx]"')):
-        Predictor(cfg, higherhrnet.build_model(cfg).state_dict(), backend="onnxruntime")
+        Predictor(cfg, higherhrnet.build_model(cfg).state_dict(), backend="onnxruntime", raw=True)
 
 
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="backend 'tensorrt'"):
-        Predictor(tiny_cfg(), {}, backend="tensorrt")
+        Predictor(tiny_cfg(), {}, backend="tensorrt", raw=True)
 
 
 def test_max_differences_sees_a_changed_network(tiny):
@@ -234,4 +234,4 @@ def test_demo_with_onnxruntime_backend_finds_the_same_people(tiny, tiny_files, t
         # The JSON rounds pixels to 0.1 and values to 0.001: equal up to one rounding step.
         np.testing.assert_allclose(b["keypoints"], a["keypoints"], atol=0.1 + 1e-6)
     result = run_script("demo/inference.py", *common, "--weights", tmp_path / "tiny.onnx", "--out", tmp_path / "x")
-    assert result.returncode == 2 and "use backend='onnxruntime'" in result.stderr
+    assert result.returncode == 2 and "--backend onnxruntime" in result.stderr

@@ -174,8 +174,8 @@ def test_test_time_drops_the_scale_maps():
     plain = randomize(higherhrnet.build_model(tiny_cfg()))
     state = swahr_state_dict(plain.state_dict(), (8, 8), 17)
     images = [painted_image(150, 110), painted_image(96, 128)]
-    with_scales = Predictor.from_config(swahr_cfg(), state, device="cpu", fold_bn=False)
-    without = Predictor.from_config(tiny_cfg(), plain.state_dict(), device="cpu", fold_bn=False)
+    with_scales = Predictor.from_config(swahr_cfg(), state, device="cpu", fold_bn=False, raw=True)
+    without = Predictor.from_config(tiny_cfg(), plain.state_dict(), device="cpu", fold_bn=False, raw=True)
     assert_same_maps(without, with_scales, images, atol=1e-6)
     people_a, people_b = with_scales(images[0]), without(images[0])
     assert len(people_a) == len(people_b) > 0

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         process = init_distributed(device.type, cfg.DIST_BACKEND)
         device = process.process_device(device)
         apply_cudnn_settings(cfg)
-        predictor = Predictor.from_config(cfg, weights, device=device, backend=args.backend)
+        predictor = Predictor.from_config(cfg, weights, device=device, backend=args.backend, raw=True)
         dataset = build_dataset(cfg, is_train=False)
         split = cfg.DATASET.TEST
         results_file = os.path.join(out, f"keypoints_{split}_results.json")

@@ -113,7 +113,7 @@ class Trainer:
         return checkpoint_note(self.checkpoint_path, self.resumed_epochs if saved is None else saved)
 
     def _predictor(self) -> Predictor:
-        return Predictor.from_model(self.cfg, self.model, device=self.device, keypoints=self.keypoints)
+        return Predictor.from_model(self.cfg, self.model, device=self.device, keypoints=self.keypoints, raw=True)
 
     def _validate(self) -> dict:
         """COCO AP on DATASET.TEST with the current weights."""
