@@ -22,7 +22,12 @@ _MAX_LISTED = 20
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read, is unsafe, or does not fit the model; the message says which and why."""
+    """A checkpoint cannot be read, is unsafe, or does not fit the model; the message (one line) says which and
+    why. `details`: more lines where there is more to say (every missing or unexpected key), else ""."""
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details
 
 
 def read_checkpoint(path: str | os.PathLike) -> Any:
@@ -51,7 +56,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, f)
 
 
-def _listing(items: list[str]) -> str:
-    """The first _MAX_LISTED of `items`, comma-separated, and how many more there are (for error messages)."""
-    shown = ", ".join(items[:_MAX_LISTED])
-    return shown + (f", ... (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
+def _listing(items: list[str], limit: int = _MAX_LISTED) -> str:
+    """The first `limit` of `items`, comma-separated, and how many more there are (for error messages)."""
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... (+{len(items) - limit} more)" if len(items) > limit else "")
