@@ -180,6 +180,23 @@ def test_damaged_files_give_readable_errors(tmp_path, tiny_model):
         load_checkpoint(fresh_model(), tmp_path / "absent.pth")
 
 
+@pytest.mark.parametrize("content, looks_like", [
+    (b"\x08\x08\x12\x07pytorch\x1a\x062.13.0:\xbf\xaf", "an ONNX model"),
+    (b"<!DOCTYPE html><html><body>Google Drive - Virus scan warning</body></html>", "a web page"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 5329055\n", "a Git LFS pointer"),
+    (b"\x89HDF\r\n\x1a\n" + bytes(100), "an HDF5 file"),
+    (b"MODEL:\n  NAME: pose_higher_hrnet\n", "a text file"),
+    (bytes([0xff, 0xfe, 0x00, 0x01]) * 50, "a binary file of an unknown format"),
+])
+def test_files_that_are_not_checkpoints_are_named_in_one_line(tmp_path, content, looks_like):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(fresh_model(), path)
+    assert str(e.value).startswith(f"{path} is not a PyTorch checkpoint: it looks like {looks_like}")
+    assert "\n" not in str(e.value) and "Python objects" not in str(e.value)
+
+
 def test_non_tensor_content_is_rejected(tiny_model):
     with pytest.raises(CheckpointError, match="no model weights"):
         load_checkpoint(fresh_model(), {"epoch": 3})
