@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +16,7 @@ from higherhrnet import zoo
 from higherhrnet.cli import main
 from higherhrnet.cli.common import CommandError, load_config_and_weights
 
-from conftest import tiny_cfg
+from conftest import REPO, tiny_cfg
 from test_zoo import PAYLOAD, PAYLOAD_SHA, cache, server  # noqa: F401  (fixtures)
 
 
@@ -96,3 +100,43 @@ def test_the_default_model_offline_prints_one_note(server, cache, monkeypatch, c
     cfg, cfg_path, weights = load_config_and_weights(None, None, [], progress=False, default_model=True)
     assert weights == str(cache / "default.pth") and cfg.DATASET.DATASET == "coco_kpt"
     assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------- eval's default output folder
+
+def test_eval_writes_results_of_installed_weights_in_the_current_folder(cache, tmp_path, monkeypatch):  # noqa: F811
+    from higherhrnet.cli.evaluate import default_output_folder, shipped_place
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    bundled = zoo.resolve_weights(zoo.BUNDLED_MODEL)
+    assert shipped_place(bundled) == "inside the installed higherhrnet package"
+    assert default_output_folder(bundled, zoo.BUNDLED_MODEL) == str(work / "eval_synthetic_w16_256")
+    assert default_output_folder(str(REPO / "models/w16_256_tiny.pth")) == str(work / "eval_w16_256_tiny")
+    official = REPO / "models" / "pose_higher_hrnet_w32_512.pth"       # where README has people put them
+    assert shipped_place(str(official)) == "in the repository's models/ folder"
+    cached = cache / "higher_hrnet32_coco_512x512-8ae85183_20200713.pth"
+    assert shipped_place(str(cached)) == "in the download cache"
+    assert default_output_folder(str(cached)) == str(work / "eval_higher_hrnet32_coco_512x512-8ae85183_20200713")
+    # A training run's weights: beside them, as before.
+    run = tmp_path / "output" / "final_state.pth"
+    assert shipped_place(str(run)) is None
+    assert default_output_folder(str(run)) == str(tmp_path / "output" / "eval_final_state")
+
+
+@pytest.mark.slow
+def test_eval_of_the_bundled_model_writes_nothing_into_the_package(tmp_path):
+    from tinycoco import write_tiny_coco
+
+    write_tiny_coco(tmp_path / "data", split="val", num_images=2)
+    package_files = sorted(p.name for p in Path(zoo.resolve_weights(zoo.BUNDLED_MODEL)).parent.iterdir())
+    result = subprocess.run([sys.executable, "-m", "higherhrnet", "eval", "--weights", zoo.BUNDLED_MODEL, "--device",
+                             "cpu", "DATASET.ROOT", str(tmp_path / "data"), "WORKERS", "0"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "eval_synthetic_w16_256"
+    assert f"results go to {out} (the weights are inside the installed higherhrnet package" in result.stdout
+    assert json.loads((out / "metrics_val.json").read_text()).keys() >= {"AP"}
+    assert sorted(p.name for p in Path(zoo.resolve_weights(zoo.BUNDLED_MODEL)).parent.iterdir()) == package_files
