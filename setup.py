@@ -21,6 +21,9 @@ setup(
     package_dir={"": "lib"},
     packages=find_packages("lib"),
     include_package_data=True,
+    # Shipped inside the package, found with importlib.resources (higherhrnet.zoo.package_file): the experiment
+    # configs (the repository's experiments/ is a link to them) and the bundled synthetic model.
+    package_data={"higherhrnet": ["experiments/*/*.yaml", "experiments/*/*/*.yaml", "assets/*.pth"]},
     entry_points={"console_scripts": ["higherhrnet = higherhrnet.cli:main"]},
     install_requires=[
         # constraints.txt pins torch to the CPU build used here; with CUDA, install the torch

@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from higherhrnet import CheckpointError, load_checkpoint
 from higherhrnet.checkpoint import (atomic_save, load_pretrained_backbone, read_checkpoint, read_model_meta,
                                     save_model)
 
-from conftest import tiny_cfg
+from conftest import tiny_cfg, tiny_hourglass_cfg
 
 INPUT = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
@@ -106,8 +107,58 @@ def test_mismatch_between_widths_is_reported(tmp_path):
     w16 = higherhrnet.build_model(tiny_cfg("MODEL.EXTRA.STAGE2.NUM_CHANNELS", "[16, 16]"))
     path = tmp_path / "other.pth"
     torch.save(w16.state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"wrong shape \(\d+\)"):
+    with pytest.raises(CheckpointError) as e:
         load_checkpoint(fresh_model(), path)
+    # Another network: one line naming the file and what it holds; the keys in `details`.
+    assert str(e.value) == (f"{path} holds the weights of a HigherHRNet-W16 (17 joints), not of this config's "
+                            f"network, a HigherHRNet-W8 (17 joints): give the config it was trained with, or "
+                            f"weights for this network")
+    assert re.search(r"wrong shape \(\d+\): transition1.0.0.weight: checkpoint \[16, ", e.value.details)
+
+
+def foreign_weights(tiny_model):
+    """Files of other networks, each with what the error should say it holds."""
+    state = tiny_model.state_dict()
+    backbone = {k: v for k, v in state.items() if not k.startswith(("final_layers", "deconv_layers"))}
+    classifier = {**backbone, "incre_modules.0.0.conv1.weight": torch.zeros(32, 8, 1, 1),
+                  "classifier.weight": torch.zeros(1000, 2048)}
+    top_down = {**backbone, "final_layer.weight": torch.zeros(17, 8, 1, 1), "final_layer.bias": torch.zeros(17)}
+    crowdpose = higherhrnet.build_model(tiny_cfg("MODEL.NUM_JOINTS", "14", "DATASET.NUM_JOINTS", "14")).state_dict()
+    hourglass = higherhrnet.build_model(tiny_hourglass_cfg()).state_dict()
+    return {
+        "an ImageNet HRNet-W8 classifier (backbone weights, for MODEL.PRETRAINED)": classifier,
+        "a top-down HRNet-W8 pose network (17 heatmaps, one person per crop)": top_down,
+        "a HigherHRNet-W8 (14 joints)": crowdpose,
+        "a residual stacked hourglass (2 stacks)": hourglass,
+        "an unknown network (2 tensors, e.g. fc.bias, fc.weight)": {"fc.weight": torch.zeros(2, 2),
+                                                                    "fc.bias": torch.zeros(2)},
+    }
+
+
+def test_weights_of_another_network_are_named_in_one_line(tmp_path, tiny_model):
+    for description, state in foreign_weights(tiny_model).items():
+        path = tmp_path / "foreign.pth"
+        torch.save(state, path)
+        with pytest.raises(CheckpointError) as e:
+            load_checkpoint(fresh_model(), path)
+        message = str(e.value)
+        assert "\n" not in message and message.startswith(f"{path} holds the weights of {description}, not of this "
+                                                           f"config's network, a HigherHRNet-W8 (17 joints)")
+        assert re.match(r"  (missing|unexpected|wrong shape) \(\d+\): ", e.value.details)
+    assert higherhrnet.checkpoint.describe_weights(
+        higherhrnet.build_model(tiny_cfg("MODEL.SWAHR", "True")).state_dict()) == \
+        "a HigherHRNet-W8 (17 joints, SWAHR scale heads)"
+
+
+def test_an_mmpose_network_other_than_higher_hrnet_is_named_in_one_line(tmp_path):
+    path = tmp_path / "hrnet_w32_coco_256x192.pth"
+    torch.save({"state_dict": {"backbone.conv1.weight": torch.zeros(64, 3, 3, 3),
+                               **{f"keypoint_head.final_layer.{i}": torch.zeros(17) for i in range(40)}}}, path)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(fresh_model(), path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: an mmpose network other than HigherHRNet: 40 keys outside")
+    assert "\n" not in message and "(+37 more)" in message
 
 
 def test_damaged_files_give_readable_errors(tmp_path, tiny_model):
@@ -127,6 +178,23 @@ def test_damaged_files_give_readable_errors(tmp_path, tiny_model):
         load_checkpoint(fresh_model(), empty)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(fresh_model(), tmp_path / "absent.pth")
+
+
+@pytest.mark.parametrize("content, looks_like", [
+    (b"\x08\x08\x12\x07pytorch\x1a\x062.13.0:\xbf\xaf", "an ONNX model"),
+    (b"<!DOCTYPE html><html><body>Google Drive - Virus scan warning</body></html>", "a web page"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 5329055\n", "a Git LFS pointer"),
+    (b"\x89HDF\r\n\x1a\n" + bytes(100), "an HDF5 file"),
+    (b"MODEL:\n  NAME: pose_higher_hrnet\n", "a text file"),
+    (bytes([0xff, 0xfe, 0x00, 0x01]) * 50, "a binary file of an unknown format"),
+])
+def test_files_that_are_not_checkpoints_are_named_in_one_line(tmp_path, content, looks_like):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(fresh_model(), path)
+    assert str(e.value).startswith(f"{path} is not a PyTorch checkpoint: it looks like {looks_like}")
+    assert "\n" not in str(e.value) and "Python objects" not in str(e.value)
 
 
 def test_non_tensor_content_is_rejected(tiny_model):

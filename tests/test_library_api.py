@@ -141,3 +141,48 @@ def test_sources_keep_local_names_as_they_are(tmp_path):
     assert collect_sources(["7"])[0] == [Source("webcam", 7)]                        # no file named 7 here
     url = "https://example.com/a/street.jpg?size=large"
     assert collect_sources([url])[0] == [Source("image", url)] and Source("image", url).name == "street.jpg"
+
+
+# ---------------------------------------------------------------- Predictor(model): by name, file or default
+
+def test_a_registered_name_is_enough(tmp_path):
+    with pytest.warns(SyntheticModelWarning):
+        predictor = Predictor("synthetic_w16_256")
+    assert predictor.name == "synthetic_w16_256" and predictor.min_score == 0.2
+    result = predictor(SAMPLES / "four_people.jpg")
+    assert len(result) == 4 and result.to_json()["model"]["name"] == "synthetic_w16_256"
+    # the same people as the model built from its config and file by hand
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntheticModelWarning)
+        by_hand = Predictor.from_config(BUNDLED_CFG, BUNDLED)(SAMPLES / "four_people.jpg")
+        raw = Predictor("synthetic_w16_256", raw=True, opts=["TEST.FLIP_TEST", "False"])
+    assert [p.keypoints.tolist() for p in result] == [p.keypoints.tolist() for p in by_hand]
+    assert raw.min_score == 0.0 and raw.params.flip_test is False
+
+
+def test_a_model_file_of_ours_brings_its_config(tmp_path):
+    import higherhrnet
+    from conftest import tiny_cfg
+
+    cfg = tiny_cfg("TEST.DETECTION_THRESHOLD", "0.3")
+    higherhrnet.save_model(tmp_path / "mine.pth", higherhrnet.build_model(cfg), cfg)
+    predictor = Predictor(tmp_path / "mine.pth", raw=True, device="cpu")
+    assert predictor.params.grouping.detection_threshold == 0.3 and predictor.name == "mine.pth"
+    with pytest.raises(TypeError, match="takes one positional argument, the model"):
+        Predictor(tmp_path / "mine.pth", "cpu")
+
+
+def test_no_model_offline_is_the_bundled_model_with_a_note(monkeypatch, caplog):
+    from higherhrnet import zoo
+
+    def offline(*args, **kwargs):
+        raise zoo.WeightsError("cannot download: no network here")
+
+    monkeypatch.setenv("HIGHERHRNET_CACHE", "/nonexistent-cache-for-this-test")
+    monkeypatch.setattr(zoo, "download", offline)
+    with caplog.at_level("WARNING", logger="higherhrnet"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntheticModelWarning)
+        predictor = Predictor()
+    assert predictor.name == "synthetic_w16_256"
+    assert [r.message for r in caplog.records if "bundled demo model" in r.message]
+    assert len(predictor(SAMPLES / "crowded.jpg")) == 3

@@ -7,11 +7,12 @@ import os
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 import higherhrnet
-from conftest import EXPERIMENTS
+from conftest import EXPERIMENTS, REPO
 from higherhrnet import zoo
 from higherhrnet.zoo import WeightsError, resolve_weights
 
@@ -138,8 +139,9 @@ def test_keyboard_interrupt_removes_temp_file(server, cache, monkeypatch):
 
 def test_http_error_is_reported(server, cache):
     url = server.serve("/w/present.pth").replace("present", "absent")
-    with pytest.raises(WeightsError, match="HTTP 404"):
+    with pytest.raises(WeightsError, match="HTTP 404") as info:
         resolve_weights(url, progress=False)
+    assert f"save the file from {url} as {cache / 'absent.pth'}" in str(info.value)
 
 
 def test_cached_file_is_not_downloaded_again(server, cache):
@@ -180,6 +182,35 @@ def test_registered_name_with_wrong_hash(server, cache, monkeypatch):
     with pytest.raises(WeightsError, match="expected 12345678"):
         resolve_weights(entry.name, progress=False)
     assert _files(cache) == []
+
+
+def test_failed_download_of_a_registered_name_says_where_to_save_it(server, cache, monkeypatch):
+    url = server.serve("/mm/present.pth").replace("present", "absent")
+    entry = replace(zoo.REGISTRY["mmpose_higherhrnet_w32_512"], url=url)
+    monkeypatch.setitem(zoo.REGISTRY, entry.name, entry)
+    with pytest.raises(WeightsError) as info:
+        resolve_weights(entry.name, progress=False)
+    message = str(info.value)
+    assert "HTTP 404" in message and zoo.cache_path(entry) in message and "\n" not in message
+    # Saved there by hand, it is used (and checked) without a download.
+    Path(zoo.cache_path(entry)).parent.mkdir(parents=True, exist_ok=True)
+    Path(zoo.cache_path(entry)).write_bytes(PAYLOAD)
+    monkeypatch.setitem(zoo.REGISTRY, entry.name, replace(entry, sha256=PAYLOAD_SHA[:8]))
+    assert resolve_weights(entry.name, progress=False) == zoo.cache_path(entry)
+    # A file there that is not the registered one is not used (a new download is tried, and fails here).
+    monkeypatch.setitem(zoo.REGISTRY, entry.name, replace(entry, sha256="12345678"))
+    with pytest.raises(WeightsError, match="HTTP 404"):
+        resolve_weights(entry.name, progress=False)
+
+
+def test_a_local_file_named_as_a_registered_download_is_checked(tmp_path, monkeypatch):
+    entry = zoo.REGISTRY["mmpose_higherhrnet_w32_512"]
+    path = tmp_path / os.path.basename(entry.url)
+    path.write_bytes(b"an html error page saved under the weights' name")
+    with pytest.raises(WeightsError, match=f"does not match weights '{entry.name}'.*expected {entry.sha256}"):
+        resolve_weights(str(path))
+    monkeypatch.setitem(zoo.REGISTRY, entry.name, replace(entry, sha256=hashlib.sha256(path.read_bytes()).hexdigest()))
+    assert resolve_weights(str(path)) == str(path)
 
 
 # ---------------------------------------------------------------- names, paths, cache folder
@@ -243,13 +274,76 @@ def test_cache_folder_from_environment(tmp_path, monkeypatch):
 
 
 def test_registry_entries():
-    layouts = {"official", "official_fp16", "mmpose", "swahr"}
+    layouts = {"official", "official_fp16", "mmpose", "swahr", "higherhrnet"}
     for entry in zoo.REGISTRY.values():
         assert entry.layout in layouts
-        assert (entry.url is None) != (entry.page is None), entry.name
+        assert [entry.url, entry.page, entry.packaged].count(None) == 2, entry.name
+        assert entry.publisher, entry.name
         if entry.url:
             # publish_model names the file <stem>-<sha256[:8]>_<date>.pth
             assert zoo._hash_in_filename(os.path.basename(entry.url)) == entry.sha256
-        if entry.config.startswith("experiments/coco/higher_hrnet/"):  # the others are not written yet
-            cfg = higherhrnet.load_cfg(str(EXPERIMENTS.parent / entry.config))
-            assert entry.name.endswith(f"_{cfg.DATASET.INPUT_SIZE}"), entry.name
+        # Every config ships inside the package and loads; the name says the input size.
+        cfg = higherhrnet.load_cfg(zoo.config_path(entry))
+        assert f"_{cfg.DATASET.INPUT_SIZE}" in entry.name, entry.name
+        assert zoo.config_path(entry) == str((EXPERIMENTS.parent / entry.config).resolve())
+
+
+# ---------------------------------------------------------------- package data, the bundled and the default model
+
+def test_configs_and_the_bundled_model_are_package_data():
+    package = Path(higherhrnet.__file__).parent
+    entry = zoo.REGISTRY[zoo.BUNDLED_MODEL]
+    path = resolve_weights(zoo.BUNDLED_MODEL)
+    assert path == str(package / "assets" / "w16_256_tiny.pth") == zoo.package_file(entry.packaged)
+    assert zoo.config_path(entry) == str(package / "experiments" / "synthetic" / "w16_256_tiny.yaml")
+    # The checkout's old paths are links to the package's files.
+    assert (REPO / "models/w16_256_tiny.pth").resolve() == Path(path).resolve()
+    assert (REPO / "experiments").resolve() == (package / "experiments").resolve()
+    assert zoo.weights_status(entry) == "bundled"
+    with pytest.raises(ValueError, match="shipped inside the package"):
+        zoo.cache_path(entry)
+    with pytest.raises(WeightsError, match="missing from this installation"):
+        zoo.package_file("experiments/coco/nothing.yaml")
+
+
+def test_the_bundled_model_is_checked_against_its_hash(monkeypatch):
+    entry = replace(zoo.REGISTRY[zoo.BUNDLED_MODEL], sha256="0123abcd")
+    monkeypatch.setitem(zoo.REGISTRY, entry.name, entry)
+    with pytest.raises(WeightsError, match="does not match weights 'synthetic_w16_256'.*expected 0123abcd"):
+        resolve_weights(entry.name)
+
+
+def test_a_file_is_recognised_by_its_hash(tmp_path, monkeypatch):
+    assert zoo.entry_of_file(REPO / "models/w16_256_tiny.pth").name == zoo.BUNDLED_MODEL
+    other = tmp_path / "other.pth"
+    other.write_bytes(PAYLOAD)
+    assert zoo.entry_of_file(other) is None
+    entry = replace(zoo.REGISTRY["mmpose_higherhrnet_w32_512"], sha256=PAYLOAD_SHA[:8])
+    monkeypatch.setitem(zoo.REGISTRY, entry.name, entry)
+    assert zoo.entry_of_file(other) == entry
+
+
+def test_the_default_model_is_downloadable_coco_weights():
+    entry = zoo.REGISTRY[zoo.DEFAULT_MODEL]
+    assert entry.url and entry.sha256 and entry.ap_split == "COCO val2017"
+    assert higherhrnet.load_cfg(zoo.config_path(entry)).DATASET.DATASET == "coco_kpt"
+
+
+def test_default_weights_when_they_can_be_had(server, cache, monkeypatch):
+    url = server.serve("/mm/default.pth")
+    entry = replace(zoo.REGISTRY[zoo.DEFAULT_MODEL], url=url, sha256=PAYLOAD_SHA[:8])
+    monkeypatch.setitem(zoo.REGISTRY, entry.name, entry)
+    assert zoo.weights_status(entry) == "download"
+    assert zoo.resolve_default(progress=False) == (zoo.DEFAULT_MODEL, str(cache / "default.pth"), None)
+    assert zoo.weights_status(entry) == "cached"
+
+
+def test_default_weights_offline_fall_back_to_the_bundled_model_with_one_line(server, cache, monkeypatch):
+    url = server.serve("/mm/present.pth").replace("present", "absent")
+    entry = replace(zoo.REGISTRY[zoo.DEFAULT_MODEL], url=url)
+    monkeypatch.setitem(zoo.REGISTRY, entry.name, entry)
+    name, path, note = zoo.resolve_default(progress=False)
+    assert (name, path) == (zoo.BUNDLED_MODEL, resolve_weights(zoo.BUNDLED_MODEL))
+    assert "\n" not in note and "bundled demo model synthetic_w16_256" in note and "HTTP 404" in note
+    assert str(cache / "absent.pth") in note        # where to save the COCO weights by hand
+    assert _files(cache) == []

@@ -6,6 +6,7 @@ Public API (stable names):
     load_checkpoint(model, path)         official, mmpose or our checkpoints, loaded safely
     KeypointSpec, COCO_KEYPOINTS         joint names, flip pairs, sigmas, skeleton
     Predictor.from_config(cfg, weights)(image)   people in an image (also Predictor(cfg, weights))
+    resolve_model(model=None, cfg=None)  a registered name, file, URL or the default -> config + local weights
     build_dataset(cfg, is_train=True)    COCO-format training / evaluation data
     build_loss(cfg)                      heatmap + associative-embedding losses per output
 
@@ -24,6 +25,7 @@ _EXPORTS = {
     "build_model": "models",
     "load_checkpoint": "checkpoint", "save_model": "checkpoint", "CheckpointError": "checkpoint",
     "Predictor": "predictor", "Person": "results", "Result": "results",
+    "resolve_model": "hub", "ResolvedModel": "hub",
     "build_dataset": "data",
     "build_loss": "losses",
     "KeypointSpec": "keypoints", "COCO_KEYPOINTS": "keypoints",

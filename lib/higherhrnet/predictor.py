@@ -36,7 +36,7 @@ from .images import image_size, read_image_reduced, uint16_to_uint8
 from .inference import ImageMaps, InferenceParams, decode_people, run_network
 from .keypoints import KeypointSpec
 from .models import BACKENDS, build_model, build_output_specs, load_onnx_network, prepare_network
-from .models.onnx import OnnxRuntimeNetwork
+from .models.onnx import OnnxRuntimeNetwork, read_onnx_meta
 from .models.runtime import check_backend
 from .oks import oks_nms
 from .results import Person, Result
@@ -111,11 +111,11 @@ class Predictor:
     def __init__(self, model=None, params: InferenceParams | None = None, *args, **kwargs):
         if isinstance(model, nn.Module):
             names = ("keypoints", "device")
-        elif _is_config(model) or params is not None:
+        elif _is_config(model):
             # The first releases' Predictor(cfg, weights, device, opts, keypoints, oks_nms_threshold).
             names = ("device", "opts", "keypoints", "oks_nms_threshold")
         else:
-            if args:
+            if params is not None or args:
                 raise TypeError("Predictor(model, *, cfg=None, ...) takes one positional argument, the model; pass "
                                 "the rest by name")
             self._init(**_from_model_source(model, **kwargs))
@@ -433,7 +433,7 @@ def _from_model_source(model=None, *, cfg=None, opts: Sequence[str] = (), device
 
     resolved = resolve_model(model, cfg, opts, progress=progress)
     if resolved.note:
-        logger.warning("%s", resolved.note)
+        logger.warning("note: %s", resolved.note)
     if backend is None:
         backend = "onnxruntime" if resolved.weights.lower().endswith(".onnx") else "torch"
     return _from_config(resolved.cfg, resolved.weights, device, (), keypoints, backend=backend, fold_bn=fold_bn,
@@ -460,7 +460,8 @@ def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints:
                              f"(backend=\"onnxruntime\", --backend onnxruntime); the torch backend needs a PyTorch "
                              f"checkpoint")
         network = load_onnx_network(weights, outputs, device, onnx_threads)
-        return dict(options, network=network, params=params, keypoints=keypoints, device=device, meta={})
+        meta = read_onnx_meta(weights)            # what `higherhrnet export` stored ({} for other exports)
+        return dict(options, network=network, params=params, keypoints=keypoints, device=device, meta=meta)
     model = build_model(cfg, outputs)
     meta = read_model_meta(load_checkpoint(model, weights))
     size = params.input_size

@@ -1,8 +1,14 @@
 """Pretrained weights by name or URL, and the mmpose 0.x key layout.
 
 `resolve_weights(value)` turns what a user typed after `--weights` into a local file: an existing path, an
-http(s) URL (downloaded once into the cache), or a name from `REGISTRY` (downloaded when its publisher
-gives a direct URL; otherwise the error says where to download it and where to put it).
+http(s) URL (downloaded once into the cache), or a name from `REGISTRY` (shipped inside the package, or
+downloaded when its publisher gives a direct URL; otherwise the error says where to download it and where to
+put it). Every registered file whose hash is known is checked against it, wherever it comes from; a failed
+download says the exact cache path at which to save the file by hand. `resolve_default()` gives the weights
+used when none are named: `DEFAULT_MODEL`, else (offline) the bundled `BUNDLED_MODEL` with a note saying so.
+
+The registered configs and the bundled model are package data (`package_file`), so an installed wheel needs
+no repository checkout.
 
 The mmpose 0.x key layout of registered mmpose checkpoints is converted by `load_checkpoint`
 (checkpoint/layouts.py explains how the mapping was derived and checked).
@@ -12,8 +18,10 @@ from __future__ import annotations
 import difflib
 import hashlib
 import http.client
+import importlib.resources
 import logging
 import os
+import pathlib
 import re
 import urllib.error
 import urllib.parse
@@ -25,7 +33,9 @@ from tqdm import tqdm
 
 from .fileio import atomic_write
 
-__all__ = ["WeightsError", "WeightsEntry", "REGISTRY", "cache_dir", "cache_path", "resolve_weights", "download"]
+__all__ = ["WeightsError", "WeightsEntry", "REGISTRY", "DEFAULT_MODEL", "BUNDLED_MODEL", "package_file",
+           "config_path", "cache_dir", "cache_path", "weights_status", "entry_of_file", "resolve_weights",
+           "resolve_default", "download"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +51,16 @@ class WeightsError(RuntimeError):
 class WeightsEntry:
     """One set of published weights.
 
-    config: repo-relative experiment YAML.
-    url: direct download, or None; then `page` is where a person downloads the file named `filename`.
+    config: experiment YAML, relative to the package (`package_file`; a checkout's experiments/ links there).
+    url: direct download, or None; then `page` is where a person downloads the file named `filename`, or
+        `packaged` names the file shipped inside the package (relative to it, like `config`).
     filename: the published file name (None where no source names it).
     sha256: full hash or its leading hex digits; None where unpublished.
     layout: key layout of the file: "official", "official_fp16" (keys under "1.", conv tensors float16),
-        "mmpose" (see `convert_mmpose_state_dict`), "swahr" (official plus SWAHR's `conv_scale_layers`).
+        "mmpose" (see `convert_mmpose_state_dict`), "swahr" (official plus SWAHR's `conv_scale_layers`),
+        "higherhrnet" (a model file this toolkit wrote: weights and meta, checkpoint/meta.py).
     ap, ap_multiscale: published AP on `ap_split`, single-scale with flip / multi-scale (None if not published).
+    publisher: who released the weights, in a few words.
     """
     name: str
     config: str
@@ -61,6 +74,8 @@ class WeightsEntry:
     filename: Optional[str] = None
     sha256: Optional[str] = None
     note: str = ""
+    publisher: str = ""
+    packaged: Optional[str] = None
 
 
 _OFFICIAL_README = "https://github.com/HRNet/HigherHRNet-Human-Pose-Estimation/blob/master/README.md"
@@ -77,6 +92,7 @@ _SWAHR_README = "https://github.com/greatlog/SWAHR-HumanPose/blob/master/README.
 # SWAHR README, "Installation": Google Drive, or BaiduYun https://pan.baidu.com/s/1aifAVwUbfAvRN4ZxrItZxQ
 # (password 8weh). The README does not list the folder's files.
 _SWAHR_PAGE = "https://drive.google.com/drive/folders/13FFvwK7bDZLD4H_toueopbLhJqFjimlu"
+_OFFICIAL, _MMPOSE, _SWAHR = "HRNet (official)", "mmpose 0.x (OpenMMLab)", "SWAHR (Luo et al.)"
 
 
 _ENTRIES = (
@@ -86,46 +102,83 @@ _ENTRIES = (
     # No hash is published. The 640 configs train with FP16.ENABLED, which saves the "1."-wrapped layout.
     WeightsEntry("higherhrnet_w32_512", "experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml", "official",
                  "COCO val2017", 67.1, 69.9, _OFFICIAL_README,
-                 page=_OFFICIAL_PAGE, filename="pose_higher_hrnet_w32_512.pth"),
+                 publisher=_OFFICIAL, page=_OFFICIAL_PAGE, filename="pose_higher_hrnet_w32_512.pth"),
     WeightsEntry("higherhrnet_w32_640", "experiments/coco/higher_hrnet/w32_640_adam_lr1e-3.yaml", "official_fp16",
                  "COCO val2017", 68.5, 70.6, _OFFICIAL_README,
-                 page=_OFFICIAL_PAGE, filename="pose_higher_hrnet_w32_640.pth.tar"),
+                 publisher=_OFFICIAL, page=_OFFICIAL_PAGE, filename="pose_higher_hrnet_w32_640.pth.tar"),
     WeightsEntry("higherhrnet_w48_640", "experiments/coco/higher_hrnet/w48_640_adam_lr1e-3.yaml", "official_fp16",
                  "COCO val2017", 69.9, 72.1, _OFFICIAL_README,
-                 page=_OFFICIAL_PAGE, filename="pose_higher_hrnet_w48_640.pth.tar"),
+                 publisher=_OFFICIAL, page=_OFFICIAL_PAGE, filename="pose_higher_hrnet_w48_640.pth.tar"),
     # mmpose 0.x. URLs and AP: higherhrnet_coco.md / higherhrnet_coco.yml (single-scale, flip_test=True in
     # the configs; multi-scale with scales [2, 1, 0.5]). mmpose released w32-512, w32-640 and w48-512 on COCO
     # (no w48-640), and w32-512 on CrowdPose. The 8 hex digits in a file name are sha256[:8] of the file
     # (tools/misc/publish_model.py: `sha256sum`, then f'-{sha[:8]}_{date}.pth').
     WeightsEntry("mmpose_higherhrnet_w32_512", "experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml", "mmpose",
                  "COCO val2017", 67.7, 70.6, _MMPOSE_COCO_MD,
-                 url=_MMPOSE_DOWNLOAD + "higher_hrnet32_coco_512x512-8ae85183_20200713.pth", sha256="8ae85183"),
+                 url=_MMPOSE_DOWNLOAD + "higher_hrnet32_coco_512x512-8ae85183_20200713.pth", sha256="8ae85183",
+                 publisher=_MMPOSE),
     WeightsEntry("mmpose_higherhrnet_w32_640", "experiments/coco/higher_hrnet/w32_640_adam_lr1e-3.yaml", "mmpose",
                  "COCO val2017", 68.6, 70.6, _MMPOSE_COCO_MD,
-                 url=_MMPOSE_DOWNLOAD + "higher_hrnet32_coco_640x640-a22fe938_20200712.pth", sha256="a22fe938"),
+                 url=_MMPOSE_DOWNLOAD + "higher_hrnet32_coco_640x640-a22fe938_20200712.pth", sha256="a22fe938",
+                 publisher=_MMPOSE),
     WeightsEntry("mmpose_higherhrnet_w48_512", "experiments/coco/mmpose/w48_512.yaml", "mmpose",
                  "COCO val2017", 68.6, 71.6, _MMPOSE_COCO_MD,
-                 url=_MMPOSE_DOWNLOAD + "higher_hrnet48_coco_512x512-60fedcbc_20200712.pth", sha256="60fedcbc"),
+                 url=_MMPOSE_DOWNLOAD + "higher_hrnet48_coco_512x512-60fedcbc_20200712.pth", sha256="60fedcbc",
+                 publisher=_MMPOSE),
     # higherhrnet_crowdpose.md / .yml: CrowdPose test, single-scale; multi-scale with scales [2, 1].
     WeightsEntry("mmpose_higherhrnet_w32_512_crowdpose", "experiments/crowd_pose/higher_hrnet/w32_512_adam_lr1e-3.yaml",
                  "mmpose", "CrowdPose test", 65.5, 66.1, _MMPOSE_CROWDPOSE_MD,
-                 url=_MMPOSE_DOWNLOAD + "higher_hrnet32_crowdpose_512x512-1aa4a132_20201017.pth", sha256="1aa4a132"),
+                 url=_MMPOSE_DOWNLOAD + "higher_hrnet32_crowdpose_512x512-1aa4a132_20201017.pth", sha256="1aa4a132",
+                 publisher=_MMPOSE),
     # SWAHR (Luo et al., CVPR 2021). AP: README "Main Results" (HigherHRNet + SWAHR rows). The README's test
     # command loads models/pose_coco/pose_higher_hrnet_w32_512.pth; no source names the other files.
     WeightsEntry("swahr_w32_512", "experiments/coco/swahr/w32_512.yaml", "swahr",
                  "COCO val2017", 68.9, 71.4, _SWAHR_README,
-                 page=_SWAHR_PAGE, filename="pose_higher_hrnet_w32_512.pth"),
+                 publisher=_SWAHR, page=_SWAHR_PAGE, filename="pose_higher_hrnet_w32_512.pth"),
     WeightsEntry("swahr_w48_640", "experiments/coco/swahr/w48_640.yaml", "swahr",
-                 "COCO val2017", 70.8, 73.2, _SWAHR_README, page=_SWAHR_PAGE),
+                 "COCO val2017", 70.8, 73.2, _SWAHR_README, publisher=_SWAHR, page=_SWAHR_PAGE),
     # The README reports CrowdPose test AP and the repository has experiments/crowd_pose/higher_hrnet/
     # w48_640_adam_lr1e-3.yaml, but whether the download folder holds CrowdPose weights is not stated.
     WeightsEntry("swahr_w48_640_crowdpose", "experiments/crowd_pose/swahr/w48_640.yaml", "swahr",
-                 "CrowdPose test", 71.6, 73.8, _SWAHR_README, page=_SWAHR_PAGE,
+                 "CrowdPose test", 71.6, 73.8, _SWAHR_README, publisher=_SWAHR, page=_SWAHR_PAGE,
                  note="the SWAHR README reports these results but does not say that the weights are in its "
                       "download folder"),
+    # The bundled model (README "Models"): trained by this project on its synthetic stick figures, shipped
+    # inside the package. AP: README's table, synthetic validation split (200 images), single scale + flip.
+    WeightsEntry("synthetic_w16_256", "experiments/synthetic/w16_256_tiny.yaml", "higherhrnet",
+                 "synthetic val", 51.8, None, "README.md, Models", publisher="this project (synthetic data)",
+                 packaged="assets/w16_256_tiny.pth", filename="w16_256_tiny.pth",
+                 sha256="b224e932bdabf083289d519d9a77f4eebbec0b1050efef656e1d6a2fe2e67978",
+                 note="a demo model trained on synthetic stick figures, not for photos of real people"),
 )
 
 REGISTRY: dict[str, WeightsEntry] = {entry.name: entry for entry in _ENTRIES}
+
+# The weights used when none are named: real COCO weights with a direct download (a person without a config
+# or a file gets people in photos), and where they cannot be had (offline), the bundled demo model.
+DEFAULT_MODEL = "mmpose_higherhrnet_w32_512"
+BUNDLED_MODEL = "synthetic_w16_256"
+
+
+def package_file(relative: str) -> str:
+    """The local path of `relative` ("experiments/coco/...", "assets/..."), a file shipped inside the installed
+    package (found with importlib.resources, wherever the package is installed). Raises WeightsError when it
+    is not there."""
+    resource = importlib.resources.files(__package__)
+    for part in relative.split("/"):
+        resource = resource.joinpath(part)
+    if not isinstance(resource, pathlib.Path):
+        raise WeightsError(f"{relative} is inside a zipped installation of higherhrnet; install the package as "
+                           f"files (pip install, not a zip) to use it")
+    if not resource.is_file():
+        raise WeightsError(f"{relative} is missing from this installation of higherhrnet ({resource}); "
+                           f"reinstall the package")
+    return str(resource)
+
+
+def config_path(entry: WeightsEntry) -> str:
+    """The local path of the entry's experiment config (shipped inside the package)."""
+    return package_file(entry.config)
 
 
 def cache_dir() -> str:
@@ -138,17 +191,42 @@ def cache_dir() -> str:
 
 def cache_path(entry: WeightsEntry) -> str:
     """Where the entry's file lives in the cache: the URL's file name, or <name>/<published file name>
-    for files a person downloads (a folder per entry, because publishers reuse file names)."""
+    for files a person downloads (a folder per entry, because publishers reuse file names). Bundled
+    entries have no cache path: their file is `package_file(entry.packaged)`."""
+    if entry.packaged:
+        raise ValueError(f"weights {entry.name!r} are shipped inside the package, not cached")
     if entry.url:
         return os.path.join(cache_dir(), _url_filename(entry.url))
     return os.path.join(cache_dir(), entry.name, entry.filename or f"{entry.name}.pth")
 
 
+def weights_status(entry: WeightsEntry) -> str:
+    """"bundled" (shipped inside the package), "cached" (a file is at its cache path; checked when used),
+    "download" (fetched on first use) or "manual" (to be downloaded by a person)."""
+    if entry.packaged:
+        return "bundled"
+    if os.path.isfile(cache_path(entry)):
+        return "cached"
+    return "download" if entry.url else "manual"
+
+
+def entry_of_file(path: str | os.PathLike) -> Optional[WeightsEntry]:
+    """The registered entry whose known sha256 the file has (all of it, or the published leading digits), or
+    None: how a file that carries no config of its own (official, mmpose) is recognised."""
+    candidates = [entry for entry in REGISTRY.values() if entry.sha256]
+    if not candidates:
+        return None
+    actual = _sha256_of(os.fspath(path))
+    return next((entry for entry in candidates if actual.startswith(entry.sha256.lower())), None)
+
+
 def resolve_weights(value: str, progress: bool = True) -> str:
     """A local weights file for `value`: an existing path, an http(s) URL or a name in `REGISTRY`.
 
-    URLs and registered files are downloaded once into `cache_dir()` and checked against their sha256
-    (registered hash, or the hash prefix in an mmpose / torch.hub style file name). Raises WeightsError.
+    URLs and registered files are downloaded once into `cache_dir()`; every file whose hash is known is
+    checked against it: a registered entry's file (bundled, cached or downloaded), a URL whose file name
+    carries a hash prefix (mmpose / torch.hub style), a local file with the file name of a registered
+    download. Raises WeightsError (a failed download says where to save the file by hand).
     """
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
         if urllib.parse.urlparse(value).scheme.lower() not in ("http", "https"):
@@ -156,6 +234,10 @@ def resolve_weights(value: str, progress: bool = True) -> str:
         return _cached_download(value, _hash_in_filename(_url_filename(value)), progress)
     path = os.path.expanduser(value)
     if os.path.isfile(path):
+        entry = _entry_named_like(path)
+        if entry is not None:
+            _check_hash(path, entry, "it has the file name of registered weights but not their content "
+                                     "(damaged, cut short, or another file)")
         return path
     if os.path.isdir(path):
         raise WeightsError(f"weights path {value} is a folder, not a file")
@@ -170,13 +252,47 @@ def resolve_weights(value: str, progress: bool = True) -> str:
                        f"Known names: {known}")
 
 
+def resolve_default(progress: bool = True) -> tuple[str, str, Optional[str]]:
+    """(registered name, local file, note) of the weights to use when none are named: `DEFAULT_MODEL`, cached
+    or downloaded, with note None; where it cannot be had (offline, a failed download), `BUNDLED_MODEL` with
+    a one-line note saying so, why, and where to save the COCO weights by hand."""
+    try:
+        return DEFAULT_MODEL, resolve_weights(DEFAULT_MODEL, progress), None
+    except WeightsError as e:
+        reason = " ".join(str(e).split())
+    return BUNDLED_MODEL, resolve_weights(BUNDLED_MODEL, progress), (
+        f"using the bundled demo model {BUNDLED_MODEL} ({REGISTRY[BUNDLED_MODEL].note}): the default COCO "
+        f"weights {DEFAULT_MODEL} could not be had: {reason}")
+
+
 def _looks_like_path(value: str) -> bool:
     # Registered names have no dots and no separators, so either one means a file was meant.
     separators = [os.sep] + ([os.altsep] if os.altsep else [])
     return any(s in value for s in separators) or value.startswith(("~", ".")) or "." in value
 
 
+def _entry_named_like(path: str) -> Optional[WeightsEntry]:
+    """The registered download with a known hash whose URL file name `path` has (a file downloaded by hand):
+    such names (mmpose's, with their hash prefix) name one file exactly."""
+    name = os.path.basename(path)
+    return next((entry for entry in REGISTRY.values()
+                 if entry.url and entry.sha256 and _url_filename(entry.url) == name), None)
+
+
+def _check_hash(path: str, entry: WeightsEntry, remedy: str) -> None:
+    actual = _sha256_of(path)
+    if not actual.startswith(entry.sha256.lower()):
+        raise WeightsError(f"{path} does not match weights {entry.name!r}: sha256 {actual}, expected "
+                           f"{entry.sha256}; {remedy}")
+
+
 def _resolve_entry(entry: WeightsEntry, progress: bool) -> str:
+    if entry.packaged:
+        path = package_file(entry.packaged)
+        if entry.sha256:
+            _check_hash(path, entry, "the file shipped with this installation was changed: reinstall the package "
+                                     "(or, after retraining it on purpose, record its new sha256 in zoo.py)")
+        return path
     if entry.url:
         return _cached_download(entry.url, entry.sha256, progress)
     path = cache_path(entry)
@@ -188,10 +304,7 @@ def _resolve_entry(entry: WeightsEntry, progress: bool) -> str:
             f"  {entry.page}\nand save it as\n  {path}\nor pass the path of the downloaded file instead "
             f"of the name.{note}")
     if entry.sha256:
-        actual = _sha256_of(path)
-        if not actual.startswith(entry.sha256.lower()):
-            raise WeightsError(f"{path} does not match weights {entry.name!r}: sha256 {actual}, expected "
-                               f"{entry.sha256}. Delete it and download it again from {entry.page}")
+        _check_hash(path, entry, f"delete it and download it again from {entry.page}")
     return path
 
 
@@ -232,7 +345,11 @@ def _cached_download(url: str, sha256: Optional[str], progress: bool) -> str:
         if actual.startswith(sha256.lower()):
             return path
         logger.warning("cached %s has sha256 %s, expected %s: downloading it again", path, actual, sha256)
-    download(url, path, sha256, progress)
+    try:
+        download(url, path, sha256, progress)
+    except WeightsError as e:
+        # Offline machines, proxies, firewalls: the file can still be fetched elsewhere and put in place.
+        raise WeightsError(f"{e}. To use it without downloading here, save the file from {url} as {path}") from None
     return path
 
 

@@ -197,6 +197,10 @@ def test_export_cli_writes_a_checked_model(tiny_files):
     metadata = {p.key: p.value for p in proto.metadata_props}
     assert yaml.safe_load(metadata["higherhrnet.config"]) == yaml.safe_load((tiny_files / "tiny.yaml").read_text())
     assert metadata["higherhrnet.version"] == higherhrnet.__version__
+    # What the model is (the model meta of the weights), so that the file needs no --cfg later.
+    meta = json.loads(metadata["higherhrnet.meta"])
+    assert meta["format"] == "higherhrnet" and meta["config"] == metadata["higherhrnet.config"]
+    assert meta["dataset"] == "coco_kpt" and meta["keypoints"]["names"] == list(higherhrnet.COCO_KEYPOINTS.names)
 
 
 @pytest.mark.slow
@@ -215,6 +219,31 @@ def test_export_cli_errors(tiny_files, tmp_path):
                         tiny_files / "tiny.pth", "--out", tmp_path / "no/such/folder/m.onnx")
     assert result.returncode == 2 and "does not exist" in result.stderr
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.slow
+def test_an_exported_file_brings_its_config_to_the_command_line(tiny, tiny_files, tmp_path):
+    from higherhrnet.checkpoint import model_meta
+    from higherhrnet.models.onnx import onnx_metadata
+
+    cfg, model, data = tiny
+    write_bytes(export_onnx(fold_batchnorm(model), (128, 128), metadata=onnx_metadata(model_meta(cfg))),
+                tmp_path / "with_config.onnx")
+    write_bytes(data, tmp_path / "foreign.onnx")       # no config stored, as from another tool
+    image = painted_images()[0]
+    assert cv2.imwrite(str(tmp_path / "street.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    found = {}
+    for name, args in [("cfg", ["--cfg", tiny_files / "tiny.yaml"]), ("stored", [])]:
+        result = run_script("demo/inference.py", *args, "--weights", tmp_path / "with_config.onnx", "--backend",
+                            "onnxruntime", "--image", tmp_path / "street.png", "--out", tmp_path / name, "--all")
+        assert result.returncode == 0, result.stderr
+        found[name] = json.loads((tmp_path / name / "street.json").read_text())["people"]
+    assert found["stored"] == found["cfg"] and found["cfg"]
+    result = run_script("demo/inference.py", "--weights", tmp_path / "foreign.onnx", "--backend", "onnxruntime",
+                        "--image", tmp_path / "street.png", "--out", tmp_path / "x")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr == (f"error: --cfg is required: {tmp_path / 'foreign.onnx'} is an ONNX model that stores no "
+                             f"config (exported by another tool): give the config it was exported with\n")
 
 
 @pytest.mark.slow

@@ -164,8 +164,10 @@ def test_weights_in_swahrs_layout_load_and_give_swahrs_outputs(tmp_path, wrap):
 def test_swahr_weights_need_the_swahr_config():
     torch.manual_seed(0)
     state = swahr_state_dict(higherhrnet.build_model(tiny_cfg()).state_dict(), (8, 8), 17)
-    with pytest.raises(higherhrnet.CheckpointError, match=r"unexpected \(18\): conv_scale_layers\.0\.0\.weight"):
+    with pytest.raises(higherhrnet.CheckpointError, match=r"holds the weights of a HigherHRNet-W8 \(17 joints, SWAHR "
+                                                          r"scale heads\), not of this config's network") as error:
         higherhrnet.load_checkpoint(higherhrnet.build_model(tiny_cfg()), state)
+    assert "unexpected (18): conv_scale_layers.0.0.weight" in error.value.details
 
 
 def test_test_time_drops_the_scale_maps():

@@ -12,7 +12,8 @@ Everything is importable from here: `from higherhrnet.checkpoint import load_che
 """
 from .finite import check_finite, non_finite_tensors
 from .io import CheckpointError, atomic_save, read_checkpoint
-from .layouts import convert_mmpose_state_dict, extract_state_dict, is_mmpose_layout, to_mmpose_state_dict
+from .layouts import (convert_mmpose_state_dict, describe_weights, extract_state_dict, is_mmpose_layout,
+                      to_mmpose_state_dict)
 from .loading import load_checkpoint, load_pretrained_backbone
 from .meta import MODEL_FORMAT, model_meta, read_model_meta, save_model
 
@@ -20,4 +21,4 @@ __all__ = ["CheckpointError", "read_checkpoint", "extract_state_dict", "load_che
            "check_finite",
            "load_pretrained_backbone", "atomic_save", "MODEL_FORMAT", "model_meta", "save_model",
            "read_model_meta", "is_mmpose_layout", "convert_mmpose_state_dict",
-           "to_mmpose_state_dict"]
+           "to_mmpose_state_dict", "describe_weights"]

@@ -22,7 +22,12 @@ _MAX_LISTED = 20
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read, is unsafe, or does not fit the model; the message says which and why."""
+    """A checkpoint cannot be read, is unsafe, or does not fit the model; the message (one line) says which and
+    why. `details`: more lines where there is more to say (every missing or unexpected key), else ""."""
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details
 
 
 def read_checkpoint(path: str | os.PathLike) -> Any:
@@ -32,6 +37,9 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"checkpoint not found: {path}")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    other = _other_format(path)
+    if other is not None:
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint: it looks like {other}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -45,13 +53,49 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"cannot read checkpoint {path}: damaged or not a PyTorch file ({first})") from None
 
 
+# What a file that torch.load cannot read looks like, by its first bytes: (prefix, description).
+_MAGIC = (
+    (b"\x89HDF", "an HDF5 file (Keras / TensorFlow weights?)"),
+    (b"\x93NUMPY", "a NumPy array file"),
+    (b"\x1f\x8b", "a gzip archive: unpack it first"),
+    (b"7z\xbc\xaf", "a 7-Zip archive: unpack it first"),
+    (b"Rar!", "a RAR archive: unpack it first"),
+    (b"version https://git-lfs", "a Git LFS pointer, not the file itself: fetch it with git lfs pull"),
+)
+
+
+def _other_format(path: str) -> str | None:
+    """What the file looks like when it cannot be a PyTorch checkpoint (a zip archive, a pickle, or an old tar
+    one), else None: so that an ONNX model, a web page saved under the weights' name or an archive is named,
+    instead of a pickle error about Python objects."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head.startswith((b"PK\x03\x04", b"\x80")) or head[257:262] == b"ustar":
+        return None
+    for prefix, what in _MAGIC:
+        if head.startswith(prefix):
+            return what
+    # ONNX: a protobuf ModelProto, ir_version (field 1, a small varint) first, then another field's tag.
+    if path.lower().endswith(".onnx") or (head[:1] == b"\x08" and head[2:3] in (b"\x12", b"\x1a", b"\x22", b"\x2a", b"\x3a")):
+        return "an ONNX model: it runs with the onnxruntime backend"
+    if len(head) >= 10 and head[8:10] == b'{"':
+        return "a safetensors file"
+    try:
+        text = head.decode("utf-8").lstrip().lower()
+    except UnicodeDecodeError:
+        return "a binary file of an unknown format"
+    if text.startswith(("<!doctype html", "<html", "<?xml", "<")):
+        return "a web page (a download that returned a page instead of the file?)"
+    return "a text file"
+
+
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """torch.save to a temporary file in the same folder, then rename over `path`."""
     with atomic_write(path) as f:
         torch.save(obj, f)
 
 
-def _listing(items: list[str]) -> str:
-    """The first _MAX_LISTED of `items`, comma-separated, and how many more there are (for error messages)."""
-    shown = ", ".join(items[:_MAX_LISTED])
-    return shown + (f", ... (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
+def _listing(items: list[str], limit: int = _MAX_LISTED) -> str:
+    """The first `limit` of `items`, comma-separated, and how many more there are (for error messages)."""
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... (+{len(items) - limit} more)" if len(items) > limit else "")

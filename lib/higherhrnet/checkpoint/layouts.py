@@ -34,7 +34,8 @@ import torch
 
 from .io import CheckpointError, _listing
 
-__all__ = ["extract_state_dict", "is_mmpose_layout", "convert_mmpose_state_dict", "to_mmpose_state_dict"]
+__all__ = ["extract_state_dict", "is_mmpose_layout", "convert_mmpose_state_dict", "to_mmpose_state_dict",
+           "describe_weights"]
 
 _WRAPPER_KEYS = ("state_dict", "model")
 _KEY_PREFIXES = ("module.", "1.", "model.module.")
@@ -55,7 +56,10 @@ def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.
         raise CheckpointError(f"{source}: entries that are not tensors: {_listing(not_tensors)}")
     state = dict(obj)
     if is_mmpose_layout(state):
-        return convert_mmpose_state_dict(state)
+        try:
+            return convert_mmpose_state_dict(state)
+        except CheckpointError as e:
+            raise CheckpointError(f"{source}: {e}") from None
     changed = True
     while changed:
         changed = False
@@ -90,8 +94,8 @@ def convert_mmpose_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, to
             foreign.append(key)
         converted[name] = value
     if foreign:
-        raise CheckpointError(f"not an mmpose HigherHRNet state dict: {len(foreign)} keys outside "
-                           f"backbone.<HRNet> / keypoint_head.<final_layers|deconv_layers>: {_listing(foreign)}")
+        raise CheckpointError(f"an mmpose network other than HigherHRNet: {len(foreign)} keys outside "
+                              f"backbone.<HRNet> / keypoint_head.<final_layers|deconv_layers>: {_listing(foreign, 3)}")
     return converted
 
 
@@ -108,6 +112,39 @@ def to_mmpose_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.T
         raise CheckpointError(f"{len(foreign)} keys have no place in mmpose's HRNet + AEHigherResolutionHead "
                            f"(e.g. the hrnet_v2 representation_head, SWAHR's conv_scale_layers): {_listing(foreign)}")
     return converted
+
+
+def describe_weights(state: Mapping[str, torch.Tensor]) -> str:
+    """What network a state dict (our key layout, as `extract_state_dict` returns it) looks like, as a noun
+    phrase for messages: "a HigherHRNet-W32 (17 joints)", "an ImageNet HRNet-W48 classifier (...)", ...
+    Read from key names and a few shapes only."""
+    tops = {key.split(".")[0] for key in state}
+    if {"stage4", "transition1"} <= tops and "transition1.0.0.weight" in state:
+        width = state["transition1.0.0.weight"].shape[0]
+        if tops & {"incre_modules", "classifier"}:
+            return f"an ImageNet HRNet-W{width} classifier (backbone weights, for MODEL.PRETRAINED)"
+        if "final_layer.weight" in state:
+            return (f"a top-down HRNet-W{width} pose network ({state['final_layer.weight'].shape[0]} heatmaps, "
+                    f"one person per crop)")
+        heads = sorted(k for k in state if k.startswith("final_layers.") and k.endswith(".weight"))
+        if not heads:
+            return f"an HRNet-W{width} without a pose head"
+        name = "a HigherHRNet" if "deconv_layers" in tops else "an HRNet"
+        extras = [what for key, what in (("representation_head", "HRNetV2 head"),
+                                         ("conv_scale_layers", "SWAHR scale heads")) if key in tops]
+        channels = [state[k].shape[0] for k in heads]
+        outputs = f"{channels[-1]} joints" if len(channels) > 1 else f"{channels[0]} output channels"
+        return f"{name}-W{width} ({', '.join([outputs, *extras])})"
+    if {"pre", "outs"} <= tops:
+        return f"an Associative Embedding stacked hourglass ({_count(state, 'outs')} stacks)"
+    if {"hourglasses", "predictions"} <= tops:
+        return f"a residual stacked hourglass ({_count(state, 'hourglasses')} stacks)"
+    return f"an unknown network ({len(state)} tensors, e.g. {_listing(sorted(state), 2)})"
+
+
+def _count(state: Mapping[str, torch.Tensor], module: str) -> int:
+    """How many entries the nn.ModuleList `module` has."""
+    return len({key.split(".")[1] for key in state if key.startswith(module + ".")})
 
 
 def _describe(obj: Any) -> str:

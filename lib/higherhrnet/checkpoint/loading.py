@@ -9,7 +9,7 @@ from torch import nn
 
 from .finite import check_finite
 from .io import CheckpointError, _listing, read_checkpoint
-from .layouts import extract_state_dict
+from .layouts import describe_weights, extract_state_dict
 
 __all__ = ["load_checkpoint", "load_pretrained_backbone"]
 
@@ -19,7 +19,10 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike | Mapping, strict:
     """Load model weights from a file (or an already loaded checkpoint) into `model`.
 
     With strict=True every model key must be present with the right shape and no extra key may remain
-    (BatchNorm `num_batches_tracked` counters may be absent: they do not affect outputs). Weights or buffers
+    (BatchNorm `num_batches_tracked` counters may be absent: they do not affect outputs); otherwise a
+    CheckpointError says what the file holds: the weights of another network (`describe_weights`) in one line,
+    or, for the same kind of network built from another config, a short line followed by the keys that
+    differ; its `details` list every missing, unexpected and wrongly shaped key. Weights or buffers
     holding NaN or infinity are refused (CheckpointError naming them: such a network outputs NaN, which
     decodes to no people at all) unless allow_non_finite. Returns the loaded checkpoint object, so that
     callers can read other entries (epoch, config, ...).
@@ -35,12 +38,16 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike | Mapping, strict:
         for k in own if k in state and state[k].shape != own[k].shape
     ]
     if wrong_shape or (strict and (missing or unexpected)):
-        lines = [f"checkpoint {source} does not fit the model ({type(model).__name__}):"]
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
-            if items:
-                lines.append(f"  {label} ({len(items)}): {_listing(items)}")
-        lines.append("  Was it trained with a different config (widths, joints, tag maps per output)?")
-        raise CheckpointError("\n".join(lines))
+        found = {"missing": missing, "unexpected": unexpected, "wrong shape": wrong_shape}
+        details = "\n".join(f"  {label} ({len(items)}): {_listing(items)}" for label, items in found.items() if items)
+        held, wanted = describe_weights(state), describe_weights(own)
+        if held != wanted:
+            raise CheckpointError(f"{source} holds the weights of {held}, not of this config's network, {wanted}: "
+                                  f"give the config it was trained with, or weights for this network", details)
+        counts = ", ".join(f"{len(items)} {label}" for label, items in found.items() if items)
+        raise CheckpointError(f"checkpoint {source} does not fit the model of this config, {wanted} ({counts}); was "
+                              f"it trained with a different config (widths, joints, tag maps per output)?\n{details}",
+                              details)
     converted = {k: _as_model_dtype(v, own[k]) for k, v in state.items() if k in own}
     if not allow_non_finite:
         check_finite(converted, f"checkpoint {source}",

@@ -6,6 +6,7 @@
     higherhrnet export --cfg CFG --weights W --out model.onnx     ONNX export, checked against PyTorch
     higherhrnet summary --cfg CFG                                 parameters, multiply-adds, output shapes
     higherhrnet make-synthetic --out data/synthetic               the synthetic COCO-format dataset
+    higherhrnet weights                                           the registered weights, and which are here
 
 Every subcommand takes --cfg, --weights and --device the same way, and config overrides (KEY VALUE) anywhere
 on the line. The scripts in tools/ and demo/ call these subcommands.
@@ -30,6 +31,7 @@ SUBCOMMANDS = {
     "export": "export",
     "summary": "summary",
     "make-synthetic": "synthetic",
+    "weights": "weights",
 }
 
 

@@ -12,7 +12,6 @@ import re
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Callable, Collection, Iterator, Sequence
 
 __all__ = ["CommandError", "add_config_options", "split_overrides", "value_options", "load_config_and_weights",
@@ -93,63 +92,45 @@ def value_options(parser: argparse.ArgumentParser) -> set[str]:
             for option in action.option_strings}
 
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
 def load_config_and_weights(cfg_path: str | None, weights: str | None, overrides: Sequence[str],
-                            default_weights: Callable | None = None, progress: bool = True):
-    """(cfg, config path or None, local weights file) for --cfg, --weights and the overrides.
+                            default_weights: Callable | None = None, progress: bool = True,
+                            default_model: bool = False):
+    """(cfg, config path or None, local weights file) for --cfg, --weights and the overrides: the library's
+    higherhrnet.hub.resolve_model, its errors as one-line CommandErrors.
 
     --weights may be a path, an http(s) URL or a registered name (zoo.py): URLs and names are downloaded
     once into the cache. Without --cfg, registered weights bring their own experiment file, and a model file
-    this toolkit wrote carries the config it was trained with (its "meta"; the config path is None then).
-    Without --weights: TEST.MODEL_FILE, else default_weights(cfg, config path) when given.
+    this toolkit wrote (or an ONNX file it exported) carries the config it was made with (the config path is
+    None then). Without --weights: TEST.MODEL_FILE, else default_weights(cfg, config path) when given; with
+    default_model and neither --cfg nor --weights, the default model (zoo.DEFAULT_MODEL; offline, the bundled
+    demo model, with a note on stderr saying so).
     """
+    from ..checkpoint import CheckpointError
     from ..config import ConfigError, load_cfg
-    from ..zoo import REGISTRY, WeightsError, resolve_weights
+    from ..hub import MissingConfigError, resolve_model
+    from ..models.onnx import OnnxError
+    from ..zoo import REGISTRY, WeightsError, config_path
 
-    if cfg_path is None and weights and weights not in REGISTRY:
-        return _config_of_model_file(weights, overrides, progress)
-    if cfg_path is None:
-        entry = REGISTRY.get(weights or "")
-        if entry is None:
-            raise CommandError("--cfg is required (it may be left out when --weights names registered weights or "
-                               "a model file this toolkit wrote, which come with their config)")
-        cfg_path = str(REPO_ROOT / entry.config)
-        if not os.path.isfile(cfg_path):
-            raise CommandError(f"the config of {weights}, {entry.config}, is not in this installation; pass it "
-                               f"with --cfg")
+    if cfg_path is None and not weights and not default_model:
+        raise CommandError("--cfg is required (it may be left out when --weights names registered weights or "
+                           "a model file this toolkit wrote, which come with their config)")
     try:
-        cfg = load_cfg(cfg_path, overrides)
-    except ConfigError as e:
+        cfg = load_cfg(cfg_path, overrides) if cfg_path is not None else None
+        if cfg is not None and not weights:
+            weights = cfg.TEST.MODEL_FILE or (default_weights(cfg, cfg_path) if default_weights else None)
+            if not weights and not default_model:
+                raise CommandError("no weights: pass --weights (a file, a URL or a registered name) or set "
+                                   "TEST.MODEL_FILE")
+        resolved = resolve_model(weights or None, cfg, () if cfg is not None else overrides, progress)
+    except MissingConfigError as e:
+        raise CommandError(f"--cfg is required: {e}") from None
+    except (ConfigError, WeightsError, CheckpointError, OnnxError) as e:
         raise CommandError(str(e)) from None
-    weights = weights or cfg.TEST.MODEL_FILE or (default_weights(cfg, cfg_path) if default_weights else None)
-    if not weights:
-        raise CommandError("no weights: pass --weights (a file, a URL or a registered name) or set TEST.MODEL_FILE")
-    try:
-        return cfg, cfg_path, resolve_weights(weights, progress=progress)
-    except WeightsError as e:
-        raise CommandError(str(e)) from None
-
-
-def _config_of_model_file(weights: str, overrides: Sequence[str], progress: bool):
-    """(cfg, None, local file) for --weights without --cfg: the config saved in the model file's meta."""
-    from ..checkpoint import CheckpointError, read_model_meta
-    from ..config import ConfigError, load_cfg_text
-    from ..zoo import WeightsError, resolve_weights
-
-    try:
-        local = resolve_weights(weights, progress=progress)
-        text = read_model_meta(local).get("config")
-    except (WeightsError, CheckpointError) as e:
-        raise CommandError(str(e)) from None
-    if not isinstance(text, str):
-        raise CommandError(f"--cfg is required: {weights} carries no config (official and mmpose files do not; only "
-                           f"model files this toolkit wrote do, and registered weights bring theirs)")
-    try:
-        return load_cfg_text(text, f"the config saved in {weights}", overrides), None, local
-    except ConfigError as e:
-        raise CommandError(str(e)) from None
+    if resolved.note:
+        print(f"note: {resolved.note}", file=sys.stderr)
+    if cfg_path is None and resolved.config_source.startswith("registry:"):
+        cfg_path = config_path(REGISTRY[resolved.name])
+    return resolved.cfg, cfg_path, resolved.weights
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:

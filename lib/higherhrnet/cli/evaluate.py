@@ -9,7 +9,9 @@
 Runs the official test pipeline (every grouped person is kept, as the official evaluation does) and writes
 <out>/keypoints_<split>_results.json (COCO results format) and, when the split has annotations,
 <out>/metrics_<split>.json, then prints the metrics as a table. --out defaults to a folder named after the
-weights, beside them (eval_<weights name>/), so a training run's own files are never overwritten. The
+weights, beside them (eval_<weights name>/), so a training run's own files are never overwritten; for weights
+that belong to the installation (the bundled model, the repository's models/, the download cache) it is
+eval_<name>/ in the current folder, and the command says so. The
 output folder is checked before any work; files are written whole (temporary name, then renamed).
 Exit status 2 on bad arguments, config, weights or data; 130 after Ctrl-C.
 """
@@ -20,24 +22,46 @@ import os
 
 from .common import CommandError, add_config_options, check_writable_folder, load_config_and_weights
 
-__all__ = ["add_arguments", "run", "default_output_folder"]
+__all__ = ["add_arguments", "run", "default_output_folder", "shipped_place"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser, cfg_required=False,
                        weights="checkpoint, .onnx file (with --backend onnxruntime), URL or registered name; "
                                "default: TEST.MODEL_FILE, else final_state.pth of the config's training output")
-    parser.add_argument("--out", help="output folder (default: eval_<weights name>/ beside the weights)")
+    parser.add_argument("--out", help="output folder (default: eval_<weights name>/ beside the weights; for the "
+                                      "bundled, models/ or cached weights, in the current folder)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                         help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\")")
     parser.add_argument("--batch-size", type=int, default=None, help="images per forward (default TEST.IMAGES_PER_GPU)")
     parser.add_argument("--workers", type=int, default=None, help="image-loading processes (default WORKERS)")
 
 
-def default_output_folder(weights: str) -> str:
-    """eval_<weights file name without extension>/ in the weights' folder."""
+def default_output_folder(weights: str, name: str | None = None) -> str:
+    """eval_<weights file name without extension>/ in the weights' folder; for weights that belong to the
+    installation (`shipped_place`), eval_<registered name, else file name>/ in the current folder instead."""
     stem = os.path.splitext(os.path.basename(weights))[0]
+    if shipped_place(weights):
+        return os.path.join(os.getcwd(), f"eval_{name or stem}")
     return os.path.join(os.path.dirname(os.path.abspath(weights)), f"eval_{stem}")
+
+
+def shipped_place(weights: str) -> str | None:
+    """Where weights that are no place for results live, in words: inside the installed package (the bundled
+    model; in a checkout lib/higherhrnet/), the repository's models/ folder, or the download cache; else
+    None."""
+    from ..zoo import cache_dir
+
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    checkout = os.path.dirname(os.path.dirname(package))
+    places = [(package, "inside the installed higherhrnet package"), (cache_dir(), "in the download cache")]
+    if os.path.isfile(os.path.join(checkout, "setup.py")):
+        places.append((os.path.join(checkout, "models"), "in the repository's models/ folder"))
+    real = os.path.realpath(weights)
+    for folder, words in places:
+        if os.path.commonpath([real, os.path.realpath(folder)]) == os.path.realpath(folder):
+            return words
+    return None
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -50,15 +74,19 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..engine.distributed import DistInfo, init_distributed, shutdown_distributed
     from ..fileio import write_json
     from ..images import ImageError
+    from ..zoo import REGISTRY
 
     # Which process this is (torchrun's environment), before joining the group: only the first checks --out.
     process = DistInfo.from_environment()
     cfg, cfg_path, weights = load_config_and_weights(
         args.cfg, args.weights, overrides,
         default_weights=lambda cfg, path: os.path.join(run_dir(cfg, path, cfg.OUTPUT_DIR), "final_state.pth"))
-    out = args.out or default_output_folder(weights)
+    out = args.out or default_output_folder(weights, args.weights if args.weights in REGISTRY else None)
     if process.main:
         check_writable_folder(out)
+        place = None if args.out else shipped_place(weights)
+        if place:
+            print(f"results go to {out} (the weights are {place}; --out chooses another folder)")
     try:
         device = resolve_device(args.device)
         process = init_distributed(device.type, cfg.DIST_BACKEND)

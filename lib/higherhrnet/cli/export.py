@@ -7,7 +7,8 @@
 The file has one input, "image" (N, 3, H, W) float32 (ImageNet-normalised RGB, H and W multiples of 32),
 and one output per network output: "output_0" (stride 4: heatmaps then tags), "output_1" (stride 2:
 heatmaps); with MODEL.SWAHR each output starts with J scale maps. The config YAML is stored in the model's
-metadata ("higherhrnet.config"). After writing, the file is checked with onnx.checker and run in onnxruntime
+metadata ("higherhrnet.config"), with what the model is ("higherhrnet.meta": the model meta of the weights, as
+JSON), so that `--weights model.onnx` needs no --cfg later. After writing, the file is checked with onnx.checker and run in onnxruntime
 at two input sizes other than the export size, against the PyTorch model; the largest differences are printed.
 
 Exit status: 0 exported and checked, 1 onnxruntime disagrees with PyTorch by more than --tolerance,
@@ -46,10 +47,13 @@ def check_sizes(width: int, height: int) -> list[tuple[int, int]]:
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
-    from .. import CheckpointError, __version__, build_model, load_checkpoint
+    from .. import CheckpointError, ConfigError, build_model, load_checkpoint
+    from ..checkpoint import model_meta, read_model_meta
+    from ..data.registry import keypoints_from_config
     from ..fileio import write_bytes
     from ..models import fold_batchnorm
-    from ..models.onnx import DEFAULT_OPSET, OnnxError, OnnxRuntimeNetwork, create_session, export_onnx, max_differences
+    from ..models.onnx import (DEFAULT_OPSET, OnnxError, OnnxRuntimeNetwork, create_session, export_onnx,
+                               max_differences, onnx_metadata)
 
     opset = args.opset or DEFAULT_OPSET
     if not args.out.lower().endswith(".onnx"):
@@ -61,13 +65,13 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         raise CommandError(f"--input-size must be positive multiples of 32, got {width} x {height}")
     try:
         model = build_model(cfg)
-        load_checkpoint(model, weights)
+        # What the weights say about themselves (dataset, metrics, epoch), with the config used for the export.
+        meta = {**read_model_meta(load_checkpoint(model, weights)), **model_meta(cfg, keypoints_from_config(cfg))}
         model.eval()
         start = time.perf_counter()
-        data = export_onnx(fold_batchnorm(model), (width, height), opset, args.exporter,
-                           metadata={"higherhrnet.config": cfg.dump(), "higherhrnet.version": __version__})
+        data = export_onnx(fold_batchnorm(model), (width, height), opset, args.exporter, metadata=onnx_metadata(meta))
         write_bytes(data, args.out)
-    except (CheckpointError, OnnxError, OSError) as e:
+    except (CheckpointError, ConfigError, OnnxError, OSError) as e:
         raise CommandError(str(e)) from None
     print(f"{args.out}: {len(data) / 1e6:.1f} MB, opset {opset}, {args.exporter} exporter, traced at "
           f"{width}x{height} in {time.perf_counter() - start:.1f} s; onnx.checker: passed")

@@ -52,7 +52,8 @@ DEFAULT_OUT = "demo_output"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser, cfg_required=False,
                        weights="checkpoint (.pth), .onnx file (with --backend onnxruntime), http(s) URL or registered "
-                               "name (see README); default: TEST.MODEL_FILE of the config")
+                               "name (higherhrnet weights lists them); default: TEST.MODEL_FILE of --cfg, else the "
+                               "default COCO model (the bundled demo model when it cannot be downloaded)")
     parser.add_argument("sources", nargs="*", metavar="SOURCE",
                         help="images, folders, glob patterns (quoted), http(s) URLs, video files, webcam indices (0)")
     parser.add_argument("--image", nargs="+", default=[], metavar="F", help="image files (same as SOURCE)")
@@ -296,7 +297,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.coco_json:
         check_writable_file(args.coco_json, "--coco-json")
     display = Display() if args.show else None
-    cfg, _, weights = load_config_and_weights(args.cfg, args.weights, overrides)
+    cfg, _, weights = load_config_and_weights(args.cfg, args.weights, overrides, default_model=True)
     options = {"raw": True} if args.all else {"min_score": args.min_score, "oks_nms_threshold": args.nms}
     try:
         with warnings.catch_warnings():

@@ -9,6 +9,11 @@ The exported graph has one input, "image" (N, 3, H, W) float32, and one output p
 nn.Module taking and returning torch tensors, so the test pipeline (resize, flip, multi-scale, grouping)
 runs on it unchanged.
 
+The model's metadata_props hold the output strides ("higherhrnet.output_strides") and, from `higherhrnet
+export`, what the model is (`onnx_metadata`): the config YAML ("higherhrnet.config"), the package version and
+the model meta as JSON ("higherhrnet.meta", the fields of checkpoint/meta.py); `read_onnx_meta` reads them
+back, so an exported file brings its config as a model file of ours does.
+
 Exporters: "torchscript" (the default) traces the module with TorchScript, about ten times faster than
 "dynamo", which uses torch.export and needs onnxscript. torch 2.9+ calls the TorchScript exporter legacy and
 warns; we silence that because we chose it knowingly. Both give graphs that agree with PyTorch to about 1e-6
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 import os
 import warnings
 from types import ModuleType
@@ -32,7 +38,8 @@ from ..outputs import OutputSpec
 
 __all__ = ["OnnxError", "DEFAULT_OPSET", "MIN_OPSET", "EXPORTERS", "INPUT_NAME", "INSTALL_HINT", "require",
            "export_onnx", "create_session", "OnnxRuntimeNetwork", "max_differences",
-           "check_output_channels"]
+           "check_output_channels", "CONFIG_KEY", "META_KEY", "onnx_metadata", "read_onnx_metadata",
+           "read_onnx_meta"]
 
 DEFAULT_OPSET = 18
 # ONNX's Resize reproduces PyTorch's nearest upsampling (the HRNet fuse layers) from opset 11 on.
@@ -40,6 +47,10 @@ MIN_OPSET = 11
 EXPORTERS = ("torchscript", "dynamo")
 INPUT_NAME = "image"
 INSTALL_HINT = 'pip install -e ".[onnx]"'
+# metadata_props keys: the config YAML, and the model meta (checkpoint/meta.py) as JSON.
+CONFIG_KEY = "higherhrnet.config"
+META_KEY = "higherhrnet.meta"
+VERSION_KEY = "higherhrnet.version"
 
 
 class OnnxError(RuntimeError):
@@ -126,6 +137,45 @@ def export_onnx(model: nn.Module, input_size: tuple[int, int] = (512, 512), opse
     except Exception as e:  # onnx.checker.ValidationError, onnx.shape_inference.InferenceError
         raise OnnxError(f"the exported ONNX model fails onnx.checker: {_first_line(e)}") from e
     return proto.SerializeToString()
+
+
+def onnx_metadata(meta: Mapping) -> dict[str, str]:
+    """The metadata_props entries (for `export_onnx(metadata=...)`) that store a model meta (checkpoint/meta.py:
+    format, version, config, keypoints, ...): its config YAML, its version and the whole meta as JSON."""
+    entries = {META_KEY: json.dumps(dict(meta), sort_keys=True)}
+    if isinstance(meta.get("config"), str):
+        entries[CONFIG_KEY] = meta["config"]
+    if meta.get("version") is not None:
+        entries[VERSION_KEY] = str(meta["version"])
+    return entries
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata_props of the ONNX model file `path` as a dict. Raises OnnxError when it is not one."""
+    onnx = require("onnx")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise OnnxError(f"ONNX model not found: {path}")
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except Exception as e:  # google.protobuf DecodeError, onnx errors: no useful common base
+        raise OnnxError(f"cannot read {path} as an ONNX model: {_first_line(e)}") from None
+    return {entry.key: entry.value for entry in proto.metadata_props}
+
+
+def read_onnx_meta(path: str | os.PathLike) -> dict:
+    """What an exported model says it is: the model meta stored by `higherhrnet export` (format, version,
+    config, keypoints, ...); for files that store only the config YAML, {"config": ..., "version": ...};
+    {} for ONNX files exported by other tools. Raises OnnxError when `path` is not an ONNX model."""
+    metadata = read_onnx_metadata(path)
+    if META_KEY in metadata:
+        try:
+            meta = json.loads(metadata[META_KEY])
+        except ValueError:
+            meta = None
+        if isinstance(meta, dict):
+            return meta
+    return {key: metadata[name] for key, name in (("config", CONFIG_KEY), ("version", VERSION_KEY)) if name in metadata}
 
 
 def _providers(ort: ModuleType, device: torch.device) -> list:
