@@ -4,6 +4,7 @@ CUDA).
     trainer = Trainer(cfg, "experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml", device="cuda")
     result = trainer.run()      # {"epochs": [...], "replicas_identical": bool, "output_dir": str,
                                 #  "saved": {"final_state": path, ...}, "summary": the last line logged}
+                                # (saved and summary: None on the processes other than the first)
     trainer.close()
 
 Resuming (AUTO_RESUME, or TRAIN.RESUME with TRAIN.CHECKPOINT) compares the checkpoint's configuration with
