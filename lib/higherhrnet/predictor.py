@@ -116,8 +116,8 @@ class Predictor:
             names = ("device", "opts", "keypoints", "oks_nms_threshold")
         else:
             if params is not None or args:
-                raise TypeError("Predictor(model, *, cfg=None, ...) takes one positional argument, the model; pass "
-                                "the rest by name")
+                raise TypeError("Predictor takes one positional argument, the model (a registered name, a model "
+                                "file or a URL); pass the other options by name")
             self._init(**_from_model_source(model, **kwargs))
             return
         if len(args) > len(names):
@@ -457,7 +457,7 @@ def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints:
     if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(".onnx"):
         if backend != "onnxruntime":
             raise ValueError(f"{os.fspath(weights)} is an ONNX model: run it with the onnxruntime backend "
-                             f"(backend=\"onnxruntime\", --backend onnxruntime); the torch backend needs a PyTorch "
+                             f"(backend onnxruntime, --backend onnxruntime); the torch backend needs a PyTorch "
                              f"checkpoint")
         network = load_onnx_network(weights, outputs, device, onnx_threads)
         meta = read_onnx_meta(weights)            # what `higherhrnet export` stored ({} for other exports)

@@ -1,6 +1,8 @@
 """The `higherhrnet` command: subcommands, help, the shared option style, defaults kept in step."""
 from __future__ import annotations
 
+import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -69,3 +71,74 @@ def test_help_texts_quote_the_library_defaults():
 
     assert (predict.DEFAULT_MIN_SCORE, predict.DEFAULT_NMS) == (CLEAN["min_score"], CLEAN["oks_nms_threshold"])
     assert export.HELP_OPSET == DEFAULT_OPSET
+
+
+# The least each subcommand needs on its line to get past argparse's own checks.
+REQUIRED = {"train": ["--cfg", "c.yaml"], "summary": ["--cfg", "c.yaml"], "make-synthetic": ["--out", "data"],
+            "export": ["--out", "model.onnx"]}
+
+
+@pytest.mark.parametrize("command", list(SUBCOMMANDS))
+def test_a_line_a_subcommand_cannot_parse_prints_its_usage(command, capsys):
+    assert main([command, *REQUIRED.get(command, []), "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: higherhrnet {command} ")
+    assert err.rstrip().endswith(f"higherhrnet {command}: error: unrecognized arguments: --bogus")
+    # A config override without its value (the last word: an override takes the next word as its value).
+    assert main([command, *REQUIRED.get(command, []), "TEST.FLIP_TEST"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: higherhrnet {command} ")
+    assert "error: config override TEST.FLIP_TEST has no value (overrides are KEY VALUE pairs)" in err
+
+
+def test_option_values_a_subcommand_refuses_print_its_usage(tmp_path, capsys):
+    cases = [(["make-synthetic", "--out", str(tmp_path), "--empty", "2"], "--empty must be a fraction"),
+             (["make-synthetic", "--out", str(tmp_path), "SEED", "1"], "make-synthetic takes no config overrides"),
+             (["export", "--out", "model.txt"], "--out model.txt: the file name should end in .onnx"),
+             (["summary", "--cfg", str(REPO / "experiments/synthetic/w16_256_tiny.yaml"), "--input-size", "33", "33"],
+              "--input-size must be positive multiples of 32")]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"usage: higherhrnet {argv[0]} ") and f"higherhrnet {argv[0]}: error: {message}" in err
+    # Problems that are not about the command line stay one line.
+    assert main(["summary", "--cfg", str(tmp_path / "missing.yaml")]) == 2
+    assert capsys.readouterr().err == f"error: config file not found: {tmp_path / 'missing.yaml'}\n"
+
+
+def _message_strings(source: str):
+    """(line, text) of every string in a raise statement or a warn / log / print call of `source`."""
+    calls = {"warn", "debug", "info", "warning", "error", "exception", "print", "fail"}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            roots = [node.exc]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in calls:
+            roots = node.args
+        else:
+            continue
+        for root in roots:
+            for sub in ast.walk(root):
+                if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                    yield sub.lineno, sub.value
+
+
+# Python call syntax in a message: device='cpu', resume=fresh, Trainer(..., ...
+_PYTHON_SYNTAX = re.compile(r"\b[a-z_][a-z0-9_]*=[^=\s]|\w\(\.\.\.")
+PACKAGE = REPO / "lib" / "higherhrnet"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_messages_that_reach_the_command_line_use_no_python_syntax(path):
+    """Errors, warnings and log lines may reach `higherhrnet` users: they say "--device cpu", or "device cpu
+    (--device cpu)" where the library's callers read them too, never "device='cpu'"."""
+    found = [f"{path.name}:{line}: {text!r}" for line, text in _message_strings(path.read_text(encoding="utf-8"))
+             if _PYTHON_SYNTAX.search(text)]
+    assert not found
+
+
+def test_the_python_syntax_check_sees_such_messages():
+    source = ("raise ValueError(f'{x} needs a GPU; use device=\\'cpu\\'')\n"
+              "logger.warning('start again with Trainer(..., resume=\"fresh\")')\n"
+              "print('a == b and KEY=1 are fine')\n")
+    hits = [text for _, text in _message_strings(source) if _PYTHON_SYNTAX.search(text)]
+    assert hits == [" needs a GPU; use device='cpu'", 'start again with Trainer(..., resume="fresh")']

@@ -159,7 +159,7 @@ def test_split_without_annotations_writes_results_only(tiny_run, tmp_path):
     assert not (tmp_path / "out/metrics_test-val.json").exists()
 
 
-def test_training_validates_and_keeps_the_best_model(tiny_run):
+def test_training_validates_and_keeps_the_best_model(tiny_run, capsys):
     cfg = higherhrnet.load_cfg(tiny_run / "tiny.yaml", ["TRAIN.END_EPOCH", "2", "TRAIN.VAL_FREQ", "1",
                                                         "TRAIN.IMAGES_PER_GPU", "2",
                                                         "OUTPUT_DIR", str(tiny_run / "train_out")])
@@ -168,5 +168,12 @@ def test_training_validates_and_keeps_the_best_model(tiny_run):
     assert all("AP" in epoch["val"] for epoch in result["epochs"])
     best = torch.load(os.path.join(result["output_dir"], "model_best.pth"), map_location="cpu", weights_only=True)
     assert best["meta"]["metrics"]["AP"] == max(e["val"]["AP"] for e in result["epochs"])
+    assert "validating" in capsys.readouterr().err                 # validation shows its progress
+    log = open(os.path.join(result["output_dir"], "train.log")).read()
+    assert "epoch 1/2 validation: AP " in log and "epoch 2/2 validation: AP " in log
+    saved = result["saved"]
+    assert saved["model_best"] == os.path.join(result["output_dir"], "model_best.pth")
+    assert saved["best_metric"] == max(e["val"]["AP"] for e in result["epochs"])
+    assert f"best validated model {saved['model_best']} (AP {saved['best_metric']:.4f})" in result["summary"]
     model = higherhrnet.build_model(cfg)
     higherhrnet.load_checkpoint(model, os.path.join(result["output_dir"], "model_best.pth"))

@@ -25,7 +25,7 @@ def train_cfg(tmp_path, *opts):
                     *opts)
 
 
-def test_loss_falls_and_outputs_are_written(tmp_path):
+def test_loss_falls_and_outputs_are_written(tmp_path, capsys):
     torch.set_num_threads(2)
     trainer, result = train_once(train_cfg(tmp_path, "TRAIN.END_EPOCH", "6", "TRAIN.WARMUP_EPOCHS", "0.5"))
     losses = [e["loss"] for e in result["epochs"]]
@@ -35,7 +35,17 @@ def test_loss_falls_and_outputs_are_written(tmp_path):
     state = torch.load(os.path.join(out, "checkpoint.pth"), map_location="cpu", weights_only=True)
     assert state["epoch"] == 6 and {"model", "optimizer", "scheduler", "meta"} <= set(state)
     assert state["meta"]["epoch"] == 6 and state["meta"]["config"] == trainer.cfg.dump()
-    assert "epoch 5:" in open(os.path.join(out, "train.log")).read()
+    log = open(os.path.join(out, "train.log")).read()
+    assert "epoch 1/6:" in log and "epoch 6/6:" in log
+    assert "epoch 1/6:" in capsys.readouterr().err                # the progress bar counts the same way
+    # The last line names what the run left and how to use it; no validation, so no model_best.pth.
+    final_state = os.path.join(out, "final_state.pth")
+    assert result["saved"] == {"final_state": final_state, "model_best": None, "best_metric": None,
+                               "log_dir": trainer.log_dir}
+    assert log.rstrip().splitlines()[-1].endswith(result["summary"])
+    assert result["summary"] == (f"training finished: model {final_state}; TensorBoard logs in {trainer.log_dir}; "
+                                 f"evaluate with: higherhrnet eval --weights {final_state}; run with: higherhrnet "
+                                 f"predict --weights {final_state} IMAGE")
     final = torch.load(os.path.join(out, "final_state.pth"), map_location="cpu", weights_only=True)
     assert list(final) == ["state_dict", "meta"]
     assert list(final["state_dict"]) == list(higherhrnet.build_model(trainer.cfg).state_dict())   # official layout
@@ -78,7 +88,7 @@ def test_train_cli_single_process_and_bad_config(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "tools/train.py"), "--cfg", str(path)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "epoch 0:" in result.stderr
+    assert "epoch 1/1:" in result.stderr
     result = subprocess.run([sys.executable, str(REPO / "tools/train.py"), "--cfg", str(path), "TRAIN.LRR", "1"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "unknown config key TRAIN.LRR" in result.stderr

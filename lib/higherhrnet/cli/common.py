@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import Callable, Collection, Iterator, Sequence
 
-__all__ = ["CommandError", "add_config_options", "split_overrides", "value_options", "load_config_and_weights",
+__all__ = ["CommandError", "UsageError", "add_config_options", "split_overrides", "value_options", "load_config_and_weights",
            "fail", "check_writable_folder", "check_writable_file", "finish_before_interrupt",
            "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED"]
 
@@ -32,6 +32,11 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = EXIT_USAGE):
         super().__init__(message)
         self.code = code
+
+
+class UsageError(CommandError):
+    """A command line the subcommand cannot use (an option value out of range, an override without its value):
+    printed as argparse prints its own errors, the subcommand's usage line and then the message."""
 
 
 def add_config_options(parser: argparse.ArgumentParser, cfg_required: bool = True, weights: str | None = None,
@@ -77,7 +82,7 @@ def split_overrides(argv: Sequence[str], value_options: Collection[str] = ()) ->
             continue
         if _KEY_PATTERN.fullmatch(word) and word.split(".")[0] in sections and not os.path.exists(word):
             if i + 1 >= len(words):
-                raise CommandError(f"config override {word} has no value (overrides are KEY VALUE pairs)")
+                raise UsageError(f"config override {word} has no value (overrides are KEY VALUE pairs)")
             overrides += [word, words[i + 1]]
             i += 2
             continue

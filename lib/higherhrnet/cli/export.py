@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .common import CommandError, add_config_options, check_writable_file, load_config_and_weights
+from .common import CommandError, UsageError, add_config_options, check_writable_file, load_config_and_weights
 
 __all__ = ["add_arguments", "run"]
 
@@ -57,12 +57,12 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
 
     opset = args.opset or DEFAULT_OPSET
     if not args.out.lower().endswith(".onnx"):
-        raise CommandError(f"--out {args.out}: the file name should end in .onnx")
+        raise UsageError(f"--out {args.out}: the file name should end in .onnx")
     check_writable_file(args.out, "--out")
     cfg, _, weights = load_config_and_weights(args.cfg, args.weights, overrides)
     width, height = args.input_size or (cfg.DATASET.INPUT_SIZE, cfg.DATASET.INPUT_SIZE)
     if width <= 0 or height <= 0 or width % 32 or height % 32:
-        raise CommandError(f"--input-size must be positive multiples of 32, got {width} x {height}")
+        raise UsageError(f"--input-size must be positive multiples of 32, got {width} x {height}")
     try:
         model = build_model(cfg)
         # What the weights say about themselves (dataset, metrics, epoch), with the config used for the export.

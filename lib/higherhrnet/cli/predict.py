@@ -36,7 +36,7 @@ import time
 import zlib
 
 from ..fileio import write_text
-from .common import (EXIT_FAILED, EXIT_INTERRUPTED, CommandError, add_config_options, check_writable_file,
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, CommandError, UsageError, add_config_options, check_writable_file,
                      check_writable_folder, finish_before_interrupt, load_config_and_weights)
 
 __all__ = ["add_arguments", "run", "coco_image_id", "output_folder"]
@@ -281,11 +281,11 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..video import VideoError
 
     if args.frame_stride < 1 or (args.max_frames is not None and args.max_frames < 1):
-        raise CommandError("--frame-stride and --max-frames must be at least 1")
+        raise UsageError("--frame-stride and --max-frames must be at least 1")
     kinds = {**{p: "image" for p in args.image}, **{p: "video" for p in args.video}}
     words = [*args.sources, *args.image, *args.folder, *args.video]
     if not words:
-        raise CommandError("nothing to run on: give images, folders, globs, URLs, videos or a webcam index")
+        raise UsageError("nothing to run on: give images, folders, globs, URLs, videos or a webcam index")
     try:
         inputs, notes = collect_sources(words, kinds, args.recursive)
     except SourceError as e:

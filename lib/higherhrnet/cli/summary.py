@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import CommandError, add_config_options
+from .common import CommandError, UsageError, add_config_options
 
 __all__ = ["add_arguments", "run"]
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         raise CommandError(str(e)) from None
     width, height = args.input_size or (cfg.DATASET.INPUT_SIZE, cfg.DATASET.INPUT_SIZE)
     if width % 32 or height % 32 or width <= 0 or height <= 0:
-        raise CommandError(f"--input-size must be positive multiples of 32, got {width} x {height}")
+        raise UsageError(f"--input-size must be positive multiples of 32, got {width} x {height}")
     torch.manual_seed(0)
     summary = summarize(build_model(cfg), (1, 3, height, width))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import CommandError
+from .common import CommandError, UsageError
 
 __all__ = ["add_arguments", "run"]
 
@@ -31,11 +31,11 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..data.synthetic import SyntheticSpec, write_synthetic_coco
 
     if overrides:
-        raise CommandError(f"make-synthetic takes no config overrides, got {' '.join(overrides)}")
+        raise UsageError(f"make-synthetic takes no config overrides, got {' '.join(overrides)}")
     if args.train < 0 or args.val < 0 or min(args.size) < 32:
-        raise CommandError("--train/--val must be >= 0 and --size at least 32 x 32")
+        raise UsageError("--train/--val must be >= 0 and --size at least 32 x 32")
     if not 0.0 <= args.empty <= 1.0:
-        raise CommandError(f"--empty must be a fraction between 0 and 1, got {args.empty}")
+        raise UsageError(f"--empty must be a fraction between 0 and 1, got {args.empty}")
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as e:

@@ -7,7 +7,9 @@
         -m higherhrnet train --cfg CFG                                         # two machines (node 0)
 
 Output: OUTPUT_DIR/<dataset>/<model>/<config name>/ (checkpoint.pth, final_state.pth, model_best.pth with
-TRAIN.VAL_FREQ, train.log); TensorBoard logs under LOG_DIR/<dataset>/<model>/<config name>/.
+TRAIN.VAL_FREQ, train.log); TensorBoard logs under LOG_DIR/<dataset>/<model>/<config name>/. Progress and
+the log go to stderr; when training finishes, one line on stdout names these files and the commands that
+evaluate and run the final weights. A first run of about a minute: docs/training.md.
 
 An existing checkpoint.pth is resumed (AUTO_RESUME). If the configuration changed since it was written,
 learning-rate and optimiser settings are applied; changes to the network, loss, data or optimiser type are
@@ -42,7 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Console(logging.StreamHandler):
-    """A handler writing to whatever sys.stderr is when a message comes (tests and notebooks replace it)."""
+    """A handler writing to whatever sys.stderr is when a message comes (tests and notebooks replace it). It
+    leaves out the line naming the saved files, which run() prints on stdout."""
+
+    def __init__(self):
+        from ..engine.hooks import SUMMARY_RECORD     # PyTorch: imported when the subcommand runs
+
+        super().__init__()
+        self.addFilter(lambda record: not getattr(record, SUMMARY_RECORD, False))
 
     @property
     def stream(self):
@@ -88,4 +97,6 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     finally:
         if trainer is not None:
             trainer.close()
+    if result["summary"]:
+        print(result["summary"])
     return 0 if result["replicas_identical"] else 1

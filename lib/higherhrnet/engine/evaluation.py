@@ -40,8 +40,10 @@ class _Shard(Dataset):
 
 
 def predict_split(predictor, dataset: Dataset, batch_size: int = 1, workers: int = 0,
-                  progress: bool = True) -> list[dict]:
+                  progress: bool = True, *, desc: str = "evaluating", leave: bool = True) -> list[dict]:
     """COCO keypoint results (one dict per person) for every (image, image_id) item of `dataset`.
+
+    progress: a tqdm bar labelled `desc` on the first process; leave=False clears it when done (training logs).
 
     Under torch.distributed each rank takes every world_size-th image and the results of all ranks are
     gathered on every rank; images are never counted twice (no sampler padding).
@@ -51,7 +53,8 @@ def predict_split(predictor, dataset: Dataset, batch_size: int = 1, workers: int
     loader = DataLoader(shard, batch_size=max(1, batch_size), num_workers=workers, collate_fn=_collate)
     results: list[dict] = []
     done: set = set()
-    for images, image_ids in tqdm(loader, desc="evaluating", unit="batch", disable=not (progress and rank == 0)):
+    for images, image_ids in tqdm(loader, desc=desc, unit="batch", leave=leave,
+                                  disable=not (progress and rank == 0)):
         for people, image_id in zip(predictor.predict_batch(images), image_ids):
             done.add(int(image_id))
             results.extend(person.to_coco(int(image_id)) for person in people)
@@ -89,14 +92,15 @@ def clean_results(results: list[dict], num_joints: int) -> list[dict]:
 
 
 def evaluate(predictor, dataset, batch_size: int = 1, workers: int = 0, results_file: str | None = None,
-             progress: bool = True):
+             progress: bool = True, *, desc: str = "evaluating", leave: bool = True):
     """Predict every image of an EvalDataset, optionally write the results JSON (rank 0), and score them.
+    progress, desc, leave: the progress bar, as predict_split shows it.
 
     Returns (metrics, results): metrics is None for splits without annotations (test-dev), else the
     dataset's metric set (CrowdPose's for CrowdPose, COCO's otherwise).
     """
     source = dataset.source
-    results = clean_results(predict_split(predictor, dataset, batch_size, workers, progress),
+    results = clean_results(predict_split(predictor, dataset, batch_size, workers, progress, desc=desc, leave=leave),
                             source.keypoints.num_joints)
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     if results_file and rank == 0:

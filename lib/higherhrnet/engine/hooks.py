@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import statistics
 import time
 from typing import Callable, Mapping
@@ -42,14 +43,19 @@ from .train_loop import HookBase, TrainingError, TrainLoop
 
 __all__ = ["EpochLogger", "LogFile", "TensorBoard", "Checkpointer", "PeriodicValidation", "BestModel",
            "EpochBarrier", "ReplicaCheck", "FiniteWeights", "LossWatch", "append_to_log", "global_step",
-           "validation_step", "loss_tag", "metric_tag"]
+           "validation_step", "loss_tag", "metric_tag", "epoch_label", "SavedFiles", "saved_files_note",
+           "SUMMARY_RECORD"]
 
 logger = logging.getLogger("higherhrnet.train")
+
+# The attribute that marks SavedFiles' log record (the line naming the saved files).
+SUMMARY_RECORD = "higherhrnet_summary"
 
 
 class EpochLogger(HookBase):
     """`header` logged when training starts; a progress bar per epoch (main process) and, after each epoch,
-    the mean of every loss logged and appended to the loop's history."""
+    the mean of every loss logged and appended to the loop's history. Both name the epoch as people count
+    them, "epoch 1/24" for the loop's first of 24 (state.epoch 0)."""
 
     def __init__(self, main: bool, world_size: int = 1, header: str = ""):
         self.main, self.world_size, self.header = main, world_size, header
@@ -63,8 +69,8 @@ class EpochLogger(HookBase):
         self.totals: dict[str, float] = {}
         self.steps = self.samples = 0
         self.start = time.perf_counter()
-        self.bar = tqdm(total=self.loop.iters_per_epoch, desc=f"epoch {self.loop.state.epoch}",
-                        disable=not self.main, leave=False)
+        self.bar = tqdm(total=self.loop.iters_per_epoch, desc=epoch_label(self.loop), disable=not self.main,
+                        leave=False)
 
     def after_step(self) -> None:
         state = self.loop.state
@@ -83,7 +89,7 @@ class EpochLogger(HookBase):
         self.loop.state.history.append(means)
         if self.main:
             elapsed = max(time.perf_counter() - self.start, 1e-9)
-            logger.info("epoch %d: %s, %.1f samples/s, lr %.3g", self.loop.state.epoch,
+            logger.info("%s: %s, %.1f samples/s, lr %.3g", epoch_label(self.loop),
                         ", ".join(f"{k} {v:.6f}" for k, v in means.items()), self.samples / elapsed,
                         self.loop.optimizer.param_groups[0]["lr"])
 
@@ -92,6 +98,11 @@ class EpochLogger(HookBase):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def epoch_label(loop: TrainLoop) -> str:
+    """The running epoch as people count it: "epoch 1/24" while state.epoch is 0 of end_epoch 24."""
+    return f"epoch {loop.state.epoch + 1}/{loop.end_epoch}"
 
 
 def _log_format(rank: int) -> logging.Formatter:
@@ -255,7 +266,8 @@ class PeriodicValidation(HookBase):
         metrics = self.evaluate()
         state.history[-1]["val"] = metrics
         if self.main:
-            logger.info("epoch %d validation: %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            logger.info("%s validation: %s", epoch_label(self.loop),
+                        ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
             if self.tensorboard is not None:
                 step = validation_step(self.loop)
                 for name, value in metrics.items():
@@ -286,6 +298,40 @@ class BestModel(HookBase):
             save_model(os.path.join(self.out_dir, "model_best.pth"), self.model, self.cfg, self.keypoints,
                        epoch=state.epoch + 1, metrics=metrics)
             logger.info("new best AP %.4f: model_best.pth", metrics["AP"])
+
+
+class SavedFiles(HookBase):
+    """After training (the last hook, main process): logs one line naming the files the run leaves in `out_dir`
+    (final_state.pth; model_best.pth when a validation wrote it), the TensorBoard folder `log_dir` and the
+    commands that evaluate and run the final weights (their config travels in the file: no --cfg needed).
+    `files`: {"final_state": path, "model_best": path or None, "best_metric": its AP or None, "log_dir": path};
+    `note`: the line. Both None until training finishes. The log record has the attribute SUMMARY_RECORD set,
+    so that a console which prints the note itself (`higherhrnet train`, on stdout) can leave the record out."""
+
+    def __init__(self, out_dir: str, log_dir: str):
+        self.out_dir, self.log_dir = out_dir, log_dir
+        self.files: dict | None = None
+        self.note: str | None = None
+
+    def after_train(self) -> None:
+        best = os.path.join(self.out_dir, "model_best.pth")
+        # model_best.pth of this run folder, from this session or an earlier one that this run resumed.
+        has_best = self.loop.state.best_metric is not None and os.path.isfile(best)
+        self.files = {"final_state": os.path.join(self.out_dir, "final_state.pth"),
+                      "model_best": best if has_best else None,
+                      "best_metric": self.loop.state.best_metric if has_best else None, "log_dir": self.log_dir}
+        self.note = saved_files_note(self.files)
+        logger.info("%s", self.note, extra={SUMMARY_RECORD: True})
+
+
+def saved_files_note(files: Mapping) -> str:
+    """The line SavedFiles logs for its `files`."""
+    final = shlex.quote(files["final_state"])
+    best = "" if files["model_best"] is None else \
+        f", best validated model {files['model_best']} (AP {files['best_metric']:.4f})"
+    return (f"training finished: model {files['final_state']}{best}; TensorBoard logs in {files['log_dir']}; "
+            f"evaluate with: higherhrnet eval --weights {final}; run with: higherhrnet predict --weights {final} "
+            f"IMAGE")
 
 
 class EpochBarrier(HookBase):

@@ -208,8 +208,8 @@ def resume_training(cfg: CfgNode, mode: str, run_checkpoint: str, model: nn.Modu
     try:
         load_checkpoint(model, state["model"])
     except CheckpointError as e:
-        raise TrainingError(f"cannot resume from {path}: {e}\nStart again with --fresh (Trainer(..., "
-                            f"resume='fresh')); the old checkpoint is kept") from None
+        raise TrainingError(f"cannot resume from {path}: {e}\nStart again with --fresh (the Trainer's resume mode "
+                            f"fresh); the old checkpoint is kept") from None
     epochs = int(state["epoch"])
     if same_optimizer:
         optimizer, scheduler = _load_optimizer(cfg, path, state, model, optimizer, scheduler, iters_per_epoch)
@@ -237,9 +237,9 @@ def _check_config(cfg: CfgNode, mode: str, path: str, state: dict) -> tuple[bool
         raise TrainingError(
             f"cannot resume from {path}: it was trained with a different configuration:\n{lines}\n"
             f"These change the network, the loss, the data or the optimiser the checkpoint belongs to. Either\n"
-            f"  start again: add --fresh (Trainer(..., resume='fresh')); the old checkpoint, final and best "
+            f"  start again: add --fresh (the Trainer's resume mode fresh); the old checkpoint, final and best "
             f"models are kept under names with their date, or\n"
-            f"  resume anyway: add --resume-anyway (Trainer(..., resume='anyway')): weights and epoch from the "
+            f"  resume anyway: add --resume-anyway (resume mode anyway): weights and epoch from the "
             f"checkpoint; optimiser and schedule from the new configuration, their state kept where it fits")
     if changes.refused:
         logger.warning("resuming anyway with a different configuration: %s",

@@ -2,7 +2,9 @@
 CUDA).
 
     trainer = Trainer(cfg, "experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml", device="cuda")
-    result = trainer.run()      # {"epochs": [...], "replicas_identical": bool, "output_dir": str}
+    result = trainer.run()      # {"epochs": [...], "replicas_identical": bool, "output_dir": str,
+                                #  "saved": {"final_state": path, ...}, "summary": the last line logged}
+                                # (saved and summary: None on the processes other than the first)
     trainer.close()
 
 Resuming (AUTO_RESUME, or TRAIN.RESUME with TRAIN.CHECKPOINT) compares the checkpoint's configuration with
@@ -18,7 +20,8 @@ the work. Everything is written under OUTPUT_DIR/<DATASET.DATASET>/<MODEL.NAME>/
 (every epoch, resumed automatically with AUTO_RESUME), final_state.pth (checkpoint.save_model: the weights in
 the official key layout under "state_dict", and "meta": config, dataset, keypoint set, epochs, metrics),
 model_best.pth with TRAIN.VAL_FREQ, train.log; TensorBoard events under LOG_DIR/<same path>/ (losses, learning
-rate, validation metrics and pictures of the first validation image: hooks.py).
+rate, validation metrics and pictures of the first validation image: hooks.py). The last line logged (also
+result["summary"]) names these files and the commands that evaluate and run the final weights.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from .build import (apply_cudnn_settings, build_mixed_precision, build_optimizer
 from .distributed import init_distributed, shutdown_distributed
 from .evaluation import evaluate, validation_pictures
 from .hooks import (BestModel, Checkpointer, EpochBarrier, EpochLogger, FiniteWeights, LogFile, LossWatch,
-                    PeriodicValidation, ReplicaCheck, TensorBoard, append_to_log)
+                    PeriodicValidation, ReplicaCheck, SavedFiles, TensorBoard, append_to_log)
 from .resume import RESUME_MODES, check_resume_mode, checkpoint_note, resume_training, set_aside_previous_run
 from .runs import run_dir
 from .train_loop import TrainingError, TrainLoop
@@ -117,7 +120,8 @@ class Trainer:
 
     def _validate(self) -> dict:
         """COCO AP on DATASET.TEST with the current weights."""
-        metrics, _ = evaluate(self._predictor(), self.eval_dataset, self.cfg.TEST.IMAGES_PER_GPU, 0, progress=False)
+        metrics, _ = evaluate(self._predictor(), self.eval_dataset, self.cfg.TEST.IMAGES_PER_GPU, 0,
+                              progress=self.dist.main, desc="validating", leave=False)
         return metrics
 
     def _validation_pictures(self) -> dict:
@@ -130,7 +134,7 @@ class Trainer:
 
     def build_hooks(self) -> list:
         """The hooks of a run, in the order they act after each epoch: epoch log, validation, best model,
-        checkpoint, barrier; after training: final weights, replica check."""
+        checkpoint, barrier; after training: final weights, replica check, the line naming the saved files."""
         main = self.dist.main
         header = (f"training {self.cfg.MODEL.NAME} on {self.device} ({self.dist.world_size} "
                   f"process{'es' if self.dist.enabled else ''}), {len(self.dataset)} images, {self.iters_per_epoch} "
@@ -152,6 +156,8 @@ class Trainer:
             self.checkpointer = Checkpointer(self.out_dir, self.model, self.cfg, self.keypoints, self.amp)
             hooks.append(self.checkpointer)
         hooks += [EpochBarrier(self.dist), ReplicaCheck(self.model, self.dist)]
+        if main:
+            hooks.append(SavedFiles(self.out_dir, self.log_dir))
         return hooks
 
     def step_loop(self) -> TrainLoop:
@@ -183,7 +189,9 @@ class Trainer:
             self._log(f"training stopped: {message}")
             raise TrainingError(message) from None
         identical = next(h for h in hooks if isinstance(h, ReplicaCheck)).identical
-        return {"epochs": self.state.history[start:], "replicas_identical": identical, "output_dir": self.out_dir}
+        saved = next((h for h in hooks if isinstance(h, SavedFiles)), None)
+        return {"epochs": self.state.history[start:], "replicas_identical": identical, "output_dir": self.out_dir,
+                "saved": saved.files if saved else None, "summary": saved.note if saved else None}
 
     @property
     def log_file(self) -> str:

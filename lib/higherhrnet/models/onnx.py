@@ -185,8 +185,8 @@ def _providers(ort: ModuleType, device: torch.device) -> list:
         available = ort.get_available_providers()
         if "CUDAExecutionProvider" not in available:
             raise OnnxError(f"device {device} needs onnxruntime's CUDAExecutionProvider, which this onnxruntime "
-                            f"build lacks (it has {available}); install onnxruntime-gpu instead of onnxruntime, "
-                            f"or use device='cpu'")
+                            f"build lacks (it has {', '.join(available)}); install onnxruntime-gpu instead of "
+                            f"onnxruntime, or run on the CPU (device cpu, --device cpu)")
         return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
     raise OnnxError(f"the onnxruntime backend runs on cpu or cuda, not on {device}")
 
