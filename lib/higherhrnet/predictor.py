@@ -570,4 +570,4 @@ def synthetic_model_note(meta: Mapping) -> str | None:
         return None
     return (f"note: this model was trained on synthetic stick figures (dataset {dataset!r}), not on real photos; "
             f"for photos of people use COCO weights, e.g. "
-            f"`higherhrnet predict --weights mmpose_higherhrnet_w32_512 ...` (downloaded once; see README \"Official weights and COCO\")")
+            f"`higherhrnet predict --weights mmpose_higherhrnet_w32_512 ...` (downloaded once; see docs/checkpoints.md)")
