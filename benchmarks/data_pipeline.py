@@ -10,7 +10,7 @@ pipeline in turn, so a machine whose speed drifts affects both alike. Rows:
   HRNet/HigherHRNet-Human-Pose-Estimation): cv2.imread, the ignore mask in float64 at image size, the
   affine warps of mask and image per output, the flip as a separate copy, to_tensor + Normalize, and the
   heatmap and joint generators' Python loops. Written here from reading that code, for timing only;
-  its outputs differ from ours only where README "Training" says ours is consistent and theirs is not.
+  its outputs differ from ours only where docs/training-reference.md says ours is consistent and theirs is not.
 - ours (images cached): TrainingDataset as training runs it on a split that fits DATASET.IMAGE_CACHE_MB
   (the 4 coco-mini images do): decoded images and masks kept by the worker.
 - ours (no cache): DATASET.IMAGE_CACHE_MB 0, every item read and decoded again (a split such as COCO train,

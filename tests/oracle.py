@@ -1,6 +1,6 @@
-"""A deliberately plain decoder written from the description of the official HigherHRNet decoding (README
-"Agreement with the official test pipeline"), used as an oracle: loops instead of vectorisation, scipy's
-maximum_filter for NMS, munkres for the assignment, a full-map REFINE. Slow, but easy to check by reading."""
+"""A deliberately plain decoder written from the description of the official HigherHRNet decoding
+(docs/agreement.md), used as an oracle: loops instead of vectorisation, scipy's maximum_filter for NMS, munkres
+for the assignment, a full-map REFINE. Slow, but easy to check by reading."""
 from __future__ import annotations
 
 import numpy as np

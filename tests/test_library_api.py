@@ -34,7 +34,7 @@ def test_clean_by_default_raw_on_request(predictors):
     clean, raw = predictors
     assert (clean.min_score, clean.oks_nms_threshold, clean.clip_to_image) == tuple(CLEAN.values())
     assert (raw.min_score, raw.oks_nms_threshold, raw.clip_to_image) == (0.0, None, False)
-    # README "Models": the bundled model finds 3 people in crowded.jpg, 4 in four_people.jpg, 3 in three_people.jpg
+    # docs/models.md: the bundled model finds 3 people in crowded.jpg, 4 in four_people.jpg, 3 in three_people.jpg
     image = read_image(SAMPLES / "four_people.jpg")
     people, everyone = clean(image), raw(image)
     assert len(people) == 4 < len(everyone)

@@ -85,7 +85,8 @@ def test_featureless_images_hold_nobody(shape, value, predictor):
 
 @pytest.mark.slow
 def test_the_quickstart_command(tmp_path):
-    """README "Quickstart": the predict command on the bundled samples with the bundled model."""
+    """The quickstart's predict command (README; here with the config and file, which need no registered names)
+    on the bundled samples with the bundled model."""
     result = subprocess.run([sys.executable, "-m", "higherhrnet", "predict", "--cfg", str(EXPERIMENTS / "synthetic/w16_256_tiny.yaml"),
                              "--weights", str(REPO / "models/w16_256_tiny.pth"), str(REPO / "demo/samples"), "--out",
                              str(tmp_path / "out"), "--device", "cpu"], capture_output=True, text=True, timeout=300)

@@ -18,7 +18,7 @@ import higherhrnet
 
 from conftest import REPO, randomize, tiny_cfg
 
-pytestmark = pytest.mark.slow   # starts processes: left out of the quick subset (README "Tests")
+pytestmark = pytest.mark.slow   # starts processes: left out of the quick subset (docs/testing.md)
 
 J = 17
 OPTS = ("DATASET.INPUT_SIZE", "128", "DATASET.OUTPUT_SIZE", "[32, 64]")

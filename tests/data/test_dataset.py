@@ -108,7 +108,7 @@ def test_scale_aware_sigma_works(tmp_path):
 
 @pytest.mark.parametrize("base_size", [12.0, 20.0])
 def test_scale_aware_sigma_sets_the_measured_peak_width(tmp_path, base_size):
-    """README: sigma (output pixels, every resolution) = person size in input pixels / BASE_SIZE x BASE_SIGMA.
+    """docs/training-reference.md: sigma (output pixels, every resolution) = person size in input pixels / BASE_SIZE x BASE_SIGMA.
     Measured on the rendered target: a Gaussian exp(-d^2 / (2 sigma^2)) has value v at distance d where
     sigma = d / sqrt(-2 ln v)."""
     data = write_tiny_coco(tmp_path, num_images=1, people_per_image=1, crowd=False)

@@ -136,7 +136,7 @@ def test_bundled_model_finds_people_on_fresh_synthetic_images(tmp_path):
 
 def test_bundled_model_says_what_it_is():
     """Its metadata: trained on the synthetic set with the shipped recipes (24 epochs of w16_256_tiny.yaml, then
-    6 of w16_256_tiny_empty_finetune.yaml), the metrics README publishes."""
+    6 of w16_256_tiny_empty_finetune.yaml), the metrics docs/models.md publishes."""
     from higherhrnet.checkpoint import read_model_meta
     from higherhrnet.predictor import synthetic_model_note
 
@@ -146,7 +146,7 @@ def test_bundled_model_says_what_it_is():
     cfg = higherhrnet.get_cfg()
     cfg.merge_from_other_cfg(higherhrnet.config.CfgNode.load_cfg(meta["config"]))
     assert cfg == higherhrnet.load_cfg(EXPERIMENTS / "synthetic" / "w16_256_tiny_empty_finetune.yaml")
-    lines = (REPO / "README.md").read_text().splitlines()
+    lines = (REPO / "docs" / "models.md").read_text().splitlines()
     header = lines.index("| AP | AP .5 | AP .75 | AP (M) | AP (L) | AR | AR .5 | AR .75 | AR (M) | AR (L) |")
     names = [c.strip() for c in lines[header].strip("|").split("|")]
     values = [float(c) for c in lines[header + 2].strip("|").split("|")]

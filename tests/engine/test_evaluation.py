@@ -21,7 +21,7 @@ from higherhrnet.engine import Trainer
 from conftest import COCO_MINI, REPO, randomize, tiny_cfg
 from tinycoco import write_tiny_coco
 
-pytestmark = pytest.mark.slow   # starts processes: left out of the quick subset (README "Tests")
+pytestmark = pytest.mark.slow   # starts processes: left out of the quick subset (docs/testing.md)
 
 MINI_ANN = COCO_MINI / "annotations/person_keypoints_val2017.json"
 

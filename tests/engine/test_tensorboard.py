@@ -113,10 +113,11 @@ def test_tags_for_every_output_layout():
                                                                               "val/AP_easy"]
 
 
-def test_readme_lists_the_loss_tags_the_loss_names():
-    """README's TensorBoard table names exactly the loss tags training writes: the total and every term the loss
-    returns for HigherHRNet with SWAHR (which has them all), plus the rule for outputs sharing a resolution."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+def test_docs_list_the_loss_tags_the_loss_names():
+    """The TensorBoard table (docs/training-reference.md) names exactly the loss tags training writes: the total
+    and every term the loss returns for HigherHRNet with SWAHR (which has them all), plus the rule for outputs
+    sharing a resolution."""
+    readme = (REPO / "docs" / "training-reference.md").read_text(encoding="utf-8")
     listed = set(re.findall(r"`(loss/[^`]+)`", readme))
     swahr = build_output_specs(higherhrnet.load_cfg(EXPERIMENTS / "coco" / "swahr" / "w32_512.yaml"))
     assert listed == {loss_tag(n) for n in ("loss", *loss_term_names(swahr))}

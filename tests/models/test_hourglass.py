@@ -95,8 +95,8 @@ def test_parameter_counts_per_config(path, opts, expected):
 
 
 def test_published_sizes_of_the_configs():
-    assert network(4, (256, 384, 512, 640, 768)) == 59_605_576       # README: 59.6M
-    assert network(2, (64, 80, 96, 112, 128), stem=(16, 32)) == 1_046_196   # README: 1.0M
+    assert network(4, (256, 384, 512, 640, 768)) == 59_605_576       # docs/configs.md: 59.6M
+    assert network(2, (64, 80, 96, 112, 128), stem=(16, 32)) == 1_046_196   # docs/configs.md: 1.0M
 
 
 # ---------------------------------------------------------------- shapes and wiring

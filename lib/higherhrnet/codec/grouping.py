@@ -6,9 +6,9 @@ values of each joint; joints never assigned are all zeros. T = 2 with flip test 
 its mirror), 1 without.
 
 The steps and their numerics follow the reference implementation, the official HigherHRNet code's
-`HeatmapParser` (HRNet/HigherHRNet-Human-Pose-Estimation), exactly (README "Agreement with the official
-test pipeline"): float32 maps, float64 grouping costs, NumPy's round-half-to-even, first-index argmax, and
-the reference's Hungarian tie-breaking (below).
+`HeatmapParser` (HRNet/HigherHRNet-Human-Pose-Estimation), exactly (docs/agreement.md): float32 maps, float64
+grouping costs, NumPy's round-half-to-even, first-index argmax, and the reference's Hungarian tie-breaking
+(below).
 """
 from __future__ import annotations
 

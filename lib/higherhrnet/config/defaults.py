@@ -212,7 +212,7 @@ _C.TRAIN.MAX_ITERS_PER_EPOCH = 0  # > 0: cut epochs short (smoke tests, debuggin
 _C.TRAIN.VAL_FREQ = 0            # evaluate on DATASET.TEST every N epochs (0: never); keeps model_best.pth by AP
 # Memory format of the training network and images: "cpu" (channels-last when training on the CPU, where it
 # makes a W32-512 step 1.33x faster with the same results up to float rounding; contiguous on CUDA, which has
-# not been measured yet), "always" or "never" (contiguous, as the official code trains). See README "Speed".
+# not been measured yet), "always" or "never" (contiguous, as the official code trains). See docs/training-reference.md.
 _C.TRAIN.CHANNELS_LAST = "cpu"
 _C.TRAIN.CPU_AUTOCAST = ""       # "bf16": bfloat16 autocast when training on the CPU ("": float32)
 # Learning-rate schedule, stepped every iteration. "multistep" (official): WARMUP_EPOCHS / WARMUP_FACTOR,

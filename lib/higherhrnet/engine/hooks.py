@@ -1,6 +1,6 @@
 """Small hooks for TrainLoop: each does one job around the steps and epochs.
 
-TensorBoard (README "Training"). Every value is on one step axis, the global iteration: the optimiser step
+TensorBoard (docs/training-reference.md). Every value is on one step axis, the global iteration: the optimiser step
 epoch x iterations_per_epoch + iteration (from 0). Training scalars are written at the step of the iteration
 that computed them; a validation after epoch e is written at step (e + 1) x iterations_per_epoch, the number
 of steps done when it ran (the step of the epoch's last iteration + 1). Tags (TensorBoard groups them by
