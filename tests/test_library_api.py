@@ -186,3 +186,16 @@ def test_no_model_offline_is_the_bundled_model_with_a_note(monkeypatch, caplog):
     assert predictor.name == "synthetic_w16_256"
     assert [r.message for r in caplog.records if "bundled demo model" in r.message]
     assert len(predictor(SAMPLES / "crowded.jpg")) == 3
+
+
+def test_from_config_without_a_config_uses_the_one_the_weights_bring(tmp_path):
+    import higherhrnet
+    from conftest import tiny_cfg
+
+    cfg = tiny_cfg("TEST.DETECTION_THRESHOLD", "0.3")
+    higherhrnet.save_model(tmp_path / "mine.pth", higherhrnet.build_model(cfg), cfg)
+    predictor = Predictor.from_config(None, tmp_path / "mine.pth", raw=True)
+    assert predictor.params.grouping.detection_threshold == 0.3
+    assert predictor.params.input_size == cfg.DATASET.INPUT_SIZE
+    with pytest.raises(ValueError, match="carry no config"):
+        Predictor.from_config(None, higherhrnet.build_model(cfg).state_dict())

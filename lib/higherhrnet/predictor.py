@@ -162,7 +162,7 @@ class Predictor:
             warnings.warn(note, SyntheticModelWarning, stacklevel=3)
 
     @classmethod
-    def from_config(cls, cfg: CfgNode | str | os.PathLike, weights: str | os.PathLike | Mapping,
+    def from_config(cls, cfg: CfgNode | str | os.PathLike | None, weights: str | os.PathLike | Mapping,
                     device: str | torch.device | None = None, opts: Sequence[str] = (),
                     keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
                     backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
@@ -172,7 +172,8 @@ class Predictor:
         """A Predictor for a trained network of a config.
 
         cfg: a config (CfgNode) or the path of an experiment YAML file; opts: KEY VALUE overrides when it
-        is a path. weights: path of a checkpoint (any layout `load_checkpoint` accepts) or a loaded state
+        is a path; None: the config the weights bring (a model file this toolkit wrote or exported, or
+        registered weights: as Predictor(weights)). weights: path of a checkpoint (any layout `load_checkpoint` accepts) or a loaded state
         dict; with the onnxruntime backend also a .onnx file (`higherhrnet export`). keypoints: default the
         config's set. backend "torch" (default) or "onnxruntime" (the checkpoint is exported to ONNX in memory
         first, which takes seconds); fold_bn: torch backend, run a BatchNorm-folded copy (default; same
@@ -181,6 +182,14 @@ class Predictor:
         Predictor's `meta` is the checkpoint's (read_model_meta; {} for official weights and ONNX files).
         Filter options (raw, min_score, ...) as the class says.
         """
+        options = dict(raw=raw, min_score=min_score, oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
+                       max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels)
+        if cfg is None:
+            if isinstance(weights, Mapping):
+                raise ValueError("weights given as a state dict carry no config: pass cfg (a YAML path or CfgNode)")
+            return cls._from_parts(**_from_model_source(weights, opts=opts, device=device, keypoints=keypoints,
+                                                        backend=backend, fold_bn=fold_bn, onnx_threads=onnx_threads,
+                                                        **options))
         return cls._from_parts(**_from_config(cfg, weights, device, opts, keypoints, backend=backend, fold_bn=fold_bn,
                                              onnx_threads=onnx_threads, raw=raw, min_score=min_score,
                                              oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
