@@ -16,11 +16,13 @@ import contextlib
 import glob
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_write", "write_json", "write_text", "write_bytes", "new_temporary", "remove_stale_temporaries",
+__all__ = ["atomic_write", "finish_before_interrupt", "write_json", "write_text", "write_bytes", "new_temporary", "remove_stale_temporaries",
            "temporary_pattern", "writable_folder_problem"]
 
 
@@ -112,6 +114,26 @@ def atomic_write(path: str | os.PathLike, text: bool = False) -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def finish_before_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) while the block runs and raise KeyboardInterrupt when it ends: for a few steps
+    that belong together (an image's picture, its JSON and the count of finished images), so that what is
+    reported as finished is exactly what is on disk. Does nothing outside the main thread or when SIGINT is
+    not Python's default KeyboardInterrupt (ignored, or handled by someone else)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _umask() -> int:

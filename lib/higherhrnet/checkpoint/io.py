@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write, finish_before_interrupt
 
 __all__ = ["CheckpointError", "read_checkpoint", "atomic_save"]
 
@@ -90,8 +90,9 @@ def _other_format(path: str) -> str | None:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file in the same folder, then rename over `path`."""
-    with atomic_write(path) as f:
+    """torch.save to a temporary file in the same folder, then rename over `path`. Ctrl-C is held until the
+    file is complete (torch's zip writer cannot be stopped half-way: it fails with an error of its own)."""
+    with finish_before_interrupt(), atomic_write(path) as f:
         torch.save(obj, f)
 
 

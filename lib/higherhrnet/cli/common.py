@@ -6,16 +6,13 @@ Nothing here imports PyTorch: `higherhrnet --help` and `higherhrnet SUBCOMMAND -
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
-import signal
 import sys
-import threading
-from typing import Callable, Collection, Iterator, Sequence
+from typing import Callable, Collection, Sequence
 
 __all__ = ["CommandError", "UsageError", "add_config_options", "split_overrides", "value_options", "load_config_and_weights",
-           "fail", "check_writable_folder", "check_writable_file", "finish_before_interrupt",
+           "fail", "check_writable_folder", "check_writable_file",
            "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED"]
 
 # Exit status for bad arguments, configs, weights and output locations (argparse uses 2 as well).
@@ -162,23 +159,3 @@ def check_writable_file(path: str, what: str = "output file") -> None:
         os.path.dirname(os.path.abspath(path)), create=False)
     if problem:
         raise CommandError(f"cannot write {what} {path}: {problem}")
-
-
-@contextlib.contextmanager
-def finish_before_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) while the block runs and raise KeyboardInterrupt when it ends: for a few steps
-    that belong together (an image's picture, its JSON and the count of finished images), so that what is
-    reported as finished is exactly what is on disk. Does nothing outside the main thread or when SIGINT is
-    not Python's default KeyboardInterrupt (ignored, or handled by someone else)."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
-        return
-    received = []
-    signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if received:
-        raise KeyboardInterrupt

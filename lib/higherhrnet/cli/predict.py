@@ -35,9 +35,9 @@ import tempfile
 import time
 import zlib
 
-from ..fileio import write_text
+from ..fileio import finish_before_interrupt, write_text
 from .common import (EXIT_FAILED, EXIT_INTERRUPTED, CommandError, UsageError, add_config_options, check_writable_file,
-                     check_writable_folder, finish_before_interrupt, load_config_and_weights)
+                     check_writable_folder, load_config_and_weights)
 
 __all__ = ["add_arguments", "run", "coco_image_id", "output_folder"]
 

@@ -37,6 +37,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..checkpoint import atomic_save, model_meta, non_finite_tensors, save_model
+from ..fileio import finish_before_interrupt
 from ..keypoints import KeypointSpec
 from .distributed import DistInfo, replicas_identical
 from .train_loop import HookBase, TrainingError, TrainLoop
@@ -235,8 +236,9 @@ class Checkpointer(HookBase):
             "epoch": epochs, "best_metric": loop.state.best_metric,
             "meta": model_meta(self.cfg, self.keypoints, epoch=epochs),
         }
-        atomic_save(state, os.path.join(self.out_dir, "checkpoint.pth"))
-        self.saved_epochs = epochs
+        with finish_before_interrupt():     # the file and what this hook says it holds change together
+            atomic_save(state, os.path.join(self.out_dir, "checkpoint.pth"))
+            self.saved_epochs = epochs
 
     def after_train(self) -> None:
         history = self.loop.state.history
