@@ -199,3 +199,9 @@ def test_from_config_without_a_config_uses_the_one_the_weights_bring(tmp_path):
     assert predictor.params.input_size == cfg.DATASET.INPUT_SIZE
     with pytest.raises(ValueError, match="carry no config"):
         Predictor.from_config(None, higherhrnet.build_model(cfg).state_dict())
+
+
+def test_the_synthetic_warning_points_at_the_callers_line():
+    with pytest.warns(SyntheticModelWarning) as caught:
+        Predictor.from_config(BUNDLED_CFG, BUNDLED)
+    assert caught[0].filename == __file__

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from typing import Iterator, Mapping, Sequence
@@ -159,7 +160,7 @@ class Predictor:
         self.name = name
         note = synthetic_model_note(self.meta)
         if note:
-            warnings.warn(note, SyntheticModelWarning, stacklevel=3)
+            warnings.warn(note, SyntheticModelWarning, stacklevel=_outside_the_package())
 
     @classmethod
     def from_config(cls, cfg: CfgNode | str | os.PathLike | None, weights: str | os.PathLike | Mapping,
@@ -418,6 +419,16 @@ class ResultStream:
     def close(self) -> None:
         self.video.close()
         self._work_dir.cleanup()
+
+
+def _outside_the_package() -> int:
+    """The warnings stacklevel, seen from the function that calls this one, of the first frame outside this
+    package: the user's line that made the Predictor, however many of our functions lie in between."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _is_config(value) -> bool:
