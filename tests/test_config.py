@@ -166,3 +166,14 @@ def test_keys_without_effect_warn_only_when_changed(recwarn):
         "command line: GPUS = (0, 1, 2, 3) has no effect here (devices come from --device and torchrun)",
         "command line: DEBUG.SAVE_HEATMAPS_GT = False has no effect here (the official debug image dumps are not "
         "written)"]
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("TRAIN:\n  LR: 0.001\n  END_EPOCH: 10\n  LR: 0.01\nTEST:\n  FLIP_TEST: false\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml: key 'LR' is given twice in one section, on lines 2 and 4"):
+        higherhrnet.load_cfg(path)
+    # the same name in different sections is fine, and so are YAML anchors and merges
+    path.write_text("TRAIN:\n  LR: 0.001\n  END_EPOCH: 10\nTEST:\n  FLIP_TEST: false\n"
+                    "DATASET: &d\n  FLIP: 0.5\n")
+    assert higherhrnet.load_cfg(path).TRAIN.LR == 0.001

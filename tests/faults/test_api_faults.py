@@ -192,7 +192,9 @@ def test_clean_results_on_a_1x1_image_stay_inside_the_pixel_and_official_results
     ("DATASET.MIN_SCALE", "2.0", "DATASET.MAX_SCALE (1.5) must be >= DATASET.MIN_SCALE (2.0)"),
     ("TRAIN.LR", "0", "TRAIN.LR must be > 0, got 0.0"),
     ("TRAIN.LR_FACTOR", "-0.1", "TRAIN.LR_FACTOR must be > 0, got -0.1"),
-    ("TRAIN.BEGIN_EPOCH", "400", "TRAIN.END_EPOCH (300) must be >= TRAIN.BEGIN_EPOCH (400)"),
+    ("TRAIN.BEGIN_EPOCH", "400", "TRAIN.END_EPOCH (300) must be > TRAIN.BEGIN_EPOCH (400)"),
+    ("TRAIN.END_EPOCH", "0", "TRAIN.END_EPOCH (0) must be > TRAIN.BEGIN_EPOCH (0): training runs epochs BEGIN_EPOCH "
+                             "to END_EPOCH - 1, so this schedule is empty"),       # nothing untrained is saved
     ("TEST.DETECTION_THRESHOLD", "2", "TEST.DETECTION_THRESHOLD must be between 0 and 1, got 2.0"),
     ("TEST.NMS_KERNEL", "-1", "TEST.NMS_KERNEL must be at least 1, got -1"),
     ("LOSS.PUSH_LOSS_FACTOR", "[0.001, -1]", "every entry of LOSS.PUSH_LOSS_FACTOR must be >= 0"),

@@ -46,10 +46,33 @@ def load_cfg(path: str | os.PathLike | None = None, opts: Sequence[str] = ()) ->
         return load_cfg_text(f.read(), path, opts)
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, first: int, second: int):
+        super().__init__(f"key {key!r} is given twice in one section, on lines {first} and {second}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: PyYAML itself keeps the last value
+    silently, so a doubled key (an edit that added a line instead of changing one) would go unnoticed."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            lines: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, (str, int, float, bool)) and key in lines:
+                    raise _DuplicateKey(key, lines[key], line)
+                lines.setdefault(key, line)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_cfg_text(text: str, source: str, opts: Sequence[str] = ()) -> CfgNode:
     """load_cfg for YAML text, e.g. the config a checkpoint carries; `source` names it in error messages."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as e:
+        raise ConfigError(f"{source}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: not valid YAML: {e}") from None
     if data is None:
@@ -226,8 +249,9 @@ def check_values(cfg: CfgNode, source: str = "config") -> None:
     d, t = cfg.DATASET, cfg.TRAIN
     if d.MAX_SCALE < d.MIN_SCALE:
         raise ConfigError(f"{source}: DATASET.MAX_SCALE ({d.MAX_SCALE}) must be >= DATASET.MIN_SCALE ({d.MIN_SCALE})")
-    if t.END_EPOCH < t.BEGIN_EPOCH:
-        raise ConfigError(f"{source}: TRAIN.END_EPOCH ({t.END_EPOCH}) must be >= TRAIN.BEGIN_EPOCH ({t.BEGIN_EPOCH})")
+    if t.END_EPOCH <= t.BEGIN_EPOCH:
+        raise ConfigError(f"{source}: TRAIN.END_EPOCH ({t.END_EPOCH}) must be > TRAIN.BEGIN_EPOCH ({t.BEGIN_EPOCH}): "
+                          f"training runs epochs BEGIN_EPOCH to END_EPOCH - 1, so this schedule is empty")
 
 
 def check_cfg(cfg: CfgNode, source: str = "config") -> None:
