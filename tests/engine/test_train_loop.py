@@ -93,3 +93,24 @@ def test_a_step_updates_the_weights():
     losses = loop.run_step(loader[0])
     assert losses["loss"] == losses["heatmaps_1/4"] > 0
     assert not torch.equal(before, network.weight)
+
+
+def test_out_of_memory_is_one_line_with_the_batch_size_hint():
+    network, loader, loss, optimizer, scheduler = toy()
+
+    class Greedy(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate "
+                               "memory: you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)")
+
+    loop = TrainLoop(Greedy(), loader, loss, optimizer, scheduler, torch.device("cpu"), end_epoch=1,
+                     iters_per_epoch=5, parameters=list(network.parameters()))
+    with pytest.raises(TrainingError) as info:
+        loop.run()
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("out of memory at epoch 0, iteration 0, with 2 images per step")
+    assert message.endswith("lower TRAIN.IMAGES_PER_GPU (or DATASET.INPUT_SIZE)")
+    other = TrainLoop(_Wrapped(nn.Conv2d(5, 2, 1)), loader, loss, optimizer, scheduler, torch.device("cpu"),
+                      end_epoch=1, iters_per_epoch=5, parameters=list(network.parameters()))
+    with pytest.raises(RuntimeError, match="channels"):               # any other error is left as it is
+        other.run()

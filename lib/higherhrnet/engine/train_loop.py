@@ -104,7 +104,16 @@ class TrainLoop:
                     if iteration >= self.iters_per_epoch:
                         break
                     self.state.iteration = iteration
-                    self.state.step_losses = self.run_step(batch)
+                    try:
+                        self.state.step_losses = self.run_step(batch)
+                    except RuntimeError as e:
+                        if not _out_of_memory(e):
+                            raise
+                        images = batch[0].shape[0]
+                        raise TrainingError(
+                            f"out of memory at epoch {self.state.epoch}, iteration {iteration}, with {images} images "
+                            f"per step on {self.device} ({str(e).strip().splitlines()[0][:160]}); lower "
+                            f"TRAIN.IMAGES_PER_GPU (or DATASET.INPUT_SIZE)") from None
                     self._call("after_step")
                 self._call("after_epoch")
                 self.state.epoch += 1
@@ -139,6 +148,13 @@ class TrainLoop:
         self.scheduler.step()
         self.state.step_samples = images.shape[0]
         return {**{k: v.item() for k, v in parts.items()}, "loss": loss.item()}
+
+
+def _out_of_memory(error: RuntimeError) -> bool:
+    """Whether `error` is an allocator's refusal: torch.OutOfMemoryError on CUDA, a DefaultCPUAllocator error
+    on the CPU."""
+    text = str(error).lower()
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 def _to(x, device: torch.device):
