@@ -69,8 +69,9 @@ class Trainer:
         self.keypoints = keypoints_from_config(cfg)
         if cfg.TRAIN.VAL_FREQ > 0:      # validation's TEST.* settings, checked now rather than after an epoch
             InferenceParams.from_config(cfg, self.keypoints, self.outputs)
-        self.cfg, self.resume_mode = cfg, resume
+        self.cfg = cfg
         self.out_dir = run_dir(cfg, cfg_name, cfg.OUTPUT_DIR)
+        self.log_file = os.path.join(self.out_dir, "train.log")
         self.log_dir = run_dir(cfg, cfg_name, cfg.LOG_DIR)
         device = resolve_device(device)
         self.dist = init_distributed(device.type, cfg.DIST_BACKEND)
@@ -192,10 +193,6 @@ class Trainer:
         saved = next((h for h in hooks if isinstance(h, SavedFiles)), None)
         return {"epochs": self.state.history[start:], "replicas_identical": identical, "output_dir": self.out_dir,
                 "saved": saved.files if saved else None, "summary": saved.note if saved else None}
-
-    @property
-    def log_file(self) -> str:
-        return os.path.join(self.out_dir, "train.log")
 
     def _log(self, message: str) -> None:
         """A line in train.log (main process) after the loop ended."""
