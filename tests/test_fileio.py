@@ -49,6 +49,7 @@ def test_files_get_the_permissions_of_an_ordinary_new_file(tmp_path):
 def test_a_checkpoint_save_holds_ctrl_c_until_the_file_is_complete(tmp_path):
     """SIGINT in the middle of torch.save (its zip writer then fails with an error of its own, not Ctrl-C's):
     the save finishes, the file loads, and KeyboardInterrupt comes afterwards."""
+    import collections
     import os
     import signal
 
@@ -59,11 +60,11 @@ def test_a_checkpoint_save_holds_ctrl_c_until_the_file_is_complete(tmp_path):
     class Interrupting:
         def __reduce__(self):            # pickled in the middle of the zip file: Ctrl-C arrives there
             os.kill(os.getpid(), signal.SIGINT)
-            return (dict, ())
+            return (collections.OrderedDict, ())
 
     path = tmp_path / "checkpoint.pth"
     with pytest.raises(KeyboardInterrupt):
         atomic_save({"weights": torch.arange(1000.0), "late": Interrupting()}, path)
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=True)
     assert torch.equal(state["weights"], torch.arange(1000.0)) and state["late"] == {}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth"]

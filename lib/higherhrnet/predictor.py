@@ -321,7 +321,7 @@ class Predictor:
         images of equal size share network passes. Images as __call__ takes arrays."""
         _check_channels(channels)
         images = [as_rgb_image(image, f"image {i}", channels) for i, image in enumerate(images)]
-        maps = self.maps(images)
+        maps = self._maps(images)
         return [Result(self.people_from_maps(image, m, f" for image {i} of the batch" if len(images) > 1 else ""),
                        image, self.keypoints, model=self.describe())
                 for i, (image, m) in enumerate(zip(images, maps))]
@@ -330,7 +330,10 @@ class Predictor:
         """The first stage of predict_batch: the network's aggregated heatmaps and tags for each RGB image
         (inference.ImageMaps: in the frame of the resized network input, every TEST.* option applied), what
         grouping reads. Images of equal size share network passes."""
-        images = [as_rgb_image(image, f"image {i}") for i, image in enumerate(images)]
+        return self._maps([as_rgb_image(image, f"image {i}") for i, image in enumerate(images)])
+
+    def _maps(self, images: Sequence[np.ndarray]) -> list[ImageMaps]:
+        """maps() for images already converted to (H, W, 3) uint8 RGB."""
         for i, image in enumerate(images):
             self._check_input_size(image, f"image {i}")
         return run_network(self.network, images, self.params, self.device)
@@ -362,7 +365,7 @@ class Predictor:
 
 class ResultStream:
     """A video's or webcam's Results, frame by frame (Predictor.stream). Iterate it once; the video is opened
-    on the first iteration and closed when the iteration ends (or stops early: close()).
+    when the stream is made and closed when the iteration ends (or, stopping early, by close()).
 
     name: the source's name. fps: frames per second of the source. After the iteration: decoded (frames read),
     frame_count (what the file announced; None when unknown), truncated (the file ended before that: a damaged or
