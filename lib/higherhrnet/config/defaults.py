@@ -34,12 +34,13 @@ _C.SEED = 0
 _C.WORLD_SIZE = 1
 
 # Mixed precision. The official code keeps an fp16 copy of the network; we use torch.amp on CUDA, whose
-# GradScaler scales the loss dynamically (DYNAMIC_LOSS_SCALE, as every official recipe sets it) or, with
-# DYNAMIC_LOSS_SCALE False, starts at STATIC_LOSS_SCALE and never grows (it still backs off on overflow).
+# GradScaler scales the loss dynamically with DYNAMIC_LOSS_SCALE (as the official FP16 recipes set it) or,
+# without it, starts at STATIC_LOSS_SCALE and never grows (it still backs off on overflow). The default is the
+# official code's (False), so that a recipe which leaves the key out means what it means there.
 _C.FP16 = CN()
 _C.FP16.ENABLED = False
 _C.FP16.STATIC_LOSS_SCALE = 1.0
-_C.FP16.DYNAMIC_LOSS_SCALE = True
+_C.FP16.DYNAMIC_LOSS_SCALE = False
 
 # torch.backends.cudnn settings, applied by training and evaluation.
 _C.CUDNN = CN()
