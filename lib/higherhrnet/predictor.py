@@ -248,7 +248,8 @@ class Predictor:
           and CPU uint8 tensors are converted: as_rgb_image), a path of an image file or an http(s) URL of
           one -> a Result;
         - a list or tuple of those (arrays and image files or URLs; arrays of equal size share network
-          passes), a folder (its image files) or a glob pattern -> a list of Results;
+          passes, equal to one call per image up to float rounding, not bit for bit), a folder (its image
+          files) or a glob pattern -> a list of Results;
         - a video file, its URL or a webcam index (an int, or "0") -> a generator of Results, one per frame,
           people tracked across frames (see `stream` for its options).
         """
@@ -318,7 +319,8 @@ class Predictor:
 
     def predict_batch(self, images: Sequence[np.ndarray | torch.Tensor], channels: str = "rgb") -> list[Result]:
         """A Result for each image array (people in the grouping's order, or by falling score when filtered);
-        images of equal size share network passes. Images as __call__ takes arrays."""
+        images of equal size share network passes (equal to one image per call up to float rounding: a batch
+        runs other kernels). Images as __call__ takes arrays."""
         _check_channels(channels)
         images = [as_rgb_image(image, f"image {i}", channels) for i, image in enumerate(images)]
         maps = self._maps(images)
