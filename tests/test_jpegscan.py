@@ -70,7 +70,8 @@ def variants() -> dict[str, bytes]:
             image = photo(width, height)
             found[f"{width}x{height} {name}"] = encoded(image, *params)
             found[f"{width}x{height} {name} gray"] = encoded(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), *params)
-    found["uniform gray optimized (all-zero data)"] = encoded(np.full((64, 64), 128, np.uint8), S.IMWRITE_JPEG_OPTIMIZE, 1)
+    found["uniform gray optimized (all-zero data)"] = encoded(np.full((64, 64), 128, np.uint8),
+                                                               S.IMWRITE_JPEG_OPTIMIZE, 1)
     for path in [*sorted(ASSETS.glob("*.jpg")), *sorted(SAMPLE.parent.glob("*.jpg")),
                  *sorted(COCO_MINI.glob("images/*/*.jpg"))]:
         found[path.name] = path.read_bytes()

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["ImageError", "DamagedImageError", "read_image", "read_image_reduced", "decode_image", "decode_image_reduced",
-           "image_size", "reduce_factor", "uint16_to_uint8", "float_to_uint8", "IMAGE_EXTENSIONS"]
+__all__ = ["ImageError", "DamagedImageError", "read_image", "read_image_reduced", "decode_image",
+           "decode_image_reduced", "image_size", "reduce_factor", "uint16_to_uint8", "float_to_uint8", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jp2")
 

@@ -30,7 +30,8 @@ def test_valid_py_with_out_under_a_regular_file_fails_before_any_work(files, tmp
     blocker.write_text("x")
     result = run(*eval_args(files, files / "random.pth", blocker / "eval")[1:], script="tools/valid.py")
     assert result.returncode == 2, result.stderr
-    assert result.stderr == f"error: cannot write to output folder {blocker / 'eval'}: {blocker} is a file, not a folder\n"
+    assert result.stderr == (f"error: cannot write to output folder {blocker / 'eval'}: {blocker} is a file, "
+                             f"not a folder\n")
     assert "evaluating" not in result.stderr and blocker.read_text() == "x"
 
 

@@ -200,7 +200,8 @@ def test_a_damaged_jpeg_in_a_folder_is_one_failed_input_and_the_others_go_on(mod
     err = capfd.readouterr().err
     assert code == 1, err
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and errors[0].startswith(f"error: {damaged}: damaged JPEG, its image data is corrupt ("), err
+    assert len(errors) == 1, err
+    assert errors[0].startswith(f"error: {damaged}: damaged JPEG, its image data is corrupt ("), err
     assert errors[0].endswith("; add --accept-damaged to use it as decoded") and "Traceback" not in err
     assert "2 images, " in err and "1 of 3 inputs failed:" in err and f"  {damaged}: damaged JPEG" in err
     assert sorted(p.name for p in out.glob("*.json")) == ["000.json", "002.json"]
