@@ -107,3 +107,30 @@ def test_palette_png_is_expanded_to_rgb():
     image = decode_image(palette_png(indices, [(255, 0, 0), (0, 0, 255)]))
     assert image.shape == (2, 2, 3)
     assert image[0, 0].tolist() == [255, 0, 0] and image[0, 1].tolist() == [0, 0, 255]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_float_tiffs_in_0_to_1_are_scaled_by_255(tmp_path, channels):
+    values = np.random.default_rng(0).integers(0, 256, (6, 9, channels)).astype(np.float32) / 255
+    path = tmp_path / "float.tif"
+    assert cv2.imwrite(str(path), values if channels == 3 else values[:, :, 0])
+    expected = np.round(values * 255).astype(np.uint8)[:, :, ::-1] if channels == 3 else \
+        np.repeat(np.round(values * 255).astype(np.uint8), 3, axis=2)
+    np.testing.assert_array_equal(read_image(path), expected)
+
+
+def test_float_tiffs_in_0_to_255_are_taken_as_they_are(tmp_path):
+    values = np.array([[0.0, 1.5, 77.4, 254.6, 255.0]], np.float32)
+    path = tmp_path / "float.tif"
+    assert cv2.imwrite(str(path), values)
+    assert read_image(path)[0, :, 0].tolist() == [0, 2, 77, 255, 255]
+
+
+def test_float_tiffs_of_other_ranges_are_refused_saying_how_to_convert(tmp_path):
+    path = tmp_path / "depth.tif"
+    assert cv2.imwrite(str(path), np.array([[-2.0, 0.5, 1000.0]], np.float32))
+    with pytest.raises(ImageError) as info:
+        read_image(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: float32 image with values -2 to 1000, neither 0..1 nor 0..255")
+    assert "cv2.NORM_MINMAX" in message and "corrupt" not in message and "\n" not in message

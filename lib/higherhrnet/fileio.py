@@ -23,7 +23,7 @@ import time
 from typing import IO, Any, Iterator
 
 __all__ = ["atomic_write", "finish_before_interrupt", "write_json", "write_text", "write_bytes", "new_temporary", "remove_stale_temporaries",
-           "temporary_pattern", "writable_folder_problem"]
+           "temporary_pattern", "writable_folder_problem", "file_in_the_way"]
 
 
 def _process_start_time() -> float:
@@ -84,10 +84,27 @@ def new_temporary(path: str | os.PathLike) -> tuple[int, str]:
     return fd, tmp
 
 
+def file_in_the_way(folder: str | os.PathLike) -> str | None:
+    """The first part of the path `folder` (itself included) that exists and is not a folder, as written in
+    `folder`: nothing can be made under it. None when there is none."""
+    path = os.path.normpath(os.fspath(folder))
+    prefix = os.sep if path.startswith(os.sep) else ""
+    for part in path.split(os.sep):
+        prefix = os.path.join(prefix, part) if prefix else part
+        if not part or part == "..":
+            continue
+        if os.path.lexists(prefix) and not os.path.isdir(prefix):
+            return prefix
+    return None
+
+
 def writable_folder_problem(folder: str | os.PathLike, create: bool = True) -> str | None:
     """Why files cannot be written in `folder` (created first when `create`), or None when they can: for
     checking an output location before any slow work."""
     folder = os.fspath(folder)
+    blocker = file_in_the_way(folder)
+    if blocker is not None:
+        return f"{blocker} is a file, not a folder"
     if not create and not os.path.isdir(folder):
         return f"folder {folder} does not exist"
     try:

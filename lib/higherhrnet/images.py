@@ -5,7 +5,15 @@ read_image(path) -> (H, W, 3) uint8 RGB, with
   its annotations are in stored-pixel order: pass exif=False);
 - grayscale, palette and RGBA images converted to RGB (alpha dropped);
 - 16-bit images scaled to 8 bits over their full range (v / 257), never clipped;
-- truncated JPEG / PNG files detected (OpenCV would otherwise decode a half-grey picture).
+- float images (32- or 64-bit TIFF, ...): values all within 0..1 are scaled by 255 (the float convention of
+  OpenCV, scikit-image and torchvision), values within 0..255 are taken as they are (Pillow's mode F), both
+  rounded; any other range (negative, over 255, NaN) is refused, saying how to convert the file;
+- truncated JPEG / PNG files detected (OpenCV would otherwise decode a half-grey picture);
+- damaged JPEG data detected: a file of full length whose compressed data is corrupt (a zero-filled hole left by
+  an interrupted download or a bad sector) is a DamagedImageError, where libjpeg would decode it to a different
+  picture and only print "Corrupt JPEG data: ..." on stderr (jpegscan.py reads the data as libjpeg does and
+  reports what libjpeg would warn about). accept_damaged=True skips that check and returns what libjpeg makes
+  of the file, as before. The check takes about as long as decoding the picture again (tests/test_jpegscan.py).
 
 Large images. The size is read from the file header first (image_size), so a size problem is reported
 before any pixel memory is allocated:
@@ -31,14 +39,36 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["ImageError", "read_image", "read_image_reduced", "decode_image", "decode_image_reduced",
-           "image_size", "reduce_factor", "uint16_to_uint8", "IMAGE_EXTENSIONS"]
+__all__ = ["ImageError", "DamagedImageError", "read_image", "read_image_reduced", "decode_image",
+           "decode_image_reduced", "image_size", "reduce_factor", "uint16_to_uint8", "float_to_uint8", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jp2")
 
 
 class ImageError(ValueError):
     """An input image cannot be used; the message names the file and the reason."""
+
+
+class DamagedImageError(ImageError):
+    """A JPEG of full length whose compressed data is corrupt: decoding it would give a different picture.
+
+    Made with DamagedImageError.of(name, problem, fix): the file, what libjpeg would warn about ("premature end
+    of data segment in scan 1", ...) and how to use the file anyway; with_fix words that for a caller's own
+    option. DamagedImageError(message) alone (as pickling and DataLoader workers re-create it) keeps the message.
+    """
+
+    def __init__(self, message: str, name: str | None = None, problem: str | None = None):
+        super().__init__(message)
+        self.name, self.problem = name, problem
+
+    @classmethod
+    def of(cls, name: str, problem: str, fix: str = "pass accept_damaged=True to use it as decoded"):
+        return cls(f"{name}: damaged JPEG, its image data is corrupt ({problem}: an interrupted download or a bad "
+                   f"sector?) and would decode to a different picture; {fix}", name, problem)
+
+    def with_fix(self, fix: str) -> "DamagedImageError":
+        """The same error, its message ending with `fix` instead."""
+        return self if self.problem is None else DamagedImageError.of(self.name, self.problem, fix)
 
 
 def _opencv_limit(variable: str, default: int) -> int:
@@ -58,31 +88,35 @@ _CV_MAX_HEIGHT = _opencv_limit("OPENCV_IO_MAX_IMAGE_HEIGHT", 1 << 20)
 _REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
-def read_image(path: str | os.PathLike, exif: bool = True, max_pixels: int | None = None) -> np.ndarray:
+def read_image(path: str | os.PathLike, exif: bool = True, max_pixels: int | None = None,
+               accept_damaged: bool = False) -> np.ndarray:
     """The image at path as (H, W, 3) uint8 RGB; see the module docstring.
 
     max_pixels: refuse (ImageError) an image of more pixels, before decoding it when image_size can read its
-    header. None: only OpenCV's own limit applies.
+    header. None: only OpenCV's own limit applies. accept_damaged: decode a JPEG with corrupt data as libjpeg
+    does instead of raising DamagedImageError.
     """
     path = os.fspath(path)
-    return decode_image(_read_bytes(path), path, exif=exif, max_pixels=max_pixels)
+    return decode_image(_read_bytes(path), path, exif=exif, max_pixels=max_pixels, accept_damaged=accept_damaged)
 
 
-def read_image_reduced(path: str | os.PathLike, max_pixels: int, exif: bool = True) -> tuple[np.ndarray, float]:
+def read_image_reduced(path: str | os.PathLike, max_pixels: int, exif: bool = True,
+                       accept_damaged: bool = False) -> tuple[np.ndarray, float]:
     """The image at path with at most max_pixels pixels, and the factor it was scaled by.
 
     Returns ((h, w, 3) uint8 RGB, factor): factor = w / the image's full width (after EXIF orientation when
     exif), 1.0 when it fits; a point (x, y) in the returned image is (x / factor, y / factor) in the full image.
     A JPEG over the limit is decoded at 1/reduce_factor(...) and, if still over, resized down (INTER_AREA) to
     the largest size of the same aspect ratio within the limit. Other formats over the limit are refused with an
-    ImageError naming the size, the limit and how to raise it; see the module docstring for why.
+    ImageError naming the size, the limit and how to raise it; see the module docstring for why. accept_damaged
+    as read_image.
     """
     path = os.fspath(path)
-    return decode_image_reduced(_read_bytes(path), max_pixels, path, exif=exif)
+    return decode_image_reduced(_read_bytes(path), max_pixels, path, exif=exif, accept_damaged=accept_damaged)
 
 
 def decode_image(data: bytes, name: str = "image", exif: bool = True,
-                 max_pixels: int | None = None) -> np.ndarray:
+                 max_pixels: int | None = None, accept_damaged: bool = False) -> np.ndarray:
     """Encoded image bytes -> (H, W, 3) uint8 RGB; see the module docstring and read_image."""
     if len(data) == 0:
         raise ImageError(f"{name}: empty file (0 bytes)")
@@ -91,14 +125,14 @@ def decode_image(data: bytes, name: str = "image", exif: bool = True,
         _check_opencv_limits(header.width, header.height, name, header, exif)
         if max_pixels is not None and header.width * header.height > max_pixels:
             raise ImageError(_over_limit(name, header.shown(exif), max_pixels))
-    image = _decode(data, name, _flags(exif))
+    image = _decode(data, name, _flags(exif), accept_damaged)
     if header is None and max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
         raise ImageError(_over_limit(name, (image.shape[1], image.shape[0]), max_pixels))
     return image
 
 
-def decode_image_reduced(data: bytes, max_pixels: int, name: str = "image",
-                         exif: bool = True) -> tuple[np.ndarray, float]:
+def decode_image_reduced(data: bytes, max_pixels: int, name: str = "image", exif: bool = True,
+                         accept_damaged: bool = False) -> tuple[np.ndarray, float]:
     """Encoded image bytes -> ((h, w, 3) uint8 RGB, factor); see read_image_reduced.
 
     A format image_size cannot read (it returns None) is decoded in full by OpenCV, then resized: only
@@ -110,14 +144,14 @@ def decode_image_reduced(data: bytes, max_pixels: int, name: str = "image",
         raise ImageError(f"{name}: empty file (0 bytes)")
     header = _read_header(data, name)
     if header is None:
-        image = _decode(data, name, _flags(exif))
+        image = _decode(data, name, _flags(exif), accept_damaged)
         full_width = image.shape[1]
         image = _shrink(image, max_pixels)
         return image, image.shape[1] / full_width
     full_width, full_height = header.shown(exif)
     if header.width * header.height <= max_pixels:
         _check_opencv_limits(header.width, header.height, name, header, exif)
-        return _decode(data, name, _flags(exif)), 1.0
+        return _decode(data, name, _flags(exif), accept_damaged), 1.0
     if not header.reducible:
         # OpenCV's limit first: raising max_pixels would not help with that one.
         _check_opencv_limits(header.width, header.height, name, header, exif)
@@ -125,7 +159,7 @@ def decode_image_reduced(data: bytes, max_pixels: int, name: str = "image",
     denominator = reduce_factor(header.width, header.height, max_pixels)
     # OpenCV checks its limit on the size libjpeg will output, not on the stored size.
     _check_opencv_limits(-(-header.width // denominator), -(-header.height // denominator), name, header, exif)
-    image = _decode(data, name, _flags(exif) | _REDUCED_FLAGS[denominator])
+    image = _decode(data, name, _flags(exif) | _REDUCED_FLAGS[denominator], accept_damaged)
     expected = (-(-full_height // denominator), -(-full_width // denominator))
     if image.shape[:2] != expected:
         raise ImageError(f"{name}: decoded at 1/{denominator} to {image.shape[1]}x{image.shape[0]}, but its "
@@ -194,10 +228,52 @@ def uint16_to_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(image.astype(np.float32) / 257.0).astype(np.uint8)
 
 
-def _decode(data: bytes, name: str, flags: int) -> np.ndarray:
-    _check_complete(data, name)
+def float_to_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Float pixels to 8 bits by the module docstring's rule: all within 0..1 -> v * 255, all within 0..255 ->
+    v, rounded; ImageError naming `name` for any other range."""
+    low, high = float(np.min(image)), float(np.max(image))
+    if not (0.0 <= low and high <= 255.0):      # also NaN, which fails every comparison
+        raise ImageError(f"{name}: {image.dtype} image with values {low:.4g} to {high:.4g}, neither 0..1 nor 0..255: "
+                         f"rescale it to 0..255 and save it with 8 bits, e.g. cv2.imwrite('image.png', "
+                         f"cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8))")
+    scale = 255.0 if high <= 1.0 else 1.0
+    return np.round(image.astype(np.float64) * scale).astype(np.uint8)
+
+
+def _is_float_tiff(data: bytes) -> bool:
+    """A TIFF whose samples are floating point (SampleFormat 3): OpenCV decodes a one-channel one only as it is
+    stored (with IMREAD_COLOR it fails, logging an assertion)."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return False
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        return _first_ifd(data, (339,)).get(339) == 3
+    except (struct.error, ValueError):
+        return False
+
+
+def _float_image(data: bytes) -> np.ndarray | None:
+    """A float image decoded as stored, as (H, W, 3) BGR (gray repeated, alpha dropped); None when it is not
+    one."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0 or not np.issubdtype(image.dtype, np.floating):
+        return None
+    if image.ndim == 2 or image.shape[2] == 1:
+        return np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+    if image.shape[2] == 4:
+        return np.ascontiguousarray(image[:, :, :3])
+    return image if image.shape[2] == 3 else None
+
+
+def _decode(data: bytes, name: str, flags: int, accept_damaged: bool) -> np.ndarray:
+    _check_complete(data, name)
+    if not accept_damaged and data[:3] == b"\xff\xd8\xff":
+        from .jpegscan import entropy_data_problem     # imports numba: only when a JPEG is read
+
+        problem = entropy_data_problem(data)
+        if problem:
+            raise DamagedImageError.of(name, problem)
+    try:
+        image = _float_image(data) if _is_float_tiff(data) else cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as e:   # e.g. a size limit hit in a format image_size does not read
         reason = str(e).strip().splitlines()[-1]
         raise ImageError(f"{name}: OpenCV cannot decode it ({reason})") from None
@@ -205,6 +281,8 @@ def _decode(data: bytes, name: str, flags: int) -> np.ndarray:
         raise ImageError(f"{name}: not a readable image (unknown format or corrupt data)")
     if image.dtype == np.uint16:
         image = uint16_to_uint8(image)
+    elif np.issubdtype(image.dtype, np.floating):
+        image = float_to_uint8(image, name)
     elif image.dtype != np.uint8:
         raise ImageError(f"{name}: unsupported pixel type {image.dtype} (use 8- or 16-bit images)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -425,8 +503,8 @@ _TIFF_VALUE_FORMATS = {3: "H", 4: "I", 16: "Q"}   # SHORT, LONG, LONG8 (BigTIFF)
 
 
 def _first_ifd(data: bytes, wanted: tuple[int, ...]) -> dict[int, int]:
-    """Values of the wanted single-valued integer tags in the first directory of TIFF-structured bytes (a
-    TIFF or BigTIFF file, or an EXIF block); struct.error or ValueError when the bytes run out or make no sense."""
+    """The (first) value of each wanted integer tag in the first directory of TIFF-structured bytes (a TIFF or
+    BigTIFF file, or an EXIF block); struct.error or ValueError when the bytes run out or make no sense."""
     order = {b"II": "<", b"MM": ">"}.get(data[:2])
     if order is None:
         raise ValueError("no TIFF byte-order mark")
@@ -434,10 +512,10 @@ def _first_ifd(data: bytes, wanted: tuple[int, ...]) -> dict[int, int]:
     if version == 42:
         (directory,) = struct.unpack_from(order + "I", data, 4)
         # Entries: tag, type, value count, then the value (or its offset) in a 4-byte field.
-        count_format, entry_format, value_offset, entry_size = "H", "HHI", 8, 12
+        count_format, entry_format, value_offset, entry_size, offset_format = "H", "HHI", 8, 12, "I"
     elif version == 43:
         (directory,) = struct.unpack_from(order + "Q", data, 8)
-        count_format, entry_format, value_offset, entry_size = "Q", "HHQ", 12, 20   # 8-byte fields
+        count_format, entry_format, value_offset, entry_size, offset_format = "Q", "HHQ", 12, 20, "Q"   # 8 bytes
     else:
         raise ValueError(f"TIFF version {version}")
     (count,) = struct.unpack_from(order + count_format, data, directory)
@@ -445,9 +523,12 @@ def _first_ifd(data: bytes, wanted: tuple[int, ...]) -> dict[int, int]:
     values = {}
     for entry in range(first, first + count * entry_size, entry_size):
         tag, value_type, value_count = struct.unpack_from(order + entry_format, data, entry)
-        if tag in wanted and value_type in _TIFF_VALUE_FORMATS and value_count == 1:
-            (values[tag],) = struct.unpack_from(order + _TIFF_VALUE_FORMATS[value_type], data,
-                                                entry + value_offset)
+        if tag in wanted and value_type in _TIFF_VALUE_FORMATS and value_count >= 1:
+            value_format = order + _TIFF_VALUE_FORMATS[value_type]
+            where = entry + value_offset
+            if struct.calcsize(value_format) * value_count > entry_size - value_offset:   # stored elsewhere
+                (where,) = struct.unpack_from(order + offset_format, data, where)
+            (values[tag],) = struct.unpack_from(value_format, data, where)
     return values
 
 

@@ -104,7 +104,9 @@ class Predictor:
     model: the network is moved there; default CUDA when available, else the CPU: devices.resolve_device;
     a ready network: where its parameters are). max_input_pixels: refuse images whose network input (largest
     test scale) would exceed this many pixels, instead of running out of memory (only extreme aspect ratios
-    reach it). max_image_pixels: image files larger than this are read reduced (JPEG) or refused. meta: what
+    reach it). max_image_pixels: image files larger than this are read reduced (JPEG) or refused.
+    accept_damaged: use a JPEG file whose compressed data is corrupt (an interrupted download, a bad sector) as
+    libjpeg decodes it, a different picture; by default it is refused (images.DamagedImageError). meta: what
     the weights say about themselves (checkpoint.read_model_meta: dataset, keypoints, metrics, ...; {} when
     unknown). name: the model's name, for results' JSON.
     """
@@ -128,8 +130,8 @@ class Predictor:
                 raise TypeError(f"Predictor got multiple values for argument {name!r}")
             kwargs[name] = value
         if isinstance(model, nn.Module):
-            unknown = set(kwargs) - {"keypoints", "device", "max_input_pixels", "max_image_pixels", "meta", "name",
-                                     "raw", *_OPTIONS}
+            unknown = set(kwargs) - {"keypoints", "device", "max_input_pixels", "max_image_pixels", "accept_damaged",
+                                     "meta", "name", "raw", *_OPTIONS}
             if unknown:
                 raise TypeError(f"unexpected arguments {sorted(unknown)}: they are options of Predictor.from_config, "
                                 f"for building a network from a config")
@@ -141,7 +143,7 @@ class Predictor:
               device: str | torch.device | None = None, raw: bool = False, min_score: float | None = None,
               oks_nms_threshold: float | None = None, clip_to_image: bool | None = None,
               max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-              meta: Mapping | None = None, name: str | None = None) -> None:
+              accept_damaged: bool = False, meta: Mapping | None = None, name: str | None = None) -> None:
         if not isinstance(params, InferenceParams) or not isinstance(keypoints, KeypointSpec):
             raise TypeError("Predictor(network, params, keypoints): params must be InferenceParams and keypoints a "
                             "KeypointSpec (or use Predictor.from_config)")
@@ -156,6 +158,7 @@ class Predictor:
         self.clip_to_image = bool(options["clip_to_image"])
         self.max_input_pixels = max_input_pixels
         self.max_image_pixels = max_image_pixels
+        self.accept_damaged = bool(accept_damaged)
         self.meta = dict(meta or {})
         self.name = name
         note = synthetic_model_note(self.meta)
@@ -169,7 +172,8 @@ class Predictor:
                     backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
                     raw: bool = False, min_score: float | None = None, clip_to_image: bool | None = None,
                     max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
-                    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, name: str | None = None) -> "Predictor":
+                    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, accept_damaged: bool = False,
+                    name: str | None = None) -> "Predictor":
         """A Predictor for a trained network of a config.
 
         cfg: a config (CfgNode) or the path of an experiment YAML file; opts: KEY VALUE overrides when it
@@ -184,7 +188,8 @@ class Predictor:
         Filter options (raw, min_score, ...) as the class says.
         """
         options = dict(raw=raw, min_score=min_score, oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
-                       max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels)
+                       max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels,
+                       accept_damaged=accept_damaged)
         if cfg is None:
             if isinstance(weights, Mapping):
                 raise ValueError("weights given as a state dict carry no config: pass cfg (a YAML path or CfgNode)")
@@ -192,10 +197,7 @@ class Predictor:
                                                         backend=backend, fold_bn=fold_bn, onnx_threads=onnx_threads,
                                                         **options))
         return cls._from_parts(**_from_config(cfg, weights, device, opts, keypoints, backend=backend, fold_bn=fold_bn,
-                                             onnx_threads=onnx_threads, raw=raw, min_score=min_score,
-                                             oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
-                                             max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels,
-                                             name=name))
+                                             onnx_threads=onnx_threads, name=name, **options))
 
     @classmethod
     def _from_parts(cls, **parts) -> "Predictor":
@@ -210,7 +212,7 @@ class Predictor:
                    backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
                    raw: bool = False, min_score: float | None = None, clip_to_image: bool | None = None,
                    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
-                   max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> "Predictor":
+                   max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, accept_damaged: bool = False) -> "Predictor":
         """A Predictor around a network you already have: any module returning the outputs the config's
         output specs describe (heatmaps first, then tags).
 
@@ -225,7 +227,8 @@ class Predictor:
         network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
         return cls(network, params, keypoints, device, raw=raw, min_score=min_score,
                    oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
-                   max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels)
+                   max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels,
+                   accept_damaged=accept_damaged)
 
     @property
     def backend(self) -> str:
@@ -244,9 +247,9 @@ class Predictor:
     def __call__(self, source, channels: str = "rgb"):
         """People in `source`:
 
-        - an image array (H, W, 3) uint8, RGB unless channels="bgr" (cv2.imread's order; gray, RGBA, uint16
-          and CPU uint8 tensors are converted: as_rgb_image), a path of an image file or an http(s) URL of
-          one -> a Result;
+        - an image array (H, W, 3) uint8, RGB unless channels="bgr" (cv2.imread's order; gray, RGBA, uint16,
+          CPU uint8 tensors and torchvision's float (C, H, W) tensors of values 0..1 are converted:
+          as_rgb_image), a path of an image file or an http(s) URL of one -> a Result;
         - a list or tuple of those (arrays and image files or URLs; arrays of equal size share network
           passes, equal to one call per image up to float rounding, not bit for bit), a folder (its image
           files) or a glob pattern -> a list of Results;
@@ -273,14 +276,15 @@ class Predictor:
 
     def predict_file(self, source: Source | str | os.PathLike, work_dir: str | None = None) -> Result:
         """The Result of one image file or http(s) URL (downloaded into work_dir, default a temporary folder).
-        A file over max_image_pixels is read reduced (JPEG) or refused; the people are in its full pixels."""
+        A file over max_image_pixels is read reduced (JPEG) or refused; the people are in its full pixels. A JPEG
+        with corrupt data is refused (images.DamagedImageError) unless accept_damaged."""
         if not isinstance(source, Source):
             source = Source("image", os.fspath(source))
         if work_dir is None:
             with tempfile.TemporaryDirectory(prefix="higherhrnet-") as folder:
                 return self.predict_file(source, folder)
         path = local_file(source, work_dir)
-        image, factor = read_image_reduced(path, self.max_image_pixels)
+        image, factor = read_image_reduced(path, self.max_image_pixels, accept_damaged=self.accept_damaged)
         size = None
         if factor != 1.0:           # the full size, from the file's header (EXIF orientation applied)
             with open(path, "rb") as f:
@@ -532,10 +536,13 @@ def as_rgb_image(image, name: str = "image", channels: str = "rgb") -> np.ndarra
 
     Accepted: uint8 arrays laid out (H, W, 3) (returned as they are), (H, W) or (H, W, 1) (gray, repeated to
     RGB), (H, W, 4) (RGBA: alpha dropped); uint16 arrays of those layouts (scaled by 1/257 and rounded, as
-    images.read_image reads 16-bit files); torch uint8 tensors on the CPU of those layouts. Refused, with what
-    to do: None (what cv2.imread returns for a file it cannot read), float, bool and other integer arrays,
-    channel-first (3, H, W) arrays and tensors, empty images, lists (a list of images is a batch: pass it to
-    the Predictor itself) and anything else.
+    images.read_image reads 16-bit files); torch uint8 tensors on the CPU of those layouts; float tensors on
+    the CPU as torchvision's ToTensor makes them, (C, H, W) with C 1, 3 or 4 and values 0..1 (multiplied by 255
+    and rounded, which gives back the uint8 pixels ToTensor divided by 255; `channels` says their order as for
+    arrays; a width of 1, 3 or 4 pixels is refused, the layout being ambiguous). Refused, with what to do: None (what cv2.imread returns for a file it cannot read), float, bool and
+    other integer arrays, float tensors of other layouts or ranges, channel-first (3, H, W) uint8 arrays and
+    tensors, empty images, lists (a list of images is a batch: pass it to the Predictor itself) and anything
+    else.
     """
     if image is None:
         raise ValueError(f"{name} is None: cv2.imread returns None when it cannot read a file (missing, unreadable "
@@ -545,9 +552,11 @@ def as_rgb_image(image, name: str = "image", channels: str = "rgb") -> np.ndarra
         if image.device.type != "cpu":
             raise ValueError(f"{name} is a tensor on {image.device}: pass image.cpu() (the pipeline resizes on the "
                              f"CPU before the network runs on the Predictor's device)")
-        if image.dtype != torch.uint8:
+        if image.is_floating_point():
+            image = _from_float_tensor(image, name)
+        elif image.dtype != torch.uint8:
             raise ValueError(f"{name} is a {image.dtype} tensor: expected torch.uint8 {_IMAGE_LAYOUTS} pixels "
-                             f"0..255")
+                             f"0..255, or a float (C, H, W) tensor of values 0..1 as torchvision's ToTensor makes")
         image, kind = image.numpy(), "tensor"
     if not isinstance(image, np.ndarray):
         what = ("a list of lists (a nested list is not an image: np.asarray(...) makes it an array)"
@@ -586,6 +595,25 @@ def as_rgb_image(image, name: str = "image", channels: str = "rgb") -> np.ndarra
         image = image[:, :, ::-1]
     # Negative strides (image[:, :, ::-1]) and views reach OpenCV, which needs plain contiguous memory.
     return np.ascontiguousarray(image)
+
+
+def _from_float_tensor(image: torch.Tensor, name: str) -> torch.Tensor:
+    """A float (C, H, W) tensor of values 0..1 (torchvision's ToTensor) as the uint8 (H, W, C) tensor it was made
+    from; ValueError saying how to convert any other float tensor."""
+    shape = tuple(image.shape)
+    # A last axis of 1, 3 or 4 would make (C, H, W) and (H, W, C) indistinguishable: such shapes are refused.
+    if image.ndim != 3 or shape[0] not in (1, 3, 4) or shape[2] in (1, 3, 4) or image.numel() == 0:
+        raise ValueError(f"{name} is a {image.dtype} tensor of shape {shape}: a float tensor is taken as "
+                         f"torchvision's ToTensor makes it, (C, H, W) with C 1, 3 or 4, W not, and values 0..1; "
+                         f"for other float images pass (image * 255).round().clamp(0, 255).to(torch.uint8) laid out "
+                         f"{_IMAGE_LAYOUTS}")
+    values = image.detach().float()
+    low, high = float(values.min()), float(values.max())
+    if not (0.0 <= low and high <= 1.0):        # also NaN, which fails every comparison
+        raise ValueError(f"{name} is a {image.dtype} (C, H, W) tensor with values {low:.4g} to {high:.4g}, not the "
+                         f"0..1 of torchvision's ToTensor: for pixels 0..255 pass "
+                         f"image.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)")
+    return (values * 255).round().to(torch.uint8).permute(1, 2, 0)
 
 
 def synthetic_model_note(meta: Mapping) -> str | None:

@@ -128,6 +128,26 @@ def noise_image(path: Path, width: int, height: int, seed: int = 0) -> Path:
     return path
 
 
+def zero_filled_hole(path: Path, fraction: float = 0.125) -> Path:
+    """The JPEG at `path` with a zero-filled hole of `fraction` of its image data in the middle, its length and
+    end-of-image marker unchanged: what an interrupted download or a bad sector leaves."""
+    data = path.read_bytes()
+    scan = data.find(b"\xff\xda")
+    start, end = scan + 2 + int.from_bytes(data[scan + 2: scan + 4], "big"), data.rfind(b"\xff\xd9")
+    size = int((end - start) * fraction)
+    middle = (start + end - size) // 2
+    path.write_bytes(data[:middle] + bytes(size) + data[middle + size:])
+    return path
+
+
+def libjpeg_warnings(path: Path, capfd) -> str:
+    """What OpenCV's libjpeg prints on stderr while decoding the file: an oracle for damaged data that does not
+    go through the code under test."""
+    capfd.readouterr()
+    cv2.imread(str(path))
+    return capfd.readouterr().err
+
+
 def noise_folder(path: Path, count: int, width: int, height: int) -> Path:
     """A new folder of `count` noise JPEGs named 000.jpg, 001.jpg, ..."""
     path.mkdir()

@@ -8,6 +8,7 @@ import os
 import pickle
 import time
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,10 +21,11 @@ from higherhrnet.engine.hooks import FiniteWeights, LossWatch
 from higherhrnet.engine.resume import compare_configs
 from higherhrnet.engine.train_loop import TrainingError, TrainState
 from higherhrnet.fileio import temporary_pattern, write_json
+from higherhrnet.images import DamagedImageError
 from higherhrnet.predictor import CLEAN, Person, _clip_to_image
 
 from conftest import TINY_OPTS, tiny_cfg
-from faultkit import make_models
+from faultkit import libjpeg_warnings, make_models, zero_filled_hole
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,8 @@ def test_channel_first_arrays_and_tensors_are_refused(predictor, as_tensor):
     ("photo.jpg", r"photo.jpg: no such file, folder, glob match, URL or webcam index"),   # a str is a path
     ({"image": 1}, r"expected a NumPy array .* got dict"),
     (np.zeros((2, 4, 4, 3), np.uint8), r"shape \(2, 4, 4, 3\).*for a batch pass a list of images"),
-    (torch.zeros(4, 4, 3), r"image is a torch.float32 tensor: expected torch.uint8"),
+    (torch.zeros(4, 4, 3), r"image is a torch.float32 tensor of shape \(4, 4, 3\): a float tensor is taken as "
+                           r"torchvision's ToTensor makes it, \(C, H, W\)"),
 ])
 def test_other_inputs_are_refused_naming_what_they_are(predictor, image, expected):
     with pytest.raises(ValueError, match=expected):
@@ -104,6 +107,44 @@ def test_unambiguous_layouts_give_the_rgb_result(predictor, layout):
     else:
         reference, image = rgb, torch.from_numpy(rgb.copy())
     assert same_people(predictor(image), predictor(reference))
+
+
+@pytest.mark.parametrize("channels", ["rgb", "bgr", "gray"])
+def test_torchvision_float_tensors_give_the_result_of_their_pixels(predictor, channels):
+    pixels = picture()
+    if channels == "gray":
+        pixels = pixels[:, :, :1]
+    # torchvision.transforms.ToTensor: (C, H, W) float32, pixels / 255.
+    tensor = torch.from_numpy(pixels).permute(2, 0, 1).contiguous().float().div(255)
+    reference = predictor(np.repeat(pixels, 3, axis=2) if channels == "gray" else pixels[:, :, ::-1].copy()
+                          if channels == "bgr" else pixels)
+    assert same_people(predictor(tensor, channels="bgr" if channels == "bgr" else "rgb"), reference)
+
+
+def test_float_tensors_of_other_ranges_are_refused_saying_how_to_convert(predictor):
+    tensor = torch.from_numpy(picture()).permute(2, 0, 1).float()         # 0..255, not ToTensor's 0..1
+    with pytest.raises(ValueError) as info:
+        predictor(tensor)
+    message = str(info.value)
+    assert message.startswith("image is a torch.float32 (C, H, W) tensor with values ")
+    assert message.endswith("for pixels 0..255 pass image.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)")
+    converted = tensor.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+    assert same_people(predictor(converted), predictor(picture()))
+
+
+def test_a_damaged_jpeg_file_is_refused_unless_accepted(models, predictor, tmp_path, capfd):
+    path = tmp_path / "photo.jpg"
+    assert cv2.imwrite(str(path), picture(96, 128)[:, :, ::-1])
+    zero_filled_hole(path)
+    assert "Corrupt JPEG data" in libjpeg_warnings(path, capfd)
+    with pytest.raises(DamagedImageError) as info:
+        predictor(path)
+    assert str(info.value).startswith(f"{path}: damaged JPEG") and str(info.value).endswith(
+        "pass accept_damaged=True to use it as decoded")
+    accepting = Predictor.from_config(models / "tiny.yaml", models / "random.pth", opts=["TEST.FLIP_TEST", "False"],
+                                      raw=True, accept_damaged=True)
+    as_decoded = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    assert same_people(accepting(path), predictor(as_decoded))
 
 
 def test_a_list_or_tuple_of_images_is_a_batch(predictor):

@@ -1,6 +1,8 @@
 """Faults in `higherhrnet eval` / tools/valid.py: an output path under a regular file, weights holding NaN,
-weights whose outputs overflow."""
+weights whose outputs overflow, a damaged image in the data set."""
 from __future__ import annotations
+
+import shutil
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ import higherhrnet
 from higherhrnet.cli import main
 
 from conftest import tiny_cfg
-from faultkit import TRAIN_OPTS, models_and_data, run
+from faultkit import TRAIN_OPTS, libjpeg_warnings, models_and_data, run, zero_filled_hole
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,8 @@ def test_valid_py_with_out_under_a_regular_file_fails_before_any_work(files, tmp
     blocker.write_text("x")
     result = run(*eval_args(files, files / "random.pth", blocker / "eval")[1:], script="tools/valid.py")
     assert result.returncode == 2, result.stderr
-    assert result.stderr == f"error: cannot write to output folder {blocker / 'eval'}: Not a directory\n"
+    assert result.stderr == (f"error: cannot write to output folder {blocker / 'eval'}: {blocker} is a file, "
+                             f"not a folder\n")
     assert "evaluating" not in result.stderr and blocker.read_text() == "x"
 
 
@@ -66,3 +69,21 @@ def test_ctrl_c_during_evaluation_says_nothing_was_written(files, tmp_path, caps
     assert capsys.readouterr().err == (f"interrupted: evaluation stopped before its results were written; nothing new "
                                        f"in {tmp_path / 'out'}\n")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_damaged_image_in_the_data_set_stops_evaluation_naming_it_and_the_key(files, tmp_path, capfd):
+    data = tmp_path / "data"
+    shutil.copytree(files / "data", data)
+    damaged = zero_filled_hole(sorted((data / "images" / "val").glob("*.jpg"))[0])
+    assert "Corrupt JPEG data" in libjpeg_warnings(damaged, capfd)
+    args = ["eval", "--cfg", str(files / "tiny.yaml"), "--weights", str(files / "random.pth"), "DATASET.ROOT",
+            str(data), *TRAIN_OPTS]
+    code = main([*args, "--out", str(tmp_path / "out")])
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert errors[0].startswith(f"error: {damaged}: damaged JPEG, its image data is corrupt (")
+    assert errors[0].endswith("; set DATASET.ACCEPT_DAMAGED_IMAGES True to use it as decoded")
+    code = main([*args, "--out", str(tmp_path / "accepted"), "DATASET.ACCEPT_DAMAGED_IMAGES", "True"])
+    assert code == 0, capfd.readouterr().err
+    assert (tmp_path / "accepted" / "keypoints_val_results.json").exists()

@@ -14,7 +14,8 @@ import pytest
 from higherhrnet.cli import main
 from higherhrnet.video import VideoWriter
 
-from faultkit import check_complete, hidden_files, make_models, noise_folder, noise_image, png_header_only, run, start
+from faultkit import (check_complete, hidden_files, libjpeg_warnings, make_models, noise_folder, noise_image,
+                      png_header_only, run, start, zero_filled_hole)
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +177,34 @@ def test_outputs_under_a_regular_file_fail_before_the_model_loads(models, tmp_pa
                  str(image), "--out", str(tmp_path / "out"), option, str(blocker / "results")])
     err = capsys.readouterr().err
     assert code == 2 and str(blocker / "results") in err and "missing.pth" not in err, err
+    assert f"{blocker} is a file, not a folder" in err and err.count("\n") == 1, err
+
+
+def test_export_into_a_path_under_a_file_says_it_is_a_file(models, tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code = main(["export", "--cfg", str(models / "tiny.yaml"), "--weights", str(models / "random.pth"),
+                 "--out", str(blocker / "x.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"error: cannot write --out {blocker / 'x.onnx'}: {blocker} is a file, not a folder\n"
+
+
+def test_a_damaged_jpeg_in_a_folder_is_one_failed_input_and_the_others_go_on(models, tmp_path, capfd):
+    photos = noise_folder(tmp_path / "photos", 3, 96, 64)
+    damaged = zero_filled_hole(photos / "001.jpg")
+    assert "Corrupt JPEG data" in libjpeg_warnings(damaged, capfd)       # damaged as libjpeg sees it
+    out = tmp_path / "out"
+    args = ["predict", "--cfg", str(models / "tiny.yaml"), "--weights", str(models / "random.pth"), str(photos),
+            "--min-score", "0", "TEST.FLIP_TEST", "False"]
+    code = main([*args, "--out", str(out)])
+    err = capfd.readouterr().err
+    assert code == 1, err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    assert errors[0].startswith(f"error: {damaged}: damaged JPEG, its image data is corrupt ("), err
+    assert errors[0].endswith("; add --accept-damaged to use it as decoded") and "Traceback" not in err
+    assert "2 images, " in err and "1 of 3 inputs failed:" in err and f"  {damaged}: damaged JPEG" in err
+    assert sorted(p.name for p in out.glob("*.json")) == ["000.json", "002.json"]
+    code = main([*args, "--out", str(tmp_path / "accepted"), "--accept-damaged"])
+    assert code == 0, capfd.readouterr().err
+    assert (tmp_path / "accepted" / "001.json").exists()

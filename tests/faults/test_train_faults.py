@@ -72,7 +72,8 @@ def test_output_dir_under_a_regular_file_fails_before_any_work(files, tmp_path, 
     err = capsys.readouterr().err
     assert code == 2
     assert err == (f"error: OUTPUT_DIR {blocker / 'output'}: cannot write the run folder "
-                   f"{blocker / 'output' / 'coco_kpt' / 'pose_higher_hrnet' / 'tiny'}: Not a directory\n")
+                   f"{blocker / 'output' / 'coco_kpt' / 'pose_higher_hrnet' / 'tiny'}: {blocker} is a file, "
+                   f"not a folder\n")
 
 
 def test_an_exploding_learning_rate_stops_before_bad_weights_are_saved(files, tmp_path, capsys):

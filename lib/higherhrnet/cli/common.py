@@ -156,6 +156,6 @@ def check_writable_file(path: str, what: str = "output file") -> None:
     from ..fileio import writable_folder_problem
 
     problem = "a folder has that name" if os.path.isdir(path) else writable_folder_problem(
-        os.path.dirname(os.path.abspath(path)), create=False)
+        os.path.dirname(path) or os.curdir, create=False)
     if problem:
         raise CommandError(f"cannot write {what} {path}: {problem}")

@@ -89,6 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "original (default 50e6)")
     parser.add_argument("--max-input-pixels", type=int, default=3072 * 3072,
                         help="refuse images whose network input would be larger (extreme aspect ratios)")
+    parser.add_argument("--accept-damaged", action="store_true",
+                        help="use JPEG files whose compressed data is corrupt (an interrupted download, a bad sector) "
+                             "as libjpeg decodes them, a different picture; by default each is a failed input")
 
 
 def _unique_stem(name: str, used: set[str]) -> str:
@@ -275,7 +278,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
 
     from .. import CheckpointError, ConfigError, Predictor
     from ..fileio import write_json
-    from ..images import ImageError
+    from ..images import DamagedImageError, ImageError
     from ..predictor import SyntheticModelWarning, synthetic_model_note
     from ..sources import SourceError, collect_sources
     from ..video import VideoError
@@ -304,7 +307,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
             warnings.simplefilter("ignore", SyntheticModelWarning)     # printed below as a note
             predictor = Predictor.from_config(cfg, weights, device=args.device, backend=args.backend,
                                               max_input_pixels=args.max_input_pixels,
-                                              max_image_pixels=args.max_pixels,
+                                              max_image_pixels=args.max_pixels, accept_damaged=args.accept_damaged,
                                               name=os.path.basename(args.weights or weights), **options)
     except (ConfigError, CheckpointError, RuntimeError, ValueError) as e:
         raise CommandError(str(e)) from None
@@ -327,6 +330,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                     else:
                         state.video(item)
                 except (ImageError, VideoError, ValueError, OSError) as e:
+                    if isinstance(e, DamagedImageError):
+                        e = e.with_fix("add --accept-damaged to use it as decoded")
                     message = str(e) if str(e).startswith(str(item.location)) else f"{item.name}: {e}"
                     state.failures.append(message)
                     _say(f"error: {message}", error=True)

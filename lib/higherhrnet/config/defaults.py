@@ -180,6 +180,10 @@ _C.DATASET.TRAIN_ON_EMPTY_IMAGES = False
 # Not in the official code: when all decoded training images of the split fit in this many MB (4 bytes a
 # pixel: RGB and ignore mask), each loader process keeps them in memory after first use (0: never).
 _C.DATASET.IMAGE_CACHE_MB = 512.0
+# Not in the official code: a JPEG whose compressed data is corrupt (an interrupted download, a bad sector) stops
+# training and evaluation with a line naming it, where libjpeg would decode a different picture; True uses it
+# as decoded (the official code's behaviour).
+_C.DATASET.ACCEPT_DAMAGED_IMAGES = False
 # A keypoint set of your own (joint names, left/right pairs, OKS sigmas, links to draw, grouping order,
 # all by name). Empty NAMES: the set registered for DATASET.DATASET (coco, crowd_pose).
 _C.DATASET.KEYPOINTS = CN()

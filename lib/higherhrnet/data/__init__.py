@@ -19,12 +19,14 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
     """Training: a TrainingDataset over DATASET.TRAIN with one target set per resolution the network's
     outputs are trained at (outputs default to build_output_specs(cfg)), inputs normalised with
     MODEL.INPUT_MEAN / INPUT_STD. Otherwise an EvalDataset over DATASET.TEST yielding
-    (image (H, W, 3) uint8 RGB, image id). DATASET.DATASET / DATASET_TEST name the kind (registry.py)."""
+    (image (H, W, 3) uint8 RGB, image id). DATASET.DATASET / DATASET_TEST name the kind (registry.py);
+    DATASET.ACCEPT_DAMAGED_IMAGES uses JPEG files with corrupt data as decoded instead of refusing them."""
     keypoints = keypoints_from_config(cfg)
     info = dataset_info(cfg.DATASET.DATASET if is_train else cfg.DATASET.DATASET_TEST)
     split = cfg.DATASET.TRAIN if is_train else cfg.DATASET.TEST
     source = CocoKeypoints(cfg.DATASET.ROOT, split, keypoints, dataset=info,
-                           skip_empty=is_train and not cfg.DATASET.TRAIN_ON_EMPTY_IMAGES)
+                           skip_empty=is_train and not cfg.DATASET.TRAIN_ON_EMPTY_IMAGES,
+                           accept_damaged=cfg.DATASET.ACCEPT_DAMAGED_IMAGES)
     if not is_train:
         return EvalDataset(source)
     d = cfg.DATASET

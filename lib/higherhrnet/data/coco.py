@@ -14,7 +14,7 @@ from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from ..codec.targets import heatmap_targets, joint_indices, person_sigmas
-from ..images import ImageError, read_image
+from ..images import DamagedImageError, ImageError, read_image
 from ..keypoints import KeypointSpec
 from ..normalization import IMAGENET_MEAN, IMAGENET_STD, normalize
 from .registry import DatasetInfo, dataset_info
@@ -34,12 +34,14 @@ class CocoKeypoints(Dataset):
 
     keypoints: the dataset's KeypointSpec; the annotation file's person category must have as many
     keypoints. dataset: its kind (file layout, metric), see registry.py. skip_empty: leave out images
-    without any annotation (training).
+    without any annotation (training). accept_damaged: use JPEG files whose compressed data is corrupt as libjpeg
+    decodes them (default: refused, images.DamagedImageError, naming DATASET.ACCEPT_DAMAGED_IMAGES).
     """
 
     def __init__(self, root: str, split: str, keypoints: KeypointSpec, dataset: DatasetInfo | None = None,
-                 skip_empty: bool = True):
+                 skip_empty: bool = True, accept_damaged: bool = False):
         self.root, self.split, self.keypoints = root, split, keypoints
+        self.accept_damaged = accept_damaged
         self.dataset = dataset or dataset_info("coco")
         self.annotation_file, self.image_dir = self.dataset.paths(root, split)
         if not os.path.isfile(self.annotation_file):
@@ -83,7 +85,10 @@ class CocoKeypoints(Dataset):
         """(H, W, 3) uint8 RGB as stored (EXIF orientation ignored: annotations use stored pixels)."""
         info = self.image_info(index)
         path = os.path.join(self.image_dir, info["file_name"])
-        image = read_image(path, exif=False)
+        try:
+            image = read_image(path, exif=False, accept_damaged=self.accept_damaged)
+        except DamagedImageError as e:
+            raise e.with_fix("set DATASET.ACCEPT_DAMAGED_IMAGES True to use it as decoded") from None
         if image.shape[:2] != (info["height"], info["width"]):
             raise ImageError(f"{path}: image is {image.shape[1]}x{image.shape[0]} but the annotation file says "
                              f"{info['width']}x{info['height']}")
