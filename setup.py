@@ -31,6 +31,7 @@ setup(
         "torch>=2.1",
         "numpy>=1.23",
         "opencv-python-headless>=4.6",
+        "simplejpeg>=1.7",
         "pycocotools>=2.0.6",
         "scipy>=1.9",
         "munkres>=1.1",

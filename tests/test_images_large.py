@@ -381,7 +381,7 @@ def test_reduced_jpeg_factor_is_relative_to_the_shown_width():
 def run_python(script: str, *args, **env) -> list[str]:
     """Runs script in a fresh Python process and returns the lines it prints. There, `images` is
     higherhrnet/images.py loaded without the package's __init__ (which would import torch), its JPEG data
-    check (jpegscan.py, numba) already loaded and run once, so that peak() measures images, not code; peak() is
+    check already run once, so that peak() measures images, not code; peak() is
     the process's peak resident set size in bytes: VmHWM, which starts afresh with the new program, unlike
     getrusage's ru_maxrss, which a child inherits from this (large) pytest process."""
     prelude = textwrap.dedent(f"""
@@ -389,7 +389,7 @@ def run_python(script: str, *args, **env) -> list[str]:
         package = sys.modules["higherhrnet"] = types.ModuleType("higherhrnet")
         package.__path__ = [{os.path.dirname(images.__file__)!r}]
         images = importlib.import_module("higherhrnet.images")
-        importlib.import_module("higherhrnet.jpegscan").entropy_data_problem(
+        images.jpeg_data_problem(
             images.cv2.imencode(".jpg", images.np.zeros((8, 8, 3), images.np.uint8))[1].tobytes())
 
         def peak():
