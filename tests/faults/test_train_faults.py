@@ -1,6 +1,6 @@
 """Faults in `higherhrnet train`: values that would crash later, an unwritable output folder, a learning rate
 that explodes without a NaN loss, a NaN loss, resuming with a changed configuration, Ctrl-C and kill -9 sent
-to real training processes."""
+to real training processes, a run folder another live run is using, a disk that fills up."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -226,3 +228,83 @@ def test_kill_9_never_leaves_a_damaged_checkpoint_and_leftovers_are_removed(file
     assert checkpoint(tmp_path)["epoch"] == epochs + 1
     assert hidden_files(folder) == []
     json.dumps(checkpoint(tmp_path)["meta"])                      # plain values only
+
+
+# Takes the lock of the run folder argv[1] through the library, as a training run does, and holds it until killed.
+HOLD_RUN_FOLDER = """
+import sys, time
+from higherhrnet.engine.runs import lock_run_folder
+lock = lock_run_folder(sys.argv[1])
+print("held" if lock.held else "not held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_run_folder_in_use_is_refused_before_any_work_and_free_after_kill_9(files, tmp_path, capsys):
+    folder = run_dir(tmp_path)
+    folder.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN_FOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        # Refused before the data is read: a missing DATASET.ROOT is not what is reported.
+        code = main(train_args(files / "tiny.yaml", tmp_path / "no-data", tmp_path, *QUICK))
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith(f"error: OUTPUT_DIR {tmp_path / 'output'}: the run folder {folder} is in use by another "
+                              f"training run (pid {holder.pid} on ")
+        assert err.endswith("; wait for it to finish or stop it, or choose another OUTPUT_DIR; to train into it "
+                            "anyway: --share-run-folder (Python: Trainer(..., share_run_folder=True))\n")
+        assert os.listdir(folder) == [".train.lock"]                        # the holder's; nothing written
+        assert train(files, tmp_path, "--share-run-folder") == 0              # asked for: trained, with a warning
+        assert f"warning: the run folder {folder} is in use by another training run (pid {holder.pid} on " in \
+            capsys.readouterr().err
+        assert checkpoint(tmp_path)["epoch"] == 1
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert train(files, tmp_path, "TRAIN.END_EPOCH", "2") == 0                # kill -9 took the lock with it
+    assert checkpoint(tmp_path)["epoch"] == 2
+    assert sorted(os.listdir(folder)) == ["checkpoint.pth", "final_state.pth", "train.log"]   # lock file removed
+
+
+def test_a_trainer_holds_its_folder_from_construction_to_the_end_of_run(files, tmp_path):
+    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS, *QUICK,
+                                                     "OUTPUT_DIR", str(tmp_path / "output"),
+                                                     "LOG_DIR", str(tmp_path / "log")])
+    first = Trainer(cfg, "tiny.yaml", device="cpu")
+    with pytest.raises(higherhrnet.ConfigError, match=r"is in use by another training run \(pid \d+ \(this process\)"):
+        Trainer(cfg, "tiny.yaml", device="cpu")
+    first.run()
+    assert not (run_dir(tmp_path) / ".train.lock").exists()
+    # A construction that fails once the folder is locked (a refused resume) frees it again.
+    changed = cfg.clone()
+    changed.defrost()
+    changed.TRAIN.OPTIMIZER = "sgd"
+    changed.freeze()
+    with pytest.raises(TrainingError, match="different configuration"):
+        Trainer(changed, "tiny.yaml", device="cpu")
+    assert not (run_dir(tmp_path) / ".train.lock").exists()
+    Trainer(changed, "tiny.yaml", device="cpu", resume="fresh").close()
+
+
+@pytest.mark.slow
+def test_a_second_training_run_into_a_live_runs_folder_is_refused_until_that_run_is_killed(files, tmp_path):
+    args = train_args(files / "tiny.yaml", files / "data", tmp_path, *QUICK, "TRAIN.END_EPOCH", "1000")
+    first = start(*args)
+    folder = run_dir(tmp_path)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (folder / "checkpoint.pth").exists():
+        time.sleep(0.1)
+    second = run(*args)
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    assert f"the run folder {folder} is in use by another training run (pid {first.pid} on " in second.stderr
+    assert "higherhrnet train --cfg" in second.stderr                         # the first run's command line
+    first.kill()
+    first.communicate(timeout=60)
+    epochs = checkpoint(tmp_path)["epoch"]
+    again = run(*train_args(files / "tiny.yaml", files / "data", tmp_path, *QUICK, "TRAIN.END_EPOCH", str(epochs + 1)))
+    assert again.returncode == 0, again.stderr
+    assert f"resumed from {folder / 'checkpoint.pth'} at epoch {epochs}" in again.stderr
+    assert hidden_files(folder) == []
