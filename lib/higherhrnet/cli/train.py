@@ -16,11 +16,11 @@ learning-rate and optimiser settings are applied; changes to the network, loss, 
 listed and refused: --fresh starts again (the old files are kept under dated names), --resume-anyway
 resumes regardless. Training stops, naming the epoch, iteration and tensor, when the loss or a weight
 becomes NaN or infinite; nothing is saved from such weights. Ctrl-C stops cleanly, saying where training
-was and which checkpoint is the last complete one.
+was and which checkpoint is the last complete one; so does a checkpoint that cannot be written (a full disk).
 A run folder another live training run is using is refused, naming that run (its process id, host, start and
 command line), unless --share-run-folder.
-Exit status 2 on bad arguments, config, data, a refused resume, a busy run folder or a non-finite loss or
-weight; 1 if DDP replicas ended with different weights; 130 after Ctrl-C.
+Exit status 2 on bad arguments, config, data, a refused resume, a busy run folder, a file that cannot be
+written or a non-finite loss or weight; 1 if DDP replicas ended with different weights; 130 after Ctrl-C.
 """
 from __future__ import annotations
 

@@ -180,7 +180,7 @@ class Trainer:
             self._log(note)
             raise TrainingInterrupted(note) from None
         except TrainingError as e:
-            message = f"{e}\n{self._checkpoint_note()}"
+            message = e.with_note(self._checkpoint_note())
             self._log(f"training stopped: {message}")
             raise TrainingError(message) from None
         finally:
