@@ -92,6 +92,7 @@ for name, write in writes.items():
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_gives_one_line_naming_the_file_and_the_old_file_stays(tmp_path):
     import errno
     import subprocess

@@ -36,6 +36,7 @@ def holder(tmp_path):
         process.stdout.close()
 
 
+@pytest.mark.slow
 def test_a_folder_held_by_a_live_process_is_refused_naming_it(tmp_path, holder):
     record = json.loads((tmp_path / LOCK_NAME).read_text())
     assert record["pid"] == holder.pid and record["host"] == socket.gethostname()
@@ -52,6 +53,7 @@ def test_a_folder_held_by_a_live_process_is_refused_naming_it(tmp_path, holder):
     assert json.loads((tmp_path / LOCK_NAME).read_text()) == record       # the refused one changed nothing
 
 
+@pytest.mark.slow
 def test_sharing_a_busy_folder_warns_and_holds_nothing(tmp_path, holder, caplog):
     with caplog.at_level("WARNING", logger="higherhrnet.train"):
         lock = lock_run_folder(str(tmp_path), share=True)
@@ -61,6 +63,7 @@ def test_sharing_a_busy_folder_warns_and_holds_nothing(tmp_path, holder, caplog)
     assert run_folder_holder(str(tmp_path))["pid"] == holder.pid          # the other run's lock is untouched
 
 
+@pytest.mark.slow
 def test_the_lock_of_a_killed_process_blocks_nobody(tmp_path, holder):
     holder.send_signal(signal.SIGKILL)
     holder.wait()

@@ -241,6 +241,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.slow
 def test_a_run_folder_in_use_is_refused_before_any_work_and_free_after_kill_9(files, tmp_path, capsys):
     folder = run_dir(tmp_path)
     folder.mkdir(parents=True)
@@ -311,6 +312,7 @@ def test_a_second_training_run_into_a_live_runs_folder_is_refused_until_that_run
     assert hidden_files(folder) == []
 
 
+@pytest.mark.slow
 def test_a_full_disk_at_a_checkpoint_stops_with_one_line_naming_it_and_the_last_complete_one(files, trained,
                                                                                                tmp_path):
     out = copy_of(trained, tmp_path)
@@ -329,6 +331,7 @@ def test_a_full_disk_at_a_checkpoint_stops_with_one_line_naming_it_and_the_last_
     assert hidden_files(folder) == []                                       # no temporary, no lock file
 
 
+@pytest.mark.slow
 def test_final_state_on_a_full_disk_with_train_log_unwritable_too(files, trained, tmp_path):
     out = copy_of(trained, tmp_path)
     folder = run_dir(out)
