@@ -111,3 +111,41 @@ def train_once(cfg, name: str = "tiny.yaml"):
         return trainer, trainer.run()
     finally:
         trainer.close()
+
+
+def limit_file_size(limit: int) -> None:
+    """For a test's subprocess (preexec_fn): its files cannot grow past `limit` bytes (RLIMIT_FSIZE, inherited by
+    what it starts). A write beyond fails with EFBIG, "File too large", where a full disk fails with ENOSPC: the
+    same OSError through the same code, without root or a small file system. Python ignores SIGXFSZ, which would
+    otherwise end the process; programs it starts get that signal back (subprocess restores it)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+@pytest.fixture
+def read_only():
+    """make(folder): no file can be created, renamed or removed in `folder` any more (its existing files stay
+    writable), until the test ends. chmod a-w; for root, whom permissions do not stop, the immutable attribute
+    (chattr +i); the test is skipped where neither works. Errors: EACCES "Permission denied" or EPERM
+    "Operation not permitted"."""
+    import os
+    import shutil
+    import subprocess
+
+    undo = []
+
+    def make(folder) -> None:
+        folder = str(folder)
+        if os.geteuid() != 0:
+            mode = os.stat(folder).st_mode
+            os.chmod(folder, mode & ~0o222)
+            undo.append(lambda: os.chmod(folder, mode))
+            return
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", folder], capture_output=True).returncode:
+            pytest.skip("running as root, and chattr +i does not work here: a folder cannot be made read-only")
+        undo.append(lambda: subprocess.run(["chattr", "-i", folder], capture_output=True))
+
+    yield make
+    for step in reversed(undo):
+        step()

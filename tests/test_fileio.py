@@ -68,3 +68,83 @@ def test_a_checkpoint_save_holds_ctrl_c_until_the_file_is_complete(tmp_path):
     state = torch.load(path, weights_only=True)
     assert torch.equal(state["weights"], torch.arange(1000.0)) and state["late"] == {}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth"]
+
+
+# Run in a process whose files cannot grow past 100 kB (conftest.limit_file_size): a big write fails as on a full
+# disk, a small one does not. Prints one JSON line per write: "ok", or the error's type, message and errno.
+FULL_DISK_SCRIPT = """
+import json, sys
+import torch
+from higherhrnet.checkpoint import atomic_save
+from higherhrnet.fileio import write_json, write_text
+folder = sys.argv[1]
+writes = {
+    "checkpoint.pth": lambda path: atomic_save({"weights": torch.zeros(100_000)}, path),
+    "results.json": lambda path: write_json(list(range(100_000)), path),
+    "small.txt": lambda path: write_text("fits", path),
+}
+for name, write in writes.items():
+    try:
+        write(folder + "/" + name)
+        print(json.dumps("ok"))
+    except Exception as e:
+        print(json.dumps([type(e).__name__, str(e), e.errno]))
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_gives_one_line_naming_the_file_and_the_old_file_stays(tmp_path):
+    import errno
+    import subprocess
+    import sys
+
+    from conftest import limit_file_size
+
+    (tmp_path / "checkpoint.pth").write_bytes(b"the previous checkpoint")
+    (tmp_path / "results.json").write_text("[1, 2]")
+    result = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                            timeout=120, preexec_fn=lambda: limit_file_size(100_000))
+    assert result.returncode == 0, result.stderr
+    too_large = os.strerror(errno.EFBIG)
+    # torch.save's zip writer reports "unexpected pos": the OSError underneath is what is named.
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        ["WriteError", f"cannot write {tmp_path / 'checkpoint.pth'}: {too_large}", errno.EFBIG],
+        ["WriteError", f"cannot write {tmp_path / 'results.json'}: {too_large}", errno.EFBIG],
+        "ok",
+    ]
+    assert (tmp_path / "checkpoint.pth").read_bytes() == b"the previous checkpoint"
+    assert (tmp_path / "results.json").read_text() == "[1, 2]"
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pth", "results.json", "small.txt"]   # no temporaries
+
+
+def test_write_error_reads_as_one_line_and_says_what_is_kept():
+    import errno
+
+    from higherhrnet.fileio import WriteError
+
+    error = WriteError.from_error("out/a.json", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    assert isinstance(error, OSError) and error.errno == errno.ENOSPC and error.filename == "out/a.json"
+    assert str(error) == "cannot write out/a.json: No space left on device"
+    assert str(error.keeping("the 3 images done are in out")) == \
+        "cannot write out/a.json: No space left on device; the 3 images done are in out"
+
+
+def test_a_read_only_folder_is_named_with_the_destination(tmp_path, read_only):
+    from higherhrnet.fileio import WriteError
+
+    (tmp_path / "out.json").write_text("old")
+    read_only(tmp_path)
+    with pytest.raises(WriteError) as error:
+        write_json({"a": 1}, tmp_path / "out.json")
+    assert str(error.value) == f"cannot write {tmp_path / 'out.json'}: {os.strerror(error.value.errno)}"
+    assert (tmp_path / "out.json").read_text() == "old"
+
+
+def test_other_errors_in_the_block_are_not_called_write_errors(tmp_path):
+    """Only the file's own writes become WriteError: a download's network error (an OSError too) stays itself."""
+    with pytest.raises(FileNotFoundError) as error:
+        with atomic_write(tmp_path / "out.bin") as f:
+            f.write(b"data")
+            open(tmp_path / "missing")
+    assert type(error.value) is FileNotFoundError
+    assert os.listdir(tmp_path) == []

@@ -53,6 +53,44 @@ def test_an_aborted_video_leaves_no_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+# An "ffmpeg" that reads the frames and then fails as ffmpeg does on a full disk: many lines, exit status 1.
+FAILING_FFMPEG = """#!/bin/sh
+cat > /dev/null
+echo "[vost#0:0/libx264 @ 0x5601] Error submitting a packet to the muxer: No space left on device" >&2
+echo "    Last message repeated 1 times" >&2
+echo "[out#0/mp4 @ 0x5602] Error muxing a packet" >&2
+echo "[out#0/mp4 @ 0x5602] Error writing trailer: No space left on device" >&2
+echo "[out#0/mp4 @ 0x5602] Error closing file: No space left on device" >&2
+exit 1
+"""
+
+
+def test_an_ffmpeg_failure_is_one_line_and_leaves_no_temporary(tmp_path, monkeypatch):
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(FAILING_FFMPEG)
+    fake.chmod(0o755)
+    monkeypatch.setattr(video, "find_ffmpeg", lambda: str(fake))
+    out = tmp_path / "out"
+    writer = VideoWriter(str(out / "clip"), 10.0, (48, 32))
+    for frame in frames(3):
+        writer.write(frame)
+    with pytest.raises(VideoError) as error:
+        writer.close()
+    assert str(error.value) == (f"cannot write {out / 'clip.mp4'}: ffmpeg failed (Error closing file: No space left "
+                                f"on device)")
+    assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("stderr, status, reason", [
+    ("", -25, "SIGXFSZ: File size limit exceeded"),
+    ("", 1, "exit status 1"),
+    ("[out#0/mp4 @ 0x1] Error opening output file: Permission denied\n", 1, "Error opening output file: Permission "
+                                                                              "denied"),
+])
+def test_ffmpeg_reason_is_one_line(stderr, status, reason):
+    assert video.ffmpeg_reason(stderr, status) == reason
+
+
 @pytest.fixture
 def clip(tmp_path):
     with VideoWriter(str(tmp_path / "clip"), 10.0, (48, 32)) as writer:

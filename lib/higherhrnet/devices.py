@@ -6,7 +6,7 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["DeviceError", "resolve_device"]
+__all__ = ["DeviceError", "resolve_device", "out_of_memory", "memory_error_line"]
 
 
 class DeviceError(ConfigError, RuntimeError):
@@ -44,3 +44,15 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
             raise DeviceError(f"device {device} requested but this machine has {count} CUDA device"
                               f"{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})")
     return resolved
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocator's refusal: torch.OutOfMemoryError on CUDA, a DefaultCPUAllocator error
+    on the CPU."""
+    text = str(error).lower()
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def memory_error_line(error: BaseException) -> str:
+    """The first line of an allocator's error, at most 160 characters: for one-line messages."""
+    return str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__

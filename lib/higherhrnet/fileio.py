@@ -9,10 +9,16 @@ A process killed outright (kill -9, power loss) cannot remove its temporary file
 name removes such leftovers: files named as atomic_write names its temporaries for that destination
 (`.NAME.<random>.tmp<ext>`) and last modified before the current process started, so that a temporary
 another running process is still writing is never touched.
+
+A write that fails (no space left on the device, no permission, a read-only disk, a file size limit) raises
+WriteError, an OSError whose message is one line naming the destination and the system's reason; the
+destination is left as it was. That holds for torch.save too, whose zip writer hides the OSError of a full disk
+behind a RuntimeError of its own ("unexpected pos ...").
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -23,7 +29,36 @@ import time
 from typing import IO, Any, Iterator
 
 __all__ = ["atomic_write", "finish_before_interrupt", "write_json", "write_text", "write_bytes", "new_temporary", "remove_stale_temporaries",
-           "temporary_pattern", "writable_folder_problem", "file_in_the_way"]
+           "temporary_pattern", "writable_folder_problem", "file_in_the_way", "WriteError"]
+
+
+class WriteError(OSError):
+    """A file could not be written (no space left on the device, no permission, ...). str(): one line,
+    "cannot write PATH: REASON", then what is kept where a caller said it (`kept`). errno, strerror and
+    filename (the destination) are those of an OSError."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, code: int | None = None, kept: str = ""):
+        super().__init__(code, reason, os.fspath(path))
+        self.kept = kept
+
+    @classmethod
+    def from_error(cls, path: str | os.PathLike, error: OSError) -> "WriteError":
+        """The WriteError for `path` of an OSError raised while writing it (or its temporary file)."""
+        if isinstance(error, WriteError):
+            return error
+        reason = error.strerror or (errno.errorcode.get(error.errno, "") if error.errno else "") or str(error) \
+            or type(error).__name__
+        return cls(path, reason, error.errno)
+
+    def keeping(self, kept: str) -> "WriteError":
+        """The same error, saying what is kept (e.g. "the 12 images done are in out/")."""
+        return WriteError(self.filename, self.strerror, self.errno, kept)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}" + (f"; {self.kept}" if self.kept else "")
+
+    def __reduce__(self):
+        return type(self), (self.filename, self.strerror, self.errno, self.kept)
 
 
 def _process_start_time() -> float:
@@ -67,13 +102,17 @@ def remove_stale_temporaries(pattern: str) -> list[str]:
 def new_temporary(path: str | os.PathLike) -> tuple[int, str]:
     """(open file descriptor, name) of a new hidden temporary file for `path` in its folder, named
     `.NAME.<random>.tmp<ext>`, with the permissions an ordinary new file gets; for a writer that renames it to
-    `path` when done. Creates the folder if needed and first removes what killed writers of `path` left."""
+    `path` when done. Creates the folder if needed and first removes what killed writers of `path` left.
+    WriteError naming `path` when the folder or the file cannot be created."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    remove_stale_temporaries(temporary_pattern(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{os.path.splitext(path)[1]}",
-                               dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        remove_stale_temporaries(temporary_pattern(path))
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{os.path.splitext(path)[1]}",
+                                   dir=folder)
+    except OSError as e:
+        raise WriteError.from_error(path, e) from None
     try:
         # mkstemp makes the file private (0600); give it the permissions an ordinary new file would get.
         os.chmod(tmp, 0o666 & ~_umask())
@@ -118,19 +157,63 @@ def writable_folder_problem(folder: str | os.PathLike, create: bool = True) -> s
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, text: bool = False) -> Iterator[IO]:
     """`with atomic_write(path) as f: f.write(...)`: f is a binary (or, with text=True, UTF-8 text) file
-    that becomes `path` when the block ends without an exception. Creates the folder if needed."""
+    that becomes `path` when the block ends without an exception. Creates the folder if needed.
+
+    When writing fails (f.write or f.flush in the block, whatever raised afterwards, e.g. torch's zip writer;
+    or the final flush, fsync and rename), WriteError naming `path` (module docstring); other errors of the
+    block come out unchanged. The destination is never touched then."""
     path = os.fspath(path)
     fd, tmp = new_temporary(path)
+    raw = None
     try:
-        with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as f:
+        raw = os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {}))
+        f = _WatchedFile(raw)
+        try:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        except Exception:
+            if f.error is not None:
+                raise WriteError.from_error(path, f.error) from None
+            raise
+        try:
+            raw.flush()
+            os.fsync(raw.fileno())
+            raw.close()
+            os.replace(tmp, path)
+        except OSError as e:
+            raise WriteError.from_error(path, e) from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        if raw is not None:
+            with contextlib.suppress(OSError):
+                raw.close()         # flushes what is buffered, which may fail again: the first error counts
+        with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+class _WatchedFile:
+    """The file atomic_write hands out: the real one, remembering the first OSError of a write or flush, so that
+    the error can be named even when the caller's writer (torch's zip writer) reports another."""
+
+    def __init__(self, file: IO):
+        self._file = file
+        self.error: OSError | None = None
+
+    def write(self, data):
+        try:
+            return self._file.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._file.flush()
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._file, name)
 
 
 @contextlib.contextmanager

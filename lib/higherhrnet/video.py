@@ -7,13 +7,16 @@ needs an ffmpeg executable, found through the imageio-ffmpeg package (`pip insta
 desktop players read but browsers do not. The chosen encoding is reported by `VideoWriter.description`.
 A video is written to a hidden temporary file beside it (named as fileio.atomic_write names its own) and
 renamed when closed: an interrupted run leaves no half file under the real name, and a run killed outright
-leaves a temporary that the next video written under that name removes.
+leaves a temporary that the next video written under that name removes. When writing fails (a full disk:
+ffmpeg stops), the temporary is removed and VideoError says so in one line naming the video.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from typing import Iterator
@@ -21,9 +24,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .fileio import new_temporary
+from .fileio import WriteError, new_temporary
 
-__all__ = ["VideoError", "VideoSource", "Frame", "VideoWriter", "find_ffmpeg"]
+__all__ = ["VideoError", "VideoSource", "Frame", "VideoWriter", "find_ffmpeg", "ffmpeg_reason"]
 
 
 class VideoError(RuntimeError):
@@ -157,28 +160,35 @@ class VideoWriter:
             try:
                 self._process.stdin.write(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
             except BrokenPipeError:
-                raise VideoError(f"ffmpeg stopped while writing {self.path}: {self._ffmpeg_error()}") from None
+                raise VideoError(f"cannot write {self.path}: ffmpeg stopped ({self._ffmpeg_failure()})") from None
         else:
             self._cv_writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
 
-    def _ffmpeg_error(self) -> str:
+    def _ffmpeg_failure(self) -> str:
+        """Why ffmpeg stopped, in one line; the writer is aborted (its temporary file removed)."""
         self._process.wait()
-        return self._process.stderr.read().decode(errors="replace").strip() or f"exit status {self._process.returncode}"
+        reason = ffmpeg_reason(self._process.stderr.read().decode(errors="replace"), self._process.returncode)
+        self.abort()
+        return reason
 
     def close(self) -> str:
-        """Finish the file and give it its real name; returns that name."""
+        """Finish the file and give it its real name; returns that name. VideoError (one line) when ffmpeg
+        fails, WriteError when the file cannot be renamed; the temporary file is removed then."""
         if self._process is not None:
-            self._process.stdin.close()
+            with contextlib.suppress(BrokenPipeError):
+                self._process.stdin.close()
             if self._process.wait() != 0:
-                error = self._ffmpeg_error()
-                self.abort()
-                raise VideoError(f"ffmpeg could not write {self.path}: {error}")
+                raise VideoError(f"cannot write {self.path}: ffmpeg failed ({self._ffmpeg_failure()})")
             self._process.stderr.close()
             self._process = None
         elif self._cv_writer is not None:
             self._cv_writer.release()
             self._cv_writer = None
-        os.replace(self._tmp, self.path)
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise WriteError.from_error(self.path, e) from None
         return self.path
 
     def abort(self) -> None:
@@ -193,7 +203,7 @@ class VideoWriter:
         if self._cv_writer is not None:
             self._cv_writer.release()
             self._cv_writer = None
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.remove(self._tmp)
 
     def __enter__(self) -> "VideoWriter":
@@ -204,3 +214,20 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def ffmpeg_reason(stderr: str, returncode: int) -> str:
+    """One line saying why ffmpeg failed: the last line of its error output without the "[muxer @ 0x...]"
+    prefix ("Error closing file: No space left on device"), else the signal that stopped it, else its exit
+    status."""
+    lines = [re.sub(r"^(\[[^]]*\]\s*)+", "", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("Last message repeated")]
+    if lines:
+        return lines[-1]
+    if returncode < 0:
+        try:
+            number = signal.Signals(-returncode)
+        except ValueError:
+            return f"signal {-returncode}"
+        return f"{number.name}: {signal.strsignal(number)}"
+    return f"exit status {returncode}"

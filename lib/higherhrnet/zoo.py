@@ -31,7 +31,7 @@ from typing import BinaryIO, Optional
 
 from tqdm import tqdm
 
-from .fileio import atomic_write
+from .fileio import WriteError, atomic_write
 
 __all__ = ["WeightsError", "WeightsEntry", "REGISTRY", "DEFAULT_MODEL", "BUNDLED_MODEL", "package_file",
            "config_path", "cache_dir", "cache_path", "weights_status", "entry_of_file", "resolve_weights",
@@ -356,12 +356,16 @@ def _cached_download(url: str, sha256: Optional[str], progress: bool) -> str:
 def download(url: str, path: str, sha256: Optional[str] = None, progress: bool = True) -> None:
     """Stream `url` into a temporary file next to `path`, check size and (when given) the sha256 or its
     leading digits, then rename it to `path`. Whatever stops it (bad hash, network, Ctrl-C), nothing stays
-    behind, under either name. Raises WeightsError."""
-    with atomic_write(path) as f:
-        received, actual = _stream(url, f, os.path.basename(path), progress)
-        if sha256 is not None and not actual.startswith(sha256.lower()):
-            raise WeightsError(f"download of {url} is corrupt or not the expected file: sha256 {actual}, "
-                               f"expected {sha256} ({received} bytes received)")
+    behind, under either name. Raises WeightsError (a file that cannot be written, e.g. for lack of space,
+    is named in one line)."""
+    try:
+        with atomic_write(path) as f:
+            received, actual = _stream(url, f, os.path.basename(path), progress)
+            if sha256 is not None and not actual.startswith(sha256.lower()):
+                raise WeightsError(f"download of {url} is corrupt or not the expected file: sha256 {actual}, "
+                                   f"expected {sha256} ({received} bytes received)")
+    except WriteError as e:
+        raise WeightsError(f"download of {url}: {e.keeping('nothing was kept')}") from None
 
 
 def _stream(url: str, f: BinaryIO, label: str, progress: bool) -> tuple[int, str]:

@@ -16,7 +16,7 @@ import torch
 
 import higherhrnet
 
-from conftest import REPO, randomize, tiny_cfg
+from conftest import REPO, limit_file_size, randomize, tiny_cfg
 from tinycoco import write_tiny_coco
 
 # Tiny data and a short training run: two 2-image batches an epoch, no loader processes.
@@ -67,9 +67,17 @@ def command(*args, script: str | None = None) -> list[str]:
     return [sys.executable, *entry, *map(str, args)]
 
 
-def run(*args, script: str | None = None, timeout: float = 300, cwd=REPO) -> subprocess.CompletedProcess:
+def run(*args, script: str | None = None, timeout: float = 300, cwd=REPO, file_size_limit: int | None = None,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    """The command, to its end. file_size_limit: no file it writes can grow past that many bytes (a write beyond
+    fails as on a full disk: conftest.limit_file_size); env: variables added to the environment."""
+    def prepare() -> None:
+        _default_sigint()
+        if file_size_limit is not None:
+            limit_file_size(file_size_limit)
+
     return subprocess.run(command(*args, script=script), capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env=_env(), preexec_fn=_default_sigint)
+                          env={**_env(), **(env or {})}, preexec_fn=prepare)
 
 
 def start(*args, script: str | None = None, cwd=REPO) -> subprocess.Popen:

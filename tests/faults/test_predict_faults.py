@@ -1,9 +1,13 @@
 """Bad inputs and faults in `higherhrnet predict` / demo/inference.py, run as a user runs them: a folder of
 damaged, huge, tiny and skipped files, a video cut in half, Ctrl-C in the middle of a folder, two runs writing
-into one folder at once, broken weights and unwritable outputs."""
+into one folder at once, broken weights and unwritable outputs: a disk that fills up (at the COCO file, mid-video)
+and an output folder made read-only mid-run."""
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -12,7 +16,7 @@ import numpy as np
 import pytest
 
 from higherhrnet.cli import main
-from higherhrnet.video import VideoWriter
+from higherhrnet.video import VideoWriter, find_ffmpeg
 
 from faultkit import (check_complete, hidden_files, libjpeg_warnings, make_models, noise_folder, noise_image,
                       png_header_only, run, start, zero_filled_hole)
@@ -208,3 +212,83 @@ def test_a_damaged_jpeg_in_a_folder_is_one_failed_input_and_the_others_go_on(mod
     code = main([*args, "--out", str(tmp_path / "accepted"), "--accept-damaged"])
     assert code == 0, capfd.readouterr().err
     assert (tmp_path / "accepted" / "001.json").exists()
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_coco_json_keeps_the_results_of_each_image(models, tmp_path):
+    photos = noise_folder(tmp_path / "photos", 12, 96, 64)
+    out = tmp_path / "out"
+    # Each picture (about 7.5 kB) and JSON fits; the COCO file of 12 images' people (about 22 kB) does not.
+    result = run("predict", "--cfg", models / "tiny.yaml", "--weights", models / "random.pth", photos, "--out", out,
+                 "--coco-json", out / "all.json", "--min-score", "0", "TEST.FLIP_TEST", "False",
+                 file_size_limit=12_000)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert re.fullmatch(rf"error: cannot write {re.escape(str(out / 'all.json'))}: {os.strerror(errno.EFBIG)}; the "
+                        rf"results of each input are kept: 12 images, \d+ people -> {re.escape(str(out))}", error)
+    assert result.stderr.endswith(error + "\n")
+    assert check_complete(out) == {"json": 12, "jpg": 12, "video": 0, "pth": 0}
+    assert not (out / "all.json").exists() and hidden_files(out) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ffmpeg_sees", ["SIGXFSZ", "EFBIG"])
+def test_a_full_disk_mid_video_keeps_the_json_of_the_frames_done(models, tmp_path, ffmpeg_sees):
+    """The output video outgrows the file size limit part way: ffmpeg is stopped by SIGXFSZ, or (the signal
+    ignored, as with a full disk, where none comes) fails writing and says so in many lines."""
+    video = tmp_path / "clip.mp4"
+    rng = np.random.default_rng(0)
+    with VideoWriter(str(video.with_suffix("")), 10, (64, 48)) as writer:
+        for _ in range(150):
+            writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    video = Path(writer.path)
+    env = {}
+    if ffmpeg_sees == "EFBIG":
+        wrapper = tmp_path / "ffmpeg"
+        wrapper.write_text(f"#!/bin/sh\ntrap '' XFSZ\nexec {find_ffmpeg()} \"$@\"\n")
+        wrapper.chmod(0o755)
+        env = {"IMAGEIO_FFMPEG_EXE": str(wrapper)}
+    out = tmp_path / "out"
+    result = run("predict", "--cfg", models / "tiny.yaml", "--weights", models / "random.pth", video, "--out", out,
+                 "TEST.FLIP_TEST", "False", file_size_limit=40_000, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    reason = "SIGXFSZ: File size limit exceeded" if ffmpeg_sees == "SIGXFSZ" else f".*{os.strerror(errno.EFBIG)}"
+    match = re.fullmatch(rf"error: {video.name}: cannot write {re.escape(str(out / 'clip_pose.mp4'))}: ffmpeg "
+                         rf"(stopped|failed) \({reason}\); the video is not kept; the (\d+) frames done are in "
+                         rf"{re.escape(str(out / 'clip.json'))}", error)
+    assert match, result.stderr
+    frames = json.loads((out / "clip.json").read_text())["frames"]
+    assert len(frames) == int(match[2]) and 0 < len(frames) <= 150
+    assert sorted(p.name for p in out.iterdir()) == ["clip.json"] and hidden_files(out) == []
+
+
+def test_an_output_folder_made_read_only_mid_run_stops_with_one_line(models, tmp_path, capsys, monkeypatch,
+                                                                      read_only):
+    from higherhrnet import Predictor
+
+    photos = noise_folder(tmp_path / "photos", 3, 96, 64)
+    out = tmp_path / "out"
+    real = Predictor.predict_file
+    started = []
+
+    def predict_file(self, source, work_dir):
+        started.append(source.name)
+        if len(started) == 2:
+            read_only(out)                      # after the first image's files, before the second's
+        return real(self, source, work_dir)
+
+    monkeypatch.setattr(Predictor, "predict_file", predict_file)
+    code = main(["predict", "--cfg", str(models / "tiny.yaml"), "--weights", str(models / "random.pth"),
+                 str(photos), "--out", str(out), "--coco-json", str(tmp_path / "all.json"), "TEST.FLIP_TEST",
+                 "False"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    (error,) = [line for line in err.splitlines() if line.startswith("error")]
+    assert re.fullmatch(rf"error: cannot write {re.escape(str(out / '001_pose.jpg'))}: (Permission denied|Operation "
+                        rf"not permitted); stopped; kept: 1 image, \d+ (person|people) -> {re.escape(str(out))} "
+                        rf"\(every file there is complete\); --coco-json {re.escape(str(tmp_path / 'all.json'))} "
+                        rf"holds them", error), err
+    assert started == ["000.jpg", "001.jpg"]                  # the third image is not tried
+    assert sorted(p.name for p in out.iterdir()) == ["000.json", "000_pose.jpg"]
+    assert {r["image_id"] for r in json.loads((tmp_path / "all.json").read_text())} <= {0}

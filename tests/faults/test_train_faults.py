@@ -1,13 +1,16 @@
 """Faults in `higherhrnet train`: values that would crash later, an unwritable output folder, a learning rate
 that explodes without a NaN loss, a NaN loss, resuming with a changed configuration, Ctrl-C and kill -9 sent
-to real training processes."""
+to real training processes, a run folder another live run is using, a disk that fills up."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -15,7 +18,7 @@ import torch
 
 import higherhrnet
 from higherhrnet.cli import main
-from higherhrnet.engine import Trainer, TrainingError
+from higherhrnet.engine import HookBase, Trainer, TrainingError
 
 from faultkit import TRAIN_OPTS, hidden_files, models_and_data, run, run_dir, start, train_args
 
@@ -227,3 +230,172 @@ def test_kill_9_never_leaves_a_damaged_checkpoint_and_leftovers_are_removed(file
     assert checkpoint(tmp_path)["epoch"] == epochs + 1
     assert hidden_files(folder) == []
     json.dumps(checkpoint(tmp_path)["meta"])                      # plain values only
+
+
+# Takes the lock of the run folder argv[1] through the library, as a training run does, and holds it until killed.
+HOLD_RUN_FOLDER = """
+import sys, time
+from higherhrnet.engine.runs import lock_run_folder
+lock = lock_run_folder(sys.argv[1])
+print("held" if lock.held else "not held", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_a_run_folder_in_use_is_refused_before_any_work_and_free_after_kill_9(files, tmp_path, capsys):
+    folder = run_dir(tmp_path)
+    folder.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN_FOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        # Refused before the data is read: a missing DATASET.ROOT is not what is reported.
+        code = main(train_args(files / "tiny.yaml", tmp_path / "no-data", tmp_path, *QUICK))
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith(f"error: OUTPUT_DIR {tmp_path / 'output'}: the run folder {folder} is in use by another "
+                              f"training run (pid {holder.pid} on ")
+        assert err.endswith("; wait for it to finish or stop it, or choose another OUTPUT_DIR; to train into it "
+                            "anyway: --share-run-folder (Python: Trainer(..., share_run_folder=True))\n")
+        assert os.listdir(folder) == [".train.lock"]                        # the holder's; nothing written
+        assert train(files, tmp_path, "--share-run-folder") == 0              # asked for: trained, with a warning
+        assert f"warning: the run folder {folder} is in use by another training run (pid {holder.pid} on " in \
+            capsys.readouterr().err
+        assert checkpoint(tmp_path)["epoch"] == 1
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert train(files, tmp_path, "TRAIN.END_EPOCH", "2") == 0                # kill -9 took the lock with it
+    assert checkpoint(tmp_path)["epoch"] == 2
+    assert sorted(os.listdir(folder)) == ["checkpoint.pth", "final_state.pth", "train.log"]   # lock file removed
+
+
+def test_a_trainer_holds_its_folder_from_construction_to_the_end_of_run(files, tmp_path):
+    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS, *QUICK,
+                                                     "OUTPUT_DIR", str(tmp_path / "output"),
+                                                     "LOG_DIR", str(tmp_path / "log")])
+    first = Trainer(cfg, "tiny.yaml", device="cpu")
+    with pytest.raises(higherhrnet.ConfigError, match=r"is in use by another training run \(pid \d+ \(this process\)"):
+        Trainer(cfg, "tiny.yaml", device="cpu")
+    first.run()
+    assert not (run_dir(tmp_path) / ".train.lock").exists()
+    # A construction that fails once the folder is locked (a refused resume) frees it again.
+    changed = cfg.clone()
+    changed.defrost()
+    changed.TRAIN.OPTIMIZER = "sgd"
+    changed.freeze()
+    with pytest.raises(TrainingError, match="different configuration"):
+        Trainer(changed, "tiny.yaml", device="cpu")
+    assert not (run_dir(tmp_path) / ".train.lock").exists()
+    Trainer(changed, "tiny.yaml", device="cpu", resume="fresh").close()
+
+
+@pytest.mark.slow
+def test_a_second_training_run_into_a_live_runs_folder_is_refused_until_that_run_is_killed(files, tmp_path):
+    args = train_args(files / "tiny.yaml", files / "data", tmp_path, *QUICK, "TRAIN.END_EPOCH", "1000")
+    first = start(*args)
+    folder = run_dir(tmp_path)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (folder / "checkpoint.pth").exists():
+        time.sleep(0.1)
+    second = run(*args)
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    assert f"the run folder {folder} is in use by another training run (pid {first.pid} on " in second.stderr
+    assert "higherhrnet train --cfg" in second.stderr                         # the first run's command line
+    first.kill()
+    first.communicate(timeout=60)
+    epochs = checkpoint(tmp_path)["epoch"]
+    again = run(*train_args(files / "tiny.yaml", files / "data", tmp_path, *QUICK, "TRAIN.END_EPOCH", str(epochs + 1)))
+    assert again.returncode == 0, again.stderr
+    assert f"resumed from {folder / 'checkpoint.pth'} at epoch {epochs}" in again.stderr
+    assert hidden_files(folder) == []
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_a_checkpoint_stops_with_one_line_naming_it_and_the_last_complete_one(files, trained,
+                                                                                               tmp_path):
+    out = copy_of(trained, tmp_path)
+    folder = run_dir(out)
+    saved = folder / "checkpoint.pth"
+    # checkpoint.pth (about 4.7 MB with Adam's state) no longer fits; train.log and the events do.
+    result = run(*train_args(files / "tiny.yaml", files / "data", out, *QUICK, "TRAIN.END_EPOCH", "3"),
+                 file_size_limit=3_000_000)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    message = (f"cannot write {saved}: {os.strerror(errno.EFBIG)} (at the end of epoch 2/3); the last complete "
+               f"checkpoint is {saved} (1 epoch done; resuming continues with epoch 1)")
+    assert [line for line in result.stderr.splitlines() if "error" in line] == [f"error: {message}"]
+    assert result.stderr.endswith(f"error: {message}\n")
+    assert (folder / "train.log").read_text().rstrip().endswith(f"training stopped: {message}")
+    assert checkpoint(out)["epoch"] == 1                                    # the complete one, untouched
+    assert hidden_files(folder) == []                                       # no temporary, no lock file
+
+
+@pytest.mark.slow
+def test_final_state_on_a_full_disk_with_train_log_unwritable_too(files, trained, tmp_path):
+    out = copy_of(trained, tmp_path)
+    folder = run_dir(out)
+    (folder / "final_state.pth").unlink()
+    (folder / "train.log").unlink()
+    (folder / "train.log").symlink_to("/dev/full")          # every write to it: ENOSPC, as on a full disk
+    # Resumed at its last epoch: only final_state.pth (1.6 MB) is written, and it does not fit.
+    result = run(*train_args(files / "tiny.yaml", files / "data", out, *QUICK, "TRAIN.END_EPOCH", "1"),
+                 file_size_limit=1_000_000)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "Logging error" not in result.stderr, \
+        result.stderr
+    log, full = folder / "train.log", os.strerror(errno.ENOSPC)
+    assert result.stderr.count(f"warning: cannot write {log}: {full}; the training log goes on on the console "
+                               f"only\n") == 1
+    final = folder / "final_state.pth"
+    assert result.stderr.endswith(
+        f"warning: cannot write {log} ({full}): the message saying why training ended is not in it\n"
+        f"error: cannot write {final}: {os.strerror(errno.EFBIG)} (after the last epoch); the last complete "
+        f"checkpoint is {folder / 'checkpoint.pth'} (1 epoch done; resuming continues with epoch 1)\n")
+    assert not final.exists() and hidden_files(folder) == []
+
+
+def test_a_run_folder_made_read_only_mid_run_stops_at_the_next_checkpoint(files, tmp_path, read_only):
+    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS, *QUICK,
+                                                     "TRAIN.END_EPOCH", "3", "OUTPUT_DIR", str(tmp_path / "output"),
+                                                     "LOG_DIR", str(tmp_path / "log")])
+    trainer = Trainer(cfg, "tiny.yaml", device="cpu")
+    folder = run_dir(tmp_path)
+
+    class ReadOnlyAfterFirstEpoch(HookBase):
+        def after_epoch(self):
+            if self.loop.state.epoch == 0:
+                read_only(folder)
+
+    hooks = trainer.build_hooks
+    trainer.build_hooks = lambda: hooks() + [ReadOnlyAfterFirstEpoch()]     # after the first checkpoint.pth
+    with pytest.raises(TrainingError) as error:
+        trainer.run()
+    saved = folder / "checkpoint.pth"
+    message = str(error.value)
+    assert re.fullmatch(rf"cannot write {re.escape(str(saved))}: (Permission denied|Operation not permitted) \(at the "
+                        rf"end of epoch 2/3\); the last complete checkpoint is {re.escape(str(saved))} \(1 epoch "
+                        rf"done; resuming continues with epoch 1\)", message), message
+    assert (folder / "train.log").read_text().rstrip().endswith(f"training stopped: {message}")
+    assert checkpoint(tmp_path)["epoch"] == 1
+
+
+def test_out_of_memory_in_validation_is_one_line_with_the_batch_size_hint(files, tmp_path):
+    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS, *QUICK,
+                                                     "TRAIN.VAL_FREQ", "1", "OUTPUT_DIR", str(tmp_path / "output"),
+                                                     "LOG_DIR", str(tmp_path / "log")])
+    trainer = Trainer(cfg, "tiny.yaml", device="cpu")
+
+    def out_of_memory():
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)")
+
+    trainer._validate = out_of_memory
+    with pytest.raises(TrainingError) as error:
+        trainer.run()
+    first, note = str(error.value).split("\n")
+    assert first.startswith("out of memory validating at the end of epoch 1/1 ([enforce fail at alloc_cpu.cpp:117] "
+                            "data. DefaultCPUAllocator: can't allocate memory")
+    assert first.endswith("); lower TEST.IMAGES_PER_GPU (images per validation batch), or validate less often "
+                          "(TRAIN.VAL_FREQ)")
+    assert note.startswith("the last complete checkpoint is") or note.startswith("no checkpoint was written yet")

@@ -91,7 +91,9 @@ def _other_format(path: str) -> str | None:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """torch.save to a temporary file in the same folder, then rename over `path`. Ctrl-C is held until the
-    file is complete (torch's zip writer cannot be stopped half-way: it fails with an error of its own)."""
+    file is complete (torch's zip writer cannot be stopped half-way: it fails with an error of its own). A file
+    that cannot be written (a full disk) raises fileio.WriteError naming `path`, not the zip writer's
+    "unexpected pos"; `path` is left as it was."""
     with finish_before_interrupt(), atomic_write(path) as f:
         torch.save(obj, f)
 

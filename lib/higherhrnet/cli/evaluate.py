@@ -12,8 +12,10 @@ Runs the official test pipeline (every grouped person is kept, as the official e
 weights, beside them (eval_<weights name>/), so a training run's own files are never overwritten; for weights
 that belong to the installation (the bundled model, the repository's models/, the download cache) it is
 eval_<name>/ in the current folder, and the command says so. The
-output folder is checked before any work; files are written whole (temporary name, then renamed).
-Exit status 2 on bad arguments, config, weights or data; 130 after Ctrl-C.
+output folder is checked before any work; files are written whole (temporary name, then renamed). A file that
+cannot be written (a full disk) is named in one line, with what is kept. Running out of memory says to lower
+--batch-size.
+Exit status 2 on bad arguments, config, weights, data or a file that cannot be written; 130 after Ctrl-C.
 """
 from __future__ import annotations
 
@@ -68,11 +70,11 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from .. import CheckpointError, ConfigError, Predictor
     from ..data import DatasetError, build_dataset
     from ..data.metrics import EvaluationError
-    from ..devices import resolve_device
+    from ..devices import memory_error_line, out_of_memory, resolve_device
     from ..engine import evaluate, format_metrics, run_dir
     from ..engine.build import apply_cudnn_settings
     from ..engine.distributed import DistInfo, init_distributed, shutdown_distributed
-    from ..fileio import write_json
+    from ..fileio import WriteError, write_json
     from ..images import ImageError
     from ..zoo import REGISTRY
 
@@ -87,6 +89,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         place = None if args.out else shipped_place(weights)
         if place:
             print(f"results go to {out} (the weights are {place}; --out chooses another folder)")
+    batch_size = args.batch_size or cfg.TEST.IMAGES_PER_GPU
     try:
         device = resolve_device(args.device)
         process = init_distributed(device.type, cfg.DIST_BACKEND)
@@ -96,10 +99,16 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         dataset = build_dataset(cfg, is_train=False)
         split = cfg.DATASET.TEST
         results_file = os.path.join(out, f"keypoints_{split}_results.json")
-        metrics, results = evaluate(predictor, dataset, args.batch_size or cfg.TEST.IMAGES_PER_GPU,
+        metrics, results = evaluate(predictor, dataset, batch_size,
                                     cfg.WORKERS if args.workers is None else args.workers, results_file)
+    except WriteError as e:
+        raise CommandError(str(e.keeping(f"nothing new in {out}"))) from None
     except (ConfigError, CheckpointError, DatasetError, ImageError, EvaluationError, RuntimeError,
             ValueError) as e:
+        if out_of_memory(e):
+            raise CommandError(f"out of memory with {batch_size} images per batch on {device} "
+                               f"({memory_error_line(e)}); lower --batch-size (or TEST.IMAGES_PER_GPU), or evaluate "
+                               f"at fewer TEST.SCALE_FACTOR scales") from None
         raise CommandError(str(e)) from None
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"interrupted: evaluation stopped before its results were written; nothing new "
@@ -111,6 +120,10 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         if metrics is None:
             print(f"{split} has no annotations: results written, nothing to score")
         else:
-            write_json(metrics, os.path.join(out, f"metrics_{split}.json"))
             print(format_metrics(metrics))
+            try:
+                write_json(metrics, os.path.join(out, f"metrics_{split}.json"))
+            except WriteError as e:
+                raise CommandError(str(e.keeping(f"the results are kept in {results_file}, the metrics are "
+                                                 f"printed above"))) from None
     return 0

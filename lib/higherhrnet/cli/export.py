@@ -17,6 +17,7 @@ Exit status: 0 exported and checked, 1 onnxruntime disagrees with PyTorch by mor
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from .common import CommandError, UsageError, add_config_options, check_writable_file, load_config_and_weights
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from .. import CheckpointError, ConfigError, build_model, load_checkpoint
     from ..checkpoint import model_meta, read_model_meta
     from ..data.registry import keypoints_from_config
-    from ..fileio import write_bytes
+    from ..fileio import WriteError, write_bytes
     from ..models import fold_batchnorm
     from ..models.onnx import (DEFAULT_OPSET, OnnxError, OnnxRuntimeNetwork, create_session, export_onnx,
                                max_differences, onnx_metadata)
@@ -71,6 +72,9 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         start = time.perf_counter()
         data = export_onnx(fold_batchnorm(model), (width, height), opset, args.exporter, metadata=onnx_metadata(meta))
         write_bytes(data, args.out)
+    except WriteError as e:
+        kept = f"the earlier {args.out} is unchanged" if os.path.exists(args.out) else "nothing was written"
+        raise CommandError(str(e.keeping(kept))) from None
     except (CheckpointError, ConfigError, OnnxError, OSError) as e:
         raise CommandError(str(e)) from None
     print(f"{args.out}: {len(data) / 1e6:.1f} MB, opset {opset}, {args.exporter} exporter, traced at "

@@ -21,9 +21,12 @@ COCO-style file name (000000000785.jpg -> 785), else a number derived from its n
 The output folder: --out, which must be new or empty unless --exist-ok; by default demo_output, or
 demo_output2, 3, ... when it already holds files. Ctrl-C stops cleanly: what is finished is kept, the video
 and its JSON are closed, exit status 130.
-Every file is written whole under a temporary name and then renamed: a reader never sees half a file.
+Every file is written whole under a temporary name and then renamed: a reader never sees half a file. A file
+that cannot be written (a full disk, a folder made read-only) stops the run with one line naming it and what is
+kept; a video that cannot be written keeps the JSON of its frames done.
 Exit status: 0 all inputs done, 1 some inputs failed or were damaged (each is reported; a video cut short
-keeps the frames it had), 2 bad arguments / config / weights / output folder, 130 interrupted.
+keeps the frames it had), 2 bad arguments / config / weights / output folder, or an output that could not be
+written, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -36,8 +39,8 @@ import time
 import zlib
 
 from ..fileio import finish_before_interrupt, write_text
-from .common import (EXIT_FAILED, EXIT_INTERRUPTED, CommandError, UsageError, add_config_options, check_writable_file,
-                     check_writable_folder, load_config_and_weights)
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CommandError, UsageError, add_config_options,
+                     check_writable_file, check_writable_folder, load_config_and_weights)
 
 __all__ = ["add_arguments", "run", "coco_image_id", "output_folder"]
 
@@ -176,6 +179,12 @@ class Run:
         self.failures: list[str] = []
         self.people = self.images = self.videos = self.frames = 0
 
+    def fail(self, source, message: str) -> None:
+        """Report that `source` failed (the others go on) and list it for the summary."""
+        message = message if message.startswith(str(source.location)) else f"{source.name}: {message}"
+        self.failures.append(message)
+        _say(f"error: {message}", error=True)
+
     def image(self, source, work_dir: str) -> None:
         args = self.args
         start = time.perf_counter()
@@ -199,7 +208,7 @@ class Run:
             raise KeyboardInterrupt
 
     def video(self, source) -> None:
-        from ..video import VideoWriter
+        from ..video import VideoError, VideoWriter
 
         args = self.args
         frames = self.predictor.stream(source, track=not args.no_track, frame_stride=args.frame_stride,
@@ -211,6 +220,7 @@ class Run:
         writer = None
         start = time.perf_counter()
         interrupted = False
+        failure = None      # the video could not be written (a full disk): the frames done are kept as JSON
         bar = _progress(len(frames) or None, "frame")
         try:
             for result in frames:
@@ -228,6 +238,14 @@ class Run:
                     break
         except KeyboardInterrupt:
             interrupted = True
+        except VideoError as e:
+            if writer is None:
+                raise
+            failure = e
+        except Exception:
+            if writer is not None:
+                writer.abort()
+            raise
         finally:
             bar.close()
             frames.close()
@@ -236,8 +254,23 @@ class Run:
             if interrupted:
                 raise KeyboardInterrupt
             raise OSError(f"{source.name}: no frame could be decoded")
-        video_path = writer.close()
-        write_text(dumps(record, "frames"), os.path.join(args.out, f"{stem}.json"))
+        json_path = os.path.join(args.out, f"{stem}.json")
+        if failure is None:
+            try:
+                video_path = writer.close()
+            except (VideoError, OSError) as e:
+                failure = e
+        if failure is not None:
+            try:
+                write_text(dumps(record, "frames"), json_path)
+                kept = f"the video is not kept; the {count} frames done are in {json_path}"
+            except OSError as e:
+                kept = f"nothing is kept ({json_path}: {e.strerror})"
+            if interrupted:
+                _say(f"error: {source.name}: {failure}; {kept}", error=True)
+                raise KeyboardInterrupt
+            raise VideoError(f"{failure}; {kept}")
+        write_text(dumps(record, "frames"), json_path)
         self.videos += 1
         elapsed = time.perf_counter() - start
         tracks = len({person.get("track_id", 0) for f in record["frames"] for person in f["people"]} - {0})
@@ -277,7 +310,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     import warnings
 
     from .. import CheckpointError, ConfigError, Predictor
-    from ..fileio import write_json
+    from ..devices import memory_error_line, out_of_memory
+    from ..fileio import WriteError, write_json
     from ..images import DamagedImageError, ImageError
     from ..predictor import SyntheticModelWarning, synthetic_model_note
     from ..sources import SourceError, collect_sources
@@ -319,6 +353,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     images = [item for item in inputs if item.kind == "image"]
     bar = _progress(len(images), "image") if len(images) > 1 else None
     interrupted = False
+    stopped = None      # a file that could not be written (a full disk, a read-only folder): the next would fail too
     with tempfile.TemporaryDirectory(prefix="higherhrnet-downloads-") as work_dir:
         try:
             for item in inputs:
@@ -329,25 +364,45 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                             bar.update(1)
                     else:
                         state.video(item)
+                except WriteError as e:
+                    stopped = e
+                    break
                 except (ImageError, VideoError, ValueError, OSError) as e:
                     if isinstance(e, DamagedImageError):
                         e = e.with_fix("add --accept-damaged to use it as decoded")
-                    message = str(e) if str(e).startswith(str(item.location)) else f"{item.name}: {e}"
-                    state.failures.append(message)
-                    _say(f"error: {message}", error=True)
+                    state.fail(item, str(e))
+                except RuntimeError as e:
+                    if not out_of_memory(e):
+                        raise
+                    state.fail(item, f"out of memory ({memory_error_line(e)}); try a smaller --max-input-pixels, "
+                                     f"fewer TEST.SCALE_FACTOR scales or TEST.FLIP_TEST False")
         except KeyboardInterrupt:
             interrupted = True
         finally:
             if bar is not None:
                 bar.close()
+    unwritten = None
     if args.coco_json:
-        write_json(state.coco_results, args.coco_json)
-        write_json({"model": predictor.describe(), "threshold": args.threshold, "images": state.coco_images},
-                   coco_images_path(args.coco_json), indent=1)
+        try:
+            write_json(state.coco_results, args.coco_json)
+            write_json({"model": predictor.describe(), "threshold": args.threshold, "images": state.coco_images},
+                       coco_images_path(args.coco_json), indent=1)
+        except WriteError as e:
+            unwritten = e
     videos = (f"{state.videos} video{'s' if state.videos != 1 else ''} ({state.frames} frames), "
               if state.videos else "")
     summary = (f"{state.images} image{'s' if state.images != 1 else ''}, {videos}{state.people} "
                f"{'person' if state.people == 1 else 'people'} -> {args.out}")
+    if stopped is not None or unwritten is not None:
+        kept = (f"stopped; kept: {summary} (every file there is complete)" if stopped is not None else
+                f"the results of each input are kept: {summary}")
+        if stopped is not None and args.coco_json:
+            kept += (f"; --coco-json {args.coco_json} was not written either ({unwritten.strerror})"
+                     if unwritten is not None else f"; --coco-json {args.coco_json} holds them")
+        elif unwritten is not None and unwritten.filename != os.fspath(args.coco_json):
+            kept += f"; {args.coco_json} was written"
+        print(f"error: {(stopped or unwritten).keeping(kept)}", file=sys.stderr)
+        return EXIT_INTERRUPTED if interrupted else EXIT_USAGE
     if interrupted:
         print(f"interrupted: {summary} (every file written there is complete)", file=sys.stderr)
         return EXIT_INTERRUPTED

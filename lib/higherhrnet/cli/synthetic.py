@@ -4,7 +4,8 @@
     higherhrnet make-synthetic --out data/synthetic --train 5000 --val 500 --seed 1
 
 Writes DIR/annotations/person_keypoints_{train,val}.json and DIR/images/{train,val}/*.jpg, exactly COCO's
-layout, deterministic for a given seed.
+layout, deterministic for a given seed. A file that cannot be written (a full disk) stops it with one line
+naming the file and what is kept (exit status 2).
 """
 from __future__ import annotations
 
@@ -40,8 +41,11 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         os.makedirs(args.out, exist_ok=True)
     except OSError as e:
         raise CommandError(f"cannot create {args.out}: {e.strerror}") from None
-    files = write_synthetic_coco(args.out, {"train": args.train, "val": args.val}, seed=args.seed,
-                                 spec=SyntheticSpec(image_size=tuple(args.size), empty_prob=args.empty))
+    try:
+        files = write_synthetic_coco(args.out, {"train": args.train, "val": args.val}, seed=args.seed,
+                                     spec=SyntheticSpec(image_size=tuple(args.size), empty_prob=args.empty))
+    except OSError as e:        # fileio.WriteError: the file, why, and what is kept
+        raise CommandError(str(e)) from None
     for split, path in files.items():
         print(f"{split}: {path}")
     return 0

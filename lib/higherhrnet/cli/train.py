@@ -16,9 +16,11 @@ learning-rate and optimiser settings are applied; changes to the network, loss, 
 listed and refused: --fresh starts again (the old files are kept under dated names), --resume-anyway
 resumes regardless. Training stops, naming the epoch, iteration and tensor, when the loss or a weight
 becomes NaN or infinite; nothing is saved from such weights. Ctrl-C stops cleanly, saying where training
-was and which checkpoint is the last complete one.
-Exit status 2 on bad arguments, config, data, a refused resume or a non-finite loss or weight; 1 if DDP
-replicas ended with different weights; 130 after Ctrl-C.
+was and which checkpoint is the last complete one; so does a checkpoint that cannot be written (a full disk).
+A run folder another live training run is using is refused, naming that run (its process id, host, start and
+command line), unless --share-run-folder.
+Exit status 2 on bad arguments, config, data, a refused resume, a busy run folder, a file that cannot be
+written or a non-finite loss or weight; 1 if DDP replicas ended with different weights; 130 after Ctrl-C.
 """
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     resume.add_argument("--resume-anyway", action="store_true",
                         help="resume even though the configuration changed in ways the checkpoint cannot follow "
                              "(weights and epoch from the checkpoint, the rest from the new configuration)")
+    parser.add_argument("--share-run-folder", action="store_true",
+                        help="train even when another live training run is using the same run folder "
+                             "(OUTPUT_DIR/<dataset>/<model>/<config name>), which is otherwise refused; each file "
+                             "there is then the last one either run wrote")
 
 
 class _Console(logging.StreamHandler):
@@ -86,7 +92,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     try:
         cfg = load_cfg(args.cfg, overrides)
         resume = "fresh" if args.fresh else "anyway" if args.resume_anyway else "check"
-        trainer = Trainer(cfg, args.cfg, device=args.device, resume=resume)
+        trainer = Trainer(cfg, args.cfg, device=args.device, resume=resume, share_run_folder=args.share_run_folder)
         result = trainer.run()
     except (ConfigError, DatasetError, ImageError, CheckpointError, TrainingError) as e:
         raise CommandError(str(e)) from None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..fileio import write_bytes, write_json
+from ..fileio import WriteError, write_bytes, write_json
 from ..keypoints import COCO_KEYPOINTS
 
 __all__ = ["SyntheticSpec", "write_synthetic_coco", "render_scene"]
@@ -249,34 +249,45 @@ def write_synthetic_coco(out_dir: str, splits: dict[str, int] | None = None, see
     """Write `out_dir/annotations/person_keypoints_<split>.json` and `out_dir/images/<split>/*.jpg`.
 
     splits: {name: number of images}, default {"train": 1600, "val": 200}. The same seed gives the same
-    files. Returns {split: annotation file}.
+    files. Returns {split: annotation file}. A file that cannot be written (a full disk): WriteError naming it
+    and saying what is kept (the splits finished, the images of the split it was writing).
     """
     from tqdm import tqdm
 
     splits = splits or {"train": 1600, "val": 200}
-    written = {}
+    written: dict[str, str] = {}
     categories = [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO_KEYPOINTS.names),
                    "skeleton": (COCO_KEYPOINTS.skeleton_indices + 1).tolist()}]
-    for s_index, (split, count) in enumerate(splits.items()):
-        image_dir = os.path.join(out_dir, "images", split)
-        os.makedirs(image_dir, exist_ok=True)
-        os.makedirs(os.path.join(out_dir, "annotations"), exist_ok=True)
-        images, annotations = [], []
-        for i in tqdm(range(count), desc=f"synthetic {split}", disable=not progress):
-            rng = np.random.default_rng((seed, s_index, i))
-            image, anns = render_scene(rng, spec)
-            image_id = (s_index + 1) * 1_000_000 + i
-            name = f"{image_id:012d}.jpg"
-            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-            if not ok:
-                raise RuntimeError(f"OpenCV could not encode synthetic image {name}")
-            write_bytes(jpeg.tobytes(), os.path.join(image_dir, name))
-            images.append({"id": image_id, "file_name": name, "width": image.shape[1], "height": image.shape[0]})
-            for ann in anns:
-                ann.update(id=len(annotations) + 1, image_id=image_id)
-                annotations.append(ann)
-        path = os.path.join(out_dir, "annotations", f"person_keypoints_{split}.json")
-        write_json({"info": {"description": "higherhrnet synthetic people", "seed": seed},
-                    "images": images, "annotations": annotations, "categories": categories}, path)
-        written[split] = path
+    split, count, images = "", 0, []
+    try:
+        for s_index, (split, count) in enumerate(splits.items()):
+            image_dir = os.path.join(out_dir, "images", split)
+            os.makedirs(image_dir, exist_ok=True)
+            os.makedirs(os.path.join(out_dir, "annotations"), exist_ok=True)
+            images, annotations = [], []
+            for i in tqdm(range(count), desc=f"synthetic {split}", disable=not progress):
+                rng = np.random.default_rng((seed, s_index, i))
+                image, anns = render_scene(rng, spec)
+                image_id = (s_index + 1) * 1_000_000 + i
+                name = f"{image_id:012d}.jpg"
+                ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                                        [cv2.IMWRITE_JPEG_QUALITY, 92])
+                if not ok:
+                    raise RuntimeError(f"OpenCV could not encode synthetic image {name}")
+                write_bytes(jpeg.tobytes(), os.path.join(image_dir, name))
+                images.append({"id": image_id, "file_name": name, "width": image.shape[1],
+                               "height": image.shape[0]})
+                for ann in anns:
+                    ann.update(id=len(annotations) + 1, image_id=image_id)
+                    annotations.append(ann)
+            path = os.path.join(out_dir, "annotations", f"person_keypoints_{split}.json")
+            write_json({"info": {"description": "higherhrnet synthetic people", "seed": seed},
+                        "images": images, "annotations": annotations, "categories": categories}, path)
+            written[split] = path
+    except OSError as e:
+        done = ", ".join(f"{name} ({path})" for name, path in written.items())
+        finished = f"the complete split{'s' if len(written) > 1 else ''} {done}; " if done else ""
+        kept = (f"kept in {out_dir}: {finished}{len(images)} of the {count} {split} images, without their annotation "
+                f"file (the same command writes the same files again)")
+        raise WriteError.from_error(getattr(e, "filename", None) or out_dir, e).keeping(kept) from None
     return written

@@ -22,13 +22,15 @@ the part before the first "/"):
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shlex
 import statistics
+import sys
 import time
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import cv2
 import numpy as np
@@ -37,15 +39,16 @@ from torch import nn
 from tqdm import tqdm
 
 from ..checkpoint import atomic_save, model_meta, non_finite_tensors, save_model
-from ..fileio import finish_before_interrupt
+from ..devices import memory_error_line, out_of_memory
+from ..fileio import WriteError, finish_before_interrupt
 from ..keypoints import KeypointSpec
 from .distributed import DistInfo, replicas_identical
-from .train_loop import HookBase, TrainingError, TrainLoop
+from .train_loop import HookBase, TrainingError, TrainLoop, UnwritableOutput
 
 __all__ = ["EpochLogger", "LogFile", "TensorBoard", "Checkpointer", "PeriodicValidation", "BestModel",
            "EpochBarrier", "ReplicaCheck", "FiniteWeights", "LossWatch", "append_to_log", "global_step",
            "validation_step", "loss_tag", "metric_tag", "epoch_label", "SavedFiles", "saved_files_note",
-           "SUMMARY_RECORD"]
+           "SUMMARY_RECORD", "stop_if_unwritable"]
 
 logger = logging.getLogger("higherhrnet.train")
 
@@ -110,35 +113,62 @@ def _log_format(rank: int) -> logging.Formatter:
     return logging.Formatter(f"%(asctime)s [rank {rank}] %(message)s")
 
 
+class _LogFileHandler(logging.FileHandler):
+    """A FileHandler that, when the file cannot be written (a full disk), says so once on stderr, in one line,
+    instead of printing a traceback for every record; training goes on, its log on the console."""
+
+    def __init__(self, path: str, rank: int):
+        super().__init__(path)
+        self.setFormatter(_log_format(rank))
+        self.failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not self.failed and isinstance(error, OSError):
+            self.failed = True
+            print(f"warning: cannot write {self.baseFilename}: {error.strerror or error}; the training log goes on "
+                  f"on the console only", file=sys.stderr)
+        elif not isinstance(error, OSError):
+            super().handleError(record)
+
+
 def append_to_log(path: str, message: str, rank: int = 0, level: int = logging.ERROR) -> None:
     """One line in the training log file `path`, formatted as LogFile writes them (for what is known only after
-    the loop ended: why training stopped)."""
-    handler = logging.FileHandler(path)
-    handler.setFormatter(_log_format(rank))
+    the loop ended: why training stopped). A log file that cannot be written (a full disk) is said on stderr in
+    one line; nothing is raised."""
+    line = _log_format(rank).format(logger.makeRecord(logger.name, level, __file__, 0, "%s", (message,), None))
     try:
-        handler.emit(logger.makeRecord(logger.name, level, __file__, 0, "%s", (message,), None))
-    finally:
-        handler.close()
+        with open(path, "a") as f:          # as logging.FileHandler opens it
+            f.write(line + "\n")
+    except OSError as e:
+        print(f"warning: cannot write {path} ({e.strerror or e}): the message saying why training ended is not in "
+              f"it", file=sys.stderr)
 
 
 class LogFile(HookBase):
-    """Copies the training log (logger "higherhrnet.train") to `path` while training runs."""
+    """Copies the training log (logger "higherhrnet.train") to `path` while training runs. When the file cannot
+    be written (a full disk, a read-only folder), one warning on stderr and training goes on."""
 
     def __init__(self, path: str, rank: int = 0):
         self.path, self.rank = path, rank
         self.handler: logging.Handler | None = None
 
     def before_train(self) -> None:
-        self.handler = logging.FileHandler(self.path)
-        self.handler.setFormatter(_log_format(self.rank))
-        logger.addHandler(self.handler)
+        try:
+            self.handler = _LogFileHandler(self.path, self.rank)
+        except OSError as e:
+            print(f"warning: cannot write {self.path}: {e.strerror or e}; the training log goes on on the console "
+                  f"only", file=sys.stderr)
+        else:
+            logger.addHandler(self.handler)
         if logger.level == logging.NOTSET or logger.level > logging.INFO:
             logger.setLevel(logging.INFO)
 
     def close(self) -> None:
         if self.handler is not None:
             logger.removeHandler(self.handler)
-            self.handler.close()
+            with contextlib.suppress(OSError):      # what is still buffered, on a full disk
+                self.handler.close()
             self.handler = None
 
 
@@ -236,16 +266,27 @@ class Checkpointer(HookBase):
             "epoch": epochs, "best_metric": loop.state.best_metric,
             "meta": model_meta(self.cfg, self.keypoints, epoch=epochs),
         }
-        with finish_before_interrupt():     # the file and what this hook says it holds change together
+        with finish_before_interrupt(), stop_if_unwritable(f"at the end of {epoch_label(loop)}"):
             atomic_save(state, os.path.join(self.out_dir, "checkpoint.pth"))
-            self.saved_epochs = epochs
+            self.saved_epochs = epochs      # the file and what this hook says it holds change together
 
     def after_train(self) -> None:
         history = self.loop.state.history
         metrics = history[-1].get("val") if history else None
         _refuse_non_finite(self.model.state_dict(), self.loop, "final_state.pth")
-        save_model(os.path.join(self.out_dir, "final_state.pth"), self.model, self.cfg, self.keypoints,
-                   epoch=self.loop.state.epoch, metrics=metrics)
+        with stop_if_unwritable("after the last epoch"):
+            save_model(os.path.join(self.out_dir, "final_state.pth"), self.model, self.cfg, self.keypoints,
+                       epoch=self.loop.state.epoch, metrics=metrics)
+
+
+@contextlib.contextmanager
+def stop_if_unwritable(when: str) -> Iterator[None]:
+    """A file that cannot be written in the block (fileio.WriteError: no space left, no permission) stops
+    training: UnwritableOutput, "cannot write PATH: REASON (`when`)"."""
+    try:
+        yield
+    except WriteError as e:
+        raise UnwritableOutput(f"{e} ({when})") from None
 
 
 class PeriodicValidation(HookBase):
@@ -265,7 +306,14 @@ class PeriodicValidation(HookBase):
         epoch = state.epoch
         if (epoch + 1) % self.period:
             return
-        metrics = self.evaluate()
+        try:
+            metrics = self.evaluate()
+        except RuntimeError as e:
+            if not out_of_memory(e):
+                raise
+            raise TrainingError(f"out of memory validating at the end of {epoch_label(self.loop)} "
+                                f"({memory_error_line(e)}); lower TEST.IMAGES_PER_GPU (images per "
+                                f"validation batch), or validate less often (TRAIN.VAL_FREQ)") from None
         state.history[-1]["val"] = metrics
         if self.main:
             logger.info("%s validation: %s", epoch_label(self.loop),
@@ -297,8 +345,9 @@ class BestModel(HookBase):
         if state.best_metric is None or metrics["AP"] > state.best_metric:
             state.best_metric = metrics["AP"]
             _refuse_non_finite(self.model.state_dict(), self.loop, "model_best.pth")
-            save_model(os.path.join(self.out_dir, "model_best.pth"), self.model, self.cfg, self.keypoints,
-                       epoch=state.epoch + 1, metrics=metrics)
+            with stop_if_unwritable(f"at the end of {epoch_label(self.loop)}"):
+                save_model(os.path.join(self.out_dir, "model_best.pth"), self.model, self.cfg, self.keypoints,
+                           epoch=state.epoch + 1, metrics=metrics)
             logger.info("new best AP %.4f: model_best.pth", metrics["AP"])
 
 

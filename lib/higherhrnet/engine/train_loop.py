@@ -11,11 +11,25 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-__all__ = ["TrainingError", "HookBase", "TrainState", "TrainLoop"]
+from ..devices import memory_error_line, out_of_memory
+
+__all__ = ["TrainingError", "UnwritableOutput", "HookBase", "TrainState", "TrainLoop"]
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, bad resume state); the message says where and why."""
+
+    def with_note(self, note: str) -> str:
+        """The message followed by `note` (which checkpoint is the last complete one), on a line of its own."""
+        return f"{self}\n{note}"
+
+
+class UnwritableOutput(TrainingError):
+    """A file of the run could not be written (no space left on the device, no permission): the message is one
+    line naming it, and stays one line with the note."""
+
+    def with_note(self, note: str) -> str:
+        return f"{self}; {note}"
 
 
 class HookBase:
@@ -107,12 +121,12 @@ class TrainLoop:
                     try:
                         self.state.step_losses = self.run_step(batch)
                     except RuntimeError as e:
-                        if not _out_of_memory(e):
+                        if not out_of_memory(e):
                             raise
                         images = batch[0].shape[0]
                         raise TrainingError(
                             f"out of memory at epoch {self.state.epoch}, iteration {iteration}, with {images} images "
-                            f"per step on {self.device} ({str(e).strip().splitlines()[0][:160]}); lower "
+                            f"per step on {self.device} ({memory_error_line(e)}); lower "
                             f"TRAIN.IMAGES_PER_GPU (or DATASET.INPUT_SIZE)") from None
                     self._call("after_step")
                 self._call("after_epoch")
@@ -148,13 +162,6 @@ class TrainLoop:
         self.scheduler.step()
         self.state.step_samples = images.shape[0]
         return {**{k: v.item() for k, v in parts.items()}, "loss": loss.item()}
-
-
-def _out_of_memory(error: RuntimeError) -> bool:
-    """Whether `error` is an allocator's refusal: torch.OutOfMemoryError on CUDA, a DefaultCPUAllocator error
-    on the CPU."""
-    text = str(error).lower()
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 def _to(x, device: torch.device):

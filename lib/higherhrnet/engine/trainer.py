@@ -32,7 +32,6 @@ import torch
 from ..config import CfgNode, ConfigError
 from ..data import build_dataset, keypoints_from_config
 from ..devices import resolve_device
-from ..fileio import writable_folder_problem
 from ..inference import InferenceParams
 from ..losses import build_loss
 from ..models import build_output_specs
@@ -44,7 +43,7 @@ from .evaluation import evaluate, validation_pictures
 from .hooks import (BestModel, Checkpointer, EpochBarrier, EpochLogger, FiniteWeights, LogFile, LossWatch,
                     PeriodicValidation, ReplicaCheck, SavedFiles, TensorBoard, append_to_log)
 from .resume import RESUME_MODES, check_resume_mode, checkpoint_note, resume_training, set_aside_previous_run
-from .runs import run_dir
+from .runs import claim_run_folders, lock_run_folder, run_dir
 from .train_loop import TrainingError, TrainLoop
 
 __all__ = ["Trainer", "TrainingError", "TrainingInterrupted", "RESUME_MODES"]
@@ -62,7 +61,8 @@ class Trainer:
     its DDP wrapper), loss, optimizer, scheduler, loader.
     """
 
-    def __init__(self, cfg: CfgNode, cfg_name: str, device: str | None = None, resume: str = "check"):
+    def __init__(self, cfg: CfgNode, cfg_name: str, device: str | None = None, resume: str = "check",
+                 share_run_folder: bool = False):
         check_resume_mode(resume)
         # Config errors first: before any folder, process group or data set is touched.
         self.outputs = build_output_specs(cfg)
@@ -76,9 +76,7 @@ class Trainer:
         device = resolve_device(device)
         self.dist = init_distributed(device.type, cfg.DIST_BACKEND)
         self.device = self.dist.process_device(device)
-        if self.dist.main:
-            _make_writable_folder(self.out_dir, "OUTPUT_DIR", cfg.OUTPUT_DIR)
-            _make_writable_folder(self.log_dir, "LOG_DIR", cfg.LOG_DIR)
+        claim_run_folders(cfg, self.out_dir, self.log_dir, share_run_folder, self.dist.main)
         self.dist.barrier()
         self.checkpointer: Checkpointer | None = None
         apply_cudnn_settings(cfg)
@@ -98,12 +96,14 @@ class Trainer:
         self.eval_dataset = build_dataset(cfg, is_train=False) if cfg.TRAIN.VAL_FREQ > 0 else None
         if self.eval_dataset is not None and not self.eval_dataset.source.has_annotations:
             raise ConfigError(f"TRAIN.VAL_FREQ: the split DATASET.TEST={cfg.DATASET.TEST} has no annotations to score")
-        if resume == "fresh":
-            if self.dist.main:
-                set_aside_previous_run(self.out_dir)
-            self.dist.barrier()
-        resumed = resume_training(cfg, resume, self.checkpoint_path, self.model, self.optimizer, self.scheduler,
-                                  self.scaler, self.iters_per_epoch)
+        self.run_lock = lock_run_folder(self.out_dir, share_run_folder, f"OUTPUT_DIR {cfg.OUTPUT_DIR}", self.dist.main)
+        with self.run_lock.released_on_error():     # from here on the run folder is this run's
+            if resume == "fresh":
+                if self.dist.main:
+                    set_aside_previous_run(self.out_dir)
+                self.dist.barrier()
+            resumed = resume_training(cfg, resume, self.checkpoint_path, self.model, self.optimizer, self.scheduler,
+                                      self.scaler, self.iters_per_epoch)
         self.state, self.optimizer, self.scheduler = resumed.state, resumed.optimizer, resumed.scheduler
         self.resumed_epochs = resumed.run_epochs    # epochs of the run folder's checkpoint.pth, when resumed from it
 
@@ -128,10 +128,7 @@ class Trainer:
     def _validation_pictures(self) -> dict:
         """validation_pictures of the first image of DATASET.TEST with the current weights (none for an empty
         split)."""
-        if len(self.eval_dataset) == 0:
-            return {}
-        image, _ = self.eval_dataset[0]
-        return validation_pictures(self._predictor(), image)
+        return validation_pictures(self._predictor(), self.eval_dataset[0][0]) if len(self.eval_dataset) else {}
 
     def build_hooks(self) -> list:
         """The hooks of a run, in the order they act after each epoch: epoch log, validation, best model,
@@ -140,11 +137,8 @@ class Trainer:
         header = (f"training {self.cfg.MODEL.NAME} on {self.device} ({self.dist.world_size} "
                   f"process{'es' if self.dist.enabled else ''}), {len(self.dataset)} images, {self.iters_per_epoch} "
                   f"iterations per epoch, output {self.out_dir}")
-        hooks = []
-        tensorboard = None
-        if main:
-            tensorboard = TensorBoard(self.log_dir, self.cfg.PRINT_FREQ)
-            hooks += [LogFile(self.log_file, self.dist.rank), tensorboard]
+        tensorboard = TensorBoard(self.log_dir, self.cfg.PRINT_FREQ) if main else None
+        hooks = [LogFile(self.log_file, self.dist.rank), tensorboard] if main else []
         hooks.insert(1 if main else 0, EpochLogger(main, self.dist.world_size, header))
         # Before every hook that evaluates or saves the weights.
         hooks += [FiniteWeights(self.model), LossWatch()]
@@ -186,9 +180,11 @@ class Trainer:
             self._log(note)
             raise TrainingInterrupted(note) from None
         except TrainingError as e:
-            message = f"{e}\n{self._checkpoint_note()}"
+            message = e.with_note(self._checkpoint_note())
             self._log(f"training stopped: {message}")
             raise TrainingError(message) from None
+        finally:
+            self.run_lock.release()     # the run is over: the folder is free for the next
         identical = next(h for h in hooks if isinstance(h, ReplicaCheck)).identical
         saved = next((h for h in hooks if isinstance(h, SavedFiles)), None)
         return {"epochs": self.state.history[start:], "replicas_identical": identical, "output_dir": self.out_dir,
@@ -200,15 +196,8 @@ class Trainer:
             append_to_log(self.log_file, message, self.dist.rank)
 
     def close(self) -> None:
-        """Release the DDP wrapper before the process group (avoids an abort at exit on this torch)."""
+        """Free the run folder; release the DDP wrapper before the process group (avoids an abort at exit)."""
+        self.run_lock.release()
         if self.dist.enabled:
             self.net = None
             shutdown_distributed(self.dist)
-
-
-def _make_writable_folder(folder: str, key: str, value: str) -> None:
-    """Create a run folder and prove files can be written there (ConfigError naming the key otherwise), before
-    any slow work."""
-    problem = writable_folder_problem(folder)
-    if problem:
-        raise ConfigError(f"{key} {value}: cannot write the run folder {folder}: {problem}")
