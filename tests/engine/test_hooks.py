@@ -17,6 +17,7 @@ class _Loop:
 
     def __init__(self):
         self.state = TrainState()
+        self.end_epoch = 4
 
 
 def test_best_model_is_saved_when_ap_improves_and_never_with_non_finite_weights(tmp_path, caplog):

@@ -148,3 +148,29 @@ def test_validation_pictures_show_what_grouping_sees():
     red, violet = np.abs(hsv[..., 0] - 0) <= 2, np.abs(hsv[..., 0] - 135) <= 2
     assert red[shown].any() and violet[shown].any()                # one colour per person
     assert (red | violet)[shown].mean() > 0.9
+
+
+def test_events_that_cannot_be_written_stop_training_with_one_line(tmp_path):
+    """A full disk under the events file (its stream swapped for /dev/full, which fails every write with
+    ENOSPC as a full disk does): the next flush stops training with UnwritableOutput naming the file, instead
+    of a writer thread dying with a traceback and training blocking on its full queue."""
+    import errno
+    import os
+
+    from higherhrnet.engine.hooks import TensorBoard
+    from higherhrnet.engine.train_loop import UnwritableOutput
+
+    hook = TensorBoard(str(tmp_path), period=1)
+    hook.before_train()
+    events = hook.writer._file_name
+    hook.scalar("loss/total", 1.0, 0)
+    hook.flush()
+    assert [e.summary.value[0].tag for e in read_events(tmp_path) if e.summary.value] == ["loss/total"]
+    recorder = hook.writer._py_recordio_writer
+    recorder._writer.close()
+    recorder._writer = open("/dev/full", "wb")
+    hook.scalar("loss/total", 2.0, 1)
+    with pytest.raises(UnwritableOutput) as info:
+        hook.flush()
+    assert str(info.value) == f"cannot write {events}: {os.strerror(errno.ENOSPC)} (TensorBoard's events)"
+    hook.close()                                      # nothing more to say, and no exception

@@ -198,8 +198,11 @@ class TensorBoard(HookBase):
     """Training losses (tags from `loss_tag`) and the learning rate every `period` steps and at each epoch's last step, to an event file in `log_dir`, at the
     global step. Other hooks write through `scalar` and `image`. See the module docstring for the tags.
 
-    Events are written with tensorboardX's FileWriter and its protocol buffers; images are PNG-encoded here
-    (OpenCV), so that no imaging library beyond OpenCV is needed.
+    Events are written with tensorboardX's EventsWriter and its protocol buffers, in this thread and flushed
+    at every logging step and epoch end, so that a full disk or a folder made read-only stops training with one
+    line naming the events file (UnwritableOutput), where tensorboardX's FileWriter would lose its writer thread
+    to a traceback and then block training once its queue is full. Images are PNG-encoded here (OpenCV), so
+    that no imaging library beyond OpenCV is needed.
     """
 
     def __init__(self, log_dir: str, period: int):
@@ -207,14 +210,37 @@ class TensorBoard(HookBase):
         self.writer = None
 
     def before_train(self) -> None:
-        from tensorboardX import FileWriter   # imported when training starts: it is slow to import
+        from tensorboardX.event_file_writer import EventsWriter    # imported when training starts: slow to import
 
-        self.writer = FileWriter(self.log_dir)
+        with self._writing():
+            # The file name TensorBoard looks for: events.out.tfevents.<time>.<host> (as FileWriter names it).
+            self.writer = EventsWriter(os.path.join(self.log_dir, "events"))
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as e:
+            path = self.writer._file_name if self.writer is not None else os.path.join(self.log_dir, "events.*")
+            loop = getattr(self, "loop", None)
+            where = f", in {epoch_label(loop)}" if loop is not None else ""
+            raise UnwritableOutput(f"{WriteError.from_error(path, e)} (TensorBoard's events{where})") from None
+
+    def _add(self, summary, step: int) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+
+        with self._writing():
+            self.writer.write_event(Event(summary=summary, step=int(step), wall_time=time.time()))
+
+    def flush(self) -> None:
+        if self.writer is not None:
+            with self._writing():
+                self.writer.flush()
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         from tensorboardX.proto.summary_pb2 import Summary
 
-        self.writer.add_summary(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step)
+        self._add(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step)
 
     def image(self, tag: str, image: np.ndarray, step: int) -> None:
         """image (H, W, 3) uint8 RGB."""
@@ -225,7 +251,7 @@ class TensorBoard(HookBase):
             raise ValueError(f"TensorBoard image {tag}: cannot encode an array of shape {image.shape} as PNG")
         picture = Summary.Image(height=image.shape[0], width=image.shape[1], colorspace=3,
                                 encoded_image_string=png.tobytes())
-        self.writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=picture)]), step)
+        self._add(Summary(value=[Summary.Value(tag=tag, image=picture)]), step)
 
     def after_step(self) -> None:
         loop = self.loop
@@ -235,11 +261,16 @@ class TensorBoard(HookBase):
             for name, value in loop.state.step_losses.items():
                 self.scalar(loss_tag(name), value, step)
             self.scalar("learning_rate", loop.state.step_lr, step)
+            self.flush()
+
+    def after_epoch(self) -> None:
+        self.flush()
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            writer, self.writer = self.writer, None
+            with contextlib.suppress(OSError):      # what could not be written was reported when it was written
+                writer.close()
 
 
 class Checkpointer(HookBase):
@@ -325,6 +356,7 @@ class PeriodicValidation(HookBase):
                 if self.pictures is not None:
                     for name, image in self.pictures().items():
                         self.tensorboard.image(f"val_image/{name}", image, step)
+                self.tensorboard.flush()
         self.model.train()
 
 
