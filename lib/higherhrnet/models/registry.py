@@ -315,8 +315,8 @@ def check_bottom_up(cfg: CfgNode, what: str) -> None:
     network that finds everyone in an image with heatmaps and tags."""
     if model_entry(cfg.MODEL.NAME).top_down:
         raise ConfigError(f"MODEL.NAME {cfg.MODEL.NAME} is a top-down network (one person's crop in, that person's "
-                          f"heatmaps out, no tags): {what} runs bottom-up networks only; run it on person boxes "
-                          f"with higherhrnet.topdown (docs/topdown.md)")
+                          f"heatmaps out, no tags): {what} runs bottom-up networks only; higherhrnet.topdown runs it "
+                          f"on person boxes at test time (docs/topdown.md)")
 
 
 def _top_down_outputs(cfg: CfgNode, layout: OutputLayout) -> tuple[OutputSpec, ...]:
