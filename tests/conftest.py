@@ -42,8 +42,25 @@ TINY_HOURGLASS_OPTS = [
 ]
 
 
+# A small top-down HRNet (pose_hrnet) with the same structural features, on 64x96 person crops (16x24 heatmaps).
+TINY_POSE_HRNET_OPTS = [
+    "MODEL.NAME", "pose_hrnet", "MODEL.EXTRA.STEM_INPLANES", "16",
+    "MODEL.EXTRA.STAGE1.NUM_BLOCKS", "[1]", "MODEL.EXTRA.STAGE1.NUM_CHANNELS", "[8]",
+    "MODEL.EXTRA.STAGE2.NUM_BLOCKS", "[1, 1]", "MODEL.EXTRA.STAGE2.NUM_CHANNELS", "[8, 16]",
+    "MODEL.EXTRA.STAGE3.NUM_MODULES", "2",
+    "MODEL.EXTRA.STAGE3.NUM_BLOCKS", "[1, 1, 1]", "MODEL.EXTRA.STAGE3.NUM_CHANNELS", "[8, 16, 32]",
+    "MODEL.EXTRA.STAGE4.NUM_MODULES", "2",
+    "MODEL.EXTRA.STAGE4.NUM_BLOCKS", "[1, 1, 1, 1]", "MODEL.EXTRA.STAGE4.NUM_CHANNELS", "[8, 16, 32, 64]",
+    "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.HEATMAP_SIZE", "[16, 24]",
+]
+
+
 def tiny_cfg(*opts: str):
     return higherhrnet.load_cfg(None, TINY_OPTS + list(opts))
+
+
+def tiny_pose_hrnet_cfg(*opts: str):
+    return higherhrnet.load_cfg(None, TINY_POSE_HRNET_OPTS + list(opts))
 
 
 def tiny_hourglass_cfg(*opts: str):

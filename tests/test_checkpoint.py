@@ -150,14 +150,15 @@ def test_weights_of_another_network_are_named_in_one_line(tmp_path, tiny_model):
         "a HigherHRNet-W8 (17 joints, SWAHR scale heads)"
 
 
-def test_an_mmpose_network_other_than_higher_hrnet_is_named_in_one_line(tmp_path):
-    path = tmp_path / "hrnet_w32_coco_256x192.pth"
+def test_an_mmpose_network_other_than_hrnet_is_named_in_one_line(tmp_path):
+    # mmpose's SimpleBaseline: a ResNet backbone (layer2..4 are no HRNet modules).
+    path = tmp_path / "res50_coco_256x192.pth"
     torch.save({"state_dict": {"backbone.conv1.weight": torch.zeros(64, 3, 3, 3),
-                               **{f"keypoint_head.final_layer.{i}": torch.zeros(17) for i in range(40)}}}, path)
+                               **{f"backbone.layer4.{i}.conv1.weight": torch.zeros(17) for i in range(40)}}}, path)
     with pytest.raises(CheckpointError) as e:
         load_checkpoint(fresh_model(), path)
     message = str(e.value)
-    assert message.startswith(f"{path}: an mmpose network other than HigherHRNet: 40 keys outside")
+    assert message.startswith(f"{path}: an mmpose network other than HigherHRNet or top-down HRNet: 40 keys outside")
     assert "\n" not in message and "(+37 more)" in message
 
 

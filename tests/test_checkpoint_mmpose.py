@@ -1,6 +1,6 @@
-"""checkpoint/layouts.py: mmpose 0.x HigherHRNet checkpoints (keys under backbone. / keypoint_head.) convert to
-the official layout. The expected mmpose names are enumerated here from mmpose's module structure, independently
-of the converter, and compared with the official key lists (tests/assets/spec)."""
+"""checkpoint/layouts.py: mmpose 0.x HigherHRNet and top-down HRNet checkpoints (keys under backbone. /
+keypoint_head.) convert to the official layout. The expected mmpose names are enumerated here from mmpose's module
+structure, independently of the converter, and compared with the official key lists (tests/assets/spec)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ import higherhrnet
 from higherhrnet.checkpoint import (CheckpointError, convert_mmpose_state_dict, is_mmpose_layout,
                                     to_mmpose_state_dict)
 
-from conftest import SPEC, randomize, tiny_cfg
+from conftest import SPEC, randomize, tiny_cfg, tiny_pose_hrnet_cfg
 
 def _bn(prefix, c):
     return {f"{prefix}.{n}": (c,) for n in ("weight", "bias", "running_mean", "running_var")} | \
@@ -32,9 +32,8 @@ def _bottleneck(prefix, cin, cout):
             f"{prefix}.conv3.weight": (cout, mid, 1, 1), **_bn(f"{prefix}.bn3", cout)}
 
 
-def mmpose_shapes(stem, stage1, stages, joints, deconv_channels, basic_blocks):
-    """Keys and shapes of an mmpose 0.x AssociativeEmbedding(HRNet, AEHigherResolutionHead) state dict,
-    written from mmpose's module construction (one deconv module, tags per joint on the first output only).
+def mmpose_backbone_shapes(stem, stage1, stages):
+    """Keys and shapes of mmpose 0.x's HRNet backbone (`backbone.*`), written from mmpose's module construction.
 
     stage1: (num_blocks, channels) of the Bottleneck layer; stages: [(num_modules, num_blocks, channels)]
     for stages 2..4 (BASIC blocks). mmpose fixes stem = 64; other values only shrink the test network.
@@ -83,6 +82,13 @@ def mmpose_shapes(stem, stage1, stages, joints, deconv_channels, basic_blocks):
                             out[f"{p}.fuse_layers.{i}.{j}.{k}.0.weight"] = (cout, widths[j], 3, 3)
                             out.update(_bn(f"{p}.fuse_layers.{i}.{j}.{k}.1", cout))
         previous = list(channels)
+    return out
+
+
+def mmpose_shapes(stem, stage1, stages, joints, deconv_channels, basic_blocks):
+    """Keys and shapes of an mmpose 0.x AssociativeEmbedding(HRNet, AEHigherResolutionHead) state dict,
+    written from mmpose's module construction (one deconv module, tags per joint on the first output only)."""
+    out = mmpose_backbone_shapes(stem, stage1, stages)
     # AEHigherResolutionHead: final_layers = ModuleList(Conv2d (with bias) per output); deconv_layers =
     # ModuleList(Sequential(Sequential(ConvTranspose2d, BN, ReLU), Sequential(BasicBlock) x num_basic_blocks)),
     # the deconv input being the features concatenated with output 0 (cat_output).
@@ -135,3 +141,38 @@ def test_conversion_refuses_foreign_keys():
         convert_mmpose_state_dict({**head, "keypoint_head.conv1.weight": torch.zeros(1)})
     with pytest.raises(CheckpointError, match="conv_scale_layers.0.0.weight"):
         to_mmpose_state_dict({"conv1.weight": torch.zeros(1), "conv_scale_layers.0.0.weight": torch.zeros(1)})
+
+
+def mmpose_topdown_shapes(stem, stage1, stages, joints):
+    """Keys and shapes of an mmpose 0.x TopDown(HRNet, TopdownHeatmapSimpleHead) state dict as its COCO HRNet configs
+    build it: num_deconv_layers=0 (deconv_layers is an nn.Identity, no tensors) and final_conv_kernel=1
+    (final_layer is one Conv2d with bias, on the highest-resolution branch)."""
+    width = stages[-1][2][0]
+    return {**mmpose_backbone_shapes(stem, stage1, stages),
+            "keypoint_head.final_layer.weight": (joints, width, 1, 1), "keypoint_head.final_layer.bias": (joints,)}
+
+
+@pytest.mark.parametrize("spec_file, width", [("pose_hrnet_w32_256x192.json", 32), ("pose_hrnet_w48_256x192.json", 48)])
+def test_mmpose_topdown_names_convert_to_official_spec(spec_file, width):
+    spec = {key: tuple(shape) for key, shape, _ in json.loads((SPEC / spec_file).read_text())["keys"]}
+    hrnet = _hrnet(width)
+    mmpose = {key: torch.empty(shape, device="meta")
+              for key, shape in mmpose_topdown_shapes(hrnet["stem"], hrnet["stage1"], hrnet["stages"], 17).items()}
+    assert is_mmpose_layout(mmpose)
+    converted = convert_mmpose_state_dict(mmpose)
+    assert {key: tuple(t.shape) for key, t in converted.items()} == spec
+
+
+def test_topdown_round_trip_ours_mmpose_ours():
+    model = randomize(higherhrnet.build_model(tiny_pose_hrnet_cfg()))
+    ours = model.state_dict()
+    mmpose = to_mmpose_state_dict(ours)
+    tiny = dict(stem=16, stage1=(1, 8), stages=[(1, (1, 1), (8, 16)), (2, (1,) * 3, (8, 16, 32)),
+                                                (2, (1,) * 4, (8, 16, 32, 64))])
+    assert {key: tuple(t.shape) for key, t in mmpose.items()} == mmpose_topdown_shapes(**tiny, joints=17)
+    back = convert_mmpose_state_dict(mmpose)
+    assert list(back) == list(ours)
+    assert all(torch.equal(back[key], ours[key]) for key in ours)
+    fresh = higherhrnet.build_model(tiny_pose_hrnet_cfg())
+    higherhrnet.load_checkpoint(fresh, {"state_dict": mmpose})      # as mmpose saves it
+    assert all(torch.equal(fresh.state_dict()[key], ours[key]) for key in ours)

@@ -177,3 +177,34 @@ def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
     path.write_text("TRAIN:\n  LR: 0.001\n  END_EPOCH: 10\nTEST:\n  FLIP_TEST: false\n"
                     "DATASET: &d\n  FLIP: 0.5\n")
     assert higherhrnet.load_cfg(path).TRAIN.LR == 0.001
+
+
+def test_a_flip_switch_loads_as_the_probability_its_code_uses(tmp_path):
+    """The top-down files write DATASET.FLIP true; their code then flips with probability 0.5, our key's meaning."""
+    for value, probability in ((True, 0.5), (False, 0.0)):
+        assert higherhrnet.load_cfg(write_yaml(tmp_path, {"DATASET": {"FLIP": value}})).DATASET.FLIP == probability
+        assert higherhrnet.load_cfg(None, ["DATASET.FLIP", str(value)]).DATASET.FLIP == probability
+    assert higherhrnet.load_cfg(None, ["DATASET.FLIP", "0.25"]).DATASET.FLIP == 0.25
+    with pytest.raises(ConfigError, match="TRAIN.LR must be of type float"):       # other floats take no switch
+        higherhrnet.load_cfg(None, ["TRAIN.LR", "True"])
+
+
+def test_a_shipped_recipe_keeps_the_official_values_of_keys_without_effect_silently(tmp_path, recwarn):
+    import warnings
+
+    from higherhrnet.config import ConfigWarning
+
+    warnings.simplefilter("always")
+    recipe = EXPERIMENTS / "coco" / "hrnet" / "w32_256x192_adam_lr1e-3.yaml"
+    cfg = higherhrnet.load_cfg(recipe)
+    assert tuple(cfg.GPUS) == (0, 1, 2, 3) and cfg.DEBUG.SAVE_BATCH_IMAGES_GT
+    assert not [w for w in recwarn if issubclass(w.category, ConfigWarning)]
+    higherhrnet.load_cfg(recipe, ["GPUS", "(0,)"])
+    assert [str(w.message) for w in recwarn if issubclass(w.category, ConfigWarning)] == [
+        "command line: GPUS = (0,) has no effect here (devices come from --device and torchrun)"]
+    recwarn.clear()
+    copy = tmp_path / "mine.yaml"                   # a copy of one's own: the file named, as for any file
+    copy.write_text(recipe.read_text())
+    higherhrnet.load_cfg(copy)
+    messages = [str(w.message) for w in recwarn if issubclass(w.category, ConfigWarning)]
+    assert len(messages) == 3 and all(m.startswith(f"{copy}: ") for m in messages)

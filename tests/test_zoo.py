@@ -14,6 +14,7 @@ import pytest
 import higherhrnet
 from conftest import EXPERIMENTS, REPO
 from higherhrnet import zoo
+from higherhrnet.models.registry import input_size, model_entry
 from higherhrnet.zoo import WeightsError, resolve_weights
 
 PAYLOAD = bytes(range(256)) * 1000  # 256 kB, several read chunks once _CHUNK is made small
@@ -282,9 +283,12 @@ def test_registry_entries():
         if entry.url:
             # publish_model names the file <stem>-<sha256[:8]>_<date>.pth
             assert zoo._hash_in_filename(os.path.basename(entry.url)) == entry.sha256
-        # Every config ships inside the package and loads; the name says the input size.
+        # Every config ships inside the package and loads; the name says the input size (a top-down network's
+        # as height x width, as its publishers write it).
         cfg = higherhrnet.load_cfg(zoo.config_path(entry))
-        assert f"_{cfg.DATASET.INPUT_SIZE}" in entry.name, entry.name
+        width, height = input_size(cfg)
+        size = f"_{height}x{width}" if model_entry(cfg.MODEL.NAME).top_down else f"_{width}"
+        assert size in entry.name, entry.name
         assert zoo.config_path(entry) == str((EXPERIMENTS.parent / entry.config).resolve())
 
 

@@ -9,6 +9,8 @@ Public API (stable names):
     resolve_model(model=None, cfg=None)  a registered name, file, URL or the default -> config + local weights
     build_dataset(cfg, is_train=True)    COCO-format training / evaluation data
     build_loss(cfg)                      heatmap + associative-embedding losses per output
+    higherhrnet.topdown                  the top-down pipeline (MODEL.NAME pose_hrnet) in stages: person boxes ->
+                                         crops -> heatmaps -> keypoints (docs/topdown.md)
 
 The names are imported on first use, so that `import higherhrnet` (and the command line's --help) does not
 pay for PyTorch until something needs it.

@@ -39,15 +39,20 @@ def get_affine_transform(center: Sequence[float], scale: Sequence[float], rot: f
                          output_size: Sequence[int], shift: Sequence[float] = (0.0, 0.0),
                          inv: bool = False) -> np.ndarray:
     """(2, 3) matrix from source pixels to the destination of size output_size = (width, height);
-    with inv=True, from the destination back to the source."""
-    scale_px = np.asarray(scale, dtype=np.float64) * 200.0
-    shift = np.asarray(shift, dtype=np.float64)
+    with inv=True, from the destination back to the source.
+
+    The arithmetic follows the reference's dtypes: `scale` keeps its own (the top-down code's float32 person
+    boxes are scaled by 200 in float32, the bottom-up code's float64 image crops in float64), the rotation
+    goes through NumPy's float64 sin and cos; so the matrices agree with the reference's to the last bit for
+    either kind of input."""
+    scale_px = np.asarray(scale) * 200.0
+    shift = np.asarray(shift, dtype=np.float32)
     dst_w, dst_h = float(output_size[0]), float(output_size[1])
-    theta = math.pi * rot / 180.0
-    sn, cs = math.sin(theta), math.cos(theta)
+    theta = np.pi * rot / 180
+    sn, cs = np.sin(theta), np.cos(theta)
     # "Up" vector of half the crop width, rotated by rot.
-    half = -0.5 * scale_px[0]
-    src_dir = np.array([-half * sn, half * cs])
+    half = scale_px[0] * -0.5
+    src_dir = np.array([0 * cs - half * sn, 0 * sn + half * cs])
 
     src = np.zeros((3, 2), dtype=np.float32)
     dst = np.zeros((3, 2), dtype=np.float32)

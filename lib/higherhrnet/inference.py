@@ -25,7 +25,7 @@ from .codec.grouping import GroupingParams, group
 from .errors import ConfigError
 from .geometry import apply_affine, get_affine_transform, multi_scale_size, warp_image
 from .keypoints import KeypointSpec
-from .models.registry import build_output_specs
+from .models.registry import build_output_specs, check_bottom_up
 from .normalization import IMAGENET_MEAN, IMAGENET_STD, normalize, normalization_from_config
 from .outputs import OutputSpec, check_test_use
 
@@ -59,7 +59,9 @@ class InferenceParams:
     @classmethod
     def from_config(cls, cfg: CfgNode, keypoints: KeypointSpec,
                     outputs: Sequence[OutputSpec] | None = None) -> "InferenceParams":
-        """TEST.* and the input normalisation of `cfg`; outputs default to build_output_specs(cfg)."""
+        """TEST.* and the input normalisation of `cfg`; outputs default to build_output_specs(cfg). ConfigError
+        for a top-down network (MODEL.NAME pose_hrnet), which `higherhrnet.topdown` runs."""
+        check_bottom_up(cfg, "the bottom-up test pipeline (predict, eval, training's validation)")
         if keypoints.num_joints != cfg.DATASET.NUM_JOINTS:
             raise ConfigError(f"keypoint spec {keypoints.name!r} has {keypoints.num_joints} joints but "
                               f"DATASET.NUM_JOINTS is {cfg.DATASET.NUM_JOINTS}")

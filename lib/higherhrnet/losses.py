@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
-from .models.registry import build_output_specs
+from .models.registry import build_output_specs, check_bottom_up
 from .outputs import OutputSpec, output_labels, target_sizes
 
 __all__ = ["HeatmapLoss", "AELoss", "MultiLoss", "build_loss", "loss_term_names", "SWAHR_GAMMA",
@@ -243,5 +243,6 @@ class MultiLoss(nn.Module):
 
 def build_loss(cfg: CfgNode, outputs: Sequence[OutputSpec] | None = None) -> MultiLoss:
     """The reference's MultiLossFactory: the losses the output specs ask for (default: the config's,
-    models.build_output_specs(cfg)), with LOSS.AE_LOSS_TYPE."""
+    models.build_output_specs(cfg)), with LOSS.AE_LOSS_TYPE. Bottom-up networks only (ConfigError otherwise)."""
+    check_bottom_up(cfg, "the bottom-up loss (masked heatmaps and associative embedding)")
     return MultiLoss(build_output_specs(cfg) if outputs is None else outputs, cfg.LOSS.AE_LOSS_TYPE)

@@ -31,7 +31,8 @@ class OutputSpec:
 
     index: position in the network's list of outputs. stride: input pixels per output pixel (4 for 1/4
     resolution, 2 for 1/2). target_index / target_size: which training-target resolution trains it (its
-    position in the dataset's list of targets, and its side in pixels at DATASET.INPUT_SIZE).
+    position in the dataset's list of targets, and its side in pixels at DATASET.INPUT_SIZE; for a top-down
+    network, whose input is a fixed person crop, the (width, height) of its targets, MODEL.HEATMAP_SIZE).
     num_joints: J heatmap channels. tag_channels: 0, 1 or J associative-embedding tag maps after the heatmaps.
     unused_channels: channels after the tags that nothing reads.
     scale_channels: 0, or J scale maps BEFORE the heatmaps (SWAHR, Luo et al. CVPR 2021); an output with
@@ -45,7 +46,7 @@ class OutputSpec:
     index: int
     stride: float
     target_index: int
-    target_size: int
+    target_size: int | tuple[int, int]
     num_joints: int
     tag_channels: int
     heatmap_loss_factor: float | None
@@ -109,8 +110,9 @@ class OutputSpec:
         return output[:, start:start + self.tag_channels]
 
 
-def target_sizes(outputs: Sequence[OutputSpec]) -> tuple[int, ...]:
-    """The training-target resolutions the outputs need, by target_index: (side in pixels, ...)."""
+def target_sizes(outputs: Sequence[OutputSpec]) -> tuple[int | tuple[int, int], ...]:
+    """The training-target resolutions the outputs need, by target_index: (side in pixels, ...), or (width,
+    height) pairs for a top-down network."""
     sizes: dict[int, int] = {}
     for spec in outputs:
         if sizes.setdefault(spec.target_index, spec.target_size) != spec.target_size:

@@ -93,6 +93,15 @@ _SWAHR_README = "https://github.com/greatlog/SWAHR-HumanPose/blob/master/README.
 # (password 8weh). The README does not list the folder's files.
 _SWAHR_PAGE = "https://drive.google.com/drive/folders/13FFvwK7bDZLD4H_toueopbLhJqFjimlu"
 _OFFICIAL, _MMPOSE, _SWAHR = "HRNet (official)", "mmpose 0.x (OpenMMLab)", "SWAHR (Luo et al.)"
+_TOPDOWN_OFFICIAL = "HRNet top-down (official)"
+_TOPDOWN_README = "https://github.com/leoxiaobin/deep-high-resolution-net.pytorch/blob/master/README.md"
+# That README's model zoo link (Google Drive); it also gives OneDrive: https://1drv.ms/f/s!AhIXJn_J-blW231MH2krnmLq5kkQ.
+_TOPDOWN_PAGE = "https://drive.google.com/drive/folders/1hOTihvbyIxsm5ygDpbUuJ7O_tzv4oXjC"
+_MMPOSE_TOPDOWN_MD = ("https://github.com/open-mmlab/mmpose/blob/0.x/configs/body/2d_kpt_sview_rgb_img/"
+                      "topdown_heatmap/coco/hrnet_coco.md")
+_MMPOSE_TOPDOWN_DOWNLOAD = "https://download.openmmlab.com/mmpose/top_down/hrnet/"
+_TOPDOWN_NOTE = ("a top-down network: it finds the joints of one person per box (higherhrnet.topdown, "
+                 "docs/topdown.md); predict and eval do not run it yet")
 
 
 _ENTRIES = (
@@ -143,6 +152,41 @@ _ENTRIES = (
                  "CrowdPose test", 71.6, 73.8, _SWAHR_README, publisher=_SWAHR, page=_SWAHR_PAGE,
                  note="the SWAHR README reports these results but does not say that the weights are in its "
                       "download folder"),
+    # Official top-down HRNet (deep-high-resolution-net.pytorch). AP: its README, "Results on COCO val2017 with
+    # detector having human AP of 56.4" (the boxes of COCO_val2017_detections_AP_H_56_person.json), flip test;
+    # there is no multi-scale test. File names: the README's models/pytorch/pose_coco/ listing. No hash is
+    # published. A plain state_dict with the official key names (tests/assets/spec/pose_hrnet_*.json).
+    WeightsEntry("pose_hrnet_w32_256x192", "experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml", "official",
+                 "COCO val2017", 74.4, None, _TOPDOWN_README, publisher=_TOPDOWN_OFFICIAL, page=_TOPDOWN_PAGE,
+                 filename="pose_hrnet_w32_256x192.pth", note=_TOPDOWN_NOTE),
+    WeightsEntry("pose_hrnet_w32_384x288", "experiments/coco/hrnet/w32_384x288_adam_lr1e-3.yaml", "official",
+                 "COCO val2017", 75.8, None, _TOPDOWN_README, publisher=_TOPDOWN_OFFICIAL, page=_TOPDOWN_PAGE,
+                 filename="pose_hrnet_w32_384x288.pth", note=_TOPDOWN_NOTE),
+    WeightsEntry("pose_hrnet_w48_256x192", "experiments/coco/hrnet/w48_256x192_adam_lr1e-3.yaml", "official",
+                 "COCO val2017", 75.1, None, _TOPDOWN_README, publisher=_TOPDOWN_OFFICIAL, page=_TOPDOWN_PAGE,
+                 filename="pose_hrnet_w48_256x192.pth", note=_TOPDOWN_NOTE),
+    WeightsEntry("pose_hrnet_w48_384x288", "experiments/coco/hrnet/w48_384x288_adam_lr1e-3.yaml", "official",
+                 "COCO val2017", 76.3, None, _TOPDOWN_README, publisher=_TOPDOWN_OFFICIAL, page=_TOPDOWN_PAGE,
+                 filename="pose_hrnet_w48_384x288.pth", note=_TOPDOWN_NOTE),
+    # mmpose 0.x top-down HRNet (TopDown + TopdownHeatmapSimpleHead): URLs and AP from hrnet_coco.md (the same
+    # detector boxes, flip test and shift_heatmap in its configs, as mmpose's own pipeline runs them). The 8 hex
+    # digits in a file name are sha256[:8] of the file, as for mmpose's HigherHRNet files above.
+    WeightsEntry("mmpose_pose_hrnet_w32_256x192", "experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml", "mmpose",
+                 "COCO val2017", 74.6, None, _MMPOSE_TOPDOWN_MD, publisher=_MMPOSE,
+                 url=_MMPOSE_TOPDOWN_DOWNLOAD + "hrnet_w32_coco_256x192-c78dce93_20200708.pth", sha256="c78dce93",
+                 note=_TOPDOWN_NOTE),
+    WeightsEntry("mmpose_pose_hrnet_w32_384x288", "experiments/coco/hrnet/w32_384x288_adam_lr1e-3.yaml", "mmpose",
+                 "COCO val2017", 76.0, None, _MMPOSE_TOPDOWN_MD, publisher=_MMPOSE,
+                 url=_MMPOSE_TOPDOWN_DOWNLOAD + "hrnet_w32_coco_384x288-d9f0d786_20200708.pth", sha256="d9f0d786",
+                 note=_TOPDOWN_NOTE),
+    WeightsEntry("mmpose_pose_hrnet_w48_256x192", "experiments/coco/hrnet/w48_256x192_adam_lr1e-3.yaml", "mmpose",
+                 "COCO val2017", 75.6, None, _MMPOSE_TOPDOWN_MD, publisher=_MMPOSE,
+                 url=_MMPOSE_TOPDOWN_DOWNLOAD + "hrnet_w48_coco_256x192-b9e0b3ab_20200708.pth", sha256="b9e0b3ab",
+                 note=_TOPDOWN_NOTE),
+    WeightsEntry("mmpose_pose_hrnet_w48_384x288", "experiments/coco/hrnet/w48_384x288_adam_lr1e-3.yaml", "mmpose",
+                 "COCO val2017", 76.7, None, _MMPOSE_TOPDOWN_MD, publisher=_MMPOSE,
+                 url=_MMPOSE_TOPDOWN_DOWNLOAD + "hrnet_w48_coco_384x288-314c8528_20200708.pth", sha256="314c8528",
+                 note=_TOPDOWN_NOTE),
     # The bundled model (README "Models"): trained by this project on its synthetic stick figures, shipped
     # inside the package. AP: README's table, synthetic validation split (200 images), single scale + flip.
     WeightsEntry("synthetic_w16_256", "experiments/synthetic/w16_256_tiny.yaml", "higherhrnet",

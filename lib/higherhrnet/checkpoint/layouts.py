@@ -6,7 +6,8 @@ Accepted layouts of model weights:
 - keys prefixed with "module." (saved from DataParallel / DistributedDataParallel);
 - the official FP16 layout: keys prefixed with "1." (the network wrapped for half precision), conv
   tensors in float16. Floating tensors are converted to the model's dtype;
-- mmpose 0.x HigherHRNet checkpoints (keys under "backbone." and "keypoint_head."), converted on load;
+- mmpose 0.x HigherHRNet and top-down HRNet checkpoints (keys under "backbone." and "keypoint_head."),
+  converted on load;
 - pose-ae-train's (the Associative Embedding paper's code, MODEL.NAME hourglass_ae) files as it writes them:
   {"state_dict": ..., "optimizer": ..., "epoch": ...} with keys prefixed "model.module." (its train.py saves
   the state of a `Trainer` that holds the network as `model`, a DataParallel, hence `module.`).
@@ -25,6 +26,14 @@ description of mmpose's modules, converts them, and compares with the official k
 tests/assets/spec/higher_hrnet_w32_512.json and higher_hrnet_w48_640.json.
 Tensors only one side has: none for HigherHRNet. Our hrnet_v2 `representation_head` and SWAHR's
 `conv_scale_layers` have no mmpose counterpart: `to_mmpose_state_dict` refuses them by name.
+
+mmpose's top-down HRNet (`TopDown`, configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/hrnet_w32_coco_256x192.py
+and its W48 / 384x288 siblings) holds the same `backbone` and a `keypoint_head`
+(mmpose/models/heads/topdown_heatmap_simple_head.py: `TopdownHeatmapSimpleHead` with num_deconv_layers=0, whose
+`deconv_layers` is an nn.Identity without tensors, and extra=dict(final_conv_kernel=1), whose `final_layer` is one
+Conv2d with bias): `keypoint_head.final_layer.weight` / `.bias` are the official pose_hrnet's `final_layer.*`.
+tests/models/test_pose_hrnet.py checks the whole key list against tests/assets/spec/pose_hrnet_w32_256x192.json
+and pose_hrnet_w48_256x192.json.
 """
 from __future__ import annotations
 
@@ -73,7 +82,8 @@ def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.
 # First key components of the two halves of the network (official names, = mmpose's after the prefix).
 _BACKBONE_MODULES = frozenset({"conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2",
                                "transition2", "stage3", "transition3", "stage4"})
-_HEAD_MODULES = frozenset({"final_layers", "deconv_layers"})
+# HigherHRNet's head (final_layers, deconv_layers) or the top-down HRNet's (final_layer).
+_HEAD_MODULES = frozenset({"final_layers", "deconv_layers", "final_layer"})
 _MMPOSE_PREFIXES = {"backbone.": _BACKBONE_MODULES, "keypoint_head.": _HEAD_MODULES}
 
 
@@ -84,8 +94,9 @@ def is_mmpose_layout(state: Mapping[str, torch.Tensor]) -> bool:
 
 
 def convert_mmpose_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """An mmpose 0.x AssociativeEmbedding (HRNet + AEHigherResolutionHead) state dict in our (= official)
-    key layout. Tensors are passed through unchanged (same shapes and dtypes; see the module docstring)."""
+    """An mmpose 0.x AssociativeEmbedding (HRNet + AEHigherResolutionHead) or TopDown (HRNet +
+    TopdownHeatmapSimpleHead without deconvolutions) state dict in our (= official) key layout. Tensors are
+    passed through unchanged (same shapes and dtypes; see the module docstring)."""
     converted, foreign = {}, []
     for key, value in state.items():
         prefix = next((p for p in _MMPOSE_PREFIXES if key.startswith(p)), None)
@@ -94,13 +105,15 @@ def convert_mmpose_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, to
             foreign.append(key)
         converted[name] = value
     if foreign:
-        raise CheckpointError(f"an mmpose network other than HigherHRNet: {len(foreign)} keys outside "
-                              f"backbone.<HRNet> / keypoint_head.<final_layers|deconv_layers>: {_listing(foreign, 3)}")
+        raise CheckpointError(f"an mmpose network other than HigherHRNet or top-down HRNet: {len(foreign)} keys "
+                              f"outside backbone.<HRNet> / keypoint_head.<final_layers|deconv_layers|final_layer>: "
+                              f"{_listing(foreign, 3)}")
     return converted
 
 
 def to_mmpose_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The inverse of `convert_mmpose_state_dict`: our HigherHRNet keys under mmpose's prefixes."""
+    """The inverse of `convert_mmpose_state_dict`: our HigherHRNet or top-down HRNet keys under mmpose's
+    prefixes."""
     converted, foreign = {}, []
     for key, value in state.items():
         top = key.split(".")[0]
@@ -109,8 +122,9 @@ def to_mmpose_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.T
             foreign.append(key)
         converted[f"{prefix}{key}"] = value
     if foreign:
-        raise CheckpointError(f"{len(foreign)} keys have no place in mmpose's HRNet + AEHigherResolutionHead "
-                           f"(e.g. the hrnet_v2 representation_head, SWAHR's conv_scale_layers): {_listing(foreign)}")
+        raise CheckpointError(f"{len(foreign)} keys have no place in mmpose's HRNet + AEHigherResolutionHead or "
+                              f"TopdownHeatmapSimpleHead (e.g. the hrnet_v2 representation_head, SWAHR's "
+                              f"conv_scale_layers): {_listing(foreign)}")
     return converted
 
 

@@ -2,6 +2,7 @@
 
     higherhrnet summary --cfg experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml
     higherhrnet summary --cfg CFG --input-size 640 480 MODEL.NUM_JOINTS 14 DATASET.NUM_JOINTS 14
+    higherhrnet summary --cfg experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml     # top-down: the person crop
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser, device=False)
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
-                        help="input width and height (default: DATASET.INPUT_SIZE square)")
+                        help="input width and height (default: DATASET.INPUT_SIZE square; MODEL.IMAGE_SIZE for a "
+                             "top-down network)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
 
 
@@ -24,13 +26,14 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     import torch
 
     from .. import ConfigError, build_model, load_cfg
+    from ..models.registry import input_size, model_entry
     from ..models.summary import summarize
 
     try:
         cfg = load_cfg(args.cfg, overrides)
     except ConfigError as e:
         raise CommandError(str(e)) from None
-    width, height = args.input_size or (cfg.DATASET.INPUT_SIZE, cfg.DATASET.INPUT_SIZE)
+    width, height = args.input_size or input_size(cfg)
     if width % 32 or height % 32 or width <= 0 or height <= 0:
         raise UsageError(f"--input-size must be positive multiples of 32, got {width} x {height}")
     torch.manual_seed(0)
@@ -56,6 +59,10 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     print(f"{'total':<16}{summary.num_parameters:>14,}{summary.macs / 1e9:>10.2f}")
     print(f"parameters: {summary.num_parameters / 1e6:.1f}M")
     print(f"GFLOPs (official count, conv weights x output pixels): {summary.official_flops / 1e9:.1f}")
+    if model_entry(cfg.MODEL.NAME).top_down:
+        # deep-high-resolution-net.pytorch's get_model_summary divides the same count by 1024**3.
+        print(f"GFLOPs as the top-down HRNet README reports them (the same count / 2**30): "
+              f"{summary.official_flops / 2 ** 30:.1f}")
     print(f"GMACs (exact multiply-adds of convolutions): {summary.macs / 1e9:.1f}")
     for i, shape in enumerate(summary.output_shapes):
         print(f"output {i}: {list(shape)}  (stride {height // shape[2]})")

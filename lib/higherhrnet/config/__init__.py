@@ -4,8 +4,9 @@
     cfg = load_cfg("exp.yaml", ["TEST.FLIP_TEST", "False"])   # file + overrides -> frozen
 
 Values are checked against the defaults' types: an int may stand where a float is expected and a list
-where a tuple is (and back); anything else, and any key the defaults do not have, is an error naming the
-key and where it came from.
+where a tuple is (and back), and true / false where a probability is (BOOL_AS_PROBABILITY: the official
+top-down files' DATASET.FLIP switch); anything else, and any key the defaults do not have, is an error naming
+the key and where it came from.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from yacs.config import CfgNode
 
 from ..errors import ConfigError, ConfigWarning, expect_len
 from ..models.registry import build_output_specs, model_entry
-from .defaults import _C, COMPAT_KEYS
+from .defaults import _C, BOOL_AS_PROBABILITY, COMPAT_KEYS
 
 __all__ = ["ConfigError", "ConfigWarning", "CfgNode", "get_cfg", "load_cfg", "load_cfg_text", "merge_into", "check_cfg",
            "check_values", "VALUE_RULES", "LIST_RULES"]
@@ -43,7 +44,15 @@ def load_cfg(path: str | os.PathLike | None = None, opts: Sequence[str] = ()) ->
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as f:
-        return load_cfg_text(f.read(), path, opts)
+        return _load_text(f.read(), path, opts, shipped=_is_shipped_recipe(path))
+
+
+# The experiment files shipped inside the package (a checkout's experiments/ links there).
+_SHIPPED = os.path.realpath(os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments"))
+
+
+def _is_shipped_recipe(path: str) -> bool:
+    return os.path.realpath(path).startswith(_SHIPPED + os.sep)
 
 
 class _DuplicateKey(yaml.YAMLError):
@@ -69,6 +78,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def load_cfg_text(text: str, source: str, opts: Sequence[str] = ()) -> CfgNode:
     """load_cfg for YAML text, e.g. the config a checkpoint carries; `source` names it in error messages."""
+    return _load_text(text, source, opts, shipped=False)
+
+
+def _load_text(text: str, source: str, opts: Sequence[str], shipped: bool) -> CfgNode:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except _DuplicateKey as e:
@@ -81,26 +94,32 @@ def load_cfg_text(text: str, source: str, opts: Sequence[str] = ()) -> CfgNode:
         raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
     cfg = get_cfg()
     merge_into(cfg, data, source=source)
-    return _finish(cfg, opts, source)
+    return _finish(cfg, opts, source, reference=cfg.clone() if shipped else None)
 
 
-def _finish(cfg: CfgNode, opts: Sequence[str], source: str) -> CfgNode:
-    """The overrides merged into `cfg`, paths joined to DATA_DIR, values checked; frozen."""
+def _finish(cfg: CfgNode, opts: Sequence[str], source: str, reference: CfgNode | None = None) -> CfgNode:
+    """The overrides merged into `cfg`, paths joined to DATA_DIR, values checked; frozen.
+
+    reference: what keys without effect are compared with (default: the defaults). A shipped copy of an
+    official recipe keeps the official values of such keys (GPUS (0,1,2,3), the DEBUG switches), which
+    docs/configs.md explains; they warn only where the command line changes them."""
     merge_into(cfg, opts_to_dict(opts), source="command line")
     if cfg.DATA_DIR:
         for node, key in ((cfg.DATASET, "ROOT"), (cfg.MODEL, "PRETRAINED"), (cfg.TEST, "MODEL_FILE")):
             if node[key] and not os.path.isabs(node[key]):
                 node[key] = os.path.join(cfg.DATA_DIR, node[key])
     check_cfg(cfg, source=source)
-    warn_compat_keys(cfg, source="command line" if source == "defaults" else source)
+    warn_compat_keys(cfg, source="command line" if source == "defaults" or reference is not None else source,
+                     reference=_C if reference is None else reference)
     cfg.freeze()
     return cfg
 
 
-def warn_compat_keys(cfg: CfgNode, source: str) -> None:
-    """A ConfigWarning for every key of COMPAT_KEYS (accepted, no effect here) set to a non-default value."""
+def warn_compat_keys(cfg: CfgNode, source: str, reference: CfgNode = _C) -> None:
+    """A ConfigWarning for every key of COMPAT_KEYS (accepted, no effect here) set to another value than in
+    `reference` (the defaults)."""
     for key, why in COMPAT_KEYS.items():
-        value, default = cfg, _C
+        value, default = cfg, reference
         for part in key.split("."):
             value, default = value[part], default[part]
         if value != default:
@@ -152,6 +171,8 @@ def _decode(value: Any) -> Any:
 
 
 def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
+    if key in BOOL_AS_PROBABILITY and isinstance(value, bool):
+        return BOOL_AS_PROBABILITY[key] if value else 0.0
     if isinstance(default, bool) or isinstance(value, bool):
         if isinstance(default, bool) and isinstance(value, bool):
             return value
@@ -213,6 +234,17 @@ VALUE_RULES = {
     "TEST.TAG_THRESHOLD": _POSITIVE,
     "TEST.NMS_KERNEL": _AT_LEAST_1,
     "FP16.STATIC_LOSS_SCALE": _POSITIVE,
+    "MODEL.SIGMA": _POSITIVE,
+    "DATASET.SCALE_FACTOR": (lambda v: 0 <= v < 1, "must be >= 0 and < 1 (boxes are scaled by 1 +- SCALE_FACTOR)"),
+    "DATASET.ROT_FACTOR": _NOT_NEGATIVE,
+    "DATASET.PROB_HALF_BODY": _FRACTION,
+    "DATASET.NUM_JOINTS_HALF_BODY": _NOT_NEGATIVE,
+    "LOSS.TOPK": _AT_LEAST_1,
+    "TRAIN.BATCH_SIZE_PER_GPU": _AT_LEAST_1,
+    "TEST.BATCH_SIZE_PER_GPU": _AT_LEAST_1,
+    "TEST.IMAGE_THRE": _NOT_NEGATIVE,
+    "TEST.IN_VIS_THRE": _NOT_NEGATIVE,
+    "TEST.OKS_THRE": _FRACTION,
 }
 # Lists whose every entry follows a rule.
 LIST_RULES = {

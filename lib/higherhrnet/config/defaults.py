@@ -9,6 +9,23 @@ TEST.DETECTION_THRESHOLD 0.2, ...): a file that relies on those must now set the
 A few keys are accepted only for compatibility with official files and have no effect here; they are marked
 "(compat)" and listed in COMPAT_KEYS with the reason; setting one to another value than its default gives a
 ConfigWarning. Device selection comes from the command line / torchrun, not from GPUS.
+
+The top-down HRNet (MODEL.NAME pose_hrnet) brings the keys of its official code, deep-high-resolution-net.pytorch,
+so that its experiment files (experiments/coco/hrnet/*.yaml) load unchanged too. Keys only it reads default to
+its COCO W32-256x192 recipe; its own default.py differs in places (DATASET.COLOR_RGB False, TEST.POST_PROCESS and
+SHIFT_HEATMAP False, TEST.IMAGE_THRE 0.1, NMS_THRE 0.6, OKS_THRE 0.5, IN_VIS_THRE 0.0, ...): a file that relies
+on those must set them. Where both codebases have a key:
+- same name, same meaning: TEST.FLIP_TEST, TEST.MODEL_FILE, MODEL.EXTRA.* (STAGE1 defaults to the layer1 that
+  pose_hrnet hard-codes), MODEL.NUM_JOINTS, the TRAIN optimiser and schedule keys, CUDNN, DEBUG, ...;
+- DATASET.FLIP: a probability here (bottom-up: 0.5), a switch in the top-down files, whose code then flips with
+  probability 0.5: `true` loads as 0.5 and `false` as 0 (BOOL_AS_PROBABILITY), the same training either way;
+- DATASET.DATASET: 'coco' (top-down files) and 'coco_kpt' (bottom-up files) name the same registered dataset;
+- MODEL.TAG_PER_JOINT: in both default.py files; pose_hrnet has no tags and ignores it.
+Keys with different names for the same idea are separate, and each network reads its own: the input is
+DATASET.INPUT_SIZE (bottom-up, the image's short side) or MODEL.IMAGE_SIZE (top-down, the person crop); the
+target sigma DATASET.SIGMA or MODEL.SIGMA; the splits DATASET.TRAIN / TEST or DATASET.TRAIN_SET / TEST_SET; the
+batch TRAIN/TEST.IMAGES_PER_GPU (images) or TRAIN/TEST.BATCH_SIZE_PER_GPU (person crops). DATASET.SCALE_FACTOR
+(top-down scale augmentation) and TEST.SCALE_FACTOR (bottom-up test scales) are unrelated.
 """
 from yacs.config import CfgNode as CN
 
@@ -49,7 +66,8 @@ _C.CUDNN.DETERMINISTIC = False
 _C.CUDNN.ENABLED = True
 
 _C.MODEL = CN()
-# pose_higher_hrnet (MODEL.EXTRA), hourglass_ae (MODEL.HOURGLASS_AE) or hourglass_residual (MODEL.HOURGLASS)
+# pose_higher_hrnet (MODEL.EXTRA), hourglass_ae (MODEL.HOURGLASS_AE) or hourglass_residual (MODEL.HOURGLASS);
+# top-down: pose_hrnet (MODEL.EXTRA and the keys below)
 _C.MODEL.NAME = "pose_higher_hrnet"
 _C.MODEL.INIT_WEIGHTS = True
 _C.MODEL.PRETRAINED = ""  # ImageNet HRNet backbone weights, filtered by EXTRA.PRETRAINED_LAYERS
@@ -60,6 +78,13 @@ _C.MODEL.SYNC_BN = False
 # RGB channel. Both empty: pixels / 255 only (as the Associative Embedding reference code feeds its hourglass).
 _C.MODEL.INPUT_MEAN = [0.485, 0.456, 0.406]
 _C.MODEL.INPUT_STD = [0.229, 0.224, 0.225]
+# Top-down (pose_hrnet) only. IMAGE_SIZE: [width, height] of the person crop the network sees; HEATMAP_SIZE:
+# [width, height] of its heatmaps and training targets, IMAGE_SIZE / 4; SIGMA: the targets' Gaussian sigma in
+# heatmap pixels; TARGET_TYPE: "gaussian", the only kind of target the official code has.
+_C.MODEL.IMAGE_SIZE = [192, 256]
+_C.MODEL.HEATMAP_SIZE = [48, 64]
+_C.MODEL.SIGMA = 2.0
+_C.MODEL.TARGET_TYPE = "gaussian"
 
 _C.MODEL.EXTRA = CN()
 _C.MODEL.EXTRA.PRETRAINED_LAYERS = ["*"]
@@ -146,6 +171,14 @@ _C.LOSS.WITH_AE_LOSS = (True, False)
 _C.LOSS.AE_LOSS_TYPE = "exp"  # "exp" or "max"
 _C.LOSS.PUSH_LOSS_FACTOR = (0.001, 0.001)
 _C.LOSS.PULL_LOSS_FACTOR = (0.001, 0.001)
+# Top-down (pose_hrnet) only: the heatmap MSE of every joint weighted by its target weight (0 for a joint not
+# labelled or outside the crop); with USE_DIFFERENT_JOINTS_WEIGHT also by COCO's per-joint weights (1.2 elbows
+# and knees, 1.5 wrists and ankles); with USE_OHKM, online hard keypoint mining: the TOPK joints with the
+# largest loss only (the official loss.py has it; its train.py never reads USE_OHKM or TOPK).
+_C.LOSS.USE_TARGET_WEIGHT = True
+_C.LOSS.USE_DIFFERENT_JOINTS_WEIGHT = False
+_C.LOSS.USE_OHKM = False
+_C.LOSS.TOPK = 8
 
 _C.DATASET = CN()
 _C.DATASET.ROOT = "data/coco"
@@ -163,9 +196,27 @@ _C.DATASET.MAX_SCALE = 1.5
 _C.DATASET.SCALE_TYPE = "short"
 _C.DATASET.MAX_TRANSLATE = 40
 _C.DATASET.INPUT_SIZE = 512
+# Top-down (pose_hrnet) only: the splits it trains and tests on (the bottom-up networks': TRAIN / TEST).
+_C.DATASET.TRAIN_SET = "train2017"
+_C.DATASET.TEST_SET = "val2017"
+# Top-down (pose_hrnet) training augmentation, as the official JointsDataset applies it: the box scale times
+# 1 + N(0, 1) x SCALE_FACTOR clipped to 1 +- SCALE_FACTOR; on 60% of the crops a rotation of N(0, 1) x ROT_FACTOR
+# degrees clipped to +-2 ROT_FACTOR; with probability PROB_HALF_BODY, for a person with more than
+# NUM_JOINTS_HALF_BODY visible joints, a crop around the upper or the lower body. COLOR_RGB: the network sees
+# RGB (False: BGR, the channel order OpenCV reads, the official default.py's). SELECT_DATA: leave out training
+# people whose visible joints' centre is far from their box's centre (the official select_data).
+_C.DATASET.SCALE_FACTOR = 0.35
+_C.DATASET.ROT_FACTOR = 45.0
+_C.DATASET.PROB_HALF_BODY = 0.3
+_C.DATASET.NUM_JOINTS_HALF_BODY = 8
+_C.DATASET.COLOR_RGB = True
+_C.DATASET.SELECT_DATA = False
+_C.DATASET.HYBRID_JOINTS_TYPE = ""  # (compat)
 # Target resolutions: INPUT_SIZE/4, INPUT_SIZE/2, ... HigherHRNet has one output per entry; every stack of
 # hourglass_ae and hourglass_residual is trained against the single 1/4 entry.
 _C.DATASET.OUTPUT_SIZE = [128, 256]
+# Probability of a horizontal flip of a training sample. The top-down files write a switch: true loads as 0.5
+# (their code's probability), false as 0 (BOOL_AS_PROBABILITY below).
 _C.DATASET.FLIP = 0.5
 # heatmap targets
 _C.DATASET.SIGMA = 2.0
@@ -208,6 +259,7 @@ _C.TRAIN.END_EPOCH = 300
 _C.TRAIN.RESUME = False
 _C.TRAIN.CHECKPOINT = ""
 _C.TRAIN.IMAGES_PER_GPU = 12
+_C.TRAIN.BATCH_SIZE_PER_GPU = 32   # top-down (pose_hrnet): person crops per GPU and step
 _C.TRAIN.SHUFFLE = True
 # Not in the official code:
 _C.TRAIN.WARMUP_EPOCHS = 0.0     # linear learning-rate warm-up over this many epochs (fractions allowed)
@@ -228,7 +280,7 @@ _C.TRAIN.WARM_UP_EPOCH = 3.0     # SWAHR's key and default (its files write inte
 
 _C.TEST = CN()
 _C.TEST.IMAGES_PER_GPU = 1
-_C.TEST.FLIP_TEST = True
+_C.TEST.FLIP_TEST = True    # both kinds of network: average with the mirrored input's flipped-back heatmaps
 _C.TEST.ADJUST = True
 _C.TEST.REFINE = True
 _C.TEST.SCALE_FACTOR = [1.0]
@@ -245,6 +297,23 @@ _C.TEST.PROJECT2IMAGE = True
 _C.TEST.WITH_HEATMAPS = (True, True)
 _C.TEST.WITH_AE = (True, False)
 _C.TEST.LOG_PROGRESS = False  # (compat) evaluation always shows a progress bar
+# Top-down (pose_hrnet) only. BATCH_SIZE_PER_GPU: person crops per forward pass. POST_PROCESS: move each joint
+# a quarter heatmap pixel toward its higher neighbour, in x and in y. SHIFT_HEATMAP: with FLIP_TEST, shift the
+# flipped-back heatmaps one pixel right before averaging (the mirrored input is not aligned with the input).
+# The people: ground-truth boxes (USE_GT_BBOX) or the detections in COCO_BBOX_FILE with a score of at least
+# IMAGE_THRE. Rescoring: a person's score is its box score times the mean score of its joints above
+# IN_VIS_THRE; then OKS-NMS at OKS_THRE (SOFT_NMS: the soft variant).
+_C.TEST.BATCH_SIZE_PER_GPU = 32
+_C.TEST.POST_PROCESS = True
+_C.TEST.SHIFT_HEATMAP = True
+_C.TEST.USE_GT_BBOX = True
+_C.TEST.COCO_BBOX_FILE = "data/coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json"
+_C.TEST.IMAGE_THRE = 0.0
+_C.TEST.IN_VIS_THRE = 0.2
+_C.TEST.OKS_THRE = 0.9
+_C.TEST.SOFT_NMS = False
+_C.TEST.NMS_THRE = 1.0   # (compat)
+_C.TEST.BBOX_THRE = 1.0  # (compat)
 
 # (compat) the official code's debug image dumps
 _C.DEBUG = CN()
@@ -262,14 +331,23 @@ COMPAT_KEYS = {
     "MULTIPROCESSING_DISTRIBUTED": "processes are started by torchrun",
     "VERBOSE": "logging is always on",
     "DATASET.DATA_FORMAT": "images are read by their file names",
+    "DATASET.HYBRID_JOINTS_TYPE": "the official top-down code uses it only to name its output folder",
     "TRAIN.GAMMA1": "no optimiser here uses it",
     "TRAIN.GAMMA2": "no optimiser here uses it",
     "TEST.IGNORE_CENTER": "there are no center heatmaps",
     "TEST.LOG_PROGRESS": "evaluation always shows a progress bar",
+    "TEST.NMS_THRE": "the official top-down code reads it but never uses it",
+    "TEST.BBOX_THRE": "the official top-down code never reads it",
     "DEBUG.DEBUG": "the official debug image dumps are not written",
     "DEBUG.SAVE_BATCH_IMAGES_GT": "the official debug image dumps are not written",
     "DEBUG.SAVE_BATCH_IMAGES_PRED": "the official debug image dumps are not written",
     "DEBUG.SAVE_HEATMAPS_GT": "the official debug image dumps are not written",
     "DEBUG.SAVE_HEATMAPS_PRED": "the official debug image dumps are not written",
     "DEBUG.SAVE_TAGMAPS_PRED": "the official debug image dumps are not written",
+}
+
+# Keys that are a probability here and a switch in the official top-down files (deep-high-resolution-net.pytorch):
+# key -> the probability its code uses for `true`; `false` loads as 0.
+BOOL_AS_PROBABILITY = {
+    "DATASET.FLIP": 0.5,     # JointsDataset: `if self.flip and random.random() <= 0.5`
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..config import CfgNode
-from ..models.registry import build_output_specs
+from ..models.registry import build_output_specs, check_bottom_up
 from ..normalization import normalization_from_config
 from ..outputs import OutputSpec, target_sizes
 from .coco import CocoKeypoints, DatasetError, EvalDataset, TrainingDataset
@@ -20,7 +20,10 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
     outputs are trained at (outputs default to build_output_specs(cfg)), inputs normalised with
     MODEL.INPUT_MEAN / INPUT_STD. Otherwise an EvalDataset over DATASET.TEST yielding
     (image (H, W, 3) uint8 RGB, image id). DATASET.DATASET / DATASET_TEST name the kind (registry.py);
-    DATASET.ACCEPT_DAMAGED_IMAGES uses JPEG files with corrupt data as decoded instead of refusing them."""
+    DATASET.ACCEPT_DAMAGED_IMAGES uses JPEG files with corrupt data as decoded instead of refusing them.
+    Training data for a top-down network (MODEL.NAME pose_hrnet) does not exist yet: ConfigError."""
+    if is_train:
+        check_bottom_up(cfg, "the training data (whole images, targets for every person)")
     keypoints = keypoints_from_config(cfg)
     info = dataset_info(cfg.DATASET.DATASET if is_train else cfg.DATASET.DATASET_TEST)
     split = cfg.DATASET.TRAIN if is_train else cfg.DATASET.TEST

@@ -7,6 +7,10 @@ builder. This module and `config` are the only readers of MODEL.NAME.
 
 Adding a network: its module in models/ (a network that takes its OutputSpecs), its keys in
 config/defaults.py, and one `ModelEntry` here.
+
+Bottom-up networks (pose_higher_hrnet, the hourglasses) see a whole image and predict heatmaps and tags for
+everyone in it (`higherhrnet.inference`); a top-down network (pose_hrnet, `ModelEntry.top_down`) sees one
+person's crop of MODEL.IMAGE_SIZE and predicts that person's heatmaps (`higherhrnet.topdown`).
 """
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ from .ae_hourglass import AEHourglassNet
 from .higher_hrnet import HEADS, HigherHRNet, init_weights
 from .hourglass import ResidualHourglassNet
 from .hrnet import StageSpec
+from .pose_hrnet import PoseHRNet
 
 __all__ = ["ModelEntry", "OutputLayout", "MODELS", "model_entry", "build_output_specs", "build_model",
-           "stage_specs"]
+           "stage_specs", "input_size", "check_bottom_up"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ class OutputLayout:
     unused_channels: int = 0
 
 
+def _square_input(cfg: CfgNode) -> tuple[int, int]:
+    return cfg.DATASET.INPUT_SIZE, cfg.DATASET.INPUT_SIZE
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One MODEL.NAME.
@@ -46,6 +55,10 @@ class ModelEntry:
     network cannot work with. layout(cfg): its OutputLayout. build(cfg, outputs): the network, initialised
     for training from scratch. input_multiple(cfg): (n, why): DATASET.INPUT_SIZE must be a multiple of n,
     `why` ends the sentence that says so. swahr: whether it can carry SWAHR's scale-map heads (MODEL.SWAHR).
+    top_down: whether it is a top-down network: one person's crop in, that person's J heatmaps out (one
+    output, no tags), run by `higherhrnet.topdown`; it reads none of the bottom-up output keys (LOSS.NUM_STAGES,
+    LOSS.WITH_*, TEST.WITH_*, DATASET.OUTPUT_SIZE). input_size(cfg): (width, height) of the input the network
+    is built for (what `summary` measures): DATASET.INPUT_SIZE square by default.
     """
 
     check: Callable[[CfgNode, str], None]
@@ -53,6 +66,8 @@ class ModelEntry:
     build: Callable[[CfgNode, tuple[OutputSpec, ...]], nn.Module]
     input_multiple: Callable[[CfgNode], tuple[int, str]]
     swahr: bool = False
+    top_down: bool = False
+    input_size: Callable[[CfgNode], tuple[int, int]] = _square_input
 
 
 # ---------------------------------------------------------------- pose_higher_hrnet
@@ -64,6 +79,23 @@ def stage_specs(extra: CfgNode) -> list[StageSpec]:
                   num_channels=tuple(st.NUM_CHANNELS))
         for st in (extra[f"STAGE{i}"] for i in range(1, 5))
     ]
+
+
+def _check_hrnet_stages(extra: CfgNode, source: str) -> None:
+    """MODEL.EXTRA.STAGE1..4 and FINAL_CONV_KERNEL, as every HRNet here reads them."""
+    for i in range(1, 5):
+        st = extra[f"STAGE{i}"]
+        for key in ("NUM_BLOCKS", "NUM_CHANNELS"):
+            expect_len(st[key], st.NUM_BRANCHES, f"MODEL.EXTRA.STAGE{i}.{key}", f"MODEL.EXTRA.STAGE{i}.NUM_BRANCHES",
+                        source)
+        if st.BLOCK not in ("BASIC", "BOTTLENECK"):
+            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.BLOCK must be BASIC or BOTTLENECK, got {st.BLOCK}")
+        if st.FUSE_METHOD != "SUM":
+            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.FUSE_METHOD must be SUM, got {st.FUSE_METHOD}")
+        if st.NUM_BRANCHES != (1 if i == 1 else i):
+            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.NUM_BRANCHES must be {1 if i == 1 else i}")
+    if extra.FINAL_CONV_KERNEL not in (1, 3):
+        raise ConfigError(f"{source}: MODEL.EXTRA.FINAL_CONV_KERNEL must be 1 or 3")
 
 
 def _check_higher_hrnet(cfg: CfgNode, source: str) -> None:
@@ -79,19 +111,7 @@ def _check_higher_hrnet(cfg: CfgNode, source: str) -> None:
     for k in extra.DECONV.KERNEL_SIZE:
         if k not in (2, 3, 4):
             raise ConfigError(f"{source}: MODEL.EXTRA.DECONV.KERNEL_SIZE entries must be 2, 3 or 4, got {k}")
-    for i in range(1, 5):
-        st = extra[f"STAGE{i}"]
-        for key in ("NUM_BLOCKS", "NUM_CHANNELS"):
-            expect_len(st[key], st.NUM_BRANCHES, f"MODEL.EXTRA.STAGE{i}.{key}", f"MODEL.EXTRA.STAGE{i}.NUM_BRANCHES",
-                        source)
-        if st.BLOCK not in ("BASIC", "BOTTLENECK"):
-            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.BLOCK must be BASIC or BOTTLENECK, got {st.BLOCK}")
-        if st.FUSE_METHOD != "SUM":
-            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.FUSE_METHOD must be SUM, got {st.FUSE_METHOD}")
-        if st.NUM_BRANCHES != (1 if i == 1 else i):
-            raise ConfigError(f"{source}: MODEL.EXTRA.STAGE{i}.NUM_BRANCHES must be {1 if i == 1 else i}")
-    if extra.FINAL_CONV_KERNEL not in (1, 3):
-        raise ConfigError(f"{source}: MODEL.EXTRA.FINAL_CONV_KERNEL must be 1 or 3")
+    _check_hrnet_stages(extra, source)
     if extra.HEAD not in HEADS:
         raise ConfigError(f"{source}: MODEL.EXTRA.HEAD must be 'hrnet_v1' (highest-resolution branch) or 'hrnet_v2' "
                           f"(all branches concatenated), got {extra.HEAD!r}")
@@ -131,6 +151,51 @@ def _build_higher_hrnet(cfg: CfgNode, outputs: tuple[OutputSpec, ...]) -> Higher
 
 def _higher_hrnet_input_multiple(cfg: CfgNode) -> tuple[int, str]:
     return 32, ": its lowest-resolution branch is at 1/32 and is upsampled back to 1/4 exactly"
+
+
+# ---------------------------------------------------------------- pose_hrnet (top-down)
+
+def _check_pose_hrnet(cfg: CfgNode, source: str) -> None:
+    model = cfg.MODEL
+    _check_hrnet_stages(model.EXTRA, source)
+    if model.EXTRA.HEAD != "hrnet_v1" or model.EXTRA.HEAD_CHANNELS:
+        raise ConfigError(f"{source}: MODEL.NAME pose_hrnet reads the highest-resolution branch only: "
+                          f"MODEL.EXTRA.HEAD must be hrnet_v1 and HEAD_CHANNELS 0, got {model.EXTRA.HEAD!r} and "
+                          f"{model.EXTRA.HEAD_CHANNELS}")
+    if model.SWAHR:
+        raise ConfigError(f"{source}: MODEL.SWAHR (scale-map heads) is for bottom-up HigherHRNet, not MODEL.NAME "
+                          f"pose_hrnet")
+    for key in ("IMAGE_SIZE", "HEATMAP_SIZE"):
+        if len(model[key]) != 2:
+            raise ConfigError(f"{source}: MODEL.{key} must be [width, height], got {list(model[key])}")
+    width, height = model.IMAGE_SIZE
+    if width <= 0 or height <= 0 or width % 32 or height % 32:
+        raise ConfigError(f"{source}: MODEL.IMAGE_SIZE (width, height) must be positive multiples of 32 for "
+                          f"MODEL.NAME pose_hrnet: its lowest-resolution branch is at 1/32 and is upsampled back "
+                          f"to 1/4 exactly; got {list(model.IMAGE_SIZE)}")
+    if list(model.HEATMAP_SIZE) != [width // 4, height // 4]:
+        raise ConfigError(f"{source}: MODEL.HEATMAP_SIZE must be MODEL.IMAGE_SIZE / 4 ([{width // 4}, "
+                          f"{height // 4}]): pose_hrnet's heatmaps are at 1/4 of its input; got "
+                          f"{list(model.HEATMAP_SIZE)}")
+    if model.TARGET_TYPE != "gaussian":
+        raise ConfigError(f"{source}: MODEL.TARGET_TYPE must be 'gaussian' (the only kind of target the official "
+                          f"code has), got {model.TARGET_TYPE!r}")
+
+
+def _build_pose_hrnet(cfg: CfgNode, outputs: tuple[OutputSpec, ...]) -> PoseHRNet:
+    """The official initialisation (conv weights N(0, 0.001), see `init_weights`)."""
+    extra = cfg.MODEL.EXTRA
+    if len(outputs) != 1:
+        raise ConfigError(f"MODEL.NAME pose_hrnet has one output, got {len(outputs)} output specs")
+    model = PoseHRNet(*stage_specs(extra), output=outputs[0], final_conv_kernel=extra.FINAL_CONV_KERNEL,
+                      stem_channels=extra.STEM_INPLANES)
+    init_weights(model)
+    return model
+
+
+def _image_size(cfg: CfgNode) -> tuple[int, int]:
+    width, height = cfg.MODEL.IMAGE_SIZE
+    return int(width), int(height)
 
 
 # ---------------------------------------------------------------- stacked hourglasses
@@ -223,6 +288,12 @@ MODELS: dict[str, ModelEntry] = {
     # Stacked hourglasses of pre-activation residual blocks (MODEL.HOURGLASS).
     "hourglass_residual": ModelEntry(check=_check_residual_hourglass, layout=_stacks_layout,
                                      build=_build_residual_hourglass, input_multiple=_stacks_input_multiple("HOURGLASS")),
+    # Top-down HRNet (MODEL.EXTRA, MODEL.IMAGE_SIZE / HEATMAP_SIZE): one output of J heatmaps at 1/4 of the
+    # person crop. DATASET.INPUT_SIZE is not read, so it needs no particular multiple.
+    "pose_hrnet": ModelEntry(check=_check_pose_hrnet,
+                             layout=lambda cfg: OutputLayout(strides=(4.0,), target_indices=(0,)),
+                             build=_build_pose_hrnet, input_multiple=lambda cfg: (1, ""), top_down=True,
+                             input_size=_image_size),
 }
 
 
@@ -233,15 +304,45 @@ def model_entry(name: str, source: str = "config") -> ModelEntry:
     return MODELS[name]
 
 
+def input_size(cfg: CfgNode) -> tuple[int, int]:
+    """(width, height) of the input the config's network is built for: DATASET.INPUT_SIZE square for the
+    bottom-up networks, MODEL.IMAGE_SIZE (the person crop) for the top-down ones."""
+    return model_entry(cfg.MODEL.NAME).input_size(cfg)
+
+
+def check_bottom_up(cfg: CfgNode, what: str) -> None:
+    """ConfigError when MODEL.NAME is a top-down network: `what` (e.g. "the bottom-up test pipeline") needs a
+    network that finds everyone in an image with heatmaps and tags."""
+    if model_entry(cfg.MODEL.NAME).top_down:
+        raise ConfigError(f"MODEL.NAME {cfg.MODEL.NAME} is a top-down network (one person's crop in, that person's "
+                          f"heatmaps out, no tags): {what} runs bottom-up networks only; higherhrnet.topdown runs it "
+                          f"on person boxes at test time (docs/topdown.md)")
+
+
+def _top_down_outputs(cfg: CfgNode, layout: OutputLayout) -> tuple[OutputSpec, ...]:
+    """A top-down network's outputs: J heatmaps each, trained (weight 1) against plain Gaussian targets of
+    MODEL.HEATMAP_SIZE (width, height), read at test time; no tags, no scale maps."""
+    size = tuple(int(v) for v in cfg.MODEL.HEATMAP_SIZE)
+    return tuple(OutputSpec(index=i, stride=stride, target_index=target, target_size=size,
+                            num_joints=cfg.MODEL.NUM_JOINTS, tag_channels=0, heatmap_loss_factor=1.0,
+                            push_loss_factor=0.0, pull_loss_factor=0.0, test_heatmaps=True, test_tags=False,
+                            unused_channels=layout.unused_channels)
+                 for i, (stride, target) in enumerate(zip(layout.strides, layout.target_indices)))
+
+
 def build_output_specs(cfg: CfgNode) -> tuple[OutputSpec, ...]:
     """The outputs of the config's network (MODEL.NAME), one OutputSpec each: the entry's layout plus the
     output-related keys (LOSS.NUM_STAGES, LOSS.WITH_* and *_FACTOR, TEST.WITH_*, DATASET.OUTPUT_SIZE,
     MODEL.TAG_PER_JOINT, MODEL.SWAHR), which nothing else reads.
 
     MODEL.SWAHR: J scale maps in front of every output, trained or not, as SWAHR's code builds them.
+    A top-down network (pose_hrnet) reads none of those keys: its one output holds J heatmaps, trained against
+    MODEL.HEATMAP_SIZE targets (`target_size` is that (width, height)).
     Raises ConfigError naming the keys when the per-output settings contradict each other.
     """
     entry = model_entry(cfg.MODEL.NAME)
+    if entry.top_down:
+        return _top_down_outputs(cfg, entry.layout(cfg))
     loss, test = cfg.LOSS, cfg.TEST
     joints = cfg.MODEL.NUM_JOINTS
     tag_dim = joints if cfg.MODEL.TAG_PER_JOINT else 1
