@@ -13,7 +13,7 @@ weights, beside them (eval_<weights name>/), so a training run's own files are n
 that belong to the installation (the bundled model, the repository's models/, the download cache) it is
 eval_<name>/ in the current folder, and the command says so. The
 output folder is checked before any work; files are written whole (temporary name, then renamed).
-Exit status 2 on bad arguments, config, weights or data; 130 after Ctrl-C.
+Exit status 2 on bad arguments, config, weights or data; 130 after Ctrl-C, 143 after SIGTERM.
 """
 from __future__ import annotations
 
@@ -74,6 +74,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..engine.distributed import DistInfo, init_distributed, shutdown_distributed
     from ..fileio import write_json
     from ..images import ImageError
+    from ..interrupts import same_stop, stopped
     from ..zoo import REGISTRY
 
     # Which process this is (torchrun's environment), before joining the group: only the first checks --out.
@@ -101,9 +102,9 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     except (ConfigError, CheckpointError, DatasetError, ImageError, EvaluationError, RuntimeError,
             ValueError) as e:
         raise CommandError(str(e)) from None
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"interrupted: evaluation stopped before its results were written; nothing new "
-                                f"in {out}") from None
+    except KeyboardInterrupt as e:
+        raise same_stop(e, f"{stopped(e)}: evaluation stopped before its results were written; nothing new "
+                           f"in {out}") from None
     finally:
         shutdown_distributed(process)
     if process.main:

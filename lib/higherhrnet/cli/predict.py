@@ -20,10 +20,11 @@ image ids explained in <FILE stem>_images.json (file name, size, the model): an 
 COCO-style file name (000000000785.jpg -> 785), else a number derived from its name, the same in every run.
 The output folder: --out, which must be new or empty unless --exist-ok; by default demo_output, or
 demo_output2, 3, ... when it already holds files. Ctrl-C stops cleanly: what is finished is kept, the video
-and its JSON are closed, exit status 130.
+and its JSON are closed, exit status 130; SIGTERM (docker stop, systemd, Kubernetes, SLURM) does the same, exit
+status 143.
 Every file is written whole under a temporary name and then renamed: a reader never sees half a file.
 Exit status: 0 all inputs done, 1 some inputs failed or were damaged (each is reported; a video cut short
-keeps the frames it had), 2 bad arguments / config / weights / output folder, 130 interrupted.
+keeps the frames it had), 2 bad arguments / config / weights / output folder, 130 interrupted, 143 terminated.
 """
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ import time
 import zlib
 
 from ..fileio import finish_before_interrupt, write_text
-from .common import (EXIT_FAILED, EXIT_INTERRUPTED, CommandError, UsageError, add_config_options, check_writable_file,
-                     check_writable_folder, load_config_and_weights)
+from ..interrupts import stopped
+from .common import (EXIT_FAILED, CommandError, UsageError, add_config_options, check_writable_file,
+                     check_writable_folder, exit_status, load_config_and_weights)
 
 __all__ = ["add_arguments", "run", "coco_image_id", "output_folder"]
 
@@ -207,7 +209,7 @@ class Run:
                   "frames": []}
         writer = None
         start = time.perf_counter()
-        interrupted = False
+        stop = None         # the KeyboardInterrupt (Ctrl-C, SIGTERM) that ended the video early
         bar = _progress(len(frames) or None, "frame")
         try:
             for result in frames:
@@ -223,15 +225,15 @@ class Run:
                 bar.update(1)
                 if self.display is not None and not self.display.show(drawn):
                     break
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as e:
+            stop = e
         finally:
             bar.close()
             frames.close()
         count = len(record["frames"])
         if writer is None:
-            if interrupted:
-                raise KeyboardInterrupt
+            if stop is not None:
+                raise stop
             raise OSError(f"{source.name}: no frame could be decoded")
         video_path = writer.close()
         write_text(dumps(record, "frames"), os.path.join(args.out, f"{stem}.json"))
@@ -241,8 +243,8 @@ class Run:
         tracked = f", {tracks} tracks" if not args.no_track else ""
         print(f"{source.name}: {count} frames in {elapsed:.1f} s ({count / max(elapsed, 1e-9):.1f} frames/s)"
               f"{tracked} -> {video_path} ({writer.description})", flush=True)
-        if interrupted:
-            raise KeyboardInterrupt
+        if stop is not None:
+            raise stop
         if frames.truncated:
             # What could be read is kept; the input still counts as failed (exit status 1), so that scripts notice.
             message = (f"{source.name} ended after {frames.decoded} of the {frames.frame_count} frames it announces "
@@ -315,7 +317,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     state = Run(predictor, args, display)
     images = [item for item in inputs if item.kind == "image"]
     bar = _progress(len(images), "image") if len(images) > 1 else None
-    interrupted = False
+    stop = None
     with tempfile.TemporaryDirectory(prefix="higherhrnet-downloads-") as work_dir:
         try:
             for item in inputs:
@@ -330,8 +332,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                     message = str(e) if str(e).startswith(str(item.location)) else f"{item.name}: {e}"
                     state.failures.append(message)
                     _say(f"error: {message}", error=True)
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as e:
+            stop = e
         finally:
             if bar is not None:
                 bar.close()
@@ -343,9 +345,9 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
               if state.videos else "")
     summary = (f"{state.images} image{'s' if state.images != 1 else ''}, {videos}{state.people} "
                f"{'person' if state.people == 1 else 'people'} -> {args.out}")
-    if interrupted:
-        print(f"interrupted: {summary} (every file written there is complete)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    if stop is not None:
+        print(f"{stopped(stop)}: {summary} (every file written there is complete)", file=sys.stderr)
+        return exit_status(stop)
     if state.failures:
         print(f"{summary}; {len(state.failures)} of {len(inputs)} inputs failed:", file=sys.stderr)
         for message in state.failures:
