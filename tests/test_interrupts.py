@@ -2,6 +2,7 @@
 and the handler put back; real signals sent to this process."""
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import threading
@@ -26,10 +27,8 @@ def default_sigterm():
 
 
 def test_importing_the_package_installs_no_handler():
-    import higherhrnet.cli  # noqa: F401
-    import higherhrnet.engine  # noqa: F401
-    import higherhrnet.predictor  # noqa: F401
-
+    for module in ("higherhrnet.cli", "higherhrnet.engine", "higherhrnet.predictor", "higherhrnet.video"):
+        importlib.import_module(module)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
