@@ -156,17 +156,21 @@ def plain_video(path: Path, frames: int, size: tuple[int, int]) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
-def test_a_stop_during_a_video_keeps_the_finished_frames(models, tmp_path, signal_name):
+@pytest.mark.parametrize("signal_name, group", [("SIGINT", False), ("SIGINT", True), ("SIGTERM", False),
+                                                ("SIGTERM", True)],
+                         ids=["ctrl-c", "ctrl-c-in-a-terminal", "sigterm", "sigterm-to-the-group"])
+def test_a_stop_during_a_video_keeps_the_finished_frames(models, tmp_path, signal_name, group):
+    # To the group, as a terminal's Ctrl-C, systemd and SLURM send it: ffmpeg gets the signal too, and must
+    # not end the video on its own.
     video = plain_video(tmp_path / "long.mp4", 400, (320, 240))
     out = tmp_path / "out"
     process = start("predict", "--cfg", models / "tiny.yaml", "--weights", models / "random.pth", video, "--out", out,
-                    "TEST.SCALE_FACTOR", "[1.0, 2.0]")
+                    "TEST.SCALE_FACTOR", "[1.0, 2.0]", own_group=group)
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob(".long_pose.*.tmp*")):
         time.sleep(0.2)
     time.sleep(1.5)
-    stderr = stop(process, signal_name)
+    stderr = stop(process, signal_name, group)
     assert process.returncode == EXIT_STATUS[signal_name], stderr
     assert "Traceback" not in stderr
     (line,) = [line for line in stderr.splitlines() if line.startswith(STOPPED[signal_name])]
