@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
 
 import pytest
@@ -15,6 +16,7 @@ import torch
 import higherhrnet
 from higherhrnet.cli import main
 from higherhrnet.engine import Trainer, TrainingError
+from higherhrnet.engine.trainer import TrainingInterrupted
 
 from faultkit import (EXIT_STATUS, STOPPED, TRAIN_OPTS, hidden_files, models_and_data, run, run_dir, start, stop,
                       train_args)
@@ -110,6 +112,27 @@ def test_a_nan_loss_is_written_to_train_log(files, tmp_path):
     log = (run_dir(tmp_path) / "train.log").read_text()
     assert "training stopped: loss is nan at epoch 0, iteration 0" in log
     assert "no checkpoint was written yet" in log
+
+
+def test_trainer_run_from_python_raises_sigterm_as_training_interrupted_and_logs_it(files, tmp_path):
+    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS,
+                                                     "OUTPUT_DIR", str(tmp_path / "output"),
+                                                     "LOG_DIR", str(tmp_path / "log")])
+    trainer = Trainer(cfg, "tiny.yaml", device="cpu")
+    real = trainer.loss
+
+    def terminated(outputs, *args):
+        if trainer.state.iteration == 1:
+            os.kill(os.getpid(), signal.SIGTERM)                  # a real signal, to this process
+        return real(outputs, *args)
+
+    trainer.loss = terminated
+    with pytest.raises(TrainingInterrupted) as info:
+        trainer.run()
+    assert info.value.signal_number == signal.SIGTERM
+    assert str(info.value).startswith("terminated (SIGTERM) at epoch 0, iteration 1; no checkpoint was written yet")
+    assert (run_dir(tmp_path) / "train.log").read_text().rstrip().endswith(str(info.value))
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL      # put back after the run
 
 
 def test_a_changed_learning_rate_is_applied_on_resume(files, trained, tmp_path, caplog):
