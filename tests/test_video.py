@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import cv2
 import numpy as np
@@ -89,6 +90,23 @@ def test_an_ffmpeg_failure_is_one_line_and_leaves_no_temporary(tmp_path, monkeyp
 ])
 def test_ffmpeg_reason_is_one_line(stderr, status, reason):
     assert video.ffmpeg_reason(stderr, status) == reason
+
+
+@pytest.mark.skipif(video.find_ffmpeg() is None, reason="needs ffmpeg (imageio-ffmpeg)")
+def test_ffmpeg_leaves_ctrl_c_and_sigterm_to_the_writer(tmp_path):
+    """A terminal's Ctrl-C and a service's SIGTERM reach ffmpeg too: sent to it while it writes, they wait, and
+    the video ends whole when the writer closes it, with every frame."""
+    writer = VideoWriter(str(tmp_path / "clip"), 10.0, (48, 32))
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()       # this thread's mask is as it was
+    for frame in frames(5):
+        writer.write(frame)
+    writer._process.send_signal(signal.SIGINT)
+    writer._process.send_signal(signal.SIGTERM)
+    for frame in frames(4):
+        writer.write(frame)
+    path = writer.close()
+    assert int(cv2.VideoCapture(path).get(cv2.CAP_PROP_FRAME_COUNT)) == 9
+    assert os.listdir(tmp_path) == ["clip.mp4"]
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 Everything the toolkit writes (checkpoints, ONNX models, JSON results and metrics) goes through
 `atomic_write`: the data is written to a hidden temporary file in the destination's folder, flushed to
 disk, and renamed over the destination in one step (os.replace is atomic within a file system). On any
-failure, Ctrl-C included, the temporary file is removed and the destination is left as it was.
+failure, Ctrl-C and SIGTERM included, the temporary file is removed and the destination is left as it was.
 
 A process killed outright (kill -9, power loss) cannot remove its temporary file. The next write to the same
 name removes such leftovers: files named as atomic_write names its temporaries for that destination
@@ -27,6 +27,8 @@ import tempfile
 import threading
 import time
 from typing import IO, Any, Iterator
+
+from .interrupts import raises_stop
 
 __all__ = ["atomic_write", "finish_before_interrupt", "write_json", "write_text", "write_bytes", "new_temporary", "remove_stale_temporaries",
            "temporary_pattern", "writable_folder_problem", "file_in_the_way", "WriteError"]
@@ -218,22 +220,28 @@ class _WatchedFile:
 
 @contextlib.contextmanager
 def finish_before_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) while the block runs and raise KeyboardInterrupt when it ends: for a few steps
-    that belong together (an image's picture, its JSON and the count of finished images), so that what is
-    reported as finished is exactly what is on disk. Does nothing outside the main thread or when SIGINT is
-    not Python's default KeyboardInterrupt (ignored, or handled by someone else)."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    """Hold Ctrl-C (SIGINT) and SIGTERM while the block runs and raise what they would have raised when it ends
+    (KeyboardInterrupt, or interrupts.Terminated; the first signal's), even when the block failed: for a few
+    steps that belong together (an image's picture, its JSON and the count of finished images; a checkpoint
+    and the epoch it holds), so that what is reported as finished is exactly what is on disk. A signal is held
+    only where it would raise (SIGINT with Python's default handler, SIGTERM within
+    interrupts.sigterm_raises); one that is ignored, has its default action or someone else's handler is left
+    alone, and nothing is held outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    held = {number: handler for number, handler in handlers.items() if raises_stop(number, handler)}
     received = []
-    signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    for number in held:
+        signal.signal(number, lambda number, frame: received.append(number))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if received:
-        raise KeyboardInterrupt
+        for number, handler in held.items():
+            signal.signal(number, handler)
+        for number in received:     # the first that raises wins; a repeated SIGTERM is ignored by its handler
+            held[number](number, None)
 
 
 def _umask() -> int:

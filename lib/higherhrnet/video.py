@@ -8,7 +8,8 @@ desktop players read but browsers do not. The chosen encoding is reported by `Vi
 A video is written to a hidden temporary file beside it (named as fileio.atomic_write names its own) and
 renamed when closed: an interrupted run leaves no half file under the real name, and a run killed outright
 leaves a temporary that the next video written under that name removes. When writing fails (a full disk:
-ffmpeg stops), the temporary is removed and VideoError says so in one line naming the video.
+ffmpeg stops), the temporary is removed and VideoError says so in one line naming the video. ffmpeg does not see
+Ctrl-C or SIGTERM (they are blocked in it): the process writing the video decides when it ends.
 """
 from __future__ import annotations
 
@@ -112,6 +113,20 @@ def find_ffmpeg() -> str | None:
         return shutil.which("ffmpeg")
 
 
+def _start_deaf_to_stop_signals(command: list[str]) -> subprocess.Popen:
+    """Popen(command), stdin and stderr piped, with SIGINT and SIGTERM blocked in the child. Ctrl-C in a
+    terminal, and SIGTERM sent to a process group or a whole service (systemd, SLURM), reach ffmpeg too: it
+    would end the video on its own (exit status 255) while this process, stopping as well, is still finishing
+    it. Blocked, they stay pending until ffmpeg exits (it never unblocks them); SIGKILL still works, and ffmpeg
+    stops at the end of its input when this process dies. A child starts with its parent thread's mask."""
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    try:
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class VideoWriter:
     """Writes RGB frames of one size to `stem` + ".mp4" (H.264, or MPEG-4 Part 2 as the last resort) or
     ".webm" (VP9); see the module docstring for the choice. `path` is the final file name, `description`
@@ -131,7 +146,7 @@ class VideoWriter:
                        "-s", f"{w}x{h}", "-r", f"{fps:.6g}", "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
                        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-crf", "23",
                        "-movflags", "+faststart", "-f", "mp4", self._tmp]
-            self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            self._process = _start_deaf_to_stop_signals(command)
             return
         for suffix, fourcc, description in ((".webm", "VP90", "VP9 (OpenCV; install imageio-ffmpeg for H.264)"),
                                             (".mp4", "mp4v", "MPEG-4 Part 2 (OpenCV; browsers do not play it: "

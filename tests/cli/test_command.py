@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -104,6 +106,21 @@ def test_option_values_a_subcommand_refuses_print_its_usage(tmp_path, capsys):
     # Problems that are not about the command line stay one line.
     assert main(["summary", "--cfg", str(tmp_path / "missing.yaml")]) == 2
     assert capsys.readouterr().err == f"error: config file not found: {tmp_path / 'missing.yaml'}\n"
+
+
+@pytest.mark.parametrize("signal_name, status, line", [("SIGINT", 130, "interrupted\n"),
+                                                        ("SIGTERM", 143, "terminated (SIGTERM)\n")])
+def test_a_stop_ends_any_subcommand_with_one_line_and_its_exit_status(monkeypatch, capsys, signal_name, status, line):
+    import higherhrnet.cli.summary
+
+    def stopped(args, overrides):
+        os.kill(os.getpid(), getattr(signal, signal_name))          # a real signal, to this process
+        pytest.fail(f"{signal_name} did not stop the command")
+
+    monkeypatch.setattr(higherhrnet.cli.summary, "run", stopped)
+    assert main(["summary", "--cfg", "c.yaml"]) == status
+    assert capsys.readouterr().err == line
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL      # put back: the command's handler is gone
 
 
 def _message_strings(source: str):

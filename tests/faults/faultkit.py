@@ -80,9 +80,27 @@ def run(*args, script: str | None = None, timeout: float = 300, cwd=REPO, file_s
                           env={**_env(), **(env or {})}, preexec_fn=prepare)
 
 
-def start(*args, script: str | None = None, cwd=REPO) -> subprocess.Popen:
+def start(*args, script: str | None = None, cwd=REPO, own_group: bool = False) -> subprocess.Popen:
+    """The command, started; own_group: in a process group of its own, for stop(..., group=True)."""
     return subprocess.Popen(command(*args, script=script), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=cwd, env=_env(), preexec_fn=_default_sigint)
+                            cwd=cwd, env=_env(), preexec_fn=_default_sigint, start_new_session=own_group)
+
+
+# What a command stopped by each signal exits with and starts its last line with.
+EXIT_STATUS = {"SIGINT": 130, "SIGTERM": 143}
+STOPPED = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)"}
+
+
+def stop(process: subprocess.Popen, name: str, group: bool = False) -> str:
+    """Send the signal `name` ("SIGINT", "SIGTERM") to `process`, or with group to every process of its group
+    (started with own_group): as a terminal's Ctrl-C, systemd and SLURM do, DataLoader workers and ffmpeg
+    included. Returns its stderr once it has ended."""
+    if group:
+        assert os.getpgid(process.pid) == process.pid, "start(..., own_group=True) first"
+        os.killpg(process.pid, getattr(signal, name))
+    else:
+        process.send_signal(getattr(signal, name))
+    return process.communicate(timeout=120)[1]
 
 
 def _env() -> dict:

@@ -1,8 +1,11 @@
 """Faults in `higherhrnet eval` / tools/valid.py: an output path under a regular file, weights holding NaN,
-weights whose outputs overflow, a damaged image in the data set."""
+weights whose outputs overflow, a damaged image in the data set, Ctrl-C and SIGTERM (sent to this process) while
+it evaluates."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 
 import pytest
 import torch
@@ -11,7 +14,7 @@ import higherhrnet
 from higherhrnet.cli import main
 
 from conftest import tiny_cfg
-from faultkit import TRAIN_OPTS, libjpeg_warnings, models_and_data, run, zero_filled_hole
+from faultkit import EXIT_STATUS, STOPPED, TRAIN_OPTS, libjpeg_warnings, models_and_data, run, zero_filled_hole
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +60,19 @@ def test_outputs_that_overflow_are_reported_not_scored(files, tmp_path, capsys):
     assert not (tmp_path / "out" / "keypoints_val_results.json").exists()
 
 
-def test_ctrl_c_during_evaluation_says_nothing_was_written(files, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_stop_during_evaluation_says_nothing_was_written(files, tmp_path, capsys, monkeypatch, signal_name):
     import higherhrnet.engine
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    def stopped(*args, **kwargs):
+        os.kill(os.getpid(), getattr(signal, signal_name))          # a real signal, to this process
+        pytest.fail(f"{signal_name} did not stop the evaluation")
 
-    monkeypatch.setattr(higherhrnet.engine, "evaluate", interrupted)
+    monkeypatch.setattr(higherhrnet.engine, "evaluate", stopped)
     code = main(eval_args(files, files / "random.pth", tmp_path / "out"))
-    assert code == 130
-    assert capsys.readouterr().err == (f"interrupted: evaluation stopped before its results were written; nothing new "
-                                       f"in {tmp_path / 'out'}\n")
+    assert code == EXIT_STATUS[signal_name]
+    assert capsys.readouterr().err == (f"{STOPPED[signal_name]}: evaluation stopped before its results were "
+                                       f"written; nothing new in {tmp_path / 'out'}\n")
     assert list((tmp_path / "out").iterdir()) == []
 
 

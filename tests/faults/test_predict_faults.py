@@ -1,25 +1,25 @@
 """Bad inputs and faults in `higherhrnet predict` / demo/inference.py, run as a user runs them: a folder of
-damaged, huge, tiny and skipped files, a video cut in half, Ctrl-C in the middle of a folder, two runs writing
-into one folder at once, broken weights and unwritable outputs: a disk that fills up (at the COCO file, mid-video)
-and an output folder made read-only mid-run."""
+damaged, huge, tiny and skipped files, a video cut in half, Ctrl-C and SIGTERM in the middle of a folder and of a
+video, two runs writing into one folder at once, broken weights and unwritable outputs: a disk that fills up (at
+the COCO file, mid-video) and an output folder made read-only mid-run."""
 from __future__ import annotations
 
 import errno
 import json
 import os
 import re
-import signal
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from higherhrnet.cli import main
 from higherhrnet.video import VideoWriter, find_ffmpeg
 
-from faultkit import (check_complete, hidden_files, libjpeg_warnings, make_models, noise_folder, noise_image,
-                      png_header_only, run, start, zero_filled_hole)
+from faultkit import (EXIT_STATUS, STOPPED, check_complete, hidden_files, libjpeg_warnings, make_models, noise_folder,
+                      noise_image, png_header_only, run, start, stop, zero_filled_hole)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,8 @@ def test_options_after_overrides_take_effect(folder_run):
 
 
 @pytest.mark.slow
-def test_ctrl_c_in_a_folder_run_keeps_exactly_the_finished_images(models, tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_stop_in_a_folder_run_keeps_exactly_the_finished_images(models, tmp_path, signal_name):
     photos = noise_folder(tmp_path / "photos", 300, 160, 120)
     out = tmp_path / "out"
     process = start("predict", "--cfg", models / "tiny.yaml", "--weights", models / "random.pth", photos,
@@ -134,18 +135,56 @@ def test_ctrl_c_in_a_folder_run_keeps_exactly_the_finished_images(models, tmp_pa
     deadline = time.time() + 240
     while time.time() < deadline and len(list(out.glob("*.json"))) < 3:
         time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    stderr = stop(process, signal_name)
+    assert process.returncode == EXIT_STATUS[signal_name], stderr
     assert "Traceback" not in stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("interrupted")]
+    lines = [line for line in stderr.splitlines() if line.startswith(STOPPED[signal_name])]
     assert len(lines) == 1 and lines[0].endswith(f" -> {out} (every file written there is complete)"), stderr
     done = int(lines[0].split(": ")[1].split(" image")[0])
     assert 3 <= done < 300
     assert check_complete(out) == {"json": done, "jpg": done, "video": 0, "pth": 0}
-    assert hidden_files(out) == []
+    assert hidden_files(out) == [] and hidden_files(tmp_path) == []
     coco = json.loads((tmp_path / "all.json").read_text())
     assert len({r["image_id"] for r in coco}) <= done
+    assert len(json.loads((tmp_path / "all_images.json").read_text())["images"]) == done
+
+
+def plain_video(path: Path, frames: int, size: tuple[int, int]) -> Path:
+    """An MPEG-4 video of `frames` flat grey frames (OpenCV writes it at once)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 40 * i % 255, np.uint8))
+    writer.release()
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name, group", [("SIGINT", False), ("SIGINT", True), ("SIGTERM", False),
+                                                ("SIGTERM", True)],
+                         ids=["ctrl-c", "ctrl-c-in-a-terminal", "sigterm", "sigterm-to-the-group"])
+def test_a_stop_during_a_video_keeps_the_finished_frames(models, tmp_path, signal_name, group):
+    # To the group, as a terminal's Ctrl-C, systemd and SLURM send it: ffmpeg gets the signal too, and must
+    # not end the video on its own.
+    video = plain_video(tmp_path / "long.mp4", 400, (320, 240))
+    out = tmp_path / "out"
+    process = start("predict", "--cfg", models / "tiny.yaml", "--weights", models / "random.pth", video, "--out", out,
+                    "TEST.SCALE_FACTOR", "[1.0, 2.0]", own_group=group)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob(".long_pose.*.tmp*")):
+        time.sleep(0.2)
+    time.sleep(1.5)
+    stderr = stop(process, signal_name, group)
+    assert process.returncode == EXIT_STATUS[signal_name], stderr
+    assert "Traceback" not in stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith(STOPPED[signal_name])]
+    record = json.loads((out / "long.json").read_text())        # complete, valid JSON
+    done = len(record["frames"])
+    assert 0 < done < 400 and line.startswith(f"{STOPPED[signal_name]}: 0 images, 1 video ({done} frames), ")
+    assert check_complete(out) == {"json": 1, "jpg": 0, "video": 1, "pth": 0}
+    assert hidden_files(out) == []
+    (written,) = out.glob("long_pose.*")
+    assert int(cv2.VideoCapture(str(written)).get(cv2.CAP_PROP_FRAME_COUNT)) == done
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """Faults in `higherhrnet train`: values that would crash later, an unwritable output folder, a learning rate
-that explodes without a NaN loss, a NaN loss, resuming with a changed configuration, Ctrl-C and kill -9 sent
-to real training processes, a run folder another live run is using, a disk that fills up."""
+that explodes without a NaN loss, a NaN loss, resuming with a changed configuration, Ctrl-C, SIGTERM and
+kill -9 sent to real training processes, a run folder another live run is using, a disk that fills up."""
 from __future__ import annotations
 
 import errno
@@ -19,8 +19,10 @@ import torch
 import higherhrnet
 from higherhrnet.cli import main
 from higherhrnet.engine import HookBase, Trainer, TrainingError
+from higherhrnet.engine.trainer import TrainingInterrupted
 
-from faultkit import TRAIN_OPTS, hidden_files, models_and_data, run, run_dir, start, train_args
+from faultkit import (EXIT_STATUS, STOPPED, TRAIN_OPTS, hidden_files, models_and_data, run, run_dir, start, stop,
+                      train_args)
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +118,27 @@ def test_a_nan_loss_is_written_to_train_log(files, tmp_path):
     assert "no checkpoint was written yet" in log
 
 
+def test_trainer_run_from_python_raises_sigterm_as_training_interrupted_and_logs_it(files, tmp_path):
+    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS,
+                                                     "OUTPUT_DIR", str(tmp_path / "output"),
+                                                     "LOG_DIR", str(tmp_path / "log")])
+    trainer = Trainer(cfg, "tiny.yaml", device="cpu")
+    real = trainer.loss
+
+    def terminated(outputs, *args):
+        if trainer.state.iteration == 1:
+            os.kill(os.getpid(), signal.SIGTERM)                  # a real signal, to this process
+        return real(outputs, *args)
+
+    trainer.loss = terminated
+    with pytest.raises(TrainingInterrupted) as info:
+        trainer.run()
+    assert info.value.signal_number == signal.SIGTERM
+    assert str(info.value).startswith("terminated (SIGTERM) at epoch 0, iteration 1; no checkpoint was written yet")
+    assert (run_dir(tmp_path) / "train.log").read_text().rstrip().endswith(str(info.value))
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL      # put back after the run
+
+
 def test_a_changed_learning_rate_is_applied_on_resume(files, trained, tmp_path, caplog):
     out = copy_of(trained, tmp_path)
     cfg = higherhrnet.load_cfg(files / "tiny.yaml", [
@@ -178,21 +201,25 @@ def test_fresh_keeps_the_old_files_under_dated_names(files, trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly_and_names_the_last_complete_checkpoint(files, tmp_path):
-    process = start(*train_args(files / "tiny.yaml", files / "data", tmp_path, *QUICK, "TRAIN.END_EPOCH", "1000"))
+@pytest.mark.parametrize("signal_name, group, workers", [("SIGINT", False, 0), ("SIGTERM", False, 0), ("SIGTERM", True, 1)],
+                         ids=["ctrl-c", "sigterm", "sigterm-to-the-group-with-a-loader-process"])
+def test_a_stop_ends_training_cleanly_and_names_the_last_complete_checkpoint(files, tmp_path, signal_name, group,
+                                                                             workers):
+    # SIGTERM to the group (systemd, SLURM) reaches the DataLoader worker too: it ends quietly, as on Ctrl-C.
+    process = start(*train_args(files / "tiny.yaml", files / "data", tmp_path, *QUICK, "TRAIN.END_EPOCH", "1000",
+                                "WORKERS", str(workers)), own_group=group)
     folder = run_dir(tmp_path)
     deadline = time.time() + 240
     while time.time() < deadline and not (folder / "checkpoint.pth").exists():
         time.sleep(0.1)
     time.sleep(1.0)                                               # a few more epochs (and saves)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    (last,) = [line for line in stderr.splitlines() if line.startswith("interrupted")]
+    stderr = stop(process, signal_name, group)
+    assert process.returncode == EXIT_STATUS[signal_name], stderr
+    assert "Traceback" not in stderr and "DataLoader" not in stderr
+    (last,) = [line for line in stderr.splitlines() if line.startswith(STOPPED[signal_name])]
     assert stderr.rstrip().endswith(last)                         # the last word
-    match = re.fullmatch(r"interrupted at epoch (\d+), iteration 0; the last complete checkpoint is (\S+) \((\d+) "
-                         r"epochs? done; resuming continues with epoch \3\)", last)
+    match = re.fullmatch(rf"{re.escape(STOPPED[signal_name])} at epoch (\d+), iteration 0; the last complete "
+                         rf"checkpoint is (\S+) \((\d+) epochs? done; resuming continues with epoch \3\)", last)
     assert match, stderr
     assert match[2] == str(folder / "checkpoint.pth")
     assert checkpoint(tmp_path)["epoch"] == int(match[3]) and int(match[3]) in (int(match[1]), int(match[1]) + 1)

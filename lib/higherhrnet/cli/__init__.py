@@ -18,7 +18,8 @@ import importlib
 import sys
 from typing import Sequence
 
-from .common import EXIT_INTERRUPTED, CommandError, UsageError, fail, split_overrides, value_options
+from ..interrupts import sigterm_raises, stopped
+from .common import CommandError, UsageError, exit_status, fail, split_overrides, value_options
 
 __all__ = ["main", "SUBCOMMANDS"]
 
@@ -57,31 +58,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     A command line a subcommand cannot parse (an unknown option, a missing value, an override without its
     value) prints that subcommand's usage line and the error (exit status 2). Errors a user can fix once the
-    line parses are one line on stderr (exit status 2, or 1 when part of the work failed); Ctrl-C ends any
-    subcommand with one line saying so and exit status 130 (subcommands that have something to report, such as
-    what was finished, say it themselves)."""
+    line parses are one line on stderr (exit status 2, or 1 when part of the work failed). Ctrl-C ends any
+    subcommand with one line saying so and exit status 130, SIGTERM (docker stop, systemd, Kubernetes, SLURM)
+    the same way with exit status 143 (subcommands that have something to report, such as what was finished,
+    say it themselves; interrupts.sigterm_raises makes SIGTERM a KeyboardInterrupt while the command runs)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     command = next((word for word in argv if not word.startswith("-")), None)
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     usage = subparsers.choices.get(command)     # whose usage line an error prints (None: the top level's)
     options = value_options(usage) if usage is not None else set()
-    try:
-        rest, overrides = split_overrides(argv, options)
-        # Options the subcommand does not know come back here, to be reported with its usage line (parse_args
-        # would report them with the top-level one).
-        args, unknown = parser.parse_known_args(rest)
-        usage = subparsers.choices[args.command]
-        if unknown:
-            raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
-        return args.module.run(args, overrides)
-    except UsageError as e:
-        (usage or parser).print_usage(sys.stderr)
-        print(f"{(usage or parser).prog}: error: {e}", file=sys.stderr)
-        return e.code
-    except CommandError as e:
-        return fail(str(e), e.code)
-    except KeyboardInterrupt as e:
-        # A subcommand that knows what was finished says it in the exception's message.
-        print(str(e) or "interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # Around the except clauses too: a second SIGTERM (ignored) cannot cut the last line short.
+    with sigterm_raises():
+        try:
+            rest, overrides = split_overrides(argv, options)
+            # Options the subcommand does not know come back here, to be reported with its usage line
+            # (parse_args would report them with the top-level one).
+            args, unknown = parser.parse_known_args(rest)
+            usage = subparsers.choices[args.command]
+            if unknown:
+                raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
+            return args.module.run(args, overrides)
+        except UsageError as e:
+            (usage or parser).print_usage(sys.stderr)
+            print(f"{(usage or parser).prog}: error: {e}", file=sys.stderr)
+            return e.code
+        except CommandError as e:
+            return fail(str(e), e.code)
+        except KeyboardInterrupt as e:
+            # A subcommand that knows what was finished says it in the exception's message.
+            print(str(e) or stopped(e), file=sys.stderr)
+            return exit_status(e)

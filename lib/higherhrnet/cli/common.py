@@ -13,7 +13,7 @@ from typing import Callable, Collection, Sequence
 
 __all__ = ["CommandError", "UsageError", "add_config_options", "split_overrides", "value_options", "load_config_and_weights",
            "fail", "check_writable_folder", "check_writable_file",
-           "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED"]
+           "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "exit_status"]
 
 # Exit status for bad arguments, configs, weights and output locations (argparse uses 2 as well).
 EXIT_USAGE = 2
@@ -21,6 +21,8 @@ EXIT_USAGE = 2
 EXIT_FAILED = 1
 # Exit status after Ctrl-C (SIGINT), as shells report a process that SIGINT ended: 128 + 2.
 EXIT_INTERRUPTED = 130
+# Exit status after SIGTERM (docker stop, systemd, Kubernetes, SLURM), handled as Ctrl-C is: 128 + 15.
+EXIT_TERMINATED = 143
 
 
 class CommandError(Exception):
@@ -133,6 +135,14 @@ def load_config_and_weights(cfg_path: str | None, weights: str | None, overrides
     if cfg_path is None and resolved.config_source.startswith("registry:"):
         cfg_path = config_path(REGISTRY[resolved.name])
     return resolved.cfg, cfg_path, resolved.weights
+
+
+def exit_status(stop: KeyboardInterrupt) -> int:
+    """The exit status after the stop `stop` (a KeyboardInterrupt): 128 + its signal's number, as shells report a
+    process that signal ended (EXIT_INTERRUPTED after Ctrl-C, EXIT_TERMINATED after SIGTERM)."""
+    from ..interrupts import stop_signal
+
+    return 128 + stop_signal(stop)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:

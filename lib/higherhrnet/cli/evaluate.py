@@ -15,7 +15,8 @@ eval_<name>/ in the current folder, and the command says so. The
 output folder is checked before any work; files are written whole (temporary name, then renamed). A file that
 cannot be written (a full disk) is named in one line, with what is kept. Running out of memory says to lower
 --batch-size.
-Exit status 2 on bad arguments, config, weights, data or a file that cannot be written; 130 after Ctrl-C.
+Exit status 2 on bad arguments, config, weights, data or a file that cannot be written; 130 after Ctrl-C, 143
+after SIGTERM.
 """
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..engine.distributed import DistInfo, init_distributed, shutdown_distributed
     from ..fileio import WriteError, write_json
     from ..images import ImageError
+    from ..interrupts import same_stop, stopped
     from ..zoo import REGISTRY
 
     # Which process this is (torchrun's environment), before joining the group: only the first checks --out.
@@ -110,9 +112,9 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                                f"({memory_error_line(e)}); lower --batch-size (or TEST.IMAGES_PER_GPU), or evaluate "
                                f"at fewer TEST.SCALE_FACTOR scales") from None
         raise CommandError(str(e)) from None
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"interrupted: evaluation stopped before its results were written; nothing new "
-                                f"in {out}") from None
+    except KeyboardInterrupt as e:
+        raise same_stop(e, f"{stopped(e)}: evaluation stopped before its results were written; nothing new "
+                           f"in {out}") from None
     finally:
         shutdown_distributed(process)
     if process.main:

@@ -20,13 +20,14 @@ image ids explained in <FILE stem>_images.json (file name, size, the model): an 
 COCO-style file name (000000000785.jpg -> 785), else a number derived from its name, the same in every run.
 The output folder: --out, which must be new or empty unless --exist-ok; by default demo_output, or
 demo_output2, 3, ... when it already holds files. Ctrl-C stops cleanly: what is finished is kept, the video
-and its JSON are closed, exit status 130.
+and its JSON are closed, exit status 130; SIGTERM (docker stop, systemd, Kubernetes, SLURM) does the same, exit
+status 143.
 Every file is written whole under a temporary name and then renamed: a reader never sees half a file. A file
 that cannot be written (a full disk, a folder made read-only) stops the run with one line naming it and what is
 kept; a video that cannot be written keeps the JSON of its frames done.
 Exit status: 0 all inputs done, 1 some inputs failed or were damaged (each is reported; a video cut short
 keeps the frames it had), 2 bad arguments / config / weights / output folder, or an output that could not be
-written, 130 interrupted.
+written, 130 interrupted, 143 terminated.
 """
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ import time
 import zlib
 
 from ..fileio import finish_before_interrupt, write_text
-from .common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CommandError, UsageError, add_config_options,
-                     check_writable_file, check_writable_folder, load_config_and_weights)
+from ..interrupts import stopped
+from .common import (EXIT_FAILED, EXIT_USAGE, CommandError, UsageError, add_config_options, check_writable_file,
+                     check_writable_folder, exit_status, load_config_and_weights)
 
 __all__ = ["add_arguments", "run", "coco_image_id", "output_folder"]
 
@@ -219,7 +221,7 @@ class Run:
                   "frames": []}
         writer = None
         start = time.perf_counter()
-        interrupted = False
+        stop = None         # the KeyboardInterrupt (Ctrl-C, SIGTERM) that ended the video early
         failure = None      # the video could not be written (a full disk): the frames done are kept as JSON
         bar = _progress(len(frames) or None, "frame")
         try:
@@ -236,8 +238,8 @@ class Run:
                 bar.update(1)
                 if self.display is not None and not self.display.show(drawn):
                     break
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as e:
+            stop = e
         except VideoError as e:
             if writer is None:
                 raise
@@ -251,8 +253,8 @@ class Run:
             frames.close()
         count = len(record["frames"])
         if writer is None:
-            if interrupted:
-                raise KeyboardInterrupt
+            if stop is not None:
+                raise stop
             raise OSError(f"{source.name}: no frame could be decoded")
         json_path = os.path.join(args.out, f"{stem}.json")
         if failure is None:
@@ -266,9 +268,9 @@ class Run:
                 kept = f"the video is not kept; the {count} frames done are in {json_path}"
             except OSError as e:
                 kept = f"nothing is kept ({json_path}: {e.strerror})"
-            if interrupted:
+            if stop is not None:
                 _say(f"error: {source.name}: {failure}; {kept}", error=True)
-                raise KeyboardInterrupt
+                raise stop
             raise VideoError(f"{failure}; {kept}")
         write_text(dumps(record, "frames"), json_path)
         self.videos += 1
@@ -277,8 +279,8 @@ class Run:
         tracked = f", {tracks} tracks" if not args.no_track else ""
         print(f"{source.name}: {count} frames in {elapsed:.1f} s ({count / max(elapsed, 1e-9):.1f} frames/s)"
               f"{tracked} -> {video_path} ({writer.description})", flush=True)
-        if interrupted:
-            raise KeyboardInterrupt
+        if stop is not None:
+            raise stop
         if frames.truncated:
             # What could be read is kept; the input still counts as failed (exit status 1), so that scripts notice.
             message = (f"{source.name} ended after {frames.decoded} of the {frames.frame_count} frames it announces "
@@ -352,8 +354,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     state = Run(predictor, args, display)
     images = [item for item in inputs if item.kind == "image"]
     bar = _progress(len(images), "image") if len(images) > 1 else None
-    interrupted = False
-    stopped = None      # a file that could not be written (a full disk, a read-only folder): the next would fail too
+    stop = None         # the KeyboardInterrupt (Ctrl-C, SIGTERM) that ended the run
+    stopped_by = None   # a file that could not be written (a full disk, a read-only folder): the next would fail too
     with tempfile.TemporaryDirectory(prefix="higherhrnet-downloads-") as work_dir:
         try:
             for item in inputs:
@@ -365,7 +367,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                     else:
                         state.video(item)
                 except WriteError as e:
-                    stopped = e
+                    stopped_by = e
                     break
                 except (ImageError, VideoError, ValueError, OSError) as e:
                     if isinstance(e, DamagedImageError):
@@ -376,8 +378,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                         raise
                     state.fail(item, f"out of memory ({memory_error_line(e)}); try a smaller --max-input-pixels, "
                                      f"fewer TEST.SCALE_FACTOR scales or TEST.FLIP_TEST False")
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as e:
+            stop = e
         finally:
             if bar is not None:
                 bar.close()
@@ -393,19 +395,19 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
               if state.videos else "")
     summary = (f"{state.images} image{'s' if state.images != 1 else ''}, {videos}{state.people} "
                f"{'person' if state.people == 1 else 'people'} -> {args.out}")
-    if stopped is not None or unwritten is not None:
-        kept = (f"stopped; kept: {summary} (every file there is complete)" if stopped is not None else
+    if stopped_by is not None or unwritten is not None:
+        kept = (f"stopped; kept: {summary} (every file there is complete)" if stopped_by is not None else
                 f"the results of each input are kept: {summary}")
-        if stopped is not None and args.coco_json:
+        if stopped_by is not None and args.coco_json:
             kept += (f"; --coco-json {args.coco_json} was not written either ({unwritten.strerror})"
                      if unwritten is not None else f"; --coco-json {args.coco_json} holds them")
         elif unwritten is not None and unwritten.filename != os.fspath(args.coco_json):
             kept += f"; {args.coco_json} was written"
-        print(f"error: {(stopped or unwritten).keeping(kept)}", file=sys.stderr)
-        return EXIT_INTERRUPTED if interrupted else EXIT_USAGE
-    if interrupted:
-        print(f"interrupted: {summary} (every file written there is complete)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"error: {(stopped_by or unwritten).keeping(kept)}", file=sys.stderr)
+        return exit_status(stop) if stop is not None else EXIT_USAGE
+    if stop is not None:
+        print(f"{stopped(stop)}: {summary} (every file written there is complete)", file=sys.stderr)
+        return exit_status(stop)
     if state.failures:
         print(f"{summary}; {len(state.failures)} of {len(inputs)} inputs failed:", file=sys.stderr)
         for message in state.failures:

@@ -16,11 +16,13 @@ learning-rate and optimiser settings are applied; changes to the network, loss, 
 listed and refused: --fresh starts again (the old files are kept under dated names), --resume-anyway
 resumes regardless. Training stops, naming the epoch, iteration and tensor, when the loss or a weight
 becomes NaN or infinite; nothing is saved from such weights. Ctrl-C stops cleanly, saying where training
-was and which checkpoint is the last complete one; so does a checkpoint that cannot be written (a full disk).
-A run folder another live training run is using is refused, naming that run (its process id, host, start and
-command line), unless --share-run-folder.
+was and which checkpoint is the last complete one (also in train.log); so does SIGTERM (docker stop, systemd,
+Kubernetes, SLURM; torchrun passes it to every process), and so does a checkpoint that cannot be written (a full
+disk). A run folder another live training run is using is refused, naming that run (its process id, host, start
+and command line), unless --share-run-folder.
 Exit status 2 on bad arguments, config, data, a refused resume, a busy run folder, a file that cannot be
-written or a non-finite loss or weight; 1 if DDP replicas ended with different weights; 130 after Ctrl-C.
+written or a non-finite loss or weight; 1 if DDP replicas ended with different weights; 130 after Ctrl-C, 143
+after SIGTERM.
 """
 from __future__ import annotations
 
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..engine import Trainer, TrainingError
     from ..engine.trainer import TrainingInterrupted
     from ..images import ImageError
+    from ..interrupts import same_stop, stopped
 
     setup_logging()
     trainer = None
@@ -98,8 +101,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         raise CommandError(str(e)) from None
     except TrainingInterrupted:
         raise
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt("interrupted before training started; nothing was saved") from None
+    except KeyboardInterrupt as e:
+        raise same_stop(e, f"{stopped(e)} before training started; nothing was saved") from None
     finally:
         if trainer is not None:
             trainer.close()

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..checkpoint import load_pretrained_backbone
 from ..config import CfgNode, ConfigError
+from ..interrupts import loader_worker_sigterm
 from ..models import build_model
 from ..outputs import OutputSpec
 from .distributed import DistInfo
@@ -221,7 +222,7 @@ def build_train_loader(cfg: CfgNode, dataset: Dataset, dist_info: DistInfo, devi
     # worker keeps the decoded images it cached (TrainingDataset's cache_mb).
     loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg.WORKERS,
                         pin_memory=cfg.PIN_MEMORY and device.type == "cuda", drop_last=True,
-                        persistent_workers=cfg.WORKERS > 0)
+                        persistent_workers=cfg.WORKERS > 0, worker_init_fn=loader_worker_sigterm)
     iters = len(loader)
     if cfg.TRAIN.MAX_ITERS_PER_EPOCH > 0:
         iters = min(iters, cfg.TRAIN.MAX_ITERS_PER_EPOCH)

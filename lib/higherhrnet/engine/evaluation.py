@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..data.metrics import EvaluationError
 from ..fileio import write_json
+from ..interrupts import loader_worker_sigterm
 from ..predictor import as_rgb_image
 from ..vis import draw_people, heatmap_grid, tag_map_image
 
@@ -50,7 +51,8 @@ def predict_split(predictor, dataset: Dataset, batch_size: int = 1, workers: int
     """
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
     shard = _Shard(dataset, range(rank, len(dataset), world))
-    loader = DataLoader(shard, batch_size=max(1, batch_size), num_workers=workers, collate_fn=_collate)
+    loader = DataLoader(shard, batch_size=max(1, batch_size), num_workers=workers, collate_fn=_collate,
+                        worker_init_fn=loader_worker_sigterm)
     results: list[dict] = []
     done: set = set()
     for images, image_ids in tqdm(loader, desc=desc, unit="batch", leave=leave,

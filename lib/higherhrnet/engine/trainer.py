@@ -13,7 +13,9 @@ checkpoint another experiment's are refused (TrainingError listing them) unless 
 starts again, keeping the run folder's old checkpoint.pth, final_state.pth and model_best.pth under names
 with their date. Training stops (TrainingError) when the loss or any weight or buffer becomes NaN or infinite,
 before anything is saved from it; Ctrl-C raises TrainingInterrupted, whose message says where training stood
-and which checkpoint is the last complete one. Why training stopped is also written to train.log.
+and which checkpoint is the last complete one. So does SIGTERM (docker stop, systemd, Kubernetes, SLURM,
+torchrun passing one on): run() makes it an exception while it trains (interrupts.sigterm_raises: in the main
+thread, when SIGTERM has no other handler). Why training stopped is also written to train.log.
 
 Trainer only builds (build.py) and resumes (resume.py); the loop (train_loop.py) and its hooks (hooks.py) do
 the work. Everything is written under OUTPUT_DIR/<DATASET.DATASET>/<MODEL.NAME>/<config name>/: checkpoint.pth
@@ -33,6 +35,7 @@ from ..config import CfgNode, ConfigError
 from ..data import build_dataset, keypoints_from_config
 from ..devices import resolve_device
 from ..inference import InferenceParams
+from ..interrupts import Interrupted, sigterm_raises, stop_signal, stopped
 from ..losses import build_loss
 from ..models import build_output_specs
 from ..models.registry import check_bottom_up
@@ -50,9 +53,9 @@ from .train_loop import TrainingError, TrainLoop
 __all__ = ["Trainer", "TrainingError", "TrainingInterrupted", "RESUME_MODES"]
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training; the message says where training stood and which checkpoint is the last
-    complete one."""
+class TrainingInterrupted(Interrupted):
+    """Ctrl-C or SIGTERM (signal_number says which) during training; the message says where training stood and
+    which checkpoint is the last complete one."""
 
 
 class Trainer:
@@ -115,8 +118,9 @@ class Trainer:
 
     def _checkpoint_note(self) -> str:
         """checkpoint_note for the checkpoint.pth this run wrote last, else the one it resumed from."""
-        saved = self.checkpointer.saved_epochs if self.checkpointer is not None else None
-        return checkpoint_note(self.checkpoint_path, self.resumed_epochs if saved is None else saved)
+        if self.checkpointer is None:       # another process than the first, which saves (torchrun)
+            return "rank 0 names the last complete checkpoint"
+        return checkpoint_note(self.checkpoint_path, self.checkpointer.saved_epochs or self.resumed_epochs)
 
     def _predictor(self) -> Predictor:
         return Predictor.from_model(self.cfg, self.model, device=self.device, keypoints=self.keypoints, raw=True)
@@ -175,12 +179,13 @@ class Trainer:
                           epoch_listeners=[self.sampler, self.dataset], hooks=hooks, state=self.state)
         start = len(self.state.history)
         try:
-            loop.run()
-        except KeyboardInterrupt:
-            note = (f"interrupted at epoch {self.state.epoch}, iteration {self.state.iteration}; "
+            with sigterm_raises():
+                loop.run()
+        except KeyboardInterrupt as e:
+            note = (f"{stopped(e)} at epoch {self.state.epoch}, iteration {self.state.iteration}; "
                     f"{self._checkpoint_note()}")
             self._log(note)
-            raise TrainingInterrupted(note) from None
+            raise TrainingInterrupted(note, stop_signal(e)) from None
         except TrainingError as e:
             message = e.with_note(self._checkpoint_note())
             self._log(f"training stopped: {message}")
