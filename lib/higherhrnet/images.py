@@ -31,13 +31,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .errors import OneLineError
+
 __all__ = ["ImageError", "read_image", "read_image_reduced", "decode_image", "decode_image_reduced",
            "image_size", "read_image_size", "reduce_factor", "uint16_to_uint8", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jp2")
 
 
-class ImageError(ValueError):
+class ImageError(OneLineError):
     """An input image cannot be used; the message names the file and the reason."""
 
 

@@ -75,6 +75,28 @@ def test_output_dir_under_a_regular_file_fails_before_any_work(files, tmp_path, 
                    f"{blocker / 'output' / 'coco_kpt' / 'pose_higher_hrnet' / 'tiny'}: Not a directory\n")
 
 
+def broken_copy(files, tmp_path):
+    """A copy of the tiny data set to break."""
+    shutil.copytree(files / "data", tmp_path / "data")
+    return tmp_path / "data"
+
+
+@pytest.mark.slow
+def test_an_image_only_the_loader_can_refuse_is_the_same_one_line_with_loader_workers(files, tmp_path):
+    """A JPEG whose header is right (the check before training passes) but whose data is cut short: decoding
+    it fails in the loader, in a worker process with WORKERS 2; the user reads the same line either way."""
+    data = broken_copy(files, tmp_path)
+    image = data / "images" / "train" / "000000000102.jpg"
+    image.write_bytes(image.read_bytes()[:-200])
+    lines = []
+    for workers in ("0", "2"):
+        result = run(*train_args(files / "tiny.yaml", data, tmp_path / workers, "WORKERS", workers))
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and "Caught" not in result.stderr, result.stderr
+        lines.append(result.stderr.splitlines()[-1])
+    assert lines == [f"error: {image}: truncated JPEG (no end-of-image marker after the image data)"] * 2
+
+
 def test_an_exploding_learning_rate_stops_before_bad_weights_are_saved(files, tmp_path, capsys):
     code = train(files, tmp_path, "TRAIN.LR_FACTOR", "1e9", "TRAIN.LR_STEP", "[1]", "TRAIN.END_EPOCH", "3",
                  "TRAIN.MAX_ITERS_PER_EPOCH", "2")

@@ -14,6 +14,7 @@ from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from ..codec.targets import heatmap_targets, joint_indices, person_sigmas
+from ..errors import OneLineError
 from ..images import ImageError, read_image
 from ..keypoints import KeypointSpec
 from ..normalization import IMAGENET_MEAN, IMAGENET_STD, normalize
@@ -25,7 +26,7 @@ __all__ = ["DatasetError", "CocoKeypoints", "TrainingDataset", "EvalDataset"]
 logger = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(OneLineError):
     """A dataset file is missing or malformed; the message names the file and the problem."""
 
 
