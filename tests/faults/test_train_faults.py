@@ -81,6 +81,22 @@ def broken_copy(files, tmp_path):
     return tmp_path / "data"
 
 
+def test_missing_and_missized_images_stop_training_before_anything_is_built(files, tmp_path, capsys):
+    data = broken_copy(files, tmp_path)
+    (data / "images" / "train" / "000000000101.jpg").unlink()
+    annotations = data / "annotations" / "person_keypoints_train.json"
+    dataset = json.loads(annotations.read_text())
+    dataset["images"][2]["width"] = 96                                 # the file is 128x96
+    annotations.write_text(json.dumps(dataset))
+    code = main(train_args(files / "tiny.yaml", data, tmp_path, *QUICK))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (f"error: {data / 'images' / 'train'}: 2 of 4 images listed in {annotations} cannot be used: "
+                   f"1 missing (000000000101.jpg); 1 not of the annotated size (000000000102.jpg is 128x96, "
+                   f"annotated 96x96)\n")
+    assert not (tmp_path / "output").exists() and not (tmp_path / "log").exists()
+
+
 @pytest.mark.slow
 def test_an_image_only_the_loader_can_refuse_is_the_same_one_line_with_loader_workers(files, tmp_path):
     """A JPEG whose header is right (the check before training passes) but whose data is cut short: decoding

@@ -179,6 +179,10 @@ _C.DATASET.TRAIN_ON_EMPTY_IMAGES = False
 # Not in the official code: when all decoded training images of the split fit in this many MB (4 bytes a
 # pixel: RGB and ignore mask), each loader process keeps them in memory after first use (0: never).
 _C.DATASET.IMAGE_CACHE_MB = 512.0
+# Not in the official code: before training or evaluation reads a split, check that every image it lists is
+# there with the annotated size (from the file headers: seconds for COCO's 118k, docs/training-reference.md).
+# False skips it (the loader still refuses a missing or mis-sized image when it reaches it).
+_C.DATASET.CHECK_IMAGES = True
 # A keypoint set of your own (joint names, left/right pairs, OKS sigmas, links to draw, grouping order,
 # all by name). Empty NAMES: the set registered for DATASET.DATASET (coco, crowd_pose).
 _C.DATASET.KEYPOINTS = CN()

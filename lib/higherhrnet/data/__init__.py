@@ -1,6 +1,7 @@
 """Datasets: COCO-format keypoint data, training augmentation and targets, the dataset registry."""
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 from ..config import CfgNode
@@ -19,12 +20,17 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
     """Training: a TrainingDataset over DATASET.TRAIN with one target set per resolution the network's
     outputs are trained at (outputs default to build_output_specs(cfg)), inputs normalised with
     MODEL.INPUT_MEAN / INPUT_STD. Otherwise an EvalDataset over DATASET.TEST yielding
-    (image (H, W, 3) uint8 RGB, image id). DATASET.DATASET / DATASET_TEST name the kind (registry.py)."""
+    (image (H, W, 3) uint8 RGB, image id). DATASET.DATASET / DATASET_TEST name the kind (registry.py).
+    Every annotation's keypoint count is checked, and with DATASET.CHECK_IMAGES every image the dataset reads
+    (CocoKeypoints.check_images): DatasetError naming the problems before anything is read."""
     keypoints = keypoints_from_config(cfg)
     info = dataset_info(cfg.DATASET.DATASET if is_train else cfg.DATASET.DATASET_TEST)
     split = cfg.DATASET.TRAIN if is_train else cfg.DATASET.TEST
     source = CocoKeypoints(cfg.DATASET.ROOT, split, keypoints, dataset=info,
                            skip_empty=is_train and not cfg.DATASET.TRAIN_ON_EMPTY_IMAGES)
+    if cfg.DATASET.CHECK_IMAGES:
+        # The progress bar on torchrun's first process only: every process checks (they start together).
+        source.check_images(progress=os.environ.get("RANK", "0") == "0")
     if not is_train:
         return EvalDataset(source)
     d = cfg.DATASET
