@@ -69,13 +69,13 @@ class Trainer:
         self.keypoints = keypoints_from_config(cfg)
         if cfg.TRAIN.VAL_FREQ > 0:      # validation's TEST.* settings, checked now rather than after an epoch
             InferenceParams.from_config(cfg, self.keypoints, self.outputs)
-        self.dataset = build_dataset(cfg, is_train=True, outputs=self.outputs)   # data checks: before any folder
-        self.eval_dataset = build_dataset(cfg, is_train=False) if cfg.TRAIN.VAL_FREQ > 0 else None
         self.cfg = cfg
         self.out_dir = run_dir(cfg, cfg_name, cfg.OUTPUT_DIR)
         self.log_file = os.path.join(self.out_dir, "train.log")
         self.log_dir = run_dir(cfg, cfg_name, cfg.LOG_DIR)
         device = resolve_device(device)
+        self.dataset = build_dataset(cfg, is_train=True, outputs=self.outputs)   # data checks: before any folder
+        self.eval_dataset = build_dataset(cfg, is_train=False) if cfg.TRAIN.VAL_FREQ > 0 else None
         self.dist = init_distributed(device.type, cfg.DIST_BACKEND)
         self.device = self.dist.process_device(device)
         if self.dist.main:
