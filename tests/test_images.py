@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from higherhrnet.images import ImageError, decode_image, read_image
+from higherhrnet.images import ImageError, decode_image, read_image, read_image_size
 
 
 def encode(ext, image):
@@ -134,3 +134,24 @@ def test_float_tiffs_of_other_ranges_are_refused_saying_how_to_convert(tmp_path)
     message = str(info.value)
     assert message.startswith(f"{path}: float32 image with values -2 to 1000, neither 0..1 nor 0..255")
     assert "cv2.NORM_MINMAX" in message and "corrupt" not in message and "\n" not in message
+
+
+def test_read_image_size_reads_the_header_only_and_all_of_a_long_one(tmp_path):
+    bgr = np.zeros((40, 60, 3), np.uint8)
+    jpeg = with_exif_orientation(encode(".jpg", bgr), 6)
+    # A 60 KB comment segment before the frame header: past read_image_size's first read.
+    long_header = jpeg[:2] + b"\xff\xfe" + (60002).to_bytes(2, "big") + b"c" * 60000 + jpeg[2:]
+    for name, data in [("short.jpg", jpeg), ("long.jpg", long_header)]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert read_image_size(path) == (40, 60) and read_image(path).shape == (60, 40, 3)
+        assert read_image_size(path, exif=False) == (60, 40) and read_image(path, exif=False).shape == (40, 60, 3)
+    (tmp_path / "cut.jpg").write_bytes(long_header[:20000])       # the frame header never comes
+    with pytest.raises(ImageError, match="cut.jpg: truncated JPEG header"):
+        read_image_size(tmp_path / "cut.jpg")
+    (tmp_path / "odd.pfm").write_bytes(b"PF\n2 2\n-1\n" + bytes(48))
+    assert read_image_size(tmp_path / "odd.pfm") is None           # a format without a header reader
+    with pytest.raises(ImageError, match="missing.jpg: file not found"):
+        read_image_size(tmp_path / "missing.jpg")
+    with pytest.raises(ImageError, match="is a folder"):
+        read_image_size(tmp_path)

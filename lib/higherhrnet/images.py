@@ -41,13 +41,16 @@ import cv2
 import numpy as np
 import simplejpeg
 
+from .errors import OneLineError
+
 __all__ = ["ImageError", "DamagedImageError", "jpeg_data_problem", "read_image", "read_image_reduced", "decode_image",
-           "decode_image_reduced", "image_size", "reduce_factor", "uint16_to_uint8", "float_to_uint8", "IMAGE_EXTENSIONS"]
+           "decode_image_reduced", "image_size", "read_image_size", "reduce_factor", "uint16_to_uint8", "float_to_uint8",
+           "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jp2")
 
 
-class ImageError(ValueError):
+class ImageError(OneLineError):
     """An input image cannot be used; the message names the file and the reason."""
 
 
@@ -202,6 +205,34 @@ def image_size(data: bytes, name: str = "image", exif: bool = True) -> tuple[int
     """
     header = _read_header(data, name)
     return None if header is None else header.shown(exif)
+
+
+# The first read of read_image_size: the headers of COCO's JPEGs end within 4 KB (an ICC profile at most).
+_HEADER_BYTES = 16384
+
+
+def read_image_size(path: str | os.PathLike, exif: bool = True) -> tuple[int, int] | None:
+    """(width, height) of the image file at path as read_image(path, exif=exif) returns it, from the header only
+    (image_size): the file's first 16 KB, and all of it only when the header runs past them (a large Exif or
+    ICC segment, a TIFF directory at the end). None for the formats image_size cannot read.
+    ImageError when the file is missing, a folder, unreadable, or its header truncated or corrupt."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_HEADER_BYTES)
+            try:
+                return image_size(data, path, exif=exif)
+            except ImageError:
+                if len(data) < _HEADER_BYTES:
+                    raise
+                data += f.read()
+        return image_size(data, path, exif=exif)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read ({e.strerror})") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------

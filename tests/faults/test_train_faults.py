@@ -81,6 +81,44 @@ def test_output_dir_under_a_regular_file_fails_before_any_work(files, tmp_path, 
                    f"not a folder\n")
 
 
+def broken_copy(files, tmp_path):
+    """A copy of the tiny data set to break."""
+    shutil.copytree(files / "data", tmp_path / "data")
+    return tmp_path / "data"
+
+
+def test_missing_and_missized_images_stop_training_before_anything_is_built(files, tmp_path, capsys):
+    data = broken_copy(files, tmp_path)
+    (data / "images" / "train" / "000000000101.jpg").unlink()
+    annotations = data / "annotations" / "person_keypoints_train.json"
+    dataset = json.loads(annotations.read_text())
+    dataset["images"][2]["width"] = 96                                 # the file is 128x96
+    annotations.write_text(json.dumps(dataset))
+    code = main(train_args(files / "tiny.yaml", data, tmp_path, *QUICK))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (f"error: {data / 'images' / 'train'}: 2 of 4 images listed in {annotations} cannot be used: "
+                   f"1 missing (000000000101.jpg); 1 not of the annotated size (000000000102.jpg is 128x96, "
+                   f"annotated 96x96)\n")
+    assert not (tmp_path / "output").exists() and not (tmp_path / "log").exists()
+
+
+@pytest.mark.slow
+def test_an_image_only_the_loader_can_refuse_is_the_same_one_line_with_loader_workers(files, tmp_path):
+    """A JPEG whose header is right (the check before training passes) but whose data is cut short: decoding
+    it fails in the loader, in a worker process with WORKERS 2; the user reads the same line either way."""
+    data = broken_copy(files, tmp_path)
+    image = data / "images" / "train" / "000000000102.jpg"
+    image.write_bytes(image.read_bytes()[:-200])
+    lines = []
+    for workers in ("0", "2"):
+        result = run(*train_args(files / "tiny.yaml", data, tmp_path / workers, "WORKERS", workers))
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and "Caught" not in result.stderr, result.stderr
+        lines.append(result.stderr.splitlines()[-1])
+    assert lines == [f"error: {image}: truncated JPEG (no end-of-image marker after the image data)"] * 2
+
+
 def test_an_exploding_learning_rate_stops_before_bad_weights_are_saved(files, tmp_path, capsys):
     code = train(files, tmp_path, "TRAIN.LR_FACTOR", "1e9", "TRAIN.LR_STEP", "[1]", "TRAIN.END_EPOCH", "3",
                  "TRAIN.MAX_ITERS_PER_EPOCH", "2")

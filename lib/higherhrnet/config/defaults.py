@@ -235,6 +235,10 @@ _C.DATASET.IMAGE_CACHE_MB = 512.0
 # training and evaluation with a line naming it, where libjpeg would decode a different picture; True uses it
 # as decoded (the official code's behaviour).
 _C.DATASET.ACCEPT_DAMAGED_IMAGES = False
+# Not in the official code: before training or evaluation reads a split, check that every image it lists is
+# there with the annotated size (from the file headers: seconds for COCO's 118k, docs/training-reference.md).
+# False skips it (the loader still refuses a missing or mis-sized image when it reaches it).
+_C.DATASET.CHECK_IMAGES = True
 # A keypoint set of your own (joint names, left/right pairs, OKS sigmas, links to draw, grouping order,
 # all by name). Empty NAMES: the set registered for DATASET.DATASET (coco, crowd_pose).
 _C.DATASET.KEYPOINTS = CN()

@@ -1,6 +1,7 @@
 """Datasets: COCO-format keypoint data, training augmentation and targets, the dataset registry."""
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 from ..config import CfgNode
@@ -21,7 +22,9 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
     MODEL.INPUT_MEAN / INPUT_STD. Otherwise an EvalDataset over DATASET.TEST yielding
     (image (H, W, 3) uint8 RGB, image id). DATASET.DATASET / DATASET_TEST name the kind (registry.py);
     DATASET.ACCEPT_DAMAGED_IMAGES uses JPEG files with corrupt data as decoded instead of refusing them.
-    Training data for a top-down network (MODEL.NAME pose_hrnet) does not exist yet: ConfigError."""
+    Every annotation's keypoint count is checked, and with DATASET.CHECK_IMAGES every image the dataset reads
+    (CocoKeypoints.check_images): DatasetError naming the problems before anything is read. Training data for a
+    top-down network (MODEL.NAME pose_hrnet) does not exist yet: ConfigError."""
     if is_train:
         check_bottom_up(cfg, "the training data (whole images, targets for every person)")
     keypoints = keypoints_from_config(cfg)
@@ -30,6 +33,9 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
     source = CocoKeypoints(cfg.DATASET.ROOT, split, keypoints, dataset=info,
                            skip_empty=is_train and not cfg.DATASET.TRAIN_ON_EMPTY_IMAGES,
                            accept_damaged=cfg.DATASET.ACCEPT_DAMAGED_IMAGES)
+    if cfg.DATASET.CHECK_IMAGES:
+        # The progress bar on torchrun's first process only: every process checks (they start together).
+        source.check_images(progress=os.environ.get("RANK", "0") == "0")
     if not is_train:
         return EvalDataset(source)
     d = cfg.DATASET

@@ -17,16 +17,13 @@ from ..codec.targets import heatmap_targets, joint_indices, person_sigmas
 from ..images import DamagedImageError, ImageError, read_image
 from ..keypoints import KeypointSpec
 from ..normalization import IMAGENET_MEAN, IMAGENET_STD, normalize
+from .checks import DatasetError, check_images, check_keypoint_counts
 from .registry import DatasetInfo, dataset_info
 from .transforms import AugmentParams, random_affine, warp_sample
 
 __all__ = ["DatasetError", "CocoKeypoints", "TrainingDataset", "EvalDataset"]
 
 logger = logging.getLogger(__name__)
-
-
-class DatasetError(ValueError):
-    """A dataset file is missing or malformed; the message names the file and the problem."""
 
 
 class CocoKeypoints(Dataset):
@@ -65,10 +62,12 @@ class CocoKeypoints(Dataset):
         if len(person[0]["keypoints"]) != self.keypoints.num_joints:
             raise DatasetError(f"{where}: category {person[0].get('name')!r} has {len(person[0]['keypoints'])} "
                                f"keypoints, the keypoint set {self.keypoints.name!r} has {self.keypoints.num_joints}")
-        for ann in (self.coco.dataset.get("annotations") or [])[:1000]:
-            if len(ann.get("keypoints", [])) != 3 * self.keypoints.num_joints:
-                raise DatasetError(f"{where}: annotation {ann.get('id')} has {len(ann.get('keypoints', []))} keypoint "
-                                   f"values, expected {3 * self.keypoints.num_joints}")
+        check_keypoint_counts(self.coco.dataset.get("annotations") or [], self.keypoints, where)
+
+    def check_images(self, progress: bool = False) -> None:
+        """DatasetError unless every image of the split (those it reads: self.ids) is a file whose header gives
+        the size its entry says (checks.check_images); progress: a bar when that takes over two seconds."""
+        check_images(self.coco.loadImgs(self.ids), self.image_dir, self.annotation_file, progress)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -79,6 +79,8 @@ class Trainer:
         self.log_file = os.path.join(self.out_dir, "train.log")
         self.log_dir = run_dir(cfg, cfg_name, cfg.LOG_DIR)
         device = resolve_device(device)
+        self.dataset = build_dataset(cfg, is_train=True, outputs=self.outputs)   # data checks: before any folder
+        self.eval_dataset = build_dataset(cfg, is_train=False) if cfg.TRAIN.VAL_FREQ > 0 else None
         self.dist = init_distributed(device.type, cfg.DIST_BACKEND)
         self.device = self.dist.process_device(device)
         claim_run_folders(cfg, self.out_dir, self.log_dir, share_run_folder, self.dist.main)
@@ -88,7 +90,6 @@ class Trainer:
         torch.manual_seed(cfg.SEED)
 
         self.model, self.net = build_training_model(cfg, self.outputs, self.device, self.dist)
-        self.dataset = build_dataset(cfg, is_train=True, outputs=self.outputs)
         if len(self.dataset) == 0:
             raise ConfigError(f"the training split {cfg.DATASET.TRAIN} of {cfg.DATASET.ROOT} has no annotated image")
         self.loader, self.sampler, self.iters_per_epoch = build_train_loader(cfg, self.dataset, self.dist,
@@ -98,7 +99,6 @@ class Trainer:
         self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
         self.scaler, self.amp, self.amp_dtype = build_mixed_precision(cfg, self.device)
         self.channels_last = use_channels_last(cfg, self.device)
-        self.eval_dataset = build_dataset(cfg, is_train=False) if cfg.TRAIN.VAL_FREQ > 0 else None
         if self.eval_dataset is not None and not self.eval_dataset.source.has_annotations:
             raise ConfigError(f"TRAIN.VAL_FREQ: the split DATASET.TEST={cfg.DATASET.TEST} has no annotations to score")
         self.run_lock = lock_run_folder(self.out_dir, share_run_folder, f"OUTPUT_DIR {cfg.OUTPUT_DIR}", self.dist.main)
