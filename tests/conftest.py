@@ -15,9 +15,9 @@ EXPERIMENTS = REPO / "experiments"
 SPEC = REPO / "tests" / "assets" / "spec"      # key lists of the official checkpoints (README there)
 COCO_MINI = REPO.parent / "shared" / "data" / "coco-mini"
 
-# A small HigherHRNet with every structural feature of the real one (4 stages, multi-module stages,
-# downsampling chains in the fuse layers, the deconv module) that runs in milliseconds on a CPU.
-TINY_OPTS = [
+# A small HRNet backbone with every structural feature of the real one (4 stages, multi-module stages,
+# downsampling chains in the fuse layers) that runs in milliseconds on a CPU.
+TINY_HRNET_BACKBONE_OPTS = [
     "MODEL.EXTRA.STEM_INPLANES", "16",
     "MODEL.EXTRA.STAGE1.NUM_BLOCKS", "[1]", "MODEL.EXTRA.STAGE1.NUM_CHANNELS", "[8]",
     "MODEL.EXTRA.STAGE2.NUM_BLOCKS", "[1, 1]", "MODEL.EXTRA.STAGE2.NUM_CHANNELS", "[8, 16]",
@@ -25,6 +25,10 @@ TINY_OPTS = [
     "MODEL.EXTRA.STAGE3.NUM_BLOCKS", "[1, 1, 1]", "MODEL.EXTRA.STAGE3.NUM_CHANNELS", "[8, 16, 32]",
     "MODEL.EXTRA.STAGE4.NUM_MODULES", "2",
     "MODEL.EXTRA.STAGE4.NUM_BLOCKS", "[1, 1, 1, 1]", "MODEL.EXTRA.STAGE4.NUM_CHANNELS", "[8, 16, 32, 64]",
+]
+
+# A small HigherHRNet: that backbone with the deconv module.
+TINY_OPTS = TINY_HRNET_BACKBONE_OPTS + [
     "MODEL.EXTRA.DECONV.NUM_CHANNELS", "[8]", "MODEL.EXTRA.DECONV.NUM_BASIC_BLOCKS", "1",
     "DATASET.INPUT_SIZE", "128", "DATASET.OUTPUT_SIZE", "[32, 64]",
 ]
@@ -42,17 +46,9 @@ TINY_HOURGLASS_OPTS = [
 ]
 
 
-# A small top-down HRNet (pose_hrnet) with the same structural features, on 64x96 person crops (16x24 heatmaps).
-TINY_POSE_HRNET_OPTS = [
-    "MODEL.NAME", "pose_hrnet", "MODEL.EXTRA.STEM_INPLANES", "16",
-    "MODEL.EXTRA.STAGE1.NUM_BLOCKS", "[1]", "MODEL.EXTRA.STAGE1.NUM_CHANNELS", "[8]",
-    "MODEL.EXTRA.STAGE2.NUM_BLOCKS", "[1, 1]", "MODEL.EXTRA.STAGE2.NUM_CHANNELS", "[8, 16]",
-    "MODEL.EXTRA.STAGE3.NUM_MODULES", "2",
-    "MODEL.EXTRA.STAGE3.NUM_BLOCKS", "[1, 1, 1]", "MODEL.EXTRA.STAGE3.NUM_CHANNELS", "[8, 16, 32]",
-    "MODEL.EXTRA.STAGE4.NUM_MODULES", "2",
-    "MODEL.EXTRA.STAGE4.NUM_BLOCKS", "[1, 1, 1, 1]", "MODEL.EXTRA.STAGE4.NUM_CHANNELS", "[8, 16, 32, 64]",
-    "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.HEATMAP_SIZE", "[16, 24]",
-]
+# A small top-down HRNet (pose_hrnet): the same backbone on 64x96 person crops (16x24 heatmaps).
+TINY_POSE_HRNET_OPTS = ["MODEL.NAME", "pose_hrnet", *TINY_HRNET_BACKBONE_OPTS,
+                        "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.HEATMAP_SIZE", "[16, 24]"]
 
 
 def tiny_cfg(*opts: str):

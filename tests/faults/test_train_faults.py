@@ -39,6 +39,13 @@ def train(files, out, *extra):
     return main(train_args(files / "tiny.yaml", files / "data", out, *QUICK, *extra))
 
 
+def tiny_trainer(files, out, *extra) -> Trainer:
+    """A Trainer (in this process) of the tiny network on the tiny data, writing under `out`."""
+    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS, *extra,
+                                                     "OUTPUT_DIR", str(out / "output"), "LOG_DIR", str(out / "log")])
+    return Trainer(cfg, "tiny.yaml", device="cpu")
+
+
 @pytest.fixture(scope="module")
 def trained(files, tmp_path_factory):
     """A finished one-epoch run, copied by the tests that resume it."""
@@ -138,10 +145,7 @@ def test_an_exploding_learning_rate_stops_before_bad_weights_are_saved(files, tm
 
 
 def test_a_nan_loss_is_written_to_train_log(files, tmp_path):
-    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS,
-                                                     "OUTPUT_DIR", str(tmp_path / "output"),
-                                                     "LOG_DIR", str(tmp_path / "log")])
-    trainer = Trainer(cfg, "tiny.yaml", device="cpu")
+    trainer = tiny_trainer(files, tmp_path)
     real = trainer.loss
 
     def poisoned(outputs, *args):
@@ -157,10 +161,7 @@ def test_a_nan_loss_is_written_to_train_log(files, tmp_path):
 
 
 def test_trainer_run_from_python_raises_sigterm_as_training_interrupted_and_logs_it(files, tmp_path):
-    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS,
-                                                     "OUTPUT_DIR", str(tmp_path / "output"),
-                                                     "LOG_DIR", str(tmp_path / "log")])
-    trainer = Trainer(cfg, "tiny.yaml", device="cpu")
+    trainer = tiny_trainer(files, tmp_path)
     real = trainer.loss
 
     def terminated(outputs, *args):
@@ -337,10 +338,8 @@ def test_a_run_folder_in_use_is_refused_before_any_work_and_free_after_kill_9(fi
 
 
 def test_a_trainer_holds_its_folder_from_construction_to_the_end_of_run(files, tmp_path):
-    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS, *QUICK,
-                                                     "OUTPUT_DIR", str(tmp_path / "output"),
-                                                     "LOG_DIR", str(tmp_path / "log")])
-    first = Trainer(cfg, "tiny.yaml", device="cpu")
+    first = tiny_trainer(files, tmp_path, *QUICK)
+    cfg = first.cfg
     with pytest.raises(higherhrnet.ConfigError, match=r"is in use by another training run \(pid \d+ \(this process\)"):
         Trainer(cfg, "tiny.yaml", device="cpu")
     first.run()
@@ -421,10 +420,7 @@ def test_final_state_on_a_full_disk_with_train_log_unwritable_too(files, trained
 
 
 def test_a_run_folder_made_read_only_mid_run_stops_at_the_next_checkpoint(files, tmp_path, read_only):
-    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS, *QUICK,
-                                                     "TRAIN.END_EPOCH", "3", "OUTPUT_DIR", str(tmp_path / "output"),
-                                                     "LOG_DIR", str(tmp_path / "log")])
-    trainer = Trainer(cfg, "tiny.yaml", device="cpu")
+    trainer = tiny_trainer(files, tmp_path, *QUICK, "TRAIN.END_EPOCH", "3")
     folder = run_dir(tmp_path)
 
     class ReadOnlyAfterFirstEpoch(HookBase):
@@ -446,10 +442,7 @@ def test_a_run_folder_made_read_only_mid_run_stops_at_the_next_checkpoint(files,
 
 
 def test_out_of_memory_in_validation_is_one_line_with_the_batch_size_hint(files, tmp_path):
-    cfg = higherhrnet.load_cfg(files / "tiny.yaml", ["DATASET.ROOT", str(files / "data"), *TRAIN_OPTS, *QUICK,
-                                                     "TRAIN.VAL_FREQ", "1", "OUTPUT_DIR", str(tmp_path / "output"),
-                                                     "LOG_DIR", str(tmp_path / "log")])
-    trainer = Trainer(cfg, "tiny.yaml", device="cpu")
+    trainer = tiny_trainer(files, tmp_path, *QUICK, "TRAIN.VAL_FREQ", "1")
 
     def out_of_memory():
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
