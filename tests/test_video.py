@@ -41,6 +41,35 @@ def test_h264_when_ffmpeg_is_there_and_opencv_otherwise(tmp_path, monkeypatch):
     assert path.endswith(("plain.webm", "plain.mp4")) and "install imageio-ffmpeg" in writer.description
 
 
+@pytest.mark.parametrize("kept", [0.5, 0.0])
+def test_a_video_opencv_could_not_finish_is_one_line_and_not_kept(tmp_path, monkeypatch, kept):
+    """OpenCV's writer reports no write error: a disk that fills up leaves a file cut short (here: the finished
+    file cut to `kept` of its size, as a full disk stops it). Reading it back finds that."""
+    monkeypatch.setattr(video, "find_ffmpeg", lambda: None)
+    writer = VideoWriter(str(tmp_path / "clip"), 10.0, (48, 32))
+    for frame in frames(12) + frames(8):
+        writer.write(frame)
+    opencv = writer._cv_writer
+
+    class FullDisk:
+        """OpenCV's writer, whose file a full disk cut short when it was finished."""
+
+        @staticmethod
+        def release():
+            opencv.release()
+            size = os.path.getsize(writer._tmp)
+            with open(writer._tmp, "r+b") as f:
+                f.truncate(int(size * kept))
+
+    writer._cv_writer = FullDisk()
+    with pytest.raises(VideoError) as error:
+        writer.close()
+    message = str(error.value)
+    assert message.startswith(f"cannot write {writer.path}: OpenCV's encoder left ") and "\n" not in message
+    assert message.endswith(" (a full disk?); the video is not kept")
+    assert os.listdir(tmp_path) == []
+
+
 def test_an_aborted_video_leaves_no_file(tmp_path):
     with pytest.raises(RuntimeError):
         with VideoWriter(str(tmp_path / "clip"), 10.0, (48, 32)) as writer:

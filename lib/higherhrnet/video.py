@@ -8,7 +8,9 @@ desktop players read but browsers do not. The chosen encoding is reported by `Vi
 A video is written to a hidden temporary file beside it (named as fileio.atomic_write names its own) and
 renamed when closed: an interrupted run leaves no half file under the real name, and a run killed outright
 leaves a temporary that the next video written under that name removes. When writing fails (a full disk:
-ffmpeg stops), the temporary is removed and VideoError says so in one line naming the video. ffmpeg does not see
+ffmpeg stops; OpenCV's writer,
+which reports nothing, is checked by reading its file back), the temporary is removed and VideoError says so in
+one line naming the video. ffmpeg does not see
 Ctrl-C or SIGTERM (they are blocked in it): the process writing the video decides when it ends.
 """
 from __future__ import annotations
@@ -137,6 +139,7 @@ class VideoWriter:
         folder = os.path.dirname(os.path.abspath(stem))
         ffmpeg = find_ffmpeg() if prefer_h264 else None
         self._process = self._cv_writer = None
+        self._frames = 0        # frames written
         if ffmpeg is not None:
             self.path, self.description = stem + ".mp4", "H.264 (ffmpeg)"
             self._tmp = self._temporary(self.path)
@@ -178,6 +181,22 @@ class VideoWriter:
                 raise VideoError(f"cannot write {self.path}: ffmpeg stopped ({self._ffmpeg_failure()})") from None
         else:
             self._cv_writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        self._frames += 1
+
+    def _cv_written_problem(self) -> str | None:
+        """What is wrong with the file OpenCV's writer finished, or None. OpenCV's writer reports no write error
+        (a full disk leaves a file cut short), so the file is read back: every frame written must be there.
+        This costs a decode of the video, on this fallback path only (ffmpeg reports its errors itself)."""
+        capture = cv2.VideoCapture(self._tmp)
+        try:
+            if not capture.isOpened():
+                return "OpenCV's encoder left a file that cannot be read back"
+            count = 0
+            while count < self._frames and capture.grab():
+                count += 1
+            return None if count == self._frames else f"OpenCV's encoder left {count} of the {self._frames} frames written"
+        finally:
+            capture.release()
 
     def _ffmpeg_failure(self) -> str:
         """Why ffmpeg stopped, in one line; the writer is aborted (its temporary file removed)."""
@@ -199,6 +218,10 @@ class VideoWriter:
         elif self._cv_writer is not None:
             self._cv_writer.release()
             self._cv_writer = None
+            problem = self._cv_written_problem()
+            if problem:
+                self.abort()
+                raise VideoError(f"cannot write {self.path}: {problem} (a full disk?); the video is not kept")
         try:
             os.replace(self._tmp, self.path)
         except OSError as e:
