@@ -8,10 +8,9 @@ desktop players read but browsers do not. The chosen encoding is reported by `Vi
 A video is written to a hidden temporary file beside it (named as fileio.atomic_write names its own) and
 renamed when closed: an interrupted run leaves no half file under the real name, and a run killed outright
 leaves a temporary that the next video written under that name removes. When writing fails (a full disk:
-ffmpeg stops; OpenCV's writer,
-which reports nothing, is checked by reading its file back), the temporary is removed and VideoError says so in
-one line naming the video. ffmpeg does not see
-Ctrl-C or SIGTERM (they are blocked in it): the process writing the video decides when it ends.
+ffmpeg stops; OpenCV's writer, which reports nothing, is checked by reading its file back), the temporary is
+removed and VideoError says so in one line naming the video. ffmpeg does not see Ctrl-C or SIGTERM (they are
+blocked in it): the process writing the video decides when it ends.
 """
 from __future__ import annotations
 
