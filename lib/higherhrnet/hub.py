@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .checkpoint import read_model_meta
 from .config import CfgNode, ConfigError, check_cfg, load_cfg, load_cfg_text, merge_into, opts_to_dict
@@ -51,7 +51,8 @@ class ResolvedModel:
 
 
 def resolve_model(model: str | os.PathLike | None = None, cfg: str | os.PathLike | CfgNode | None = None,
-                  opts: Sequence[str] = (), progress: bool = True) -> ResolvedModel:
+                  opts: Sequence[str] = (), progress: bool = True,
+                  check: Callable[[CfgNode], None] | None = None) -> ResolvedModel:
     """The config and local weights of `model`.
 
     model: None (the config's TEST.MODEL_FILE when `cfg` sets one; else DEFAULT_MODEL, cached or downloaded,
@@ -59,9 +60,14 @@ def resolve_model(model: str | os.PathLike | None = None, cfg: str | os.PathLike
     saying so), a registered name (zoo.REGISTRY), a local file (.pth, or .onnx from `higherhrnet export`) or
     an http(s) URL (downloaded once into the cache). cfg: a YAML path or a CfgNode used instead of the
     model's own config. opts: KEY VALUE overrides on top of the config. progress: show download progress.
+    check(cfg): raises when the config cannot be used (e.g. a top-down model where a bottom-up one is needed);
+    called before any download where the config is known first (a given cfg, a registered name), else on the
+    config the weights bring.
     """
     opts = list(opts)
     given = _given_config(cfg, opts)
+    if check is not None and given is not None:
+        check(given[0])
     if model is None and given is not None and given[0].TEST.MODEL_FILE:
         model = given[0].TEST.MODEL_FILE
     note = None
@@ -77,9 +83,13 @@ def resolve_model(model: str | os.PathLike | None = None, cfg: str | os.PathLike
     name = shown if shown in REGISTRY else None
     if given is None and name is not None:
         given = _registered_config(name, opts)       # before the download: a bad override fails at once
+        if check is not None:
+            check(given[0])
     weights = resolve_weights(shown, progress)
     if given is None:
         config, source, name = _config_of_file(weights, shown, opts)
+        if check is not None:
+            check(config)
         return ResolvedModel(config, weights, name, source, None)
     return ResolvedModel(given[0], weights, name, given[1], None)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MIN_AREA", "visible_joints", "pose_box", "pose_area", "oks_matrix", "oks_nms"]
+__all__ = ["MIN_AREA", "visible_joints", "pose_box", "pose_area", "oks_matrix", "oks_nms", "box_oks",
+           "box_oks_nms"]
 
 # COCO's "small object" boundary (COCOeval's area ranges: small is below 32^2 px). A pose whose visible joints
 # span less (one joint, joints on a line, a far-away person) is compared as if it had this area: with the bare
@@ -122,3 +123,57 @@ def oks_nms(keypoints: np.ndarray, scores: np.ndarray, sigmas: np.ndarray, thres
         if not (similarity[kept, i] > threshold).any():
             kept.append(int(i))
     return np.array(sorted(kept), dtype=np.int64)
+
+
+def box_oks(reference: np.ndarray, candidates: np.ndarray, reference_area: float, candidate_areas: np.ndarray,
+            sigmas: np.ndarray, in_vis_thre: float | None = None) -> np.ndarray:
+    """(P,) OKS of candidates (P, J, 3) with one reference pose (J, 3), as the top-down code of the HRNet paper
+    (deep-high-resolution-net.pytorch, nms.oks_iou) measures it, which differs from `oks_matrix`:
+
+    - the area is the mean of the two poses' areas (the caller's, e.g. their crops' w * h), plus
+      np.spacing(1);
+    - every joint counts, whatever its value; with in_vis_thre, only the candidate's joints scoring above it
+      (the official test reads `ref > t and cand > t` as Python lists, which keeps the candidate's mask alone);
+      no joint left gives 0;
+    - the squared distances are summed in the poses' own dtype (float32 predictions stay float32 there) before
+      the float64 division, as the official arithmetic runs.
+    """
+    reference = np.asarray(reference)
+    candidates = np.asarray(candidates)
+    candidate_areas = np.asarray(candidate_areas)
+    variances = (np.asarray(sigmas, dtype=np.float64) * 2) ** 2
+    result = np.zeros(len(candidates))
+    for n, candidate in enumerate(candidates):
+        dx = candidate[:, 0] - reference[:, 0]
+        dy = candidate[:, 1] - reference[:, 1]
+        e = (dx ** 2 + dy ** 2) / variances / ((reference_area + candidate_areas[n]) / 2 + np.spacing(1)) / 2
+        if in_vis_thre is not None and len(e):
+            e = e[candidate[:, 2] > in_vis_thre]
+        result[n] = np.sum(np.exp(-e)) / e.shape[0] if e.shape[0] != 0 else 0.0
+    return result
+
+
+def box_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float,
+                sigmas: np.ndarray, in_vis_thre: float | None = None) -> list[int]:
+    """Indices of the poses to keep, in the order they were kept (falling score), by the top-down code's
+    OKS-NMS (nms.oks_nms): repeatedly keep the best remaining pose and drop every remaining one whose `box_oks`
+    with it exceeds `threshold` (a pose at exactly the threshold stays).
+
+    keypoints (P, J, 3), scores (P,), areas (P,): each pose's area in px^2 (the official evaluation passes its
+    crop's w * h, scale * 200, not its joints' box). The order of equal scores is NumPy's
+    `scores.argsort()[::-1]`, the official one. Unlike `oks_nms` (the Predictor's duplicate removal), a pose
+    is compared on all its joints and with the mean area; `box_oks` says more.
+    """
+    keypoints = np.asarray(keypoints)
+    if len(keypoints) == 0:
+        return []
+    areas = np.asarray(areas)
+    order = np.asarray(scores).argsort()[::-1]
+    kept: list[int] = []
+    while order.size > 0:
+        best = int(order[0])
+        kept.append(best)
+        overlaps = box_oks(keypoints[best], keypoints[order[1:]], areas[best], areas[order[1:]], sigmas,
+                           in_vis_thre)
+        order = order[1:][overlaps <= threshold]
+    return kept

@@ -11,6 +11,12 @@ duplicate poses, joints kept inside the image: `CLEAN`); `raw=True` keeps every 
 official evaluation does (`RAW`). Arrays are taken as RGB: pass channels="bgr" for OpenCV's cv2.imread
 arrays.
 
+refine=<top-down model> (a registered name such as pose_hrnet_w32_256x192, or a model file) runs a top-down
+network (MODEL.NAME pose_hrnet) on each person the bottom-up model finds (`TopDownRefiner`): the person's joints
+give a box (topdown.boxes_from_poses), the top-down pipeline gives the person's joints anew, and the person's
+score becomes the bottom-up score x the mean of the new joint values above TEST.IN_VIS_THRE (the official
+rescoring, the bottom-up score standing for the detector's). A top-down model alone is refused: it needs boxes.
+
 A Predictor is a thin object around a ready network, the test-time parameters and the keypoint set;
 `from_config(cfg, weights)` (and, as in the first releases, `Predictor(cfg, weights, ...)`) builds those from a
 config, `from_model(cfg, network)` from a network in memory.
@@ -22,6 +28,7 @@ import os
 import sys
 import tempfile
 import warnings
+from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -32,21 +39,24 @@ from .checkpoint import load_checkpoint, read_model_meta
 from .config import CfgNode, load_cfg
 from .data.registry import dataset_info, keypoints_from_config
 from .devices import resolve_device
+from .errors import ConfigError
 from .geometry import multi_scale_size
 from .images import image_size, read_image_reduced, uint16_to_uint8
 from .inference import ImageMaps, InferenceParams, decode_people, run_network
 from .keypoints import KeypointSpec
 from .models import BACKENDS, build_model, build_output_specs, load_onnx_network, prepare_network
 from .models.onnx import OnnxRuntimeNetwork, read_onnx_meta
+from .models.registry import model_entry
 from .models.runtime import check_backend
 from .oks import oks_nms
 from .results import Person, Result
 from .sources import Source, collect_sources, local_file
+from .topdown import TopDownParams, boxes_from_poses, estimate_poses, rescore
 from .tracking import PoseTracker
 from .video import VideoSource
 
 __all__ = ["Person", "Result", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "DEFAULT_MAX_IMAGE_PIXELS",
-           "CLEAN", "RAW", "SyntheticModelWarning", "as_rgb_image", "synthetic_model_note"]
+           "CLEAN", "RAW", "SyntheticModelWarning", "TopDownRefiner", "as_rgb_image", "synthetic_model_note"]
 
 logger = logging.getLogger("higherhrnet")
 
@@ -81,6 +91,70 @@ def _filters(raw: bool, given: Mapping) -> dict:
     return options
 
 
+def require_bottom_up(cfg: CfgNode) -> None:
+    """ConfigError when cfg's network is top-down: it cannot find people on its own (the check runs before any
+    download of the weights)."""
+    if model_entry(cfg.MODEL.NAME).top_down:
+        raise ConfigError(f"MODEL.NAME {cfg.MODEL.NAME} is a top-down model: it estimates the pose of a person in a "
+                          f"given box and cannot find people alone; use it to refine a bottom-up model's people "
+                          f"(Predictor(model, refine=...), higherhrnet predict --refine MODEL), or score it on "
+                          f"ground-truth or detector boxes with higherhrnet eval")
+
+
+def require_top_down(cfg: CfgNode) -> None:
+    """ConfigError unless cfg's network is top-down (what refine= needs)."""
+    if not model_entry(cfg.MODEL.NAME).top_down:
+        raise ConfigError(f"refine: MODEL.NAME {cfg.MODEL.NAME} is a bottom-up model; refinement needs a top-down "
+                          f"one (MODEL.NAME pose_hrnet, e.g. pose_hrnet_w32_256x192)")
+
+
+@dataclass(frozen=True)
+class TopDownRefiner:
+    """A top-down network (eval mode) with its test-time parameters, run on the people another model found.
+    name: the model's name, for describe()."""
+
+    network: nn.Module
+    params: TopDownParams
+    name: str | None = None
+
+    @classmethod
+    def load(cls, model: str | os.PathLike, device: str | torch.device | None = None,
+             keypoints: KeypointSpec | None = None, progress: bool = True) -> "TopDownRefiner":
+        """The refiner of a registered name, a model file or a URL (hub.resolve_model); ConfigError for a
+        bottom-up model, before any download when the name is registered."""
+        from .hub import resolve_model
+
+        resolved = resolve_model(model, None, (), progress=progress, check=require_top_down)
+        cfg = resolved.cfg
+        network = build_model(cfg)
+        load_checkpoint(network, resolved.weights)
+        network = network.to(resolve_device(device)).eval()
+        params = TopDownParams.from_config(cfg, keypoints or keypoints_from_config(cfg))
+        return cls(network, params, resolved.name or os.path.basename(resolved.weights))
+
+    def refine(self, image: np.ndarray, people: Sequence[Person], clip_to_image: bool = False) -> list[Person]:
+        """The same people, in their order, their joints from the top-down network on boxes around their joints
+        (topdown.boxes_from_poses) and their scores rescored (topdown.rescore with the people's scores as box
+        scores); tags and names kept. image: (H, W, 3) uint8 RGB, the people's frame. clip_to_image: joints
+        outside the image are moved onto its nearest pixel with value 0 before rescoring; a person with no
+        joint left inside is dropped."""
+        if not people:
+            return []
+        boxes = boxes_from_poses(np.stack([p.keypoints for p in people]))
+        keypoints = estimate_poses(self.network, image, boxes, self.params).keypoints.astype(np.float32)
+        inside = np.ones(keypoints.shape[:2], dtype=bool)
+        if clip_to_image:
+            height, width = image.shape[:2]
+            xs, ys = keypoints[..., 0], keypoints[..., 1]
+            inside = (xs >= -0.5) & (xs <= width - 0.5) & (ys >= -0.5) & (ys <= height - 0.5)
+            keypoints[..., 0] = np.where(inside, xs, np.clip(xs, 0, width - 1))
+            keypoints[..., 1] = np.where(inside, ys, np.clip(ys, 0, height - 1))
+            keypoints[..., 2] = np.where(inside, keypoints[..., 2], 0)
+        scores = rescore(keypoints, [p.score for p in people], self.params.in_vis_thre)
+        return [Person(keypoints=k, score=float(score), tags=p.tags, names=p.names)
+                for p, k, score, seen in zip(people, keypoints, scores, inside) if seen.any()]
+
+
 class Predictor:
     """Multi-person pose estimation with a ready network.
 
@@ -108,7 +182,9 @@ class Predictor:
     accept_damaged: use a JPEG file whose compressed data is corrupt (an interrupted download, a bad sector) as
     libjpeg decodes it, a different picture; by default it is refused (images.DamagedImageError). meta: what
     the weights say about themselves (checkpoint.read_model_meta: dataset, keypoints, metrics, ...; {} when
-    unknown). name: the model's name, for results' JSON.
+    unknown). name: the model's name, for results' JSON. refine: a top-down model (a registered name, a
+    model file, a URL, or a TopDownRefiner) that re-estimates each person found (the module's docstring says
+    how); the filters apply to the bottom-up people, then the refined ones are re-sorted and clipped.
     """
 
     def __init__(self, model=None, params: InferenceParams | None = None, *args, **kwargs):
@@ -131,7 +207,7 @@ class Predictor:
             kwargs[name] = value
         if isinstance(model, nn.Module):
             unknown = set(kwargs) - {"keypoints", "device", "max_input_pixels", "max_image_pixels", "accept_damaged",
-                                     "meta", "name", "raw", *_OPTIONS}
+                                     "meta", "name", "raw", "refine", *_OPTIONS}
             if unknown:
                 raise TypeError(f"unexpected arguments {sorted(unknown)}: they are options of Predictor.from_config, "
                                 f"for building a network from a config")
@@ -143,7 +219,8 @@ class Predictor:
               device: str | torch.device | None = None, raw: bool = False, min_score: float | None = None,
               oks_nms_threshold: float | None = None, clip_to_image: bool | None = None,
               max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-              accept_damaged: bool = False, meta: Mapping | None = None, name: str | None = None) -> None:
+              accept_damaged: bool = False, meta: Mapping | None = None, name: str | None = None,
+              refine: "TopDownRefiner | str | os.PathLike | None" = None) -> None:
         if not isinstance(params, InferenceParams) or not isinstance(keypoints, KeypointSpec):
             raise TypeError("Predictor(network, params, keypoints): params must be InferenceParams and keypoints a "
                             "KeypointSpec (or use Predictor.from_config)")
@@ -161,6 +238,12 @@ class Predictor:
         self.accept_damaged = bool(accept_damaged)
         self.meta = dict(meta or {})
         self.name = name
+        if refine is not None and not isinstance(refine, TopDownRefiner):
+            refine = TopDownRefiner.load(refine, self.device, keypoints)
+        if refine is not None and len(refine.params.flip_index) != keypoints.num_joints:
+            raise ConfigError(f"refine: the top-down model has {len(refine.params.flip_index)} joints, the "
+                              f"keypoint set {keypoints.name!r} has {keypoints.num_joints}")
+        self.refiner = refine
         note = synthetic_model_note(self.meta)
         if note:
             warnings.warn(note, SyntheticModelWarning, stacklevel=_outside_the_package())
@@ -173,7 +256,7 @@ class Predictor:
                     raw: bool = False, min_score: float | None = None, clip_to_image: bool | None = None,
                     max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
                     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, accept_damaged: bool = False,
-                    name: str | None = None) -> "Predictor":
+                    name: str | None = None, refine=None) -> "Predictor":
         """A Predictor for a trained network of a config.
 
         cfg: a config (CfgNode) or the path of an experiment YAML file; opts: KEY VALUE overrides when it
@@ -189,7 +272,7 @@ class Predictor:
         """
         options = dict(raw=raw, min_score=min_score, oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
                        max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels,
-                       accept_damaged=accept_damaged)
+                       accept_damaged=accept_damaged, refine=refine)
         if cfg is None:
             if isinstance(weights, Mapping):
                 raise ValueError("weights given as a state dict carry no config: pass cfg (a YAML path or CfgNode)")
@@ -240,7 +323,8 @@ class Predictor:
         it was trained on, min_score, OKS-NMS threshold, clip_to_image, test scales and flip."""
         return {"name": self.name, "dataset": self.meta.get("dataset"), "min_score": self.min_score,
                 "oks_nms_threshold": self.oks_nms_threshold, "clip_to_image": self.clip_to_image,
-                "scale_factors": list(self.params.scale_factors), "flip_test": self.params.flip_test}
+                "scale_factors": list(self.params.scale_factors), "flip_test": self.params.flip_test,
+                "refine": self.refiner.name if self.refiner is not None else None}
 
     # ------------------------------------------------------------------ inputs
 
@@ -355,7 +439,12 @@ class Predictor:
         if self.clip_to_image:
             height, width = image.shape[:2]
             people = _clip_to_image(people, width, height)
-        return self._filter(people)
+        people = self._filter(people)
+        if self.refiner is not None:
+            people = self.refiner.refine(image, people, self.clip_to_image)
+            if self.min_score > 0 or self.oks_nms_threshold is not None:
+                people.sort(key=lambda p: -p.score)
+        return people
 
     def _filter(self, people: list[Person]) -> list[Person]:
         if self.min_score > 0:
@@ -460,7 +549,7 @@ def _from_model_source(model=None, *, cfg=None, opts: Sequence[str] = (), device
     default), then built as from_config builds it. backend None: onnxruntime for .onnx files, else torch."""
     from .hub import resolve_model
 
-    resolved = resolve_model(model, cfg, opts, progress=progress)
+    resolved = resolve_model(model, cfg, opts, progress=progress, check=require_bottom_up)
     if resolved.note:
         logger.warning("note: %s", resolved.note)
     if backend is None:
@@ -479,6 +568,7 @@ def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints:
     elif opts:
         raise ValueError("opts are only used when cfg is a file path; merge them into the CfgNode instead")
     check_backend(backend)
+    require_bottom_up(cfg)
     keypoints = keypoints or keypoints_from_config(cfg)
     outputs = build_output_specs(cfg)
     params = InferenceParams.from_config(cfg, keypoints, outputs)

@@ -12,6 +12,8 @@ person's J heatmaps; the people come from boxes (ground truth, a detector, ...):
     rescore(keypoints, box_scores, in_vis_thre)   a person's score: box score x mean confident joint score
     coco_results(image_id, keypoints, ...)        COCO keypoint result records, as the official code writes them
     estimate_poses(network, image, boxes, params) all of the above for one image's boxes, in batches
+    boxes_from_poses(keypoints)                   person boxes around poses found otherwise (a bottom-up
+                                                  model's people, for refinement)
 
 Frames: image pixels follow geometry.py's convention (an integer (x, y) is the centre of that pixel); a box
 is COCO's (x, y, w, h), its top-left corner and size in image pixels; a crop's `center` is in image pixels and
@@ -34,13 +36,20 @@ from .geometry import get_affine_transform, warp_image
 from .keypoints import KeypointSpec
 from .models.registry import model_entry
 from .normalization import IMAGENET_MEAN, IMAGENET_STD, normalization_from_config, normalize
+from .oks import pose_box, visible_joints
 
 __all__ = ["PIXEL_STD", "BOX_PADDING", "TopDownParams", "PersonPoses", "box_to_center_scale", "crop_people",
            "normalize_crops", "flip_test_heatmaps", "max_predictions", "final_predictions", "rescore",
-           "coco_results", "estimate_poses"]
+           "coco_results", "estimate_poses", "POSE_BOX_MARGIN", "MIN_POSE_BOX", "boxes_from_poses"]
 
 PIXEL_STD = 200.0   # a scale of 1 is 200 image pixels
 BOX_PADDING = 1.25  # the crop is 1.25 times the (aspect-fixed) box
+# A box around a pose's joints is tight around the joints' centres: the head's top, the hands and the feet reach
+# beyond them. boxes_from_poses widens it by this share of its size on each side (a detector's box is about that
+# much larger than the joints' box on COCO), and makes each side at least MIN_POSE_BOX pixels (one joint, or
+# joints on a line, would give an empty crop).
+POSE_BOX_MARGIN = 0.1
+MIN_POSE_BOX = 16.0
 
 
 @dataclass(frozen=True)
@@ -262,3 +271,17 @@ def estimate_poses(network: nn.Module, image: np.ndarray, boxes: np.ndarray | Se
         parts.append(heatmaps.float().cpu().numpy())
     preds, maxvals = final_predictions(np.concatenate(parts[1:] or parts), centers, scales, params.post_process)
     return PersonPoses(np.concatenate([preds, maxvals], axis=2), centers, scales)
+
+
+def boxes_from_poses(keypoints: np.ndarray, margin: float = POSE_BOX_MARGIN,
+                     min_size: float = MIN_POSE_BOX) -> np.ndarray:
+    """(N, J, 3) poses (x, y in image pixels, joint value) -> (N, 4) float64 boxes x, y, w, h for the top-down
+    pipeline: the box around each pose's joints with a value above 0 (oks.pose_box of oks.visible_joints at 0:
+    a bottom-up model's found joints; all finite joints when none is), widened by `margin` x its width and
+    height on each side, each side then at least `min_size` around the same centre. box_to_center_scale then
+    pads it as it pads any box (aspect ratio, x 1.25). A pose without any finite joint gives a NaN box."""
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(len(keypoints), -1, 3)
+    boxes = pose_box(keypoints, visible_joints(keypoints, 0.0))
+    centers = boxes[:, :2] + boxes[:, 2:] / 2
+    sizes = np.maximum(boxes[:, 2:] * (1 + 2 * margin), min_size)
+    return np.concatenate([centers - sizes / 2, sizes], axis=1)

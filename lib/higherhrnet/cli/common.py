@@ -98,7 +98,7 @@ def value_options(parser: argparse.ArgumentParser) -> set[str]:
 
 def load_config_and_weights(cfg_path: str | None, weights: str | None, overrides: Sequence[str],
                             default_weights: Callable | None = None, progress: bool = True,
-                            default_model: bool = False):
+                            default_model: bool = False, check: Callable | None = None):
     """(cfg, config path or None, local weights file) for --cfg, --weights and the overrides: the library's
     higherhrnet.hub.resolve_model, its errors as one-line CommandErrors.
 
@@ -107,7 +107,8 @@ def load_config_and_weights(cfg_path: str | None, weights: str | None, overrides
     this toolkit wrote (or an ONNX file it exported) carries the config it was made with (the config path is
     None then). Without --weights: TEST.MODEL_FILE, else default_weights(cfg, config path) when given; with
     default_model and neither --cfg nor --weights, the default model (zoo.DEFAULT_MODEL; offline, the bundled
-    demo model, with a note on stderr saying so).
+    demo model, with a note on stderr saying so). check(cfg): raises ConfigError when the model cannot be used
+    (hub.resolve_model's check: before any download where it can).
     """
     from ..checkpoint import CheckpointError
     from ..config import ConfigError, load_cfg
@@ -125,7 +126,7 @@ def load_config_and_weights(cfg_path: str | None, weights: str | None, overrides
             if not weights and not default_model:
                 raise CommandError("no weights: pass --weights (a file, a URL or a registered name) or set "
                                    "TEST.MODEL_FILE")
-        resolved = resolve_model(weights or None, cfg, () if cfg is not None else overrides, progress)
+        resolved = resolve_model(weights or None, cfg, () if cfg is not None else overrides, progress, check)
     except MissingConfigError as e:
         raise CommandError(f"--cfg is required: {e}") from None
     except (ConfigError, WeightsError, CheckpointError, OnnxError) as e:

@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                       "bundled, models/ or cached weights, in the current folder)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                         help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\")")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per forward (default TEST.IMAGES_PER_GPU)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per forward (default TEST.IMAGES_PER_GPU); for a top-down model (pose_hrnet) "
+                             "person crops per forward (default TEST.BATCH_SIZE_PER_GPU)")
     parser.add_argument("--workers", type=int, default=None, help="image-loading processes (default WORKERS)")
 
 
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..fileio import WriteError, write_json
     from ..images import ImageError
     from ..interrupts import same_stop, stopped
+    from ..models import model_entry
     from ..zoo import REGISTRY
 
     # Which process this is (torchrun's environment), before joining the group: only the first checks --out.
@@ -97,18 +100,23 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         process = init_distributed(device.type, cfg.DIST_BACKEND)
         device = process.process_device(device)
         apply_cudnn_settings(cfg)
-        predictor = Predictor.from_config(cfg, weights, device=device, backend=args.backend, raw=True)
-        dataset = build_dataset(cfg, is_train=False)
         split = cfg.DATASET.TEST
         results_file = os.path.join(out, f"keypoints_{split}_results.json")
-        metrics, results = evaluate(predictor, dataset, batch_size,
-                                    cfg.WORKERS if args.workers is None else args.workers, results_file)
+        if model_entry(cfg.MODEL.NAME).top_down:
+            batch_size = args.batch_size or cfg.TEST.BATCH_SIZE_PER_GPU
+            dataset, metrics, results = _evaluate_top_down(cfg, weights, device, args, process, batch_size,
+                                                           results_file)
+        else:
+            predictor = Predictor.from_config(cfg, weights, device=device, backend=args.backend, raw=True)
+            dataset = build_dataset(cfg, is_train=False)
+            metrics, results = evaluate(predictor, dataset, batch_size,
+                                        cfg.WORKERS if args.workers is None else args.workers, results_file)
     except WriteError as e:
         raise CommandError(str(e.keeping(f"nothing new in {out}"))) from None
     except (ConfigError, CheckpointError, DatasetError, ImageError, EvaluationError, RuntimeError,
             ValueError) as e:
         if out_of_memory(e):
-            raise CommandError(f"out of memory with {batch_size} images per batch on {device} "
+            raise CommandError(f"out of memory with {batch_size} images (top-down: person crops) per batch on {device} "
                                f"({memory_error_line(e)}); lower --batch-size (or TEST.IMAGES_PER_GPU), or evaluate "
                                f"at fewer TEST.SCALE_FACTOR scales") from None
         raise CommandError(str(e)) from None
@@ -129,3 +137,36 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                 raise CommandError(str(e.keeping(f"the results are kept in {results_file}, the metrics are "
                                                  f"printed above"))) from None
     return 0
+
+
+def _evaluate_top_down(cfg, weights, device, args, process, batch_size, results_file):
+    """(dataset, metrics, results) of a top-down network, as the official test scores it
+    (engine.topdown_eval): boxes from TEST.USE_GT_BBOX / COCO_BBOX_FILE, crops in batches of batch_size."""
+    import dataclasses
+
+    from .. import build_model, load_checkpoint
+    from ..data import build_dataset
+    from ..engine.topdown_eval import evaluate_top_down
+    from ..data.registry import keypoints_from_config
+    from ..person_boxes import boxes_from_config
+    from ..topdown import TopDownParams
+
+    if args.backend != "torch":
+        raise CommandError(f"--backend {args.backend}: a top-down model (MODEL.NAME {cfg.MODEL.NAME}) is evaluated "
+                           f"in PyTorch only")
+    if process.world_size > 1:
+        raise CommandError("a top-down model is evaluated in one process (the official test's crop batching); "
+                           "run it without torchrun")
+    if cfg.TEST.SOFT_NMS:
+        raise CommandError("TEST.SOFT_NMS True: the soft OKS-NMS of the official code is not implemented; set "
+                           "TEST.SOFT_NMS False")
+    dataset = build_dataset(cfg, is_train=False)
+    keypoints = keypoints_from_config(cfg)
+    params = dataclasses.replace(TopDownParams.from_config(cfg, keypoints), batch_size=batch_size)
+    network = build_model(cfg)
+    load_checkpoint(network, weights)
+    network = network.to(device).eval()
+    boxes = boxes_from_config(cfg, dataset.source.coco)
+    metrics, results = evaluate_top_down(network, dataset.source, boxes, params, cfg.TEST.OKS_THRE, results_file,
+                                         device, progress=process.main)
+    return dataset, metrics, results

@@ -6,11 +6,14 @@
     higherhrnet predict --cfg CFG --weights W clip.mp4 --frame-stride 2 --max-frames 300
     higherhrnet predict --cfg CFG --weights W 0 --show                          # webcam 0, in a window
     higherhrnet predict --cfg CFG --weights W --image a.jpg --threshold 0.3 TEST.FLIP_TEST False
+    higherhrnet predict --weights synthetic_w16_256 --refine pose_hrnet_w32_256x192 photo.jpg   # hybrid
 
 A thin layer over the library's Predictor (`higherhrnet.Predictor`: the same clean results, the same Result
 objects). Shown and written by default: people scoring at least --min-score, without duplicates (OKS above
 --nms with a better person); joints below --threshold are not drawn. --all keeps every grouped person, as the
-official evaluation does (`higherhrnet eval` always does). For each image: <name>_pose.jpg (the people drawn,
+official evaluation does (`higherhrnet eval` always does). --refine MODEL re-estimates each person with a
+top-down model on a box around the person's joints (docs/topdown.md); a top-down model alone is refused (it
+needs boxes: --refine, or `higherhrnet eval` on ground-truth or detector boxes). For each image: <name>_pose.jpg (the people drawn,
 each in its own colour, left limbs lighter, right limbs darker) and <name>.json (image, image_id, width,
 height, the model and its thresholds, people sorted by score with score, box [x, y, w, h] around the visible
 joints and keypoints as [x, y, score] triples in image pixels). For a video or webcam: <name>_pose.mp4 (H.264
@@ -69,6 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                       f"{DEFAULT_OUT}2, 3, ... when it already holds files)")
     parser.add_argument("--exist-ok", action="store_true",
                         help="write into --out even when it already holds files (same names are replaced)")
+    parser.add_argument("--refine", metavar="MODEL",
+                        help="refine each person with a top-down model (pose_hrnet: a registered name such as "
+                             "pose_hrnet_w32_256x192, a model file or a URL) on a box around the person's joints; "
+                             "scores become the person's score x the mean confident joint score")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                         help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\")")
     parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
@@ -315,9 +322,11 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..devices import memory_error_line, out_of_memory
     from ..fileio import WriteError, write_json
     from ..images import DamagedImageError, ImageError
-    from ..predictor import SyntheticModelWarning, synthetic_model_note
+    from ..hub import MissingConfigError
+    from ..predictor import SyntheticModelWarning, require_bottom_up, synthetic_model_note
     from ..sources import SourceError, collect_sources
     from ..video import VideoError
+    from ..zoo import WeightsError
 
     if args.frame_stride < 1 or (args.max_frames is not None and args.max_frames < 1):
         raise UsageError("--frame-stride and --max-frames must be at least 1")
@@ -336,7 +345,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.coco_json:
         check_writable_file(args.coco_json, "--coco-json")
     display = Display() if args.show else None
-    cfg, _, weights = load_config_and_weights(args.cfg, args.weights, overrides, default_model=True)
+    cfg, _, weights = load_config_and_weights(args.cfg, args.weights, overrides, default_model=True,
+                                              check=require_bottom_up)
     options = {"raw": True} if args.all else {"min_score": args.min_score, "oks_nms_threshold": args.nms}
     try:
         with warnings.catch_warnings():
@@ -344,9 +354,10 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
             predictor = Predictor.from_config(cfg, weights, device=args.device, backend=args.backend,
                                               max_input_pixels=args.max_input_pixels,
                                               max_image_pixels=args.max_pixels, accept_damaged=args.accept_damaged,
-                                              name=os.path.basename(args.weights or weights), **options)
-    except (ConfigError, CheckpointError, RuntimeError, ValueError) as e:
-        raise CommandError(str(e)) from None
+                                              name=os.path.basename(args.weights or weights), refine=args.refine,
+                                              **options)
+    except (ConfigError, CheckpointError, WeightsError, MissingConfigError, RuntimeError, ValueError) as e:
+        raise CommandError(f"--refine {args.refine}: {e}" if isinstance(e, MissingConfigError) else str(e)) from None
     note = synthetic_model_note(predictor.meta)
     if note:
         print(note, file=sys.stderr)

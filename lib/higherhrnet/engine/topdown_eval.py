@@ -1,0 +1,112 @@
+"""Evaluation of a top-down network (MODEL.NAME pose_hrnet) as the HRNet paper's code scores it
+(deep-high-resolution-net.pytorch: core/function.validate, then COCODataset.evaluate):
+
+    predict_boxes(network, load_image, boxes, params)   every box's keypoints; crops in batches of
+                                                        params.batch_size taken across images in the boxes'
+                                                        order, as the official loader batches them
+    score_people(boxes, poses, ...)                     rescoring, OKS-NMS per image (oks.box_oks_nms), the
+                                                        COCO keypoint results
+    evaluate_top_down(network, source, boxes, params, oks_thre)   all of it, the results file and the metric
+
+The results file has the bottom-up evaluation's format (engine.evaluation.clean_results: image_id,
+category_id, keypoints, score, bbox; here bbox is the person box that made the crop).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from ..fileio import write_json
+from ..oks import box_oks_nms
+from ..person_boxes import PersonBoxes
+from ..topdown import (PersonPoses, TopDownParams, box_to_center_scale, crop_people, final_predictions,
+                       flip_test_heatmaps, normalize_crops, rescore)
+from .evaluation import clean_results
+
+__all__ = ["predict_boxes", "score_people", "evaluate_top_down"]
+
+
+def predict_boxes(network: nn.Module, load_image: Callable[[int], np.ndarray], boxes: PersonBoxes,
+                  params: TopDownParams, device: torch.device | str | None = None,
+                  progress: bool = False) -> PersonPoses:
+    """Keypoints (N, J, 3) float32 (x, y in image pixels, heatmap maximum), centres and scales of N boxes.
+
+    load_image(image_id) -> (H, W, 3) uint8 RGB; each image is read once per run of consecutive boxes. The
+    crops go through the network params.batch_size at a time in the boxes' order, whatever image they come
+    from, as the official validate() batches its dataset's crops (so its float results are matched, not only
+    approached). The network should be in eval mode.
+    """
+    centers, scales = box_to_center_scale(boxes.boxes, params.image_size)
+    if device is None:
+        param = next(network.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    flip_index = params.flip_index if params.flip_test else None
+    width, height = params.image_size
+    parts = [np.zeros((0, len(params.flip_index), height // 4, width // 4), dtype=np.float32)]
+    current_id, image = None, None
+    starts = range(0, len(boxes), params.batch_size)
+    for start in tqdm(starts, desc="people", unit="batch", disable=not progress):
+        stop = min(start + params.batch_size, len(boxes))
+        crops = []
+        for i in range(start, stop):
+            if boxes.image_ids[i] != current_id:
+                current_id = boxes.image_ids[i]
+                image = load_image(int(current_id))
+            crops.append(crop_people(image, centers[i:i + 1], scales[i:i + 1], params.image_size))
+        batch = normalize_crops(np.concatenate(crops), params.mean, params.std, params.color_rgb).to(device)
+        parts.append(flip_test_heatmaps(network, batch, flip_index, params.shift_heatmap).float().cpu().numpy())
+    preds, maxvals = final_predictions(np.concatenate(parts[1:] or parts), centers, scales, params.post_process)
+    return PersonPoses(np.concatenate([preds, maxvals], axis=2), centers, scales)
+
+
+def score_people(boxes: PersonBoxes, poses: PersonPoses, sigmas: np.ndarray, in_vis_thre: float,
+                 oks_thre: float) -> list[dict]:
+    """COCO keypoint results of the kept people, as the official evaluation makes them: per image (in the order
+    images first appear in `boxes`), every person rescored (topdown.rescore: box score x mean joint score
+    above in_vis_thre), then OKS-NMS at oks_thre (oks.box_oks_nms, all joints, each person's area its crop's
+    w * h: prod(scale * 200) in float32 as the official code takes it); the kept people in the order NMS keeps
+    them. Records: image_id, category_id 1, keypoints, score, bbox (the person's box), center, scale."""
+    keypoints = np.asarray(poses.keypoints, dtype=np.float32)
+    # The official code writes COCO's sigmas as tenths (.26 / 10.0), a last bit away from 0.026.
+    sigmas = np.round(np.asarray(sigmas, dtype=np.float64) * 10, 12) / 10.0
+    scores = rescore(keypoints, boxes.scores, in_vis_thre)
+    areas = np.prod(poses.scales * 200, 1).astype(np.float64)
+    by_image: dict[int, list[int]] = {}
+    for i, image_id in enumerate(boxes.image_ids):
+        by_image.setdefault(int(image_id), []).append(i)
+    records = []
+    for image_id, members in by_image.items():
+        members = np.asarray(members)
+        kept = box_oks_nms(keypoints[members], scores[members], areas[members], oks_thre, sigmas)
+        for k in kept:
+            i = members[k]
+            records.append({"image_id": image_id, "category_id": 1,
+                            "keypoints": [float(v) for v in keypoints[i].astype(np.float64).reshape(-1)],
+                            "score": float(scores[i]), "bbox": [float(v) for v in boxes.boxes[i]],
+                            "center": [float(v) for v in poses.centers[i]],
+                            "scale": [float(v) for v in poses.scales[i]]})
+    return records
+
+
+def evaluate_top_down(network: nn.Module, source, boxes: PersonBoxes, params: TopDownParams, oks_thre: float,
+                      results_file: str | None = None, device: torch.device | str | None = None,
+                      progress: bool = True):
+    """Predict every box of a split (source: data.coco.CocoKeypoints), score the people (score_people),
+    optionally write the results JSON (the first process), and score them with the dataset's metric.
+    Returns (metrics, results) as engine.evaluate does: metrics None for a split without annotations."""
+    index = {image_id: i for i, image_id in enumerate(source.ids)}
+    poses = predict_boxes(network, lambda image_id: source.load_image(index[image_id]), boxes, params, device,
+                          progress)
+    records = score_people(boxes, poses, source.keypoints.sigmas_array, params.in_vis_thre, oks_thre)
+    results = clean_results(records, source.keypoints.num_joints)
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    if results_file and rank == 0:
+        write_json(results, results_file)
+    if not source.has_annotations:
+        return None, results
+    return source.dataset.metric(source, results), results

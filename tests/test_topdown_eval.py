@@ -1,0 +1,189 @@
+"""Top-down boxes (ground truth, detection files), the official OKS-NMS and rescoring, and `higherhrnet eval`
+of a top-down model, against values worked out by hand from the official code's rules."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from pycocotools.coco import COCO
+
+import higherhrnet
+from higherhrnet import COCO_KEYPOINTS
+from higherhrnet.data.checks import DatasetError
+from higherhrnet.engine.topdown_eval import predict_boxes, score_people
+from higherhrnet.oks import box_oks, box_oks_nms
+from higherhrnet.person_boxes import PersonBoxes, detection_boxes, ground_truth_boxes
+from higherhrnet.topdown import PersonPoses, TopDownParams, estimate_poses
+
+from conftest import randomize, tiny_pose_hrnet_cfg
+from tinycoco import write_tiny_coco
+
+SIGMAS = COCO_KEYPOINTS.sigmas_array
+
+
+def quiet_coco(dataset: dict) -> COCO:
+    coco = COCO()
+    coco.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def person(ann_id, image_id, bbox, keypoints=None, area=100.0, iscrowd=0, category_id=1):
+    return {"id": ann_id, "image_id": image_id, "category_id": category_id, "iscrowd": iscrowd, "area": area,
+            "bbox": bbox, "keypoints": keypoints if keypoints is not None else [5.0, 5.0, 2] + [0] * 48}
+
+
+def test_ground_truth_boxes_follow_the_official_filters():
+    images = [{"id": 7, "width": 100, "height": 50, "file_name": "a.jpg"},
+              {"id": 3, "width": 40, "height": 40, "file_name": "b.jpg"}]
+    anns = [person(1, 7, [-10.0, 5.0, 30.0, 100.0]),                 # clipped: x1 0, x2 0 + 29 (from x1, not x), y2 49
+            person(2, 7, [10.0, 10.0, 5.0, 5.0], area=0.0),           # area 0: out
+            person(3, 7, [10.0, 10.0, 5.0, 5.0], iscrowd=1),          # crowd: out
+            person(4, 7, [10.0, 10.0, 5.0, 5.0], keypoints=[0] * 51), # no keypoint: out
+            person(5, 7, [120.0, 10.0, 5.0, 5.0]),                    # x1 120 > x2 99: out
+            person(6, 3, [1.0, 2.0, 0.5, 3.0]),                       # w - 1 < 0: width 0
+            person(8, 3, [1.0, 2.0, 5.0, 5.0], category_id=2)]        # not the first category: out
+    coco = quiet_coco({"images": images, "annotations": anns,
+                       "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "dog"}]})
+    boxes = ground_truth_boxes(coco)
+    assert boxes.image_ids.tolist() == [7, 3]                         # the file's image order
+    np.testing.assert_array_equal(boxes.boxes, [[0, 5, 29, 44], [1, 2, 0, 2]])
+    assert boxes.scores.tolist() == [1.0, 1.0]
+
+
+def test_detection_boxes_keep_people_at_or_above_the_threshold(tmp_path):
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps([
+        {"image_id": 5, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.9},
+        {"image_id": 5, "category_id": 2, "bbox": [1, 2, 3, 4], "score": 0.9},     # not a person
+        {"image_id": 4, "category_id": 1, "bbox": [5, 6, 7, 8], "score": 0.1},     # at IMAGE_THRE: kept
+        {"image_id": 4, "category_id": 1, "bbox": [5, 6, 7, 8], "score": 0.0999}]))
+    boxes = detection_boxes(str(path), 0.1, [4, 5])
+    assert boxes.image_ids.tolist() == [5, 4]
+    np.testing.assert_array_equal(boxes.boxes, [[1, 2, 3, 4], [5, 6, 7, 8]])
+    assert boxes.scores.tolist() == [0.9, 0.1]
+    with pytest.raises(DatasetError, match="image 5, which is not in the split"):
+        detection_boxes(str(path), 0.1, [4])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(DatasetError, match="expected a list"):
+        detection_boxes(str(tmp_path / "bad.json"), 0.0)
+    with pytest.raises(DatasetError, match="cannot read"):
+        detection_boxes(str(tmp_path / "missing.json"), 0.0)
+
+
+def pose(offset, scores=None, num_joints=3):
+    xy = np.arange(num_joints * 2, dtype=np.float32).reshape(num_joints, 2) * 10 + offset
+    values = np.ones(num_joints, np.float32) if scores is None else np.asarray(scores, np.float32)
+    return np.concatenate([xy, values[:, None]], axis=1)
+
+
+def test_box_oks_by_hand():
+    sigmas = np.array([0.1, 0.1, 0.1])
+    reference = pose(0.0)
+    candidate = pose(np.float32(2.0), scores=[1.0, 0.1, 1.0])
+    # each joint moved (2, 2): d^2 = 8; variance (2 * 0.1)^2 = 0.04; mean area (100 + 300) / 2 = 200
+    e = 8 / 0.04 / (200 + np.spacing(1)) / 2
+    assert box_oks(reference, candidate[None], 100.0, np.array([300.0]), sigmas)[0] == pytest.approx(np.exp(-e))
+    # in_vis_thre: the candidate's joints above it count (2 of 3, same e each)
+    assert box_oks(reference, candidate[None], 100.0, np.array([300.0]), sigmas, 0.5)[0] == \
+        pytest.approx(np.exp(-e))
+    assert box_oks(reference, candidate[None], 100.0, np.array([300.0]), sigmas, 2.0)[0] == 0.0
+
+
+def test_box_oks_nms_by_hand():
+    sigmas = np.array([0.1, 0.1, 0.1])
+    # 0 and 1 nearly coincide; 2 is far away. 1 scores best, so 0 is dropped.
+    keypoints = np.stack([pose(0.0), pose(0.5), pose(500.0)])
+    kept = box_oks_nms(keypoints, np.array([0.5, 0.9, 0.1]), np.full(3, 1000.0), 0.9, sigmas)
+    assert kept == [1, 2]
+    # a threshold above their OKS keeps all, in falling score order
+    oks = box_oks(keypoints[1], keypoints[[0]], 1000.0, np.array([1000.0]), sigmas)[0]
+    assert box_oks_nms(keypoints, np.array([0.5, 0.9, 0.1]), np.full(3, 1000.0), oks, sigmas) == [1, 0, 2]
+    assert box_oks_nms(np.zeros((0, 3, 3)), np.zeros(0), np.zeros(0), 0.5, sigmas) == []
+
+
+def test_score_people_rescores_then_suppresses_per_image():
+    keypoints = np.zeros((3, 17, 3), np.float32)
+    keypoints[:, :, :2] = np.arange(34, dtype=np.float32).reshape(17, 2) * 5
+    keypoints[0, :, 2] = 0.1                     # no joint above 0.2: rescored to 0
+    keypoints[1, :, 2] = 0.5
+    keypoints[1, 0, 2] = 0.9                     # mean of the 17: (16 * 0.5 + 0.9) / 17
+    keypoints[2, :, 2] = 0.8
+    scales = np.full((3, 2), 1.0, np.float32)
+    poses = PersonPoses(keypoints, np.zeros((3, 2), np.float32), scales)
+    boxes = PersonBoxes.from_lists([1, 1, 2], [[0, 0, 10, 10]] * 3, [1.0, 0.5, 0.25])
+    records = score_people(boxes, poses, SIGMAS, 0.2, 0.9)
+    # image 1: the two identical poses, the better (person 1, rescored 0.5 * mean) survives; image 2 alone
+    assert [r["image_id"] for r in records] == [1, 2]
+    expected = 0.5 * (16 * np.float32(0.5).item() + np.float32(0.9).item()) / 17
+    assert records[0]["score"] == pytest.approx(expected)
+    assert records[1]["score"] == pytest.approx(0.25 * np.float32(0.8).item())
+    assert len(records[0]["keypoints"]) == 51 and records[0]["bbox"] == [0, 0, 10, 10]
+
+
+@pytest.fixture(scope="module")
+def tiny_topdown(tmp_path_factory):
+    root = tmp_path_factory.mktemp("topdown_eval")
+    write_tiny_coco(root / "data", split="val", num_images=3)
+    cfg = tiny_pose_hrnet_cfg("DATASET.ROOT", str(root / "data"), "DATASET.TEST", "val", "WORKERS", "0",
+                              "TEST.BATCH_SIZE_PER_GPU", "3", "OUTPUT_DIR", str(root / "out"))
+    torch.manual_seed(0)
+    network = randomize(higherhrnet.build_model(cfg)).eval()
+    higherhrnet.save_model(root / "topdown.pth", network, cfg)
+    (root / "tiny_topdown.yaml").write_text(cfg.dump())
+    return root, cfg, network
+
+
+def test_crops_batched_across_images_give_each_image_s_poses(tiny_topdown):
+    root, cfg, network = tiny_topdown
+    source = higherhrnet.data.build_dataset(cfg, is_train=False).source
+    boxes = ground_truth_boxes(source.coco)
+    assert len(boxes) == 6 and len(set(boxes.image_ids.tolist())) == 3
+    params = TopDownParams.from_config(cfg, COCO_KEYPOINTS)
+    index = {image_id: i for i, image_id in enumerate(source.ids)}
+    poses = predict_boxes(network, lambda i: source.load_image(index[i]), boxes, params)
+    assert poses.keypoints.shape == (6, 17, 3) and np.isfinite(poses.keypoints).all()
+    for image_id in sorted(set(boxes.image_ids.tolist())):
+        rows = boxes.image_ids == image_id
+        alone = estimate_poses(network, source.load_image(index[image_id]), boxes.boxes[rows], params)
+        np.testing.assert_allclose(poses.keypoints[rows], alone.keypoints, rtol=1e-4, atol=1e-3)
+
+
+def run_eval(*args):
+    return subprocess.run([sys.executable, "-m", "higherhrnet", "eval", *map(str, args)], capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+
+@pytest.mark.slow
+def test_eval_cli_scores_a_top_down_model(tiny_topdown, tmp_path):
+    root, _, _ = tiny_topdown
+    result = run_eval("--cfg", root / "tiny_topdown.yaml", "--weights", root / "topdown.pth", "--device", "cpu",
+                      "--out", tmp_path / "gt")
+    assert result.returncode == 0, result.stderr
+    assert "| AP | AP .5 | AP .75 | AP (M) | AP (L) | AR |" in result.stdout
+    results = json.loads((tmp_path / "gt/keypoints_val_results.json").read_text())
+    metrics = json.loads((tmp_path / "gt/metrics_val.json").read_text())
+    assert len(metrics) == 10 and all(-1 <= v <= 1 for v in metrics.values())
+    assert 0 < len(results) <= 6 and {r["image_id"] for r in results} <= {100, 101, 102}
+    assert all(set(r) == {"image_id", "category_id", "keypoints", "score", "bbox"} for r in results)
+    with contextlib.redirect_stdout(io.StringIO()):
+        COCO(str(root / "data/annotations/person_keypoints_val.json")).loadRes(
+            str(tmp_path / "gt/keypoints_val_results.json"))
+    # detection boxes: a file with one box per image, one below IMAGE_THRE
+    dets = [{"image_id": r["image_id"], "category_id": 1, "bbox": r["bbox"], "score": 0.8} for r in results]
+    dets.append({"image_id": 100, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.05})
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    result = run_eval("--cfg", root / "tiny_topdown.yaml", "--weights", root / "topdown.pth", "--device", "cpu",
+                      "--out", tmp_path / "det", "TEST.USE_GT_BBOX", "False", "TEST.COCO_BBOX_FILE",
+                      tmp_path / "dets.json", "TEST.IMAGE_THRE", "0.1")
+    assert result.returncode == 0, result.stderr
+    det_results = json.loads((tmp_path / "det/keypoints_val_results.json").read_text())
+    assert len(det_results) <= len(results) and all(r["score"] <= 0.8 for r in det_results)
