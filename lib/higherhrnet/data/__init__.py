@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..config import CfgNode
+from ..config import CfgNode, ConfigError
 from ..models.registry import build_output_specs, check_bottom_up
 from ..normalization import normalization_from_config
 from ..outputs import OutputSpec, target_sizes
@@ -38,6 +38,8 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
         source.check_images(progress=os.environ.get("RANK", "0") == "0")
     if not is_train:
         return EvalDataset(source)
+    if len(source) == 0:
+        raise ConfigError(f"the training split {split} of {cfg.DATASET.ROOT} has no annotated image")
     d = cfg.DATASET
     outputs = build_output_specs(cfg) if outputs is None else tuple(outputs)
     sizes = target_sizes(outputs)

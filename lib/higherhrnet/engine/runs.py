@@ -30,7 +30,7 @@ except ImportError:     # Windows: no flock; runs are not locked there
     fcntl = None
 
 __all__ = ["run_dir", "RunFolderInUse", "RunFolderLock", "lock_run_folder", "run_folder_holder", "describe_holder",
-           "claim_run_folders", "LOCK_NAME", "SHARE_OPTION"]
+           "claim_run_folders", "refuse_busy_run_folder", "LOCK_NAME", "SHARE_OPTION"]
 
 logger = logging.getLogger("higherhrnet.train")
 
@@ -199,19 +199,25 @@ def _in_use(folder: str, holder: dict, refused: str) -> RunFolderInUse:
                           f"anyway: {SHARE_OPTION}", holder)
 
 
+def refuse_busy_run_folder(folder: str, share: bool = False, refused: str = "") -> None:
+    """RunFolderInUse (its message starting with `refused`) when another live run holds the run folder `folder`,
+    unless `share`: a look at its lock file that writes nothing, so that it can come before any other check.
+    The lock itself is taken (lock_run_folder) when the run is about to write there."""
+    holder = None if share else run_folder_holder(folder)
+    if holder is not None:
+        raise _in_use(folder, holder, refused)
+
+
 def claim_run_folders(cfg: CfgNode, out_dir: str, log_dir: str, share: bool = False, main: bool = True) -> None:
     """What a training run's main process does before any slow work: create the run folder `out_dir` and the
     TensorBoard folder `log_dir`, prove files can be written there (ConfigError naming OUTPUT_DIR / LOG_DIR
-    otherwise) and, unless `share`, that no other live run holds the run folder (RunFolderInUse). The lock itself
-    is taken (lock_run_folder) when the run is about to write there. Nothing on the other processes (`main`
-    False, DDP ranks of the same run)."""
+    otherwise) and, unless `share`, look again that no other live run holds the run folder (refuse_busy_run_folder).
+    Nothing on the other processes (`main` False, DDP ranks of the same run)."""
     if not main:
         return
     _make_writable_folder(out_dir, "OUTPUT_DIR", cfg.OUTPUT_DIR)
     _make_writable_folder(log_dir, "LOG_DIR", cfg.LOG_DIR)
-    holder = None if share else run_folder_holder(out_dir)
-    if holder is not None:
-        raise _in_use(out_dir, holder, f"OUTPUT_DIR {cfg.OUTPUT_DIR}")
+    refuse_busy_run_folder(out_dir, share, f"OUTPUT_DIR {cfg.OUTPUT_DIR}")
 
 
 def _make_writable_folder(folder: str, key: str, value: str) -> None:

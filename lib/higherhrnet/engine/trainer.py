@@ -47,7 +47,7 @@ from .evaluation import evaluate, validation_pictures
 from .hooks import (BestModel, Checkpointer, EpochBarrier, EpochLogger, FiniteWeights, LogFile, LossWatch,
                     PeriodicValidation, ReplicaCheck, SavedFiles, TensorBoard, append_to_log)
 from .resume import RESUME_MODES, check_resume_mode, checkpoint_note, resume_training, set_aside_previous_run
-from .runs import claim_run_folders, lock_run_folder, run_dir
+from .runs import claim_run_folders, lock_run_folder, refuse_busy_run_folder, run_dir
 from .train_loop import TrainingError, TrainLoop
 
 __all__ = ["Trainer", "TrainingError", "TrainingInterrupted", "RESUME_MODES"]
@@ -79,6 +79,7 @@ class Trainer:
         self.log_file = os.path.join(self.out_dir, "train.log")
         self.log_dir = run_dir(cfg, cfg_name, cfg.LOG_DIR)
         device = resolve_device(device)
+        refuse_busy_run_folder(self.out_dir, share_run_folder, f"OUTPUT_DIR {cfg.OUTPUT_DIR}")   # before the data
         self.dataset = build_dataset(cfg, is_train=True, outputs=self.outputs)   # data checks: before any folder
         self.eval_dataset = build_dataset(cfg, is_train=False) if cfg.TRAIN.VAL_FREQ > 0 else None
         self.dist = init_distributed(device.type, cfg.DIST_BACKEND)
@@ -90,8 +91,6 @@ class Trainer:
         torch.manual_seed(cfg.SEED)
 
         self.model, self.net = build_training_model(cfg, self.outputs, self.device, self.dist)
-        if len(self.dataset) == 0:
-            raise ConfigError(f"the training split {cfg.DATASET.TRAIN} of {cfg.DATASET.ROOT} has no annotated image")
         self.loader, self.sampler, self.iters_per_epoch = build_train_loader(cfg, self.dataset, self.dist,
                                                                              self.device)
         self.loss = build_loss(cfg, self.outputs).to(self.device)
