@@ -18,7 +18,7 @@ import higherhrnet
 from higherhrnet import COCO_KEYPOINTS
 from higherhrnet.data.checks import DatasetError
 from higherhrnet.engine.topdown_eval import predict_boxes, score_people
-from higherhrnet.oks import box_oks, box_oks_nms
+from higherhrnet.oks import box_oks, box_oks_nms, box_soft_oks_nms
 from higherhrnet.person_boxes import PersonBoxes, detection_boxes, ground_truth_boxes
 from higherhrnet.topdown import PersonPoses, TopDownParams, estimate_poses
 
@@ -108,6 +108,22 @@ def test_box_oks_nms_by_hand():
     oks = box_oks(keypoints[1], keypoints[[0]], 1000.0, np.array([1000.0]), sigmas)[0]
     assert box_oks_nms(keypoints, np.array([0.5, 0.9, 0.1]), np.full(3, 1000.0), oks, sigmas) == [1, 0, 2]
     assert box_oks_nms(np.zeros((0, 3, 3)), np.zeros(0), np.zeros(0), 0.5, sigmas) == []
+
+
+def test_box_soft_oks_nms_by_hand():
+    """Pose 1 is pose 0 again (OKS 1): its score 0.8 decays to 0.8 exp(-1 / 0.9) = 0.263, below the far pose 2's
+    0.5 (OKS 0 with both: not decayed), so the order is 0, 2, 1; hard NMS at 0.9 drops 1 instead. At most
+    max_kept poses."""
+    sigmas = np.array([0.1, 0.1, 0.1])
+    keypoints = np.stack([pose(0.0), pose(0.0), pose(500.0)])
+    scores, areas = np.array([0.9, 0.8, 0.5]), np.full(3, 1000.0)
+    assert 0.8 * np.exp(-1 / 0.9) < 0.5
+    assert box_soft_oks_nms(keypoints, scores, areas, 0.9, sigmas) == [0, 2, 1]
+    assert box_oks_nms(keypoints, scores, areas, 0.9, sigmas) == [0, 2]
+    assert box_soft_oks_nms(keypoints, scores, areas, 0.9, sigmas, max_kept=2) == [0, 2]
+    # a gentler decay (a larger threshold) keeps the copy ahead: 0.8 exp(-1 / 10) = 0.72 > 0.5
+    assert box_soft_oks_nms(keypoints, scores, areas, 10.0, sigmas) == [0, 1, 2]
+    assert box_soft_oks_nms(np.zeros((0, 3, 3)), np.zeros(0), np.zeros(0), 0.5, sigmas) == []
 
 
 def test_score_people_rescores_then_suppresses_per_image():

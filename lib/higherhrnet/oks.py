@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["MIN_AREA", "visible_joints", "pose_box", "pose_area", "oks_matrix", "oks_nms", "box_oks",
-           "box_oks_nms"]
+           "box_oks_nms", "box_soft_oks_nms"]
 
 # COCO's "small object" boundary (COCOeval's area ranges: small is below 32^2 px). A pose whose visible joints
 # span less (one joint, joints on a line, a far-away person) is compared as if it had this area: with the bare
@@ -176,4 +176,30 @@ def box_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, th
         overlaps = box_oks(keypoints[best], keypoints[order[1:]], areas[best], areas[order[1:]], sigmas,
                            in_vis_thre)
         order = order[1:][overlaps <= threshold]
+    return kept
+
+
+def box_soft_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float,
+                     sigmas: np.ndarray, in_vis_thre: float | None = None, max_kept: int = 20) -> list[int]:
+    """Indices of the poses to keep, in the order they were kept, by the top-down code's soft OKS-NMS
+    (nms.soft_oks_nms, TEST.SOFT_NMS): repeatedly keep the pose whose decayed score is highest, then decay every
+    remaining pose's score by exp(-oks^2 / threshold) (`box_oks` with the kept one, its Gaussian rescoring)
+    and order them again; at most `max_kept` poses (the official 20). Nothing is dropped for its overlap
+    alone: a pose is left out only when `max_kept` are kept first. The decayed scores only order the poses;
+    the caller reports their own scores. Arguments as `box_oks_nms`."""
+    keypoints = np.asarray(keypoints)
+    if len(keypoints) == 0:
+        return []
+    areas = np.asarray(areas)
+    order = np.asarray(scores).argsort()[::-1]
+    decayed = np.asarray(scores)[order]
+    kept: list[int] = []
+    while order.size > 0 and len(kept) < max_kept:
+        best = int(order[0])
+        kept.append(best)
+        overlaps = box_oks(keypoints[best], keypoints[order[1:]], areas[best], areas[order[1:]], sigmas,
+                           in_vis_thre)
+        order, decayed = order[1:], decayed[1:] * np.exp(-overlaps ** 2 / threshold)
+        resort = decayed.argsort()[::-1]
+        order, decayed = order[resort], decayed[resort]
     return kept

@@ -157,9 +157,6 @@ def _evaluate_top_down(cfg, weights, device, args, process, batch_size, results_
     if process.world_size > 1:
         raise CommandError("a top-down model is evaluated in one process (the official test's crop batching); "
                            "run it without torchrun")
-    if cfg.TEST.SOFT_NMS:
-        raise CommandError("TEST.SOFT_NMS True: the soft OKS-NMS of the official code is not implemented; set "
-                           "TEST.SOFT_NMS False")
     dataset = build_dataset(cfg, is_train=False)
     keypoints = keypoints_from_config(cfg)
     params = dataclasses.replace(TopDownParams.from_config(cfg, keypoints), batch_size=batch_size)
@@ -168,5 +165,5 @@ def _evaluate_top_down(cfg, weights, device, args, process, batch_size, results_
     network = network.to(device).eval()
     boxes = boxes_from_config(cfg, dataset.source.coco)
     metrics, results = evaluate_top_down(network, dataset.source, boxes, params, cfg.TEST.OKS_THRE, results_file,
-                                         device, progress=process.main)
+                                         device, progress=process.main, soft_nms=cfg.TEST.SOFT_NMS)
     return dataset, metrics, results

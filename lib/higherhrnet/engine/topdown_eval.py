@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..fileio import write_json
-from ..oks import box_oks_nms
+from ..oks import box_oks_nms, box_soft_oks_nms
 from ..person_boxes import PersonBoxes
 from ..topdown import (PersonPoses, TopDownParams, box_to_center_scale, crop_people, final_predictions,
                        flip_test_heatmaps, normalize_crops, rescore)
@@ -65,12 +65,13 @@ def predict_boxes(network: nn.Module, load_image: Callable[[int], np.ndarray], b
 
 
 def score_people(boxes: PersonBoxes, poses: PersonPoses, sigmas: np.ndarray, in_vis_thre: float,
-                 oks_thre: float) -> list[dict]:
+                 oks_thre: float, soft_nms: bool = False) -> list[dict]:
     """COCO keypoint results of the kept people, as the official evaluation makes them: per image (in the order
     images first appear in `boxes`), every person rescored (topdown.rescore: box score x mean joint score
     above in_vis_thre), then OKS-NMS at oks_thre (oks.box_oks_nms, all joints, each person's area its crop's
     w * h: prod(scale * 200) in float32 as the official code takes it); the kept people in the order NMS keeps
-    them. Records: image_id, category_id 1, keypoints, score, bbox (the person's box), center, scale."""
+    them (soft_nms: oks.box_soft_oks_nms instead, TEST.SOFT_NMS). Records: image_id, category_id 1, keypoints,
+    score, bbox (the person's box), center, scale."""
     keypoints = np.asarray(poses.keypoints, dtype=np.float32)
     # The official code writes COCO's sigmas as tenths (.26 / 10.0), a last bit away from 0.026.
     sigmas = np.round(np.asarray(sigmas, dtype=np.float64) * 10, 12) / 10.0
@@ -82,7 +83,8 @@ def score_people(boxes: PersonBoxes, poses: PersonPoses, sigmas: np.ndarray, in_
     records = []
     for image_id, members in by_image.items():
         members = np.asarray(members)
-        kept = box_oks_nms(keypoints[members], scores[members], areas[members], oks_thre, sigmas)
+        nms = box_soft_oks_nms if soft_nms else box_oks_nms
+        kept = nms(keypoints[members], scores[members], areas[members], oks_thre, sigmas)
         for k in kept:
             i = members[k]
             records.append({"image_id": image_id, "category_id": 1,
@@ -95,14 +97,14 @@ def score_people(boxes: PersonBoxes, poses: PersonPoses, sigmas: np.ndarray, in_
 
 def evaluate_top_down(network: nn.Module, source, boxes: PersonBoxes, params: TopDownParams, oks_thre: float,
                       results_file: str | None = None, device: torch.device | str | None = None,
-                      progress: bool = True):
+                      progress: bool = True, soft_nms: bool = False):
     """Predict every box of a split (source: data.coco.CocoKeypoints), score the people (score_people),
     optionally write the results JSON (the first process), and score them with the dataset's metric.
     Returns (metrics, results) as engine.evaluate does: metrics None for a split without annotations."""
     index = {image_id: i for i, image_id in enumerate(source.ids)}
     poses = predict_boxes(network, lambda image_id: source.load_image(index[image_id]), boxes, params, device,
                           progress)
-    records = score_people(boxes, poses, source.keypoints.sigmas_array, params.in_vis_thre, oks_thre)
+    records = score_people(boxes, poses, source.keypoints.sigmas_array, params.in_vis_thre, oks_thre, soft_nms)
     results = clean_results(records, source.keypoints.num_joints)
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     if results_file and rank == 0:
