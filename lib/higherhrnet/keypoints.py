@@ -132,9 +132,10 @@ class KeypointSpec:
     @classmethod
     def from_lists(cls, name: str, names: Sequence[str], flip_pairs: Sequence[Sequence[str]],
                    sigmas: Sequence[float], skeleton: Sequence[Sequence[str]] = (),
-                   grouping_order: Sequence[str] = ()) -> "KeypointSpec":
+                   grouping_order: Sequence[str] = (), upper_body: Sequence[str] = (),
+                   joint_weights: Sequence[float] = ()) -> "KeypointSpec":
         return cls(name, tuple(names), tuple(tuple(p) for p in flip_pairs), tuple(sigmas),
-                   tuple(tuple(p) for p in skeleton), tuple(grouping_order))
+                   tuple(tuple(p) for p in skeleton), tuple(grouping_order), tuple(upper_body), tuple(joint_weights))
 
 
 _COCO_NAMES = (
