@@ -149,7 +149,7 @@ def test_score_people_rescores_then_suppresses_per_image():
 def tiny_topdown(tmp_path_factory):
     root = tmp_path_factory.mktemp("topdown_eval")
     write_tiny_coco(root / "data", split="val", num_images=3)
-    cfg = tiny_pose_hrnet_cfg("DATASET.ROOT", str(root / "data"), "DATASET.TEST", "val", "WORKERS", "0",
+    cfg = tiny_pose_hrnet_cfg("DATASET.ROOT", str(root / "data"), "DATASET.TEST_SET", "val", "WORKERS", "0",
                               "TEST.BATCH_SIZE_PER_GPU", "3", "OUTPUT_DIR", str(root / "out"))
     torch.manual_seed(0)
     network = randomize(higherhrnet.build_model(cfg)).eval()

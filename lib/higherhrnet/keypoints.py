@@ -20,6 +20,9 @@ class KeypointSpec:
 
     flip_pairs, skeleton and grouping_order refer to joints BY NAME. Joints in no flip pair map to
     themselves under a horizontal flip. grouping_order defaults to the declaration order.
+    upper_body: the joints of the upper body (by name; every other joint is lower body), for top-down
+    half-body augmentation; empty when the set has none. joint_weights: per-joint loss weights of top-down
+    training (LOSS.USE_DIFFERENT_JOINTS_WEIGHT); empty when the set has none.
     """
 
     name: str
@@ -28,6 +31,9 @@ class KeypointSpec:
     sigmas: tuple[float, ...]
     skeleton: tuple[tuple[str, str], ...] = ()
     grouping_order: tuple[str, ...] = ()
+    # Training data only, not part of what a checkpoint's joint set is compared by.
+    upper_body: tuple[str, ...] = field(default=(), compare=False)
+    joint_weights: tuple[float, ...] = field(default=(), compare=False)
     _index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -37,6 +43,8 @@ class KeypointSpec:
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
         object.__setattr__(self, "skeleton", tuple(tuple(p) for p in self.skeleton))
         object.__setattr__(self, "grouping_order", tuple(self.grouping_order) or names)
+        object.__setattr__(self, "upper_body", tuple(self.upper_body))
+        object.__setattr__(self, "joint_weights", tuple(float(w) for w in self.joint_weights))
         object.__setattr__(self, "_index", {n: i for i, n in enumerate(names)})
         self._validate()
 
@@ -74,6 +82,12 @@ class KeypointSpec:
                     mirror = other + n[len(side):]
                     if mirror in self._index and self.flip_index[self._index[n]] != self._index[mirror]:
                         raise ValueError(f"{where}: {n!r} and {mirror!r} look symmetric but are not a flip pair")
+        for n in self.upper_body:
+            if n not in self._index:
+                raise ValueError(f"{where}: upper_body names unknown joint {n!r}")
+        if self.joint_weights and (len(self.joint_weights) != len(self.names) or min(self.joint_weights) < 0):
+            raise ValueError(f"{where}: joint_weights must be {len(self.names)} non-negative numbers, "
+                             f"got {list(self.joint_weights)}")
         if sorted(self.grouping_order) != sorted(self.names):
             raise ValueError(f"{where}: grouping_order must list every joint exactly once")
 
@@ -107,15 +121,21 @@ class KeypointSpec:
         return np.array([[self._index[a], self._index[b]] for a, b in self.skeleton], dtype=np.int64).reshape(-1, 2)
 
     @property
+    def upper_body_mask(self) -> np.ndarray:
+        """(J,) bool: True for the joints of `upper_body`."""
+        return np.isin(np.arange(len(self.names)), [self._index[n] for n in self.upper_body])
+
+    @property
     def sigmas_array(self) -> np.ndarray:
         return np.asarray(self.sigmas, dtype=np.float64)
 
     @classmethod
     def from_lists(cls, name: str, names: Sequence[str], flip_pairs: Sequence[Sequence[str]],
                    sigmas: Sequence[float], skeleton: Sequence[Sequence[str]] = (),
-                   grouping_order: Sequence[str] = ()) -> "KeypointSpec":
+                   grouping_order: Sequence[str] = (), upper_body: Sequence[str] = (),
+                   joint_weights: Sequence[float] = ()) -> "KeypointSpec":
         return cls(name, tuple(names), tuple(tuple(p) for p in flip_pairs), tuple(sigmas),
-                   tuple(tuple(p) for p in skeleton), tuple(grouping_order))
+                   tuple(tuple(p) for p in skeleton), tuple(grouping_order), tuple(upper_body), tuple(joint_weights))
 
 
 _COCO_NAMES = (
@@ -150,6 +170,10 @@ COCO_KEYPOINTS = KeypointSpec(
         "left_hip", "right_hip", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
         "left_knee", "right_knee", "left_ankle", "right_ankle",
     ),
+    # The official top-down COCO dataset's half-body split (head, shoulders, arms: upper) and per-joint loss
+    # weights (elbows and knees 1.2, wrists and ankles 1.5).
+    upper_body=_COCO_NAMES[:11],
+    joint_weights=(1., 1., 1., 1., 1., 1., 1., 1.2, 1.2, 1.5, 1.5, 1., 1., 1.2, 1.2, 1.5, 1.5),
 )
 
 
@@ -162,6 +186,8 @@ CROWDPOSE_KEYPOINTS = KeypointSpec(
     name="crowd_pose",
     names=_CROWDPOSE_NAMES,
     flip_pairs=tuple((f"left_{p}", f"right_{p}") for p in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")),
+    upper_body=("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "head",
+                "neck"),
     # crowdposetools' OKS constants.
     sigmas=(0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089, 0.079, 0.079),
     skeleton=(

@@ -14,6 +14,9 @@ SWAHR's arithmetic follows the reference operation by operation (same products i
 reference's chained means over W, H, J instead of one mean over all three), so equal float32 inputs give
 equal losses to the last bit on the same device. Nothing is detached: the scale maps learn through the
 target they reshape, and the weights pass gradient to the prediction. See docs/swahr.md.
+
+Top-down networks (pose_hrnet): `TopDownLoss`, the official JointsMSELoss (with target weights) or its online
+hard keypoint mining variant (`joints_mse_loss`), one "heatmaps_<label>" term per output, the same interface.
 """
 from __future__ import annotations
 
@@ -23,10 +26,10 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
-from .models.registry import build_output_specs, check_bottom_up
+from .models.registry import build_output_specs, model_entry
 from .outputs import OutputSpec, output_labels, target_sizes
 
-__all__ = ["HeatmapLoss", "AELoss", "MultiLoss", "build_loss", "loss_term_names", "SWAHR_GAMMA",
+__all__ = ["HeatmapLoss", "AELoss", "MultiLoss", "TopDownLoss", "joints_mse_loss", "build_loss", "loss_term_names", "SWAHR_GAMMA",
            "foreground_scale_maps", "scale_adaptive_heatmaps", "weight_adaptive_weights",
            "weight_adaptive_heatmap_loss", "scale_regularizer"]
 
@@ -241,8 +244,66 @@ class MultiLoss(nn.Module):
         return terms
 
 
-def build_loss(cfg: CfgNode, outputs: Sequence[OutputSpec] | None = None) -> MultiLoss:
-    """The reference's MultiLossFactory: the losses the output specs ask for (default: the config's,
-    models.build_output_specs(cfg)), with LOSS.AE_LOSS_TYPE. Bottom-up networks only (ConfigError otherwise)."""
-    check_bottom_up(cfg, "the bottom-up loss (masked heatmaps and associative embedding)")
-    return MultiLoss(build_output_specs(cfg) if outputs is None else outputs, cfg.LOSS.AE_LOSS_TYPE)
+# ---------------------------------------------------------------- top-down
+
+def joints_mse_loss(pred: torch.Tensor, gt: torch.Tensor, target_weight: torch.Tensor | None = None,
+                    topk: int = 0) -> torch.Tensor:
+    """(N,) per image: the official JointsMSELoss, 0.5 x the mean over pixels of (w pred - w gt)^2 per joint
+    (w: the joint's target weight, or 1 when target_weight is None), averaged over the J joints; with topk > 0
+    the official JointsOHKMMSELoss: the sum of the topk largest per-joint losses divided by topk. The mean over
+    the batch is the official loss.
+
+    pred, gt (N, J, H, W); target_weight (N, J) or (N, J, 1).
+    """
+    _check_maps("heatmap prediction", pred)
+    _check_same_shape("heatmap prediction", pred, "heatmap targets", gt)
+    n, j = pred.shape[:2]
+    pred, gt = pred.reshape(n, j, -1), gt.reshape(n, j, -1)
+    if target_weight is not None:
+        weight = target_weight.reshape(n, j, 1).to(pred.dtype)
+        pred, gt = pred * weight, gt * weight
+    per_joint = 0.5 * ((pred - gt) ** 2).mean(dim=2)                 # (N, J)
+    if topk > 0:
+        if topk > j:
+            raise ValueError(f"LOSS.TOPK ({topk}) must be at most the number of joints ({j})")
+        return per_joint.topk(topk, dim=1).values.sum(dim=1) / topk
+    return per_joint.mean(dim=1)
+
+
+class TopDownLoss(nn.Module):
+    """A top-down network's loss: `joints_mse_loss` of each output's heatmaps against its target (the
+    official JointsMSELoss; OHKM with topk > 0), target weights applied when use_target_weight.
+
+    forward(outputs, heatmaps, target_weights, joints): the training loop's call, as MultiLoss's; heatmaps
+    (N, J, h, w) and target_weights (N, J, 1) one per target resolution (TopDownTrainingDataset's lists);
+    joints is unused (no tags). Returns {"heatmaps_<label>": (N,)}, factors applied.
+    """
+
+    def __init__(self, outputs: Sequence[OutputSpec], use_target_weight: bool = True, topk: int = 0):
+        super().__init__()
+        self.outputs = tuple(outputs)
+        self.labels = output_labels(self.outputs)
+        self.use_target_weight, self.topk = use_target_weight, topk
+
+    def forward(self, outputs, heatmaps, target_weights, joints=()) -> dict[str, torch.Tensor]:
+        if len(outputs) != len(self.outputs):
+            raise ValueError(f"expected {len(self.outputs)} outputs, got {len(outputs)}")
+        terms = {}
+        for spec, label, output in zip(self.outputs, self.labels, outputs):
+            if not spec.train_heatmaps:
+                continue
+            t = spec.target_index
+            weight = target_weights[t] if self.use_target_weight else None
+            terms[f"heatmaps_{label}"] = joints_mse_loss(spec.heatmaps(output), heatmaps[t], weight, self.topk) \
+                * spec.heatmap_loss_factor
+        return terms
+
+
+def build_loss(cfg: CfgNode, outputs: Sequence[OutputSpec] | None = None) -> nn.Module:
+    """The losses the output specs ask for (default: the config's, models.build_output_specs(cfg)).
+    Bottom-up networks: the reference's MultiLossFactory with LOSS.AE_LOSS_TYPE. Top-down networks (the
+    registry's top_down): TopDownLoss with LOSS.USE_TARGET_WEIGHT, and LOSS.TOPK when LOSS.USE_OHKM."""
+    outputs = build_output_specs(cfg) if outputs is None else outputs
+    if model_entry(cfg.MODEL.NAME).top_down:
+        return TopDownLoss(outputs, cfg.LOSS.USE_TARGET_WEIGHT, cfg.LOSS.TOPK if cfg.LOSS.USE_OHKM else 0)
+    return MultiLoss(outputs, cfg.LOSS.AE_LOSS_TYPE)

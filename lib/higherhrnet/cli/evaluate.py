@@ -71,7 +71,7 @@ def shipped_place(weights: str) -> str | None:
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from .. import CheckpointError, ConfigError, Predictor
-    from ..data import DatasetError, build_dataset
+    from ..data import DatasetError, build_dataset, dataset_splits
     from ..data.metrics import EvaluationError
     from ..devices import memory_error_line, out_of_memory, resolve_device
     from ..engine import evaluate, format_metrics, run_dir
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         process = init_distributed(device.type, cfg.DIST_BACKEND)
         device = process.process_device(device)
         apply_cudnn_settings(cfg)
-        split = cfg.DATASET.TEST
+        split = dataset_splits(cfg)[1]
         results_file = os.path.join(out, f"keypoints_{split}_results.json")
         if model_entry(cfg.MODEL.NAME).top_down:
             batch_size = args.batch_size or cfg.TEST.BATCH_SIZE_PER_GPU

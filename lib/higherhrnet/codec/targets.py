@@ -1,4 +1,5 @@
-"""Encoding: ground-truth people -> training targets for one output resolution.
+"""Encoding: ground-truth people -> training targets for one output resolution (bottom-up: every person of an
+image; `topdown_targets`: one person's crop).
 
 joints (P, J, 3): x, y in that output's pixels, visibility (> 0: labelled). A joint is on the map when its
 integer part int(x), int(y) lies in [0, size); int() truncates toward zero as the reference does, so a
@@ -10,7 +11,7 @@ import numpy as np
 
 from .compiled import compiled
 
-__all__ = ["heatmap_targets", "joint_indices", "person_sigmas"]
+__all__ = ["heatmap_targets", "joint_indices", "person_sigmas", "topdown_targets"]
 
 
 def _on_map(joints: np.ndarray, size: int):
@@ -106,3 +107,42 @@ def person_sigmas(boxes_wh: np.ndarray, base_size: float, base_sigma: float, int
     if int_sigma:
         sigma = np.round(sigma + 0.5)
     return np.maximum(sigma, 0.1)
+
+
+def topdown_targets(joints_xy: np.ndarray, visible: np.ndarray, image_size, heatmap_size,
+                    sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """One person's top-down targets, as the official JointsDataset.generate_target makes them.
+
+    joints_xy (J, 2): x, y in crop (network input) pixels; visible (J,): > 0 labelled; image_size and
+    heatmap_size (width, height). Returns heatmaps (J, h, w) float32 and target weights (J, 1) float32.
+
+    A joint's centre is int(x / stride + 0.5) per axis (stride = image_size / heatmap_size, int() truncating
+    toward zero); its Gaussian exp(-d^2 / (2 sigma^2)) (float32, peak 1) is painted over the window
+    [int(mu - 3 sigma), int(mu + 3 sigma + 1)) clipped to the map. Weight: the visibility (0 or 1), and 0 when
+    the window lies wholly off the map; a joint of weight 0 has an all-zero heatmap.
+    """
+    joints_xy = np.asarray(joints_xy, dtype=np.float64).reshape(-1, 2)
+    visible = np.asarray(visible, dtype=np.float32).reshape(-1)
+    num_joints = len(joints_xy)
+    map_w, map_h = int(heatmap_size[0]), int(heatmap_size[1])
+    stride = np.asarray(image_size, dtype=np.float64) / np.asarray(heatmap_size, dtype=np.float64)
+    weights = visible.copy().reshape(num_joints, 1)
+    heatmaps = np.zeros((num_joints, map_h, map_w), dtype=np.float32)
+    tmp_size = sigma * 3
+    size = 2 * tmp_size + 1
+    xs = np.arange(0, size, 1, np.float32)
+    center = size // 2
+    # One window for every joint: float32 as the official (an arange of float32 against Python floats).
+    window = np.exp(-((xs - center) ** 2 + (xs[:, None] - center) ** 2) / (2 * sigma ** 2))
+    for j in range(num_joints):
+        mu_x = int(joints_xy[j, 0] / stride[0] + 0.5)
+        mu_y = int(joints_xy[j, 1] / stride[1] + 0.5)
+        left, top = int(mu_x - tmp_size), int(mu_y - tmp_size)
+        right, bottom = int(mu_x + tmp_size + 1), int(mu_y + tmp_size + 1)
+        if left >= map_w or top >= map_h or right < 0 or bottom < 0:
+            weights[j] = 0
+            continue
+        if weights[j, 0] > 0.5:
+            heatmaps[j, max(0, top):min(bottom, map_h), max(0, left):min(right, map_w)] = \
+                window[max(0, -top):min(bottom, map_h) - top, max(0, -left):min(right, map_w) - left]
+    return heatmaps, weights

@@ -247,6 +247,8 @@ _C.DATASET.KEYPOINTS.FLIP_PAIRS = []     # [[left_x, right_x], ...]
 _C.DATASET.KEYPOINTS.SIGMAS = []
 _C.DATASET.KEYPOINTS.SKELETON = []       # [[a, b], ...]
 _C.DATASET.KEYPOINTS.GROUPING_ORDER = []  # default: NAMES order
+_C.DATASET.KEYPOINTS.UPPER_BODY = []      # top-down half-body crops: the upper body's joints (the rest: lower)
+_C.DATASET.KEYPOINTS.JOINT_WEIGHTS = []   # top-down LOSS.USE_DIFFERENT_JOINTS_WEIGHT: one loss weight per joint
 
 _C.TRAIN = CN()
 _C.TRAIN.LR_FACTOR = 0.1

@@ -5,15 +5,24 @@ import os
 from typing import Sequence
 
 from ..config import CfgNode, ConfigError
-from ..models.registry import build_output_specs, check_bottom_up
+from ..models.registry import build_output_specs, model_entry
 from ..normalization import normalization_from_config
 from ..outputs import OutputSpec, target_sizes
 from .coco import CocoKeypoints, DatasetError, EvalDataset, TrainingDataset
 from .registry import DATASETS, DatasetInfo, dataset_info, keypoints_from_config
+from .topdown import TopDownAugment, TopDownTrainingDataset, person_instances, select_instances
 from .transforms import AugmentParams
 
-__all__ = ["build_dataset", "CocoKeypoints", "DatasetError", "EvalDataset", "TrainingDataset", "AugmentParams",
-           "DATASETS", "DatasetInfo", "dataset_info", "keypoints_from_config"]
+__all__ = ["build_dataset", "dataset_splits", "CocoKeypoints", "DatasetError", "EvalDataset", "TrainingDataset", "AugmentParams",
+           "TopDownAugment", "TopDownTrainingDataset", "DATASETS", "DatasetInfo", "dataset_info", "keypoints_from_config"]
+
+
+def dataset_splits(cfg: CfgNode) -> tuple[str, str]:
+    """(training split, test split): DATASET.TRAIN / TEST, or for a top-down network DATASET.TRAIN_SET /
+    TEST_SET, the keys of its official files."""
+    if model_entry(cfg.MODEL.NAME).top_down:
+        return cfg.DATASET.TRAIN_SET, cfg.DATASET.TEST_SET
+    return cfg.DATASET.TRAIN, cfg.DATASET.TEST
 
 
 def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputSpec] | None = None):
@@ -23,13 +32,15 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
     (image (H, W, 3) uint8 RGB, image id). DATASET.DATASET / DATASET_TEST name the kind (registry.py);
     DATASET.ACCEPT_DAMAGED_IMAGES uses JPEG files with corrupt data as decoded instead of refusing them.
     Every annotation's keypoint count is checked, and with DATASET.CHECK_IMAGES every image the dataset reads
-    (CocoKeypoints.check_images): DatasetError naming the problems before anything is read. Training data for a
-    top-down network (MODEL.NAME pose_hrnet) does not exist yet: ConfigError."""
-    if is_train:
-        check_bottom_up(cfg, "the training data (whole images, targets for every person)")
+    (CocoKeypoints.check_images): DatasetError naming the problems before anything is read.
+
+    A top-down network (MODEL.NAME pose_hrnet, the registry's top_down) trains on DATASET.TRAIN_SET with a
+    TopDownTrainingDataset (`_topdown_training`): one item per person, and is tested on DATASET.TEST_SET
+    (dataset_splits)."""
+    top_down_training = is_train and model_entry(cfg.MODEL.NAME).top_down
     keypoints = keypoints_from_config(cfg)
     info = dataset_info(cfg.DATASET.DATASET if is_train else cfg.DATASET.DATASET_TEST)
-    split = cfg.DATASET.TRAIN if is_train else cfg.DATASET.TEST
+    split = dataset_splits(cfg)[0 if is_train else 1]
     source = CocoKeypoints(cfg.DATASET.ROOT, split, keypoints, dataset=info,
                            skip_empty=is_train and not cfg.DATASET.TRAIN_ON_EMPTY_IMAGES,
                            accept_damaged=cfg.DATASET.ACCEPT_DAMAGED_IMAGES)
@@ -40,6 +51,8 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
         return EvalDataset(source)
     if len(source) == 0:
         raise ConfigError(f"the training split {split} of {cfg.DATASET.ROOT} has no annotated image")
+    if top_down_training:
+        return _topdown_training(cfg, source)
     d = cfg.DATASET
     outputs = build_output_specs(cfg) if outputs is None else tuple(outputs)
     sizes = target_sizes(outputs)
@@ -53,3 +66,29 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
                            tag_per_joint=tag_per_joint, scale_aware_sigma=d.SCALE_AWARE_SIGMA,
                            base_size=d.BASE_SIZE, base_sigma=d.BASE_SIGMA, int_sigma=d.INT_SIGMA, mean=mean, std=std,
                            seed=cfg.SEED, cache_mb=d.IMAGE_CACHE_MB)
+
+
+def _topdown_training(cfg: CfgNode, source: CocoKeypoints) -> TopDownTrainingDataset:
+    """The official top-down training set: the people of `person_instances` (SELECT_DATA: `select_instances`),
+    MODEL.IMAGE_SIZE crops, MODEL.HEATMAP_SIZE targets of MODEL.SIGMA, DATASET.* augmentation, COLOR_RGB,
+    LOSS.USE_DIFFERENT_JOINTS_WEIGHT (the keypoint set's joint_weights). The half-body crop needs the keypoint
+    set's upper_body joints, and the joint weights its joint_weights: ConfigError when the set has none."""
+    d, keypoints = cfg.DATASET, source.keypoints
+    if d.PROB_HALF_BODY > 0 and not keypoints.upper_body:
+        raise ConfigError(f"DATASET.PROB_HALF_BODY {d.PROB_HALF_BODY}: the keypoint set {keypoints.name!r} names no "
+                          f"upper-body joints for the half-body crop; set DATASET.PROB_HALF_BODY 0")
+    joint_weights = None
+    if cfg.LOSS.USE_DIFFERENT_JOINTS_WEIGHT:
+        if not keypoints.joint_weights:
+            raise ConfigError(f"LOSS.USE_DIFFERENT_JOINTS_WEIGHT: the keypoint set {keypoints.name!r} has no per-joint "
+                              f"loss weights; set it False")
+        joint_weights = keypoints.joint_weights
+    people = person_instances(source, cfg.MODEL.IMAGE_SIZE)
+    if d.SELECT_DATA:
+        people = select_instances(people)
+    augment = TopDownAugment(scale_factor=d.SCALE_FACTOR, rot_factor=d.ROT_FACTOR, flip_prob=d.FLIP,
+                             prob_half_body=d.PROB_HALF_BODY, num_joints_half_body=d.NUM_JOINTS_HALF_BODY)
+    mean, std = normalization_from_config(cfg)
+    return TopDownTrainingDataset(source, people, cfg.MODEL.IMAGE_SIZE, cfg.MODEL.HEATMAP_SIZE, cfg.MODEL.SIGMA,
+                                  augment, mean=mean, std=std, color_rgb=d.COLOR_RGB, joint_weights=joint_weights,
+                                  seed=cfg.SEED)

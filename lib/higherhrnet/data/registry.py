@@ -88,7 +88,7 @@ def keypoints_from_config(cfg: CfgNode) -> KeypointSpec:
     if kp.NAMES:
         try:
             spec = KeypointSpec.from_lists(cfg.DATASET.DATASET, kp.NAMES, kp.FLIP_PAIRS, kp.SIGMAS, kp.SKELETON,
-                                           kp.GROUPING_ORDER)
+                                           kp.GROUPING_ORDER, kp.UPPER_BODY, kp.JOINT_WEIGHTS)
         except ValueError as e:
             raise ConfigError(f"DATASET.KEYPOINTS: {e}") from None
     else:

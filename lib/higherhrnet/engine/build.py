@@ -14,6 +14,7 @@ from ..checkpoint import load_pretrained_backbone
 from ..config import CfgNode, ConfigError
 from ..interrupts import loader_worker_sigterm
 from ..models import build_model
+from ..models.registry import model_entry
 from ..outputs import OutputSpec
 from .distributed import DistInfo
 
@@ -213,11 +214,12 @@ class EpochSampler(Sampler):
 
 
 def build_train_loader(cfg: CfgNode, dataset: Dataset, dist_info: DistInfo, device: torch.device):
-    """(loader, sampler, iterations per epoch) for TRAIN.IMAGES_PER_GPU images per process and step (fewer
-    when the data set is smaller), WORKERS loader processes, shuffled by (SEED, epoch); under torchrun each
+    """(loader, sampler, iterations per epoch) for TRAIN.IMAGES_PER_GPU images per process and step (a top-down
+    network: TRAIN.BATCH_SIZE_PER_GPU person crops; fewer when the data set is smaller), WORKERS loader processes, shuffled by (SEED, epoch); under torchrun each
     process takes its share (EpochSampler). TRAIN.MAX_ITERS_PER_EPOCH > 0 cuts epochs short."""
     sampler = EpochSampler(len(dataset), cfg.TRAIN.SHUFFLE, cfg.SEED, dist_info.rank, dist_info.world_size)
-    batch = min(cfg.TRAIN.IMAGES_PER_GPU, len(dataset) // dist_info.world_size or 1)
+    per_gpu = cfg.TRAIN.BATCH_SIZE_PER_GPU if model_entry(cfg.MODEL.NAME).top_down else cfg.TRAIN.IMAGES_PER_GPU
+    batch = min(per_gpu, len(dataset) // dist_info.world_size or 1)
     # Workers persist across epochs (the sampler's keys carry the epoch): no start-up cost per epoch, and a
     # worker keeps the decoded images it cached (TrainingDataset's cache_mb).
     loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg.WORKERS,

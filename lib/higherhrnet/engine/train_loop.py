@@ -143,6 +143,8 @@ class TrainLoop:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             outputs = self.network(images)
+        if isinstance(outputs, torch.Tensor):      # a top-down network's one output
+            outputs = [outputs]
         terms = self.loss([o.float() for o in outputs], heatmaps, masks, joints)
         # The batch means, summed in the loss's order (SWAHR's trainer's: heatmap, scale, push, pull per output).
         parts = {name: term.mean() for name, term in terms.items()}

@@ -38,7 +38,6 @@ from ..inference import InferenceParams
 from ..interrupts import Interrupted, sigterm_raises, stop_signal, stopped
 from ..losses import build_loss
 from ..models import build_output_specs
-from ..models.registry import check_bottom_up
 from ..predictor import Predictor
 from .build import (apply_cudnn_settings, build_mixed_precision, build_optimizer, build_scheduler, build_train_loader,
                     build_training_model, use_channels_last)
@@ -69,7 +68,6 @@ class Trainer:
                  share_run_folder: bool = False):
         check_resume_mode(resume)
         # Config errors first: before any folder, process group or data set is touched.
-        check_bottom_up(cfg, "training")
         self.outputs = build_output_specs(cfg)
         self.keypoints = keypoints_from_config(cfg)
         if cfg.TRAIN.VAL_FREQ > 0:      # validation's TEST.* settings, checked now rather than after an epoch

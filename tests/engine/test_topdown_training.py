@@ -1,0 +1,58 @@
+"""Training a top-down network (pose_hrnet) through the real Trainer: a few steps of a tiny network, a
+checkpoint written, the loss finite, resume."""
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+
+import higherhrnet
+from conftest import EXPERIMENTS, tiny_pose_hrnet_cfg, train_once
+from tinycoco import write_tiny_coco
+
+
+def train_cfg(tmp_path, *opts):
+    root = tmp_path / "data"
+    if not root.exists():
+        write_tiny_coco(root, num_images=4)         # 8 labelled people
+    return tiny_pose_hrnet_cfg("DATASET.ROOT", str(root), "DATASET.TRAIN_SET", "train", "WORKERS", "0",
+                               "TRAIN.BATCH_SIZE_PER_GPU", "4", "TRAIN.IMAGES_PER_GPU", "1", "TRAIN.END_EPOCH", "1",
+                               "OUTPUT_DIR", str(tmp_path / "out"), "LOG_DIR", str(tmp_path / "log"),
+                               "AUTO_RESUME", "True", *opts)
+
+
+def test_a_few_steps_write_a_checkpoint_and_resume(tmp_path):
+    torch.set_num_threads(1)
+    trainer, first = train_once(train_cfg(tmp_path / "b"))
+    assert trainer.iters_per_epoch == 2                     # 8 crops, TRAIN.BATCH_SIZE_PER_GPU 4
+    assert isinstance(trainer.loss, higherhrnet.losses.TopDownLoss)
+    (epoch,) = first["epochs"]
+    assert set(epoch) >= {"heatmaps_1/4", "loss"} and math.isfinite(epoch["loss"]) and epoch["loss"] > 0
+    out = first["output_dir"]
+    assert sorted(os.listdir(out)) == ["checkpoint.pth", "final_state.pth", "train.log"]
+    state = torch.load(os.path.join(out, "checkpoint.pth"), map_location="cpu", weights_only=True)
+    assert state["epoch"] == 1
+    final = torch.load(os.path.join(out, "final_state.pth"), map_location="cpu", weights_only=True)
+    assert list(final["state_dict"]) == list(higherhrnet.build_model(trainer.cfg).state_dict())
+    assert "final_layer.weight" in final["state_dict"]      # the official pose_hrnet key layout
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(trainer.log_dir))
+
+    _, resumed = train_once(train_cfg(tmp_path / "b", "TRAIN.END_EPOCH", "2"))
+    _, full = train_once(train_cfg(tmp_path / "a", "TRAIN.END_EPOCH", "2"))
+    assert len(resumed["epochs"]) == 1                      # only epoch 1 ran again
+    assert first["epochs"][0] == full["epochs"][0] and resumed["epochs"][0] == full["epochs"][1]
+
+
+def test_validation_during_training_is_refused_when_the_config_loads():
+    with pytest.raises(higherhrnet.ConfigError, match="TRAIN.VAL_FREQ 1: validation during training does not "
+                                                      "exist yet for MODEL.NAME pose_hrnet"):
+        tiny_pose_hrnet_cfg("TRAIN.VAL_FREQ", "1")
+
+
+def test_the_synthetic_recipe_loads_and_builds():
+    cfg = higherhrnet.load_cfg(str(EXPERIMENTS / "synthetic" / "pose_hrnet_tiny.yaml"))
+    assert cfg.MODEL.NAME == "pose_hrnet" and cfg.TRAIN.VAL_FREQ == 0
+    network = higherhrnet.build_model(cfg)
+    assert network(torch.zeros(1, 3, 128, 96)).shape == (1, 17, 32, 24)
