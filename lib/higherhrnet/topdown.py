@@ -24,7 +24,7 @@ predictions, float64 boxes), so results agree with it to the last bit given the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ from .oks import pose_box, visible_joints
 
 __all__ = ["PIXEL_STD", "BOX_PADDING", "TopDownParams", "PersonPoses", "box_to_center_scale", "crop_people",
            "normalize_crops", "flip_test_heatmaps", "max_predictions", "final_predictions", "rescore",
-           "coco_results", "estimate_poses", "POSE_BOX_MARGIN", "MIN_POSE_BOX", "boxes_from_poses"]
+           "coco_results", "estimate_poses", "poses_of_crops", "POSE_BOX_MARGIN", "MIN_POSE_BOX", "boxes_from_poses"]
 
 PIXEL_STD = 200.0   # a scale of 1 is 200 image pixels
 BOX_PADDING = 1.25  # the crop is 1.25 times the (aspect-fixed) box
@@ -257,18 +257,28 @@ def estimate_poses(network: nn.Module, image: np.ndarray, boxes: np.ndarray | Se
     crops in batches of params.batch_size, the network on `device` (default: its parameters'; put it in eval
     mode), flip test as params says, final predictions in image pixels. N may be 0."""
     centers, scales = box_to_center_scale(boxes, params.image_size)
+    return poses_of_crops(network, lambda start, stop: crop_people(image, centers[start:stop], scales[start:stop],
+                                                                   params.image_size),
+                          centers, scales, params, device)
+
+
+def poses_of_crops(network: nn.Module, crops: Callable[[int, int], np.ndarray], centers: np.ndarray,
+                   scales: np.ndarray, params: TopDownParams, device: torch.device | str | None = None,
+                   batches: Callable[[Iterable[int]], Iterable[int]] = iter) -> PersonPoses:
+    """The network's stages for N people whose crops `crops(start, stop)` gives ((stop - start, h, w, 3) uint8
+    RGB, h x w = params.image_size, from their centers / scales (N, 2)): params.batch_size crops a forward
+    pass, in order, flip test as params says, final predictions in image pixels. `batches` wraps the batch
+    starts (e.g. a progress bar). Shared by estimate_poses (one image) and the evaluation (boxes across images)."""
     if device is None:
         param = next(network.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
     flip_index = params.flip_index if params.flip_test else None
     width, height = params.image_size
     parts = [np.zeros((0, len(params.flip_index), height // 4, width // 4), dtype=np.float32)]
-    for start in range(0, len(centers), params.batch_size):
-        stop = start + params.batch_size
-        crops = crop_people(image, centers[start:stop], scales[start:stop], params.image_size)
-        batch = normalize_crops(crops, params.mean, params.std, params.color_rgb).to(device)
-        heatmaps = flip_test_heatmaps(network, batch, flip_index, params.shift_heatmap)
-        parts.append(heatmaps.float().cpu().numpy())
+    for start in batches(range(0, len(centers), params.batch_size)):
+        batch = normalize_crops(crops(start, min(start + params.batch_size, len(centers))), params.mean, params.std,
+                                params.color_rgb).to(device)
+        parts.append(flip_test_heatmaps(network, batch, flip_index, params.shift_heatmap).float().cpu().numpy())
     preds, maxvals = final_predictions(np.concatenate(parts[1:] or parts), centers, scales, params.post_process)
     return PersonPoses(np.concatenate([preds, maxvals], axis=2), centers, scales)
 

@@ -20,7 +20,7 @@ from ..interrupts import loader_worker_sigterm
 from ..predictor import as_rgb_image
 from ..vis import draw_people, heatmap_grid, tag_map_image
 
-__all__ = ["evaluate", "format_metrics", "predict_split", "clean_results", "validation_pictures"]
+__all__ = ["evaluate", "format_metrics", "predict_split", "clean_results", "save_and_score", "validation_pictures"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,13 @@ def evaluate(predictor, dataset, batch_size: int = 1, workers: int = 0, results_
     source = dataset.source
     results = clean_results(predict_split(predictor, dataset, batch_size, workers, progress, desc=desc, leave=leave),
                             source.keypoints.num_joints)
+    return save_and_score(results, source, results_file)
+
+
+def save_and_score(results: list[dict], source, results_file: str | None = None) -> tuple[dict | None, list[dict]]:
+    """(metrics, results): `results` (COCO keypoint records of the split `source`, a data.coco.CocoKeypoints)
+    written to `results_file` by the first process when given, and scored with the dataset's metric (None for
+    a split without annotations)."""
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     if results_file and rank == 0:
         write_json(results, results_file)

@@ -17,16 +17,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from ..fileio import write_json
 from ..oks import box_oks_nms, box_soft_oks_nms
 from ..person_boxes import PersonBoxes
-from ..topdown import (PersonPoses, TopDownParams, box_to_center_scale, crop_people, final_predictions,
-                       flip_test_heatmaps, normalize_crops, rescore)
-from .evaluation import clean_results
+from ..topdown import PersonPoses, TopDownParams, box_to_center_scale, crop_people, poses_of_crops, rescore
+from .evaluation import clean_results, save_and_score
 
 __all__ = ["predict_boxes", "score_people", "evaluate_top_down"]
 
@@ -42,26 +39,20 @@ def predict_boxes(network: nn.Module, load_image: Callable[[int], np.ndarray], b
     approached). The network should be in eval mode.
     """
     centers, scales = box_to_center_scale(boxes.boxes, params.image_size)
-    if device is None:
-        param = next(network.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-    flip_index = params.flip_index if params.flip_test else None
-    width, height = params.image_size
-    parts = [np.zeros((0, len(params.flip_index), height // 4, width // 4), dtype=np.float32)]
-    current_id, image = None, None
-    starts = range(0, len(boxes), params.batch_size)
-    for start in tqdm(starts, desc="people", unit="batch", disable=not progress):
-        stop = min(start + params.batch_size, len(boxes))
-        crops = []
+    current = {}        # the image of the last box cropped: {image id: image}
+
+    def crops(start: int, stop: int) -> np.ndarray:
+        out = []
         for i in range(start, stop):
-            if boxes.image_ids[i] != current_id:
-                current_id = boxes.image_ids[i]
-                image = load_image(int(current_id))
-            crops.append(crop_people(image, centers[i:i + 1], scales[i:i + 1], params.image_size))
-        batch = normalize_crops(np.concatenate(crops), params.mean, params.std, params.color_rgb).to(device)
-        parts.append(flip_test_heatmaps(network, batch, flip_index, params.shift_heatmap).float().cpu().numpy())
-    preds, maxvals = final_predictions(np.concatenate(parts[1:] or parts), centers, scales, params.post_process)
-    return PersonPoses(np.concatenate([preds, maxvals], axis=2), centers, scales)
+            image_id = int(boxes.image_ids[i])
+            if image_id not in current:
+                current.clear()
+                current[image_id] = load_image(image_id)
+            out.append(crop_people(current[image_id], centers[i:i + 1], scales[i:i + 1], params.image_size))
+        return np.concatenate(out)
+
+    return poses_of_crops(network, crops, centers, scales, params, device,
+                          lambda starts: tqdm(starts, desc="people", unit="batch", disable=not progress))
 
 
 def score_people(boxes: PersonBoxes, poses: PersonPoses, sigmas: np.ndarray, in_vis_thre: float,
@@ -105,10 +96,4 @@ def evaluate_top_down(network: nn.Module, source, boxes: PersonBoxes, params: To
     poses = predict_boxes(network, lambda image_id: source.load_image(index[image_id]), boxes, params, device,
                           progress)
     records = score_people(boxes, poses, source.keypoints.sigmas_array, params.in_vis_thre, oks_thre, soft_nms)
-    results = clean_results(records, source.keypoints.num_joints)
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    if results_file and rank == 0:
-        write_json(results, results_file)
-    if not source.has_annotations:
-        return None, results
-    return source.dataset.metric(source, results), results
+    return save_and_score(clean_results(records, source.keypoints.num_joints), source, results_file)
