@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 
-import pytest
 import torch
 
 import higherhrnet
@@ -38,6 +37,8 @@ def test_a_few_steps_write_a_checkpoint_and_resume(tmp_path):
     assert list(final["state_dict"]) == list(higherhrnet.build_model(trainer.cfg).state_dict())
     assert "final_layer.weight" in final["state_dict"]      # the official pose_hrnet key layout
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(trainer.log_dir))
+    final_path = os.path.join(out, "final_state.pth")      # the commands named run it on a bottom-up model's people
+    assert first["summary"].endswith(f"higherhrnet predict --weights BOTTOM_UP_MODEL --refine {final_path} IMAGE")
 
     _, resumed = train_once(train_cfg(tmp_path / "b", "TRAIN.END_EPOCH", "2"))
     _, full = train_once(train_cfg(tmp_path / "a", "TRAIN.END_EPOCH", "2"))
@@ -45,10 +46,28 @@ def test_a_few_steps_write_a_checkpoint_and_resume(tmp_path):
     assert first["epochs"][0] == full["epochs"][0] and resumed["epochs"][0] == full["epochs"][1]
 
 
-def test_validation_during_training_is_refused_when_the_config_loads():
-    with pytest.raises(higherhrnet.ConfigError, match="TRAIN.VAL_FREQ 1: validation during training does not "
-                                                      "exist yet for MODEL.NAME pose_hrnet"):
-        tiny_pose_hrnet_cfg("TRAIN.VAL_FREQ", "1")
+def test_validation_during_training_scores_as_eval_does(tmp_path):
+    """TRAIN.VAL_FREQ 1: each epoch's metrics are those `higherhrnet eval` gives the weights saved at that epoch
+    (ground-truth boxes of DATASET.TEST_SET, the official rescoring and OKS-NMS), and model_best.pth is kept."""
+    from higherhrnet.engine.topdown_eval import evaluate_top_down
+    from higherhrnet.person_boxes import ground_truth_boxes
+    from higherhrnet.topdown import TopDownParams
+
+    torch.set_num_threads(1)
+    cfg = train_cfg(tmp_path, "TRAIN.VAL_FREQ", "1", "DATASET.TEST_SET", "val")        # writes the train split
+    write_tiny_coco(tmp_path / "data", split="val", num_images=2, seed=1)
+    trainer, result = train_once(cfg)
+    (epoch,) = result["epochs"]
+    assert set(epoch["val"]) >= {"AP", "AR"} and 0 <= epoch["val"]["AP"] <= 1
+    out = result["output_dir"]
+    assert "model_best.pth" in os.listdir(out)
+    model = higherhrnet.build_model(cfg)
+    higherhrnet.load_checkpoint(model, os.path.join(out, "final_state.pth"))
+    source = trainer.eval_dataset.source
+    params = TopDownParams.from_config(cfg, source.keypoints)
+    metrics, _ = evaluate_top_down(model.eval(), source, ground_truth_boxes(source.coco), params, cfg.TEST.OKS_THRE,
+                                   progress=False)
+    assert metrics == epoch["val"]
 
 
 def test_the_synthetic_recipe_loads_and_builds():

@@ -386,13 +386,13 @@ class BestModel(HookBase):
 class SavedFiles(HookBase):
     """After training (the last hook, main process): logs one line naming the files the run leaves in `out_dir`
     (final_state.pth; model_best.pth when a validation wrote it), the TensorBoard folder `log_dir` and the
-    commands that evaluate and run the final weights (their config travels in the file: no --cfg needed).
-    `files`: {"final_state": path, "model_best": path or None, "best_metric": its AP or None, "log_dir": path};
+    commands that evaluate and run the final weights (their config travels in the file: no --cfg needed; a
+    `top_down` network runs on the people a bottom-up model finds, `predict --refine`). `files`: {"final_state": path, "model_best": path or None, "best_metric": its AP or None, "log_dir": path};
     `note`: the line. Both None until training finishes. The log record has the attribute SUMMARY_RECORD set,
     so that a console which prints the note itself (`higherhrnet train`, on stdout) can leave the record out."""
 
-    def __init__(self, out_dir: str, log_dir: str):
-        self.out_dir, self.log_dir = out_dir, log_dir
+    def __init__(self, out_dir: str, log_dir: str, top_down: bool = False):
+        self.out_dir, self.log_dir, self.top_down = out_dir, log_dir, top_down
         self.files: dict | None = None
         self.note: str | None = None
 
@@ -403,18 +403,18 @@ class SavedFiles(HookBase):
         self.files = {"final_state": os.path.join(self.out_dir, "final_state.pth"),
                       "model_best": best if has_best else None,
                       "best_metric": self.loop.state.best_metric if has_best else None, "log_dir": self.log_dir}
-        self.note = saved_files_note(self.files)
+        self.note = saved_files_note(self.files, self.top_down)
         logger.info("%s", self.note, extra={SUMMARY_RECORD: True})
 
 
-def saved_files_note(files: Mapping) -> str:
-    """The line SavedFiles logs for its `files`."""
+def saved_files_note(files: Mapping, top_down: bool = False) -> str:
+    """The line SavedFiles logs for its `files` (of a `top_down` network: run on a bottom-up model's people)."""
     final = shlex.quote(files["final_state"])
     best = "" if files["model_best"] is None else \
         f", best validated model {files['model_best']} (AP {files['best_metric']:.4f})"
+    run = f"--weights BOTTOM_UP_MODEL --refine {final}" if top_down else f"--weights {final}"
     return (f"training finished: model {files['final_state']}{best}; TensorBoard logs in {files['log_dir']}; "
-            f"evaluate with: higherhrnet eval --weights {final}; run with: higherhrnet predict --weights {final} "
-            f"IMAGE")
+            f"evaluate with: higherhrnet eval --weights {final}; run with: higherhrnet predict {run} IMAGE")
 
 
 class EpochBarrier(HookBase):

@@ -34,15 +34,16 @@ import torch
 from ..config import CfgNode, ConfigError
 from ..data import build_dataset, keypoints_from_config
 from ..devices import resolve_device
-from ..inference import InferenceParams
 from ..interrupts import Interrupted, sigterm_raises, stop_signal, stopped
 from ..losses import build_loss
 from ..models import build_output_specs
+from ..models.registry import model_entry
 from ..predictor import Predictor
 from .build import (apply_cudnn_settings, build_mixed_precision, build_optimizer, build_scheduler, build_train_loader,
                     build_training_model, use_channels_last)
 from .distributed import init_distributed, shutdown_distributed
-from .evaluation import evaluate, validation_pictures
+from .evaluation import validation_pictures
+from .topdown_eval import check_validation_settings, validate
 from .hooks import (BestModel, Checkpointer, EpochBarrier, EpochLogger, FiniteWeights, LogFile, LossWatch,
                     PeriodicValidation, ReplicaCheck, SavedFiles, TensorBoard, append_to_log)
 from .resume import RESUME_MODES, check_resume_mode, checkpoint_note, resume_training, set_aside_previous_run
@@ -71,7 +72,7 @@ class Trainer:
         self.outputs = build_output_specs(cfg)
         self.keypoints = keypoints_from_config(cfg)
         if cfg.TRAIN.VAL_FREQ > 0:      # validation's TEST.* settings, checked now rather than after an epoch
-            InferenceParams.from_config(cfg, self.keypoints, self.outputs)
+            check_validation_settings(cfg, self.keypoints, self.outputs)
         self.cfg = cfg
         self.out_dir = run_dir(cfg, cfg_name, cfg.OUTPUT_DIR)
         self.log_file = os.path.join(self.out_dir, "train.log")
@@ -119,19 +120,17 @@ class Trainer:
             return "rank 0 names the last complete checkpoint"
         return checkpoint_note(self.checkpoint_path, self.checkpointer.saved_epochs or self.resumed_epochs)
 
-    def _predictor(self) -> Predictor:
-        return Predictor.from_model(self.cfg, self.model, device=self.device, keypoints=self.keypoints, raw=True)
-
     def _validate(self) -> dict:
-        """COCO AP on DATASET.TEST with the current weights."""
-        metrics, _ = evaluate(self._predictor(), self.eval_dataset, self.cfg.TEST.IMAGES_PER_GPU, 0,
-                              progress=self.dist.main, desc="validating", leave=False)
-        return metrics
+        """COCO AP on the test split with the current weights (topdown_eval.validate)."""
+        return validate(self.cfg, self.model, self.eval_dataset, self.device, self.keypoints, self.dist.main)
 
     def _validation_pictures(self) -> dict:
         """validation_pictures of the first image of DATASET.TEST with the current weights (none for an empty
-        split)."""
-        return validation_pictures(self._predictor(), self.eval_dataset[0][0]) if len(self.eval_dataset) else {}
+        split, or a top-down network, which has no maps of the whole image)."""
+        if not len(self.eval_dataset) or model_entry(self.cfg.MODEL.NAME).top_down:
+            return {}
+        predictor = Predictor.from_model(self.cfg, self.model, device=self.device, keypoints=self.keypoints, raw=True)
+        return validation_pictures(predictor, self.eval_dataset[0][0])
 
     def build_hooks(self) -> list:
         """The hooks of a run, in the order they act after each epoch: epoch log, validation, best model,
@@ -155,7 +154,7 @@ class Trainer:
             hooks.append(self.checkpointer)
         hooks += [EpochBarrier(self.dist), ReplicaCheck(self.model, self.dist)]
         if main:
-            hooks.append(SavedFiles(self.out_dir, self.log_dir))
+            hooks.append(SavedFiles(self.out_dir, self.log_dir, model_entry(self.cfg.MODEL.NAME).top_down))
         return hooks
 
     def step_loop(self) -> TrainLoop:

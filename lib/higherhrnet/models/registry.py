@@ -177,10 +177,6 @@ def _check_pose_hrnet(cfg: CfgNode, source: str) -> None:
         raise ConfigError(f"{source}: MODEL.HEATMAP_SIZE must be MODEL.IMAGE_SIZE / 4 ([{width // 4}, "
                           f"{height // 4}]): pose_hrnet's heatmaps are at 1/4 of its input; got "
                           f"{list(model.HEATMAP_SIZE)}")
-    if cfg.TRAIN.VAL_FREQ > 0:
-        raise ConfigError(f"{source}: TRAIN.VAL_FREQ {cfg.TRAIN.VAL_FREQ}: validation during training does not exist "
-                          f"yet for MODEL.NAME pose_hrnet (a top-down network); set TRAIN.VAL_FREQ 0 and evaluate "
-                          f"the saved weights afterwards")
     if model.TARGET_TYPE != "gaussian":
         raise ConfigError(f"{source}: MODEL.TARGET_TYPE must be 'gaussian' (the only kind of target the official "
                           f"code has), got {model.TARGET_TYPE!r}")
