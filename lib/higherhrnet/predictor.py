@@ -97,8 +97,8 @@ def require_bottom_up(cfg: CfgNode) -> None:
     if model_entry(cfg.MODEL.NAME).top_down:
         raise ConfigError(f"MODEL.NAME {cfg.MODEL.NAME} is a top-down model: it estimates the pose of a person in a "
                           f"given box and cannot find people alone; use it to refine a bottom-up model's people "
-                          f"(Predictor(model, refine=...), higherhrnet predict --refine MODEL), or score it on "
-                          f"ground-truth or detector boxes with higherhrnet eval")
+                          f"(higherhrnet predict --refine MODEL; in Python the Predictor's refine option), or score "
+                          f"it on ground-truth or detector boxes with higherhrnet eval")
 
 
 def require_top_down(cfg: CfgNode) -> None:
