@@ -371,6 +371,11 @@ def test_a_second_training_run_into_a_live_runs_folder_is_refused_until_that_run
     first.kill()
     first.communicate(timeout=60)
     epochs = checkpoint(tmp_path)["epoch"]
+    # A save the kill cut short leaves its temporary; the next run removes those older than its own start, which
+    # it knows to the second (the boot time in /proc is whole seconds): make them older than that.
+    hour_ago = time.time() - 3600
+    for path in hidden_files(folder):
+        os.utime(folder / path, (hour_ago, hour_ago))
     again = run(*train_args(files / "tiny.yaml", files / "data", tmp_path, *QUICK, "TRAIN.END_EPOCH", str(epochs + 1)))
     assert again.returncode == 0, again.stderr
     assert f"resumed from {folder / 'checkpoint.pth'} at epoch {epochs}" in again.stderr
