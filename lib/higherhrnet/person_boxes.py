@@ -19,6 +19,7 @@ import numpy as np
 from yacs.config import CfgNode
 
 from .data.checks import DatasetError
+from .data.topdown import person_annotations
 
 __all__ = ["PersonBoxes", "ground_truth_boxes", "detection_boxes", "boxes_from_config"]
 
@@ -44,26 +45,14 @@ class PersonBoxes:
 
 def ground_truth_boxes(coco) -> PersonBoxes:
     """The annotated people of a pycocotools COCO split, as the official test with TEST.USE_GT_BBOX reads them
-    (`_load_coco_keypoint_annotations`): images in coco.getImgIds() order; per image its non-crowd annotations
-    of the first category whose area is above 0 and which have a keypoint value above 0, their boxes clipped
-    to the image (x1 = max(0, x), x2 = min(width - 1, x1 + max(0, w - 1)), the same in y; an annotation whose
-    clipped box is empty is left out) as (x1, y1, x2 - x1, y2 - y1); score 1."""
-    person = coco.getCatIds()[0] if coco.getCatIds() else None
+    (`_load_coco_keypoint_annotations`): images in coco.getImgIds() order; per image the people of the first
+    category as data.topdown.person_annotations filters and clips them, the training set's rule; score 1."""
+    person = coco.getCatIds()[:1]
     image_ids, boxes = [], []
     for image_id in coco.getImgIds():
-        info = coco.loadImgs(image_id)[0]
-        width, height = info["width"], info["height"]
-        for ann in coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=False)):
-            x, y, w, h = ann["bbox"]
-            x1, y1 = max(0.0, float(x)), max(0.0, float(y))
-            x2 = min(width - 1.0, x1 + max(0.0, float(w) - 1))
-            y2 = min(height - 1.0, y1 + max(0.0, float(h) - 1))
-            if not (ann["area"] > 0 and x2 >= x1 and y2 >= y1):
-                continue
-            if ann["category_id"] != person or max(ann.get("keypoints") or [0]) == 0:
-                continue
+        for _, box in person_annotations(coco, image_id, person):
             image_ids.append(image_id)
-            boxes.append((x1, y1, x2 - x1, y2 - y1))
+            boxes.append(box)
     return PersonBoxes.from_lists(image_ids, boxes, [1.0] * len(image_ids))
 
 

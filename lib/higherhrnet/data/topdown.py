@@ -21,7 +21,7 @@ from ..normalization import IMAGENET_MEAN, IMAGENET_STD, normalize
 from ..topdown import PIXEL_STD, box_to_center_scale
 from .coco import CocoKeypoints
 
-__all__ = ["TopDownAugment", "PersonInstance", "person_instances", "select_instances", "half_body_center_scale",
+__all__ = ["TopDownAugment", "PersonInstance", "person_annotations", "person_instances", "select_instances", "half_body_center_scale",
            "flip_joints", "TopDownTrainingDataset"]
 
 
@@ -51,29 +51,40 @@ class PersonInstance:
     joints: np.ndarray
 
 
+def person_annotations(coco, image_id: int, categories) -> list[tuple[dict, tuple]]:
+    """(annotation, clean box x, y, w, h) of each person of one image of a pycocotools COCO split, filtered as
+    the official code filters them for training and for its ground-truth test boxes
+    (_load_coco_keypoint_annotation_kernal): non-crowd annotations of `categories` whose box, clipped to the
+    image ([x1, y1] at least 0, [x2, y2] at most width - 1 / height - 1 with x2 = x1 + max(0, w - 1)), is not
+    empty, with a positive area and at least one keypoint value above 0; in the annotation file's order."""
+    info = coco.loadImgs(image_id)[0]
+    width, height = info["width"], info["height"]
+    people = []
+    for ann in coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=False)):
+        x, y, w, h = ann["bbox"]
+        x1, y1 = max(0, x), max(0, y)
+        x2 = min(width - 1, x1 + max(0, w - 1))
+        y2 = min(height - 1, y1 + max(0, h - 1))
+        if not (ann.get("area", 0) > 0 and x2 >= x1 and y2 >= y1):
+            continue
+        if ann["category_id"] not in categories or max(ann.get("keypoints") or [0]) == 0:
+            continue
+        people.append((ann, (x1, y1, x2 - x1, y2 - y1)))
+    return people
+
+
 def person_instances(source: CocoKeypoints, image_size: Sequence[int]) -> list[PersonInstance]:
-    """The people of every image of the source, filtered as the official COCO training set is: non-crowd
-    annotations of the keypoint category whose box, clipped to the image ([x1, y1] at least 0, [x2, y2] at
-    most width - 1 / height - 1 with x2 = x1 + max(0, w - 1)), is not empty, with a positive area and at least
-    one labelled keypoint. Visibility 2 counts as 1. image_size (width, height): the crop's aspect ratio."""
+    """The people of every image of the source (person_annotations of the keypoint categories), as the official
+    COCO training set has them. Visibility 2 counts as 1. image_size (width, height): the crop's aspect
+    ratio."""
     categories = {c["id"] for c in source.coco.loadCats(source.coco.getCatIds()) if "keypoints" in c}
     num_joints = source.keypoints.num_joints
     people = []
     for index, image_id in enumerate(source.ids):
-        info = source.coco.loadImgs(image_id)[0]
-        width, height = info["width"], info["height"]
-        for ann in source.coco.loadAnns(source.coco.getAnnIds(imgIds=image_id, iscrowd=False)):
-            x, y, w, h = ann["bbox"]
-            x1, y1 = max(0, x), max(0, y)
-            x2 = min(width - 1, x1 + max(0, w - 1))
-            y2 = min(height - 1, y1 + max(0, h - 1))
-            if not (ann.get("area", 0) > 0 and x2 >= x1 and y2 >= y1):
-                continue
-            if ann["category_id"] not in categories or max(ann["keypoints"]) == 0:
-                continue
+        for ann, box in person_annotations(source.coco, image_id, categories):
             joints = np.array(ann["keypoints"], dtype=np.float64).reshape(num_joints, 3)
             joints[:, 2] = np.minimum(joints[:, 2], 1)
-            centers, scales = box_to_center_scale([[x1, y1, x2 - x1, y2 - y1]], image_size)
+            centers, scales = box_to_center_scale([box], image_size)
             people.append(PersonInstance(index, centers[0], scales[0], joints))
     return people
 
