@@ -77,6 +77,24 @@ def test_predictor_refine_gives_refined_people(topdown_file):
     assert max(p.score for p in refined) <= max(p.score for p in found)
 
 
+def test_predictor_from_model_refines_as_the_named_predictor(topdown_file):
+    from higherhrnet.hub import resolve_model
+
+    resolved = resolve_model(BOTTOM_UP)
+    network = higherhrnet.build_model(resolved.cfg)
+    higherhrnet.load_checkpoint(network, resolved.weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntheticModelWarning)
+        named = Predictor(BOTTOM_UP, device="cpu", refine=str(topdown_file))
+    from_model = Predictor.from_model(resolved.cfg, network, device="cpu", refine=str(topdown_file))
+    assert from_model.refiner is not None and from_model.describe()["refine"] == "tiny_topdown.pth"
+    image, _ = render_scene(np.random.default_rng(3), SyntheticSpec(crowd_prob=0.0, unlabelled_prob=0.0))
+    got, want = from_model(image), named(image)
+    assert len(got) == len(want) > 0
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.keypoints, b.keypoints, rtol=1e-5, atol=1e-3)
+
+
 def test_predictor_refuses_a_top_down_model_before_downloading(monkeypatch, topdown_file):
     def no_download(*args, **kwargs):
         raise AssertionError("downloaded")
@@ -106,3 +124,29 @@ def test_predict_cli_refine(topdown_file, tmp_path):
                              "--device", "cpu", "--out", str(tmp_path / "alone"), str(image)],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 2 and "is a top-down model" in result.stderr
+
+
+@pytest.mark.slow
+def test_eval_cli_refine_scores_the_refined_people(topdown_file, tmp_path):
+    from tinycoco import write_tiny_coco
+
+    write_tiny_coco(tmp_path / "data", split="val", num_images=2)
+    run = [sys.executable, "-m", "higherhrnet", "eval", "--weights", BOTTOM_UP, "--device", "cpu", "--workers", "0"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    outputs = {}
+    for name, extra in (("alone", []), ("refined", ["--refine", str(topdown_file)])):
+        result = subprocess.run(run + ["--out", str(tmp_path / name), *extra, "DATASET.ROOT", str(tmp_path / "data"),
+                                       "DATASET.TEST", "val"], capture_output=True, text=True, timeout=300, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "s per image)" in result.stdout and "| AP |" in result.stdout
+        outputs[name] = json.loads((tmp_path / name / "keypoints_val_results.json").read_text())
+    alone, refined = outputs["alone"], outputs["refined"]
+    # every grouped person is kept (raw, as eval does) and re-estimated: the same people, other joints
+    assert len(refined) == len(alone) > 0
+    assert [r["image_id"] for r in refined] == [r["image_id"] for r in alone]
+    assert all(r["keypoints"] != a["keypoints"] for r, a in zip(refined, alone))
+    result = subprocess.run([sys.executable, "-m", "higherhrnet", "eval", "--weights", str(topdown_file), "--device",
+                             "cpu", "--refine", str(topdown_file), "--out", str(tmp_path / "twice"),
+                             "DATASET.ROOT", str(tmp_path / "data")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2 and "already a top-down model" in result.stderr

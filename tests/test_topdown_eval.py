@@ -17,7 +17,7 @@ from pycocotools.coco import COCO
 import higherhrnet
 from higherhrnet import COCO_KEYPOINTS
 from higherhrnet.data.checks import DatasetError
-from higherhrnet.engine.topdown_eval import predict_boxes, score_people
+from higherhrnet.engine.topdown_eval import evaluate_top_down, predict_boxes, score_people
 from higherhrnet.oks import box_oks, box_oks_nms, box_soft_oks_nms
 from higherhrnet.person_boxes import PersonBoxes, detection_boxes, ground_truth_boxes
 from higherhrnet.topdown import PersonPoses, TopDownParams, estimate_poses
@@ -171,6 +171,17 @@ def test_crops_batched_across_images_give_each_image_s_poses(tiny_topdown):
         rows = boxes.image_ids == image_id
         alone = estimate_poses(network, source.load_image(index[image_id]), boxes.boxes[rows], params)
         np.testing.assert_allclose(poses.keypoints[rows], alone.keypoints, rtol=1e-4, atol=1e-3)
+
+
+def test_loader_workers_make_the_same_crops_in_the_same_order(tiny_topdown):
+    root, cfg, network = tiny_topdown
+    source = higherhrnet.data.build_dataset(cfg, is_train=False).source
+    boxes = ground_truth_boxes(source.coco)
+    params = TopDownParams.from_config(cfg, COCO_KEYPOINTS)     # 3 crops a batch: 2 batches for 6 boxes
+    _, in_process = evaluate_top_down(network, source, boxes, params, 0.9, progress=False)
+    _, in_workers = evaluate_top_down(network, source, boxes, params, 0.9, progress=False, workers=2)
+    assert len(in_process) == len(in_workers) > 0
+    assert in_process == in_workers
 
 
 def run_eval(*args):

@@ -295,9 +295,11 @@ class Predictor:
                    backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
                    raw: bool = False, min_score: float | None = None, clip_to_image: bool | None = None,
                    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
-                   max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, accept_damaged: bool = False) -> "Predictor":
+                   max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, accept_damaged: bool = False,
+                   refine: "TopDownRefiner | str | os.PathLike | None" = None) -> "Predictor":
         """A Predictor around a network you already have: any module returning the outputs the config's
-        output specs describe (heatmaps first, then tags).
+        output specs describe (heatmaps first, then tags). refine: a top-down model (a TopDownRefiner, a
+        registered name or a model file) run on the people found, as the class says.
 
         The model is switched to eval mode; with fold_bn or the onnxruntime backend the Predictor runs a
         folded copy (or an export) of it, so later changes to the model do not reach the Predictor.
@@ -311,7 +313,7 @@ class Predictor:
         return cls(network, params, keypoints, device, raw=raw, min_score=min_score,
                    oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
                    max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels,
-                   accept_damaged=accept_damaged)
+                   accept_damaged=accept_damaged, refine=refine)
 
     @property
     def backend(self) -> str:

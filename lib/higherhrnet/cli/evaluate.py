@@ -5,10 +5,13 @@
     higherhrnet eval --cfg CFG --weights W TEST.SCALE_FACTOR "[2, 1, 0.5]"          # multi-scale
     torchrun --nproc_per_node=4 -m higherhrnet eval --cfg CFG --weights W            # split across processes
     higherhrnet eval --cfg CFG --weights model.onnx --backend onnxruntime             # the network in onnxruntime
+    higherhrnet eval --cfg CFG --weights W --refine pose_hrnet_w32_256x192            # bottom-up, then top-down
 
 Runs the official test pipeline (every grouped person is kept, as the official evaluation does) and writes
 <out>/keypoints_<split>_results.json (COCO results format) and, when the split has annotations,
-<out>/metrics_<split>.json, then prints the metrics as a table. --out defaults to a folder named after the
+<out>/metrics_<split>.json, then prints the metrics as a table and the time per image (network, grouping and
+refinement; image reading in --workers processes overlaps it). --refine re-estimates every person a bottom-up
+model finds with a top-down model (as predict --refine does; docs/topdown.md). --out defaults to a folder named after the
 weights, beside them (eval_<weights name>/), so a training run's own files are never overwritten; for weights
 that belong to the installation (the bundled model, the repository's models/, the download cache) it is
 eval_<name>/ in the current folder, and the command says so. The
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from time import perf_counter
 
 from .common import CommandError, add_config_options, check_writable_folder, load_config_and_weights
 
@@ -40,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images per forward (default TEST.IMAGES_PER_GPU); for a top-down model (pose_hrnet) "
                              "person crops per forward (default TEST.BATCH_SIZE_PER_GPU)")
     parser.add_argument("--workers", type=int, default=None, help="image-loading processes (default WORKERS)")
+    parser.add_argument("--refine", metavar="MODEL",
+                        help="a top-down model (registered name such as pose_hrnet_w32_256x192, or model file) that "
+                             "re-estimates each person the bottom-up model finds")
 
 
 def default_output_folder(weights: str, name: str | None = None) -> str:
@@ -102,15 +109,21 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         apply_cudnn_settings(cfg)
         split = dataset_splits(cfg)[1]
         results_file = os.path.join(out, f"keypoints_{split}_results.json")
+        workers = cfg.WORKERS if args.workers is None else args.workers
         if model_entry(cfg.MODEL.NAME).top_down:
+            if args.refine:
+                raise CommandError(f"--refine: MODEL.NAME {cfg.MODEL.NAME} is already a top-down model; --refine "
+                                   f"takes a top-down model to run on the people of a bottom-up one")
             batch_size = args.batch_size or cfg.TEST.BATCH_SIZE_PER_GPU
-            dataset, metrics, results = _evaluate_top_down(cfg, weights, device, args, process, batch_size,
-                                                           results_file)
+            dataset, metrics, results, seconds = _evaluate_top_down(cfg, weights, device, args, process, batch_size,
+                                                                    workers, results_file)
         else:
-            predictor = Predictor.from_config(cfg, weights, device=device, backend=args.backend, raw=True)
+            predictor = Predictor.from_config(cfg, weights, device=device, backend=args.backend, raw=True,
+                                              refine=args.refine)
             dataset = build_dataset(cfg, is_train=False)
-            metrics, results = evaluate(predictor, dataset, batch_size,
-                                        cfg.WORKERS if args.workers is None else args.workers, results_file)
+            start = perf_counter()
+            metrics, results = evaluate(predictor, dataset, batch_size, workers, results_file)
+            seconds = perf_counter() - start
     except WriteError as e:
         raise CommandError(str(e.keeping(f"nothing new in {out}"))) from None
     except (ConfigError, CheckpointError, DatasetError, ImageError, EvaluationError, RuntimeError,
@@ -126,7 +139,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     finally:
         shutdown_distributed(process)
     if process.main:
-        print(f"{len(results)} people in {len(dataset)} images -> {results_file}")
+        print(f"{len(results)} people in {len(dataset)} images ({seconds / max(1, len(dataset)):.3f} s per image) "
+              f"-> {results_file}")
         if metrics is None:
             print(f"{split} has no annotations: results written, nothing to score")
         else:
@@ -139,9 +153,10 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
-def _evaluate_top_down(cfg, weights, device, args, process, batch_size, results_file):
-    """(dataset, metrics, results) of a top-down network, as the official test scores it
-    (engine.topdown_eval): boxes from TEST.USE_GT_BBOX / COCO_BBOX_FILE, crops in batches of batch_size."""
+def _evaluate_top_down(cfg, weights, device, args, process, batch_size, workers, results_file):
+    """(dataset, metrics, results, seconds) of a top-down network, as the official test scores it
+    (engine.topdown_eval): boxes from TEST.USE_GT_BBOX / COCO_BBOX_FILE, crops in batches of batch_size made by
+    `workers` processes; seconds: the time of the evaluation itself (the network loaded)."""
     import dataclasses
 
     from .. import build_model, load_checkpoint
@@ -164,6 +179,7 @@ def _evaluate_top_down(cfg, weights, device, args, process, batch_size, results_
     load_checkpoint(network, weights)
     network = network.to(device).eval()
     boxes = boxes_from_config(cfg, dataset.source.coco)
+    start = perf_counter()
     metrics, results = evaluate_top_down(network, dataset.source, boxes, params, cfg.TEST.OKS_THRE, results_file,
-                                         device, progress=process.main, soft_nms=cfg.TEST.SOFT_NMS)
-    return dataset, metrics, results
+                                         device, progress=process.main, soft_nms=cfg.TEST.SOFT_NMS, workers=workers)
+    return dataset, metrics, results, perf_counter() - start

@@ -18,8 +18,11 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from yacs.config import CfgNode
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
+from yacs.config import CfgNode
+
+from ..interrupts import loader_worker_sigterm
 
 from ..oks import box_oks_nms, box_soft_oks_nms
 from ..inference import InferenceParams
@@ -33,29 +36,56 @@ from .evaluation import clean_results, evaluate, save_and_score
 __all__ = ["predict_boxes", "score_people", "evaluate_top_down", "check_validation_settings", "validate"]
 
 
-def predict_boxes(network: nn.Module, load_image: Callable[[int], np.ndarray], boxes: PersonBoxes,
-                  params: TopDownParams, device: torch.device | str | None = None,
-                  progress: bool = False) -> PersonPoses:
-    """Keypoints (N, J, 3) float32 (x, y in image pixels, heatmap maximum), centres and scales of N boxes.
+class _CropBatches(Dataset):
+    """Item k: the crops (n, h, w, 3) uint8 RGB of the k-th batch of boxes, made in a loader worker. Each batch
+    reads its own images (an image whose boxes straddle two batches is read by both)."""
 
-    load_image(image_id) -> (H, W, 3) uint8 RGB; each image is read once per run of consecutive boxes. The
-    crops go through the network params.batch_size at a time in the boxes' order, whatever image they come
-    from, as the official validate() batches its dataset's crops (so its float results are matched, not only
-    approached). The network should be in eval mode.
-    """
-    centers, scales = box_to_center_scale(boxes.boxes, params.image_size)
-    current = {}        # the image of the last box cropped: {image id: image}
+    def __init__(self, load_image: Callable[[int], np.ndarray], image_ids: np.ndarray, centers: np.ndarray,
+                 scales: np.ndarray, image_size: tuple[int, int], batch_size: int):
+        self.load_image, self.image_ids, self.centers, self.scales = load_image, image_ids, centers, scales
+        self.image_size, self.batch_size = image_size, batch_size
+        self.current: dict[int, np.ndarray] = {}    # the image of the last box cropped: {image id: image}
 
-    def crops(start: int, stop: int) -> np.ndarray:
+    def __len__(self) -> int:
+        return -(-len(self.centers) // self.batch_size)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return self.crops(k * self.batch_size, min((k + 1) * self.batch_size, len(self.centers)))
+
+    def crops(self, start: int, stop: int) -> np.ndarray:
         out = []
         for i in range(start, stop):
-            image_id = int(boxes.image_ids[i])
-            if image_id not in current:
-                current.clear()
-                current[image_id] = load_image(image_id)
-            out.append(crop_people(current[image_id], centers[i:i + 1], scales[i:i + 1], params.image_size))
+            image_id = int(self.image_ids[i])
+            if image_id not in self.current:
+                self.current.clear()
+                self.current[image_id] = self.load_image(image_id)
+            out.append(crop_people(self.current[image_id], self.centers[i:i + 1], self.scales[i:i + 1],
+                                   self.image_size))
         return np.concatenate(out)
 
+
+def predict_boxes(network: nn.Module, load_image: Callable[[int], np.ndarray], boxes: PersonBoxes,
+                  params: TopDownParams, device: torch.device | str | None = None,
+                  progress: bool = False, workers: int = 0) -> PersonPoses:
+    """Keypoints (N, J, 3) float32 (x, y in image pixels, heatmap maximum), centres and scales of N boxes.
+
+    load_image(image_id) -> (H, W, 3) uint8 RGB; each image is read once per run of consecutive boxes (of a
+    batch, with workers). The crops go through the network params.batch_size at a time in the boxes' order,
+    whatever image they come from, as the official validate() batches its dataset's crops (so its float results
+    are matched, not only approached). workers > 0: images are read and cropped in that many loader processes
+    (load_image must then be picklable), the same crops in the same order. The network should be in eval mode.
+    """
+    centers, scales = box_to_center_scale(boxes.boxes, params.image_size)
+    batches = _CropBatches(load_image, boxes.image_ids, centers, scales, params.image_size, params.batch_size)
+    if workers > 0 and len(batches) > 1:
+        loader = iter(DataLoader(batches, batch_size=None, num_workers=workers,
+                                 worker_init_fn=loader_worker_sigterm))
+
+        def crops(start: int, stop: int) -> np.ndarray:
+            # poses_of_crops asks for the batches in order, as the (unshuffled) loader yields them.
+            return np.asarray(next(loader))
+    else:
+        crops = batches.crops
     return poses_of_crops(network, crops, centers, scales, params, device,
                           lambda starts: tqdm(starts, desc="people", unit="batch", disable=not progress))
 
@@ -93,15 +123,26 @@ def score_people(boxes: PersonBoxes, poses: PersonPoses, sigmas: np.ndarray, in_
 
 def evaluate_top_down(network: nn.Module, source, boxes: PersonBoxes, params: TopDownParams, oks_thre: float,
                       results_file: str | None = None, device: torch.device | str | None = None,
-                      progress: bool = True, soft_nms: bool = False):
+                      progress: bool = True, soft_nms: bool = False, workers: int = 0):
     """Predict every box of a split (source: data.coco.CocoKeypoints), score the people (score_people),
     optionally write the results JSON (the first process), and score them with the dataset's metric.
-    Returns (metrics, results) as engine.evaluate does: metrics None for a split without annotations."""
-    index = {image_id: i for i, image_id in enumerate(source.ids)}
-    poses = predict_boxes(network, lambda image_id: source.load_image(index[image_id]), boxes, params, device,
-                          progress)
+    workers: image-reading processes (predict_boxes). Returns (metrics, results) as engine.evaluate does:
+    metrics None for a split without annotations."""
+    poses = predict_boxes(network, _SourceImages(source), boxes, params, device, progress, workers)
     records = score_people(boxes, poses, source.keypoints.sigmas_array, params.in_vis_thre, oks_thre, soft_nms)
     return save_and_score(clean_results(records, source.keypoints.num_joints), source, results_file)
+
+
+class _SourceImages:
+    """load_image(image_id) of a split (data.coco.CocoKeypoints): its (H, W, 3) uint8 RGB image; picklable, for
+    loader workers."""
+
+    def __init__(self, source):
+        self.source = source
+        self.index = {image_id: i for i, image_id in enumerate(source.ids)}
+
+    def __call__(self, image_id: int) -> np.ndarray:
+        return self.source.load_image(self.index[image_id])
 
 
 def check_validation_settings(cfg: CfgNode, keypoints: KeypointSpec, outputs) -> None:
