@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from higherhrnet.keypoints import COCO_KEYPOINTS
-from higherhrnet.oks import MIN_AREA, oks_matrix, oks_nms, pose_area, pose_box, visible_joints
+from higherhrnet.oks import MIN_AREA, numpy1_argsort, oks_matrix, oks_nms, pose_area, pose_box, visible_joints
 from higherhrnet.predictor import Person
 
 SIGMAS = COCO_KEYPOINTS.sigmas_array
@@ -124,3 +124,24 @@ def test_bad_input_is_named():
         oks_matrix(np.zeros((1, 14, 3)), np.zeros((1, 17, 3)), SIGMAS, 0.2)
     with pytest.raises(ValueError, match="candidates must have shape"):
         oks_matrix(np.zeros((1, 17, 3)), np.zeros((1, 17, 2)), SIGMAS, 0.2)
+
+
+def test_numpy1_argsort_orders_equal_values_as_numpy_1():
+    """The expected orders are np.argsort's under NumPy 1.26.4 (x86-64 without AVX-512), printed there."""
+    # 16 or fewer: insertion sort, equal values in their order
+    assert numpy1_argsort(np.zeros(16)).tolist() == list(range(16))
+    # from 17: median-of-3 quicksort partitions
+    assert numpy1_argsort(np.zeros(17)).tolist() == [0, 14, 13, 12, 11, 10, 9, 15, 8, 6, 5, 4, 3, 2, 1, 7, 16]
+    values = np.array([0.5, 0.2, 0.5, 0.9, 0.2, 0.5, 0.2, 0.9, 0.5, 0.2] * 4)
+    assert numpy1_argsort(values).tolist() == [
+        19, 36, 34, 31, 29, 26, 24, 21, 16, 14, 11, 39, 1, 9, 4, 6, 12, 35, 2, 32, 30, 28, 5, 10, 25, 22, 20, 38,
+        18, 8, 15, 0, 7, 27, 3, 17, 33, 13, 37, 23]
+    # NaN last, as NumPy orders it
+    values = np.array([1.0, np.nan, 0.0, 1.0, np.nan, 0.0] * 3)
+    assert numpy1_argsort(values).tolist() == [8, 14, 11, 5, 17, 2, 3, 6, 9, 12, 15, 0, 7, 16, 10, 13, 1, 4]
+    # no two equal: the one order
+    values = np.random.default_rng(0).permutation(50).astype(np.float32)
+    assert numpy1_argsort(values).tolist() == np.argsort(values).tolist()
+    assert numpy1_argsort(np.zeros(0)).tolist() == []
+    with pytest.raises(ValueError, match="1-D"):
+        numpy1_argsort(np.zeros((2, 2)))

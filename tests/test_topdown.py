@@ -167,13 +167,14 @@ def test_final_predictions_of_nobody():
 # ---------------------------------------------------------------- scores and records
 
 def test_rescore_by_hand():
-    keypoints = np.zeros((3, 3, 3), np.float32)
+    keypoints = np.zeros((4, 3, 3), np.float32)
     keypoints[0, :, 2] = [0.9, 0.1, 0.5]        # joints above 0.2: 0.9 and 0.5, mean 0.7
-    keypoints[1, :, 2] = [0.2, 0.1, 0.0]        # none above 0.2 (strictly)
+    keypoints[1, :, 2] = [0.1, 0.2, 0.0]        # float32 0.2 is a hair above 0.2: it counts, alone
     keypoints[2, :, 2] = [1.0, 1.0, 1.0]
-    scores = topdown.rescore(keypoints, [0.8, 0.9, 0.5], in_vis_thre=0.2)
-    # float32 joint scores, summed in float64 as the official code (NumPy 1.x) does
-    assert scores.tolist() == [(float(np.float32(0.9)) + 0.5) / 2 * 0.8, 0.0, 0.5]
+    keypoints[3, :, 2] = [0.1, 0.15, 0.0]       # none above 0.2: 0
+    scores = topdown.rescore(keypoints, [0.8, 0.9, 0.5, 1.0], in_vis_thre=0.2)
+    # float32 joint scores compared and summed in float64 as the official code (NumPy 1.x) does
+    assert scores.tolist() == [(float(np.float32(0.9)) + 0.5) / 2 * 0.8, float(np.float32(0.2)) * 0.9, 0.5, 0.0]
     assert topdown.rescore(np.zeros((0, 17, 3)), [], 0.2).shape == (0,)
 
 

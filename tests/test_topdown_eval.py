@@ -1,5 +1,7 @@
 """Top-down boxes (ground truth, detection files), the official OKS-NMS and rescoring, and `higherhrnet eval`
-of a top-down model, against values worked out by hand from the official code's rules."""
+of a top-down model, against values worked out by hand from the official code's rules and against outputs of
+the official code itself for recorded inputs (tests/assets/topdown/official_nms.json, facts computed outside
+the project)."""
 from __future__ import annotations
 
 import contextlib
@@ -20,12 +22,13 @@ from higherhrnet.data.checks import DatasetError
 from higherhrnet.engine.topdown_eval import evaluate_top_down, predict_boxes, score_people
 from higherhrnet.oks import box_oks, box_oks_nms, box_soft_oks_nms
 from higherhrnet.person_boxes import PersonBoxes, detection_boxes, ground_truth_boxes
-from higherhrnet.topdown import PersonPoses, TopDownParams, estimate_poses
+from higherhrnet.topdown import PersonPoses, TopDownParams, estimate_poses, rescore
 
-from conftest import randomize, tiny_pose_hrnet_cfg
+from conftest import REPO, randomize, tiny_pose_hrnet_cfg
 from tinycoco import write_tiny_coco
 
 SIGMAS = COCO_KEYPOINTS.sigmas_array
+OFFICIAL = json.loads((REPO / "tests" / "assets" / "topdown" / "official_nms.json").read_text())
 
 
 def quiet_coco(dataset: dict) -> COCO:
@@ -143,6 +146,74 @@ def test_score_people_rescores_then_suppresses_per_image():
     assert records[0]["score"] == pytest.approx(expected)
     assert records[1]["score"] == pytest.approx(0.25 * np.float32(0.8).item())
     assert len(records[0]["keypoints"]) == 51 and records[0]["bbox"] == [0, 0, 10, 10]
+
+
+# ---------------------------------------------------------------- against the official code's own outputs
+
+def official_nms_case(case):
+    """A recorded nms.py case as the official evaluation holds it: float32 keypoints, float64 scores and areas."""
+    return (np.asarray(case["keypoints"], np.float32), np.asarray(case["scores"], np.float64),
+            np.asarray(case["areas"], np.float64), np.asarray(OFFICIAL["sigmas"], np.float64))
+
+
+@pytest.mark.parametrize("case", OFFICIAL["nms"], ids=lambda case: case["name"])
+def test_box_oks_equals_the_official_oks_iou(case):
+    keypoints, _, areas, sigmas = official_nms_case(case)
+    r = case["oks_iou"]["reference"]
+    assert box_oks(keypoints[r], keypoints, areas[r], areas, sigmas, case["in_vis_thre"]).tolist() == \
+        case["oks_iou"]["values"]
+
+
+@pytest.mark.parametrize("case", OFFICIAL["nms"], ids=lambda case: case["name"])
+def test_box_oks_nms_equals_the_official_oks_nms(case):
+    keypoints, scores, areas, sigmas = official_nms_case(case)
+    assert box_oks_nms(keypoints, scores, areas, case["threshold"], sigmas, case["in_vis_thre"]) == \
+        case["oks_nms"]
+
+
+@pytest.mark.parametrize("case", OFFICIAL["nms"], ids=lambda case: case["name"])
+def test_box_soft_oks_nms_equals_the_official_soft_oks_nms(case):
+    keypoints, scores, areas, sigmas = official_nms_case(case)
+    assert box_soft_oks_nms(keypoints, scores, areas, case["threshold"], sigmas, case["in_vis_thre"]) == \
+        case["soft_oks_nms"]
+
+
+def official_people():
+    """The recorded people of COCODataset.evaluate's cases as score_people takes them (the boxes' x, y, w, h
+    play no part in the scoring: zeros)."""
+    people = OFFICIAL["evaluate"]["people"]
+    boxes = PersonBoxes.from_lists(people["image"], [[0.0] * 4] * len(people["image"]), people["score"])
+    poses = PersonPoses(np.asarray(people["keypoints"], np.float32), np.asarray(people["center"], np.float32),
+                        np.asarray(people["scale"], np.float32))
+    return boxes, poses
+
+
+RUNS = OFFICIAL["evaluate"]["runs"]
+RUN_IDS = [f"in_vis_thre {r['in_vis_thre']} oks_thre {r['oks_thre']}{' soft' if r['soft_nms'] else ''}"
+           for r in RUNS]
+
+
+@pytest.mark.parametrize("run", RUNS, ids=RUN_IDS)
+def test_rescore_equals_the_official_evaluate(run):
+    boxes, poses = official_people()
+    assert rescore(poses.keypoints, boxes.scores, run["in_vis_thre"]).tolist() == run["rescored"]
+
+
+@pytest.mark.parametrize("run", RUNS, ids=RUN_IDS)
+def test_score_people_equals_the_official_evaluate(run):
+    """Per image (in the order images first appear), the records the official evaluation writes, in its
+    order: the same people, scores and keypoints, to the last bit."""
+    boxes, poses = official_people()
+    records = score_people(boxes, poses, SIGMAS, run["in_vis_thre"], run["oks_thre"], run["soft_nms"])
+    index = iter(range(len(records)))
+    for image in run["kept"]:
+        for person in image["people"]:
+            record = records[next(index)]
+            assert record["image_id"] == image["image"]
+            assert record["score"] == person["score"], (image["image"], person["person"])
+            assert record["keypoints"] == np.asarray(person["keypoints"], np.float32).astype(np.float64).tolist()
+            assert record["scale"] == poses.scales[person["person"]].astype(np.float64).tolist()
+    assert next(index, None) is None
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 of a pose are visible, the box around a pose, the area OKS scales distances by, and duplicate removal by OKS.
 
 Used by the Predictor (duplicate removal, `Person.box`, `Person.to_coco`'s bbox) and the tracker (matching
-tracks to detections). Pure numpy.
+tracks to detections); `box_oks`, `box_oks_nms` and `box_soft_oks_nms` are the top-down evaluation's
+(the official code's nms.py, with its order of equal scores: `numpy1_argsort`). Pure numpy.
 
 Poses are arrays (..., J, 3): x, y in the pixels of one image (x right, y down) and a joint value (a heatmap
 peak, or a score); NaN coordinates or values mean "not there".
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["MIN_AREA", "visible_joints", "pose_box", "pose_area", "oks_matrix", "oks_nms", "box_oks",
-           "box_oks_nms", "box_soft_oks_nms"]
+           "box_oks_nms", "box_soft_oks_nms", "numpy1_argsort"]
 
 # COCO's "small object" boundary (COCOeval's area ranges: small is below 32^2 px). A pose whose visible joints
 # span less (one joint, joints on a line, a far-away person) is compared as if it had this area: with the bare
@@ -141,6 +142,10 @@ def box_oks(reference: np.ndarray, candidates: np.ndarray, reference_area: float
     reference = np.asarray(reference)
     candidates = np.asarray(candidates)
     candidate_areas = np.asarray(candidate_areas)
+    if in_vis_thre is not None:
+        # A Python float, as the official config gives it: compared with float32 joint scores in float32 (NumPy
+        # 1.x and 2 alike; a NumPy float64 would be compared in float64 under NumPy 2).
+        in_vis_thre = float(in_vis_thre)
     variances = (np.asarray(sigmas, dtype=np.float64) * 2) ** 2
     result = np.zeros(len(candidates))
     for n, candidate in enumerate(candidates):
@@ -160,15 +165,16 @@ def box_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, th
     with it exceeds `threshold` (a pose at exactly the threshold stays).
 
     keypoints (P, J, 3), scores (P,), areas (P,): each pose's area in px^2 (the official evaluation passes its
-    crop's w * h, scale * 200, not its joints' box). The order of equal scores is NumPy's
-    `scores.argsort()[::-1]`, the official one. Unlike `oks_nms` (the Predictor's duplicate removal), a pose
-    is compared on all its joints and with the mean area; `box_oks` says more.
+    crop's w * h, scale * 200, not its joints' box). The order of equal scores is the official
+    `scores.argsort()[::-1]` under the NumPy 1.x it ran with (`numpy1_argsort`): among 16 poses or fewer, the
+    later of equal scores first; among more, the order the sort's partitions leave. Unlike `oks_nms` (the Predictor's duplicate removal), a pose is compared on all its joints
+    and with the mean area; `box_oks` says more.
     """
     keypoints = np.asarray(keypoints)
     if len(keypoints) == 0:
         return []
     areas = np.asarray(areas)
-    order = np.asarray(scores).argsort()[::-1]
+    order = numpy1_argsort(scores)[::-1]
     kept: list[int] = []
     while order.size > 0:
         best = int(order[0])
@@ -185,13 +191,14 @@ def box_soft_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarra
     (nms.soft_oks_nms, TEST.SOFT_NMS): repeatedly keep the pose whose decayed score is highest, then decay every
     remaining pose's score by exp(-oks^2 / threshold) (`box_oks` with the kept one, its Gaussian rescoring)
     and order them again; at most `max_kept` poses (the official 20). Nothing is dropped for its overlap
-    alone: a pose is left out only when `max_kept` are kept first. The decayed scores only order the poses;
-    the caller reports their own scores. Arguments as `box_oks_nms`."""
+    alone: a pose is left out only when `max_kept` are kept first. The decayed scores only order the poses
+    (equal ones as `box_oks_nms` orders equal scores); the caller reports their own scores. Arguments as
+    `box_oks_nms`."""
     keypoints = np.asarray(keypoints)
     if len(keypoints) == 0:
         return []
     areas = np.asarray(areas)
-    order = np.asarray(scores).argsort()[::-1]
+    order = numpy1_argsort(scores)[::-1]
     decayed = np.asarray(scores)[order]
     kept: list[int] = []
     while order.size > 0 and len(kept) < max_kept:
@@ -200,6 +207,117 @@ def box_soft_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarra
         overlaps = box_oks(keypoints[best], keypoints[order[1:]], areas[best], areas[order[1:]], sigmas,
                            in_vis_thre)
         order, decayed = order[1:], decayed[1:] * np.exp(-overlaps ** 2 / threshold)
-        resort = decayed.argsort()[::-1]
+        resort = numpy1_argsort(decayed)[::-1]
         order, decayed = order[resort], decayed[resort]
     return kept
+
+
+# NumPy 1.x's quicksort switches to insertion sort for ranges of at most this many + 1 elements.
+_SMALL_QUICKSORT = 15
+
+
+def numpy1_argsort(values: np.ndarray) -> np.ndarray:
+    """(N,) int64: `np.argsort(values)` of a 1-D array as NumPy 1.x computes it with its default kind,
+    'quicksort' (before 1.25 on any CPU; 1.25 and 1.26 on CPUs without AVX-512), including the order it leaves
+    equal values in.
+
+    The official top-down code orders people by `scores.argsort()[::-1]` (nms.oks_nms, nms.soft_oks_nms), so
+    among equal scores (people rescored 0 for want of a confident joint, copies of one detection) the order,
+    and with it which person NMS keeps, is whatever that sort leaves. NumPy 1.x sorts with an introsort: a
+    median-of-3 quicksort that pushes the larger part on a stack, insertion sort for ranges of at most 16,
+    heapsort for a range reached deeper than 2 log2 N partitions (NumPy's npysort quicksort and heapsort,
+    redone here step for step). NumPy 2 sorts with SIMD routines whose order of equal values differs and
+    depends on the CPU. Values are ordered as NumPy orders them, NaN last. Without NaN or equal values every
+    sort gives the one order, and NumPy's own (stable) sort is used.
+    """
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"numpy1_argsort: expected a 1-D array, got shape {values.shape}")
+    n = len(values)
+    if n < 2 or (not np.isnan(values).any() and len(np.unique(values)) == n):
+        return np.argsort(values, kind="stable").astype(np.int64)
+    v = values.tolist()
+
+    def less(i: int, j: int) -> bool:
+        """NumPy's order of values i and j: a < b, and any number before NaN."""
+        a, b = v[i], v[j]
+        return a < b or (b != b and a == a)
+
+    return np.array(_introsort(n, less), dtype=np.int64)
+
+
+def _introsort(n: int, less) -> list[int]:
+    """The indices 0..n-1 sorted by less(i, j) (is item i before item j), as NumPy 1.x's aquicksort does."""
+    order = list(range(n))
+    stack: list[tuple[int, int, int]] = []          # ranges left for later: (first, last, depth budget)
+    first, last = 0, n - 1
+    depth = 2 * (n.bit_length() - 1) if n else 0    # 2 * floor(log2 n)
+    while True:
+        if depth < 0:
+            _heapsort(order, first, last - first + 1, less)
+        else:
+            while last - first > _SMALL_QUICKSORT:
+                # Median of the first, middle and last as pivot, parked before the last.
+                middle = first + ((last - first) >> 1)
+                if less(order[middle], order[first]):
+                    order[middle], order[first] = order[first], order[middle]
+                if less(order[last], order[middle]):
+                    order[last], order[middle] = order[middle], order[last]
+                if less(order[middle], order[first]):
+                    order[middle], order[first] = order[first], order[middle]
+                pivot = order[middle]
+                i, j = first, last - 1
+                order[middle], order[j] = order[j], order[middle]
+                while True:
+                    i += 1
+                    while less(order[i], pivot):
+                        i += 1
+                    j -= 1
+                    while less(pivot, order[j]):
+                        j -= 1
+                    if i >= j:
+                        break
+                    order[i], order[j] = order[j], order[i]
+                order[i], order[last - 1] = order[last - 1], order[i]
+                # Go on with the smaller part; the larger waits on the stack.
+                depth -= 1
+                if i - first < last - i:
+                    stack.append((i + 1, last, depth))
+                    last = i - 1
+                else:
+                    stack.append((first, i - 1, depth))
+                    first = i + 1
+            for i in range(first + 1, last + 1):       # insertion sort
+                item = order[i]
+                j = i
+                while j > first and less(item, order[j - 1]):
+                    order[j] = order[j - 1]
+                    j -= 1
+                order[j] = item
+        if not stack:
+            return order
+        first, last, depth = stack.pop()
+
+
+def _heapsort(order: list[int], start: int, n: int, less) -> None:
+    """Sort order[start:start + n] in place by less, as NumPy 1.x's aheapsort (a 1-based binary heap)."""
+    base = start - 1                                # heap position k is order[base + k]
+
+    def sift(item: int, i: int, n: int) -> None:
+        j = 2 * i
+        while j <= n:
+            if j < n and less(order[base + j], order[base + j + 1]):
+                j += 1
+            if not less(item, order[base + j]):
+                break
+            order[base + i] = order[base + j]
+            i, j = j, 2 * j
+        order[base + i] = item
+
+    for top in range(n >> 1, 0, -1):
+        sift(order[base + top], top, n)
+    while n > 1:
+        item = order[base + n]
+        order[base + n] = order[base + 1]
+        n -= 1
+        sift(item, 1, n)

@@ -222,9 +222,11 @@ def final_predictions(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndar
 def rescore(keypoints: np.ndarray, box_scores: np.ndarray | Sequence[float], in_vis_thre: float) -> np.ndarray:
     """(N, J, 3) keypoints and (N,) box scores -> (N,) float64 person scores: the box score times the mean
     score of the joints scoring above in_vis_thre (0 when none does), as the official evaluation rescores
-    people: summed joint by joint in float64 (its Python loop under the NumPy 1.x it was written for)."""
+    people, with the arithmetic of its Python loop over NumPy scalars under the NumPy 1.x it was written for:
+    each float32 joint score compared with in_vis_thre and summed joint by joint in float64 (a joint scored
+    float32 0.2, a hair above 0.2, counts at 0.2; under NumPy 2 that loop would compare and sum in float32)."""
     scores = np.asarray(keypoints)[..., 2]
-    confident = scores > in_vis_thre
+    confident = scores.astype(np.float64) > float(in_vis_thre)
     total = np.zeros(len(scores), dtype=np.float64)
     for joint in range(scores.shape[1] if scores.ndim == 2 else 0):
         total = total + np.where(confident[:, joint], scores[:, joint].astype(np.float64), 0.0)
