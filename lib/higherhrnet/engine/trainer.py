@@ -136,8 +136,9 @@ class Trainer:
         """The hooks of a run, in the order they act after each epoch: epoch log, validation, best model,
         checkpoint, barrier; after training: final weights, replica check, the line naming the saved files."""
         main = self.dist.main
+        items = "people" if model_entry(self.cfg.MODEL.NAME).top_down else "images"     # top-down: one crop each
         header = (f"training {self.cfg.MODEL.NAME} on {self.device} ({self.dist.world_size} "
-                  f"process{'es' if self.dist.enabled else ''}), {len(self.dataset)} images, {self.iters_per_epoch} "
+                  f"process{'es' if self.dist.enabled else ''}), {len(self.dataset)} {items}, {self.iters_per_epoch} "
                   f"iterations per epoch, output {self.out_dir}")
         tensorboard = TensorBoard(self.log_dir, self.cfg.PRINT_FREQ) if main else None
         hooks = [LogFile(self.log_file, self.dist.rank), tensorboard] if main else []
