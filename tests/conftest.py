@@ -126,6 +126,21 @@ def train_once(cfg, name: str = "tiny.yaml"):
         trainer.close()
 
 
+def torchrun_train(cfg, folder, *overrides: str):
+    """tools/train.py in 2 processes under torchrun on the CPU (gloo, one thread each), `cfg` written to
+    folder/tiny.yaml, `overrides` on the command line: the finished subprocess.CompletedProcess (stderr holds
+    the log)."""
+    import os
+    import subprocess
+    import sys
+
+    path = Path(folder) / "tiny.yaml"
+    path.write_text(cfg.dump())
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(REPO / "tools/train.py"), "--cfg", str(path), "--device", "cpu", *overrides],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+
 def limit_file_size(limit: int) -> None:
     """For a test's subprocess (preexec_fn): its files cannot grow past `limit` bytes (RLIMIT_FSIZE, inherited by
     what it starts). A write beyond fails with EFBIG, "File too large", where a full disk fails with ENOSPC: the

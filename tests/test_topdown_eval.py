@@ -5,6 +5,7 @@ the project)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -253,6 +254,60 @@ def test_loader_workers_make_the_same_crops_in_the_same_order(tiny_topdown):
     _, in_workers = evaluate_top_down(network, source, boxes, params, 0.9, progress=False, workers=2)
     assert len(in_process) == len(in_workers) > 0
     assert in_process == in_workers
+
+
+def boxes_to_predict(cfg_path, weights):
+    """(network, load_image, boxes, params) for predict_boxes: the network of `weights` and the ground-truth boxes
+    of the config's test split."""
+    cfg = higherhrnet.load_cfg(str(cfg_path))
+    source = higherhrnet.data.build_dataset(cfg, is_train=False).source
+    index = {image_id: i for i, image_id in enumerate(source.ids)}
+    network = higherhrnet.build_model(cfg)
+    higherhrnet.load_checkpoint(network, str(weights))
+    return (network.eval(), lambda i: source.load_image(index[i]), ground_truth_boxes(source.coco),
+            TopDownParams.from_config(cfg, COCO_KEYPOINTS))
+
+
+def predict_in_group(rank, world, init_file, cfg_path, weights, out):
+    """Process `rank` of `world` (torch.multiprocessing.spawn): in a gloo group, predict_boxes at 2 and at 6 crops
+    a batch; writes out/rank<rank>.npz: the keypoints of each, and the crops its network ran."""
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        network, load_image, boxes, params = boxes_to_predict(cfg_path, weights)
+        crops = []
+        network.register_forward_pre_hook(lambda module, args: crops.append(len(args[0])))
+        keypoints = {f"batch_{size}": predict_boxes(network, load_image, boxes,
+                                                    dataclasses.replace(params, batch_size=size)).keypoints
+                     for size in (2, 6)}
+        np.savez(os.path.join(out, f"rank{rank}.npz"), crops=sum(crops), **keypoints)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_processes_share_the_crop_batches_and_gather_the_single_process_poses(tiny_topdown, tmp_path):
+    """Under torch.distributed predict_boxes runs each batch of crops once, on one process, and every process
+    gets the poses of one process exactly (the same batches go through the same network): 6 boxes at 2 a batch
+    (batches 0 and 2 on the first process, 1 on the second) and at 6 (the second has none)."""
+    root, _, _ = tiny_topdown
+    cfg_path, weights = root / "tiny_topdown.yaml", root / "topdown.pth"
+    torch.set_num_threads(1)
+    network, load_image, boxes, params = boxes_to_predict(cfg_path, weights)
+    crops = []
+    network.register_forward_pre_hook(lambda module, args: crops.append(len(args[0])))
+    alone = {size: predict_boxes(network, load_image, boxes, dataclasses.replace(params, batch_size=size)).keypoints
+             for size in (2, 6)}
+    assert len(boxes) == 6 and not np.array_equal(alone[2][0], alone[2][1])
+    torch.multiprocessing.spawn(predict_in_group, args=(2, str(tmp_path / "init"), str(cfg_path), str(weights),
+                                                        str(tmp_path)), nprocs=2)
+    ranks = [np.load(tmp_path / f"rank{rank}.npz") for rank in range(2)]
+    for rank in ranks:
+        for size in (2, 6):
+            np.testing.assert_array_equal(rank[f"batch_{size}"], alone[size])
+    # No crop twice: of the 12 crops one process ran (6 a batch size), the first ran 4 + 6, the second 2 + 0.
+    per_crop = sum(crops) // 12                                 # network runs per crop (flip test: 2)
+    assert [int(rank["crops"]) for rank in ranks] == [10 * per_crop, 2 * per_crop]
 
 
 def run_eval(*args):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import os
 
+import pytest
 import torch
 
 import higherhrnet
-from conftest import EXPERIMENTS, tiny_pose_hrnet_cfg, train_once
+from higherhrnet.engine import run_dir
+from conftest import EXPERIMENTS, tiny_pose_hrnet_cfg, torchrun_train, train_once
 from tinycoco import write_tiny_coco
 
 
@@ -68,6 +70,34 @@ def test_validation_during_training_scores_as_eval_does(tmp_path):
     metrics, _ = evaluate_top_down(model.eval(), source, ground_truth_boxes(source.coco), params, cfg.TEST.OKS_THRE,
                                    progress=False)
     assert metrics == epoch["val"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_share_the_crops_validate_and_resume(tmp_path):
+    """Under torchrun with 2 processes: each trains on its half of the crops, validates on its share of the crop
+    batches with the metrics of the whole split, the first alone writes the run folder, the replicas end
+    identical, and a second torchrun resumes from the checkpoint."""
+    cfg = train_cfg(tmp_path, "TRAIN.BATCH_SIZE_PER_GPU", "2", "TRAIN.END_EPOCH", "2", "TRAIN.VAL_FREQ", "1",
+                    "DATASET.TEST_SET", "val", "TEST.BATCH_SIZE_PER_GPU", "3")      # writes the train split
+    write_tiny_coco(tmp_path / "data", split="val", num_images=2, seed=1)          # 4 people: batches of 3 and 1
+    result = torchrun_train(cfg, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # 8 people, 4 a process (one process: 4 iterations of 2)
+    assert "training pose_hrnet on cpu (2 processes), 8 people, 2 iterations per epoch" in result.stderr
+    assert "epoch 2/2 validation: AP" in result.stderr
+    assert "weights identical across 2 ranks: yes" in result.stderr and "terminate called" not in result.stderr
+    out = run_dir(cfg, "tiny.yaml", cfg.OUTPUT_DIR)
+    assert sorted(os.listdir(out)) == ["checkpoint.pth", "final_state.pth", "model_best.pth", "train.log"]
+    log = open(os.path.join(out, "train.log")).read()
+    assert log.count("validation: AP") == 2 and "[rank 1]" not in log
+
+    resumed = torchrun_train(cfg, tmp_path, "TRAIN.END_EPOCH", "3")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {os.path.join(out, 'checkpoint.pth')} at epoch 2" in resumed.stderr
+    assert "epoch 3/3 validation: AP" in resumed.stderr and "epoch 2/3" not in resumed.stderr
+    assert "weights identical across 2 ranks: yes" in resumed.stderr
+    state = torch.load(os.path.join(out, "checkpoint.pth"), map_location="cpu", weights_only=True)
+    assert state["epoch"] == 3
 
 
 def test_the_synthetic_recipe_loads_and_builds():

@@ -11,7 +11,7 @@ import torch
 import higherhrnet
 from higherhrnet.engine import Trainer
 
-from conftest import EXPERIMENTS, REPO, tiny_cfg, train_once
+from conftest import EXPERIMENTS, REPO, tiny_cfg, torchrun_train, train_once
 from tinycoco import write_tiny_coco
 
 
@@ -96,13 +96,7 @@ def test_train_cli_single_process_and_bad_config(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
-    cfg = train_cfg(tmp_path, "TRAIN.IMAGES_PER_GPU", "1")
-    path = tmp_path / "tiny.yaml"
-    path.write_text(cfg.dump())
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             str(REPO / "tools/train.py"), "--cfg", str(path), "--device", "cpu"],
-                            capture_output=True, text=True, timeout=600, env=env)
+    result = torchrun_train(train_cfg(tmp_path, "TRAIN.IMAGES_PER_GPU", "1"), tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training pose_higher_hrnet on cpu (2 processes)" in result.stderr
     assert "weights identical across 2 ranks: yes" in result.stderr

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "init_distributed", "replicas_identical", "shutdown_distributed"]
+__all__ = ["DistInfo", "group_place", "init_distributed", "replicas_identical", "shutdown_distributed"]
 
 
 @dataclass
@@ -48,6 +48,14 @@ class DistInfo:
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
+
+
+def group_place() -> tuple[int, int]:
+    """(rank, world size) in the process group this process has joined, (0, 1) when it has joined none: for the
+    evaluation code, which is handed no DistInfo and runs the same in `higherhrnet eval` and during training."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def init_distributed(device_kind: str, cuda_backend: str = "nccl") -> DistInfo:

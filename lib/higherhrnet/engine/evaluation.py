@@ -19,6 +19,7 @@ from ..fileio import write_json
 from ..interrupts import loader_worker_sigterm
 from ..predictor import as_rgb_image
 from ..vis import draw_people, heatmap_grid, tag_map_image
+from .distributed import group_place
 
 __all__ = ["evaluate", "format_metrics", "predict_split", "clean_results", "save_and_score", "validation_pictures"]
 
@@ -49,7 +50,7 @@ def predict_split(predictor, dataset: Dataset, batch_size: int = 1, workers: int
     Under torch.distributed each rank takes every world_size-th image and the results of all ranks are
     gathered on every rank; images are never counted twice (no sampler padding).
     """
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    rank, world = group_place()
     shard = _Shard(dataset, range(rank, len(dataset), world))
     loader = DataLoader(shard, batch_size=max(1, batch_size), num_workers=workers, collate_fn=_collate,
                         worker_init_fn=loader_worker_sigterm)
@@ -111,8 +112,7 @@ def save_and_score(results: list[dict], source, results_file: str | None = None)
     """(metrics, results): `results` (COCO keypoint records of the split `source`, a data.coco.CocoKeypoints)
     written to `results_file` by the first process when given, and scored with the dataset's metric (None for
     a split without annotations)."""
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    if results_file and rank == 0:
+    if results_file and group_place()[0] == 0:
         write_json(results, results_file)
     if not source.has_annotations:
         return None, results

@@ -17,13 +17,13 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 from yacs.config import CfgNode
 
 from ..interrupts import loader_worker_sigterm
-
 from ..oks import box_oks_nms, box_soft_oks_nms
 from ..inference import InferenceParams
 from ..keypoints import KeypointSpec
@@ -31,6 +31,7 @@ from ..models.registry import model_entry
 from ..person_boxes import PersonBoxes, boxes_from_config
 from ..predictor import Predictor
 from ..topdown import PersonPoses, TopDownParams, box_to_center_scale, crop_people, poses_of_crops, rescore
+from .distributed import group_place
 from .evaluation import clean_results, evaluate, save_and_score
 
 __all__ = ["predict_boxes", "score_people", "evaluate_top_down", "check_validation_settings", "validate"]
@@ -74,7 +75,32 @@ def predict_boxes(network: nn.Module, load_image: Callable[[int], np.ndarray], b
     whatever image they come from, as the official validate() batches its dataset's crops (so its float results
     are matched, not only approached). workers > 0: images are read and cropped in that many loader processes
     (load_image must then be picklable), the same crops in the same order. The network should be in eval mode.
+
+    Under torch.distributed each rank predicts every world_size-th of those batches, whole, and the keypoints of
+    all ranks are gathered on every rank: each crop still goes through the network in the batch it would in one
+    process, so the results do not depend on the number of processes.
     """
+    rank, world = group_place()
+    if world == 1:
+        return _predict_boxes(network, load_image, boxes, params, device, progress, workers)
+    # The boxes of batches rank, rank + world, ...: whole batches in order, only the last of all possibly short,
+    # so that batching the shard by params.batch_size gives back the same batches.
+    mine = np.flatnonzero(np.arange(len(boxes)) // params.batch_size % world == rank)
+    shard = PersonBoxes(boxes.image_ids[mine], boxes.boxes[mine], boxes.scores[mine])
+    poses = _predict_boxes(network, load_image, shard, params, device, progress, workers)
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, (mine, poses.keypoints))
+    keypoints = np.zeros((len(boxes), *poses.keypoints.shape[1:]), dtype=poses.keypoints.dtype)
+    for indices, part in gathered:
+        keypoints[indices] = part
+    centers, scales = box_to_center_scale(boxes.boxes, params.image_size)
+    return PersonPoses(keypoints, centers, scales)
+
+
+def _predict_boxes(network: nn.Module, load_image: Callable[[int], np.ndarray], boxes: PersonBoxes,
+                   params: TopDownParams, device: torch.device | str | None, progress: bool,
+                   workers: int) -> PersonPoses:
+    """predict_boxes in this process: every box of `boxes`."""
     centers, scales = box_to_center_scale(boxes.boxes, params.image_size)
     batches = _CropBatches(load_image, boxes.image_ids, centers, scales, params.image_size, params.batch_size)
     if workers > 0 and len(batches) > 1:
@@ -160,7 +186,8 @@ def validate(cfg: CfgNode, model: nn.Module, dataset, device: torch.device, keyp
     """The metrics of `model` (in training, put back by the caller) on the test split `dataset` (an
     EvalDataset) as `higherhrnet eval` scores it: a bottom-up network through a raw Predictor, TEST.IMAGES_PER_GPU
     images a batch; a top-down network on the boxes the config names (person_boxes.boxes_from_config), with
-    the official rescoring and OKS-NMS (evaluate_top_down)."""
+    the official rescoring and OKS-NMS (evaluate_top_down). Under torchrun every rank calls it: the ranks share
+    the images (bottom-up) or the batches of crops (top-down), and each gets the metrics of the whole split."""
     if not model_entry(cfg.MODEL.NAME).top_down:
         predictor = Predictor.from_model(cfg, model, device=device, keypoints=keypoints, raw=True)
         metrics, _ = evaluate(predictor, dataset, cfg.TEST.IMAGES_PER_GPU, 0, progress=progress, desc="validating",
