@@ -7,17 +7,19 @@ import torch
 
 import higherhrnet
 from higherhrnet.engine.hooks import BestModel
-from higherhrnet.engine.train_loop import TrainingError, TrainState
+from higherhrnet.engine.train_loop import TrainingError, TrainLoop, TrainState
 
 from conftest import tiny_cfg
 
 
 class _Loop:
-    """What a hook reads of a TrainLoop."""
+    """What a hook reads of a TrainLoop: 8 epochs of 10 iterations."""
+
+    position = TrainLoop.position
 
     def __init__(self):
         self.state = TrainState()
-        self.end_epoch = 4
+        self.end_epoch, self.iters_per_epoch = 8, 10
 
 
 def test_best_model_is_saved_when_ap_improves_and_never_with_non_finite_weights(tmp_path, caplog):
@@ -50,7 +52,7 @@ def test_best_model_is_saved_when_ap_improves_and_never_with_non_finite_weights(
     name, weight = next(iter(model.named_parameters()))
     with torch.no_grad():
         weight.view(-1)[0] = float("nan")
-    with pytest.raises(TrainingError, match=rf"NaN or infinite by epoch 5, iteration 0: {name} .*nothing is saved "
+    with pytest.raises(TrainingError, match=rf"NaN or infinite by epoch 6/8, iteration 1/10: {name} .*nothing is saved "
                                             rf"from them \(model_best.pth was not written\)"):
         epoch(5, AP=0.5)
     assert saved()["epoch"] == 5 and saved()["metrics"]["AP"] == 0.25

@@ -57,5 +57,5 @@ def test_the_note_names_the_last_complete_checkpoint(tmp_path):
     (tmp_path / "checkpoint.pth").write_bytes(b"")
     assert checkpoint_note(path, None).startswith("no checkpoint was written yet")
     assert checkpoint_note(path, 1) == f"the last complete checkpoint is {path} (1 epoch done; resuming continues " \
-                                       f"with epoch 1)"
+                                       f"with epoch 2)"
     assert "(2 epochs done;" in checkpoint_note(path, 2)

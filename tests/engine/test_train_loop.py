@@ -80,7 +80,7 @@ def test_a_non_finite_loss_stops_with_epoch_and_iteration_and_hooks_are_closed()
     events = []
     loop = TrainLoop(_Wrapped(network), loader, loss, optimizer, scheduler, torch.device("cpu"), end_epoch=1,
                      iters_per_epoch=5, parameters=list(network.parameters()), hooks=[Recording(events)])
-    with pytest.raises(TrainingError, match=r"loss is inf at epoch 0, iteration 0 \(heatmaps_1/4=inf\)"):
+    with pytest.raises(TrainingError, match=r"loss is inf in epoch 1/1, iteration 1/5 \(heatmaps_1/4=inf\)"):
         loop.run()
     assert events == ["before_train", "before_epoch 0", "close"]
 
@@ -108,7 +108,7 @@ def test_out_of_memory_is_one_line_with_the_batch_size_hint():
     with pytest.raises(TrainingError) as info:
         loop.run()
     message = str(info.value)
-    assert "\n" not in message and message.startswith("out of memory at epoch 0, iteration 0, with 2 images per step")
+    assert "\n" not in message and message.startswith("out of memory in epoch 1/1, iteration 1/5, with 2 images per step")
     assert message.endswith("lower TRAIN.IMAGES_PER_GPU (or DATASET.INPUT_SIZE)")
     other = TrainLoop(_Wrapped(nn.Conv2d(5, 2, 1)), loader, loss, optimizer, scheduler, torch.device("cpu"),
                       end_epoch=1, iters_per_epoch=5, parameters=list(network.parameters()))

@@ -19,7 +19,7 @@ from higherhrnet.cli.common import split_overrides
 from higherhrnet.inference import NonFiniteOutputError, infer
 from higherhrnet.engine.hooks import FiniteWeights, LossWatch
 from higherhrnet.engine.resume import compare_configs
-from higherhrnet.engine.train_loop import TrainingError, TrainState
+from higherhrnet.engine.train_loop import TrainingError, TrainLoop, TrainState
 from higherhrnet.fileio import temporary_pattern, write_json
 from higherhrnet.images import DamagedImageError
 from higherhrnet.predictor import CLEAN, Person, _clip_to_image
@@ -291,10 +291,13 @@ def test_resume_comparison_sorts_changes_into_harmless_applied_and_refused():
 
 
 class _Loop:
-    """What a hook reads of a TrainLoop."""
+    """What a hook reads of a TrainLoop: 4 epochs of 10 iterations."""
+
+    position = TrainLoop.position
 
     def __init__(self):
         self.state = TrainState()
+        self.end_epoch, self.iters_per_epoch = 4, 10
 
 
 def test_a_loss_growing_a_thousandfold_is_reported_once(caplog):
@@ -307,7 +310,7 @@ def test_a_loss_growing_a_thousandfold_is_reported_once(caplog):
             watch.after_step()
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1
-    assert "the loss is 25 at epoch 0, iteration 5, 1.25e+03 times the median of the first 4 iterations" in warnings[0]
+    assert "the loss is 25 in epoch 1/4, iteration 6/10, 1.25e+03 times the median of the first 4 iterations" in warnings[0]
 
 
 def test_weights_becoming_infinite_stop_training_naming_tensor_epoch_and_iteration():
@@ -318,6 +321,6 @@ def test_weights_becoming_infinite_stop_training_naming_tensor_epoch_and_iterati
     guard.after_step()                                    # finite: nothing happens
     with torch.no_grad():
         model.stage4[0].fuse_layers[0][1][1].running_var[2] = float("inf")
-    with pytest.raises(TrainingError, match=r"NaN or infinite by epoch 3, iteration 7: "
+    with pytest.raises(TrainingError, match=r"NaN or infinite by epoch 4/4, iteration 8/10: "
                                             r"stage4.0.fuse_layers.0.1.1.running_var \(1 of 8 values: inf\)"):
         guard.after_step()

@@ -131,7 +131,7 @@ def test_an_exploding_learning_rate_stops_before_bad_weights_are_saved(files, tm
                  "TRAIN.MAX_ITERS_PER_EPOCH", "2")
     err = capsys.readouterr().err
     assert code == 2
-    match = re.search(r"error: weights or buffers became NaN or infinite by epoch 1, iteration [01]: (\S+) \(", err)
+    match = re.search(r"error: weights or buffers became NaN or infinite by epoch 2/3, iteration [12]/2: (\S+) \(", err)
     assert match, err
     assert "nothing is saved from them" in err
     folder = run_dir(tmp_path)
@@ -140,7 +140,7 @@ def test_an_exploding_learning_rate_stops_before_bad_weights_are_saved(files, tm
     assert checkpoint(tmp_path)["epoch"] == 1
     higherhrnet.load_checkpoint(higherhrnet.build_model(higherhrnet.load_cfg(files / "tiny.yaml")),
                                 folder / "checkpoint.pth")                     # finite: it loads
-    assert "training stopped: weights or buffers became NaN or infinite by epoch 1" in \
+    assert "training stopped: weights or buffers became NaN or infinite by epoch 2/3" in \
         (folder / "train.log").read_text()
 
 
@@ -153,10 +153,10 @@ def test_a_nan_loss_is_written_to_train_log(files, tmp_path):
         return {**terms, "heatmaps_1/4": terms["heatmaps_1/4"] * float("nan")}
 
     trainer.loss = poisoned
-    with pytest.raises(TrainingError, match="loss is nan at epoch 0, iteration 0"):
+    with pytest.raises(TrainingError, match=r"loss is nan in epoch 1/\d+, iteration 1/\d+ "):
         trainer.run()
     log = (run_dir(tmp_path) / "train.log").read_text()
-    assert "training stopped: loss is nan at epoch 0, iteration 0" in log
+    assert re.search(r"training stopped: loss is nan in epoch 1/\d+, iteration 1/\d+ ", log), log
     assert "no checkpoint was written yet" in log
 
 
@@ -173,7 +173,8 @@ def test_trainer_run_from_python_raises_sigterm_as_training_interrupted_and_logs
     with pytest.raises(TrainingInterrupted) as info:
         trainer.run()
     assert info.value.signal_number == signal.SIGTERM
-    assert str(info.value).startswith("terminated (SIGTERM) at epoch 0, iteration 1; no checkpoint was written yet")
+    assert re.match(r"terminated \(SIGTERM\) in epoch 1/\d+, iteration 2/\d+; no checkpoint was written yet",
+                    str(info.value)), str(info.value)
     assert (run_dir(tmp_path) / "train.log").read_text().rstrip().endswith(str(info.value))
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL      # put back after the run
 
@@ -257,11 +258,12 @@ def test_a_stop_ends_training_cleanly_and_names_the_last_complete_checkpoint(fil
     assert "Traceback" not in stderr and "DataLoader" not in stderr
     (last,) = [line for line in stderr.splitlines() if line.startswith(STOPPED[signal_name])]
     assert stderr.rstrip().endswith(last)                         # the last word
-    match = re.fullmatch(rf"{re.escape(STOPPED[signal_name])} at epoch (\d+), iteration 0; the last complete "
-                         rf"checkpoint is (\S+) \((\d+) epochs? done; resuming continues with epoch \3\)", last)
+    match = re.fullmatch(rf"{re.escape(STOPPED[signal_name])} in epoch (\d+)/1000, iteration 1/1; the last complete "
+                         rf"checkpoint is (\S+) \((\d+) epochs? done; resuming continues with epoch (\d+)\)", last)
     assert match, stderr
-    assert match[2] == str(folder / "checkpoint.pth")
-    assert checkpoint(tmp_path)["epoch"] == int(match[3]) and int(match[3]) in (int(match[1]), int(match[1]) + 1)
+    assert match[2] == str(folder / "checkpoint.pth") and int(match[4]) == int(match[3]) + 1
+    # stopped in the epoch after the saved ones, or in the last saved one (after its checkpoint, in a later hook)
+    assert checkpoint(tmp_path)["epoch"] == int(match[3]) and int(match[1]) in (int(match[3]), int(match[3]) + 1)
     assert (folder / "train.log").read_text().rstrip().endswith(last)
     assert hidden_files(folder) == []
 
@@ -292,7 +294,8 @@ def test_kill_9_never_leaves_a_damaged_checkpoint_and_leftovers_are_removed(file
     result = run(*train_args(files / "tiny.yaml", files / "data", tmp_path, *QUICK, "TRAIN.END_EPOCH",
                              str(epochs + 1)))
     assert result.returncode == 0, result.stderr
-    assert f"resumed from {folder / 'checkpoint.pth'} at epoch {epochs}" in result.stderr
+    assert f"resumed from {folder / 'checkpoint.pth'}: {epochs} epochs done, continuing with epoch {epochs + 1}" \
+        in result.stderr
     assert checkpoint(tmp_path)["epoch"] == epochs + 1
     assert hidden_files(folder) == []
     json.dumps(checkpoint(tmp_path)["meta"])                      # plain values only
@@ -378,7 +381,8 @@ def test_a_second_training_run_into_a_live_runs_folder_is_refused_until_that_run
         os.utime(folder / path, (hour_ago, hour_ago))
     again = run(*train_args(files / "tiny.yaml", files / "data", tmp_path, *QUICK, "TRAIN.END_EPOCH", str(epochs + 1)))
     assert again.returncode == 0, again.stderr
-    assert f"resumed from {folder / 'checkpoint.pth'} at epoch {epochs}" in again.stderr
+    assert f"resumed from {folder / 'checkpoint.pth'}: {epochs} epochs done, continuing with epoch {epochs + 1}" \
+        in again.stderr
     assert hidden_files(folder) == []
 
 
@@ -393,7 +397,7 @@ def test_a_full_disk_at_a_checkpoint_stops_with_one_line_naming_it_and_the_last_
                  file_size_limit=3_000_000)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     message = (f"cannot write {saved}: {os.strerror(errno.EFBIG)} (at the end of epoch 2/3); the last complete "
-               f"checkpoint is {saved} (1 epoch done; resuming continues with epoch 1)")
+               f"checkpoint is {saved} (1 epoch done; resuming continues with epoch 2)")
     assert [line for line in result.stderr.splitlines() if "error" in line] == [f"error: {message}"]
     assert result.stderr.endswith(f"error: {message}\n")
     assert (folder / "train.log").read_text().rstrip().endswith(f"training stopped: {message}")
@@ -420,7 +424,7 @@ def test_final_state_on_a_full_disk_with_train_log_unwritable_too(files, trained
     assert result.stderr.endswith(
         f"warning: cannot write {log} ({full}): the message saying why training ended is not in it\n"
         f"error: cannot write {final}: {os.strerror(errno.EFBIG)} (after the last epoch); the last complete "
-        f"checkpoint is {folder / 'checkpoint.pth'} (1 epoch done; resuming continues with epoch 1)\n")
+        f"checkpoint is {folder / 'checkpoint.pth'} (1 epoch done; resuming continues with epoch 2)\n")
     assert not final.exists() and hidden_files(folder) == []
 
 
@@ -441,7 +445,7 @@ def test_a_run_folder_made_read_only_mid_run_stops_at_the_next_checkpoint(files,
     message = str(error.value)
     assert re.fullmatch(rf"cannot write {re.escape(str(saved))}: (Permission denied|Operation not permitted) \(at the "
                         rf"end of epoch 2/3\); the last complete checkpoint is {re.escape(str(saved))} \(1 epoch "
-                        rf"done; resuming continues with epoch 1\)", message), message
+                        rf"done; resuming continues with epoch 2\)", message), message
     assert (folder / "train.log").read_text().rstrip().endswith(f"training stopped: {message}")
     assert checkpoint(tmp_path)["epoch"] == 1
 

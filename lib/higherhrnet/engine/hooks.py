@@ -447,8 +447,8 @@ def _refuse_non_finite(weights: Mapping, loop: TrainLoop, not_written: str | Non
     bad = non_finite_tensors(weights)
     if bad:
         shown = ", ".join(bad[:5]) + (f", ... (+{len(bad) - 5} more)" if len(bad) > 5 else "")
-        raise TrainingError(f"weights or buffers became NaN or infinite by epoch {loop.state.epoch}, iteration "
-                            f"{loop.state.iteration}: {shown}; nothing is saved from them"
+        raise TrainingError(f"weights or buffers became NaN or infinite by {loop.position()}: {shown}; nothing is "
+                            f"saved from them"
                             + (f" ({not_written} was not written)" if not_written else "")
                             + ". Lower TRAIN.LR (and check TRAIN.LR_FACTOR, the data)")
 
@@ -491,7 +491,6 @@ class LossWatch(HookBase):
         baseline = statistics.median(self.first)
         if not self.warned and baseline > 0 and loss > self.factor * baseline:
             self.warned = True
-            state = self.loop.state
-            logger.warning("warning: the loss is %.4g at epoch %d, iteration %d, %.3g times the median of the first "
-                           "%d iterations (%.4g): training looks unstable; consider a lower TRAIN.LR",
-                           loss, state.epoch, state.iteration, loss / baseline, len(self.first), baseline)
+            logger.warning("warning: the loss is %.4g in %s, %.3g times the median of the first %d iterations "
+                           "(%.4g): training looks unstable; consider a lower TRAIN.LR",
+                           loss, self.loop.position(), loss / baseline, len(self.first), baseline)

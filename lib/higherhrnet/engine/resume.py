@@ -218,7 +218,8 @@ def resume_training(cfg: CfgNode, mode: str, run_checkpoint: str, model: nn.Modu
         _reposition_schedule(optimizer, scheduler, epochs * iters_per_epoch)
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-    logger.info("resumed from %s at epoch %d", path, epochs)
+    logger.info("resumed from %s: %d epoch%s done, continuing with epoch %d", path, epochs, "s" if epochs != 1 else "",
+                epochs + 1)
     run_epochs = epochs if os.path.abspath(path) == os.path.abspath(run_checkpoint) else None
     return Resumed(TrainState(epoch=epochs, best_metric=state.get("best_metric")), optimizer, scheduler, path,
                    run_epochs)
@@ -313,4 +314,4 @@ def checkpoint_note(run_checkpoint: str, epochs: int | None) -> str:
     if epochs is None or not os.path.isfile(run_checkpoint):
         return "no checkpoint was written yet (the first is saved at the end of the first epoch)"
     return (f"the last complete checkpoint is {run_checkpoint} ({epochs} epoch{'s' if epochs != 1 else ''} "
-            f"done; resuming continues with epoch {epochs})")
+            f"done; resuming continues with epoch {epochs + 1})")

@@ -105,6 +105,16 @@ class TrainLoop:
         for hook in self.hooks:
             getattr(hook, stage)()
 
+    def position(self) -> str:
+        """Where training is, counted as the progress bar counts (from 1): "epoch 4/12, iteration 58/124";
+        after the last epoch "the end of training (epoch 12/12)"; a bare step loop (no epochs) "iteration 3"."""
+        if self.end_epoch <= 0:
+            return f"iteration {self.state.iteration + 1}"
+        if self.state.epoch >= self.end_epoch:
+            return f"the end of training (epoch {self.end_epoch}/{self.end_epoch})"
+        return (f"epoch {self.state.epoch + 1}/{self.end_epoch}, iteration {self.state.iteration + 1}/"
+                f"{self.iters_per_epoch}")
+
     def run(self) -> TrainState:
         try:
             self._call("before_train")
@@ -125,7 +135,7 @@ class TrainLoop:
                             raise
                         images = batch[0].shape[0]
                         raise TrainingError(
-                            f"out of memory at epoch {self.state.epoch}, iteration {iteration}, with {images} images "
+                            f"out of memory in {self.position()}, with {images} images "
                             f"per step on {self.device} ({memory_error_line(e)}); lower "
                             f"TRAIN.IMAGES_PER_GPU (or DATASET.INPUT_SIZE)") from None
                     self._call("after_step")
@@ -151,7 +161,7 @@ class TrainLoop:
         loss = sum(parts.values())
         if not torch.isfinite(loss):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
-            raise TrainingError(f"loss is {loss.item()} at epoch {self.state.epoch}, iteration {self.state.iteration} "
+            raise TrainingError(f"loss is {loss.item()} in {self.position()} "
                                 f"({detail}); lower TRAIN.LR or check the data")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()

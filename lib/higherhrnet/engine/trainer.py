@@ -179,8 +179,7 @@ class Trainer:
             with sigterm_raises():
                 loop.run()
         except KeyboardInterrupt as e:
-            note = (f"{stopped(e)} at epoch {self.state.epoch}, iteration {self.state.iteration}; "
-                    f"{self._checkpoint_note()}")
+            note = f"{stopped(e)} in {loop.position()}; {self._checkpoint_note()}"
             self._log(note)
             raise TrainingInterrupted(note, stop_signal(e)) from None
         except TrainingError as e:
