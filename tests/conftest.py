@@ -51,12 +51,24 @@ TINY_POSE_HRNET_OPTS = ["MODEL.NAME", "pose_hrnet", *TINY_HRNET_BACKBONE_OPTS,
                         "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.HEATMAP_SIZE", "[16, 24]"]
 
 
+# A small stacked hourglass (stacked_hourglass, bearpaw/pytorch-pose's network): 2 stacks at narrow widths on
+# 64x64 person crops (16x16 heatmaps), MPII's 16 joints.
+TINY_STACKED_HOURGLASS_OPTS = ["MODEL.NAME", "stacked_hourglass", "MODEL.NUM_JOINTS", "16", "DATASET.NUM_JOINTS", "16",
+                               "MODEL.IMAGE_SIZE", "[64, 64]", "MODEL.HEATMAP_SIZE", "[16, 16]",
+                               "MODEL.EXTRA.NUM_STACKS", "2", "MODEL.EXTRA.NUM_FEATS", "8",
+                               "MODEL.EXTRA.STEM_INPLANES", "4"]
+
+
 def tiny_cfg(*opts: str):
     return higherhrnet.load_cfg(None, TINY_OPTS + list(opts))
 
 
 def tiny_pose_hrnet_cfg(*opts: str):
     return higherhrnet.load_cfg(None, TINY_POSE_HRNET_OPTS + list(opts))
+
+
+def tiny_stacked_hourglass_cfg(*opts: str):
+    return higherhrnet.load_cfg(None, TINY_STACKED_HOURGLASS_OPTS + list(opts))
 
 
 def tiny_hourglass_cfg(*opts: str):

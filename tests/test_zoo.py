@@ -275,7 +275,7 @@ def test_cache_folder_from_environment(tmp_path, monkeypatch):
 
 
 def test_registry_entries():
-    layouts = {"official", "official_fp16", "mmpose", "swahr", "higherhrnet"}
+    layouts = {"official", "official_fp16", "mmpose", "swahr", "higherhrnet", "bearpaw"}
     for entry in zoo.REGISTRY.values():
         assert entry.layout in layouts
         assert [entry.url, entry.page, entry.packaged].count(None) == 2, entry.name

@@ -15,8 +15,9 @@ reference's chained means over W, H, J instead of one mean over all three), so e
 equal losses to the last bit on the same device. Nothing is detached: the scale maps learn through the
 target they reshape, and the weights pass gradient to the prediction. See docs/swahr.md.
 
-Top-down networks (pose_hrnet): `TopDownLoss`, the official JointsMSELoss (with target weights) or its online
-hard keypoint mining variant (`joints_mse_loss`), one "heatmaps_<label>" term per output, the same interface.
+Top-down networks (pose_hrnet, stacked_hourglass): `TopDownLoss`, the official JointsMSELoss (with target
+weights) or its online hard keypoint mining variant (`joints_mse_loss`), one "heatmaps_<label>" term per output,
+the same interface; a stacked hourglass's terms (one per stack) sum to bearpaw/pytorch-pose's training loss.
 """
 from __future__ import annotations
 
@@ -274,9 +275,14 @@ class TopDownLoss(nn.Module):
     """A top-down network's loss: `joints_mse_loss` of each output's heatmaps against its target (the
     official JointsMSELoss; OHKM with topk > 0), target weights applied when use_target_weight.
 
-    forward(outputs, heatmaps, target_weights, joints): the training loop's call, as MultiLoss's; heatmaps
-    (N, J, h, w) and target_weights (N, J, 1) one per target resolution (TopDownTrainingDataset's lists);
-    joints is unused (no tags). Returns {"heatmaps_<label>": (N,)}, factors applied.
+    Every output the specs describe gets its term, against the target its OutputSpec.target_index names: the
+    stacks of a stacked hourglass all against the one target, so that the sum of the terms' batch means (the
+    training loop's loss) is bearpaw/pytorch-pose's, which adds JointsMSELoss over the stacks' outputs.
+
+    forward(outputs, heatmaps, target_weights, joints): the training loop's call, as MultiLoss's; outputs one
+    (N, J, h, w) per network output; heatmaps (N, J, h, w) and target_weights (N, J, 1) one per target
+    resolution (TopDownTrainingDataset's lists); joints is unused (no tags). Returns {"heatmaps_<label>": (N,)}
+    per trained output, in their order, factors applied.
     """
 
     def __init__(self, outputs: Sequence[OutputSpec], use_target_weight: bool = True, topk: int = 0):

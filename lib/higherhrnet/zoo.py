@@ -58,8 +58,11 @@ class WeightsEntry:
     sha256: full hash or its leading hex digits; None where unpublished.
     layout: key layout of the file: "official", "official_fp16" (keys under "1.", conv tensors float16),
         "mmpose" (see `convert_mmpose_state_dict`), "swahr" (official plus SWAHR's `conv_scale_layers`),
-        "higherhrnet" (a model file this toolkit wrote: weights and meta, checkpoint/meta.py).
-    ap, ap_multiscale: published AP on `ap_split`, single-scale with flip / multi-scale (None if not published).
+        "higherhrnet" (a model file this toolkit wrote: weights and meta, checkpoint/meta.py), "bearpaw"
+        (bearpaw/pytorch-pose's training checkpoint: epoch, arch, state_dict with keys under "module.",
+        best_acc, optimizer; checkpoint/layouts.py).
+    ap, ap_multiscale: published AP on `ap_split`, single-scale with flip / multi-scale (None if not published);
+        for MPII models the published PCKh@0.5 (mean over the joints), as `ap_split` says.
     publisher: who released the weights, in a few words.
     """
     name: str
@@ -102,6 +105,21 @@ _MMPOSE_TOPDOWN_MD = ("https://github.com/open-mmlab/mmpose/blob/0.x/configs/bod
 _MMPOSE_TOPDOWN_DOWNLOAD = "https://download.openmmlab.com/mmpose/top_down/hrnet/"
 _TOPDOWN_NOTE = ("a top-down network: it finds the joints of one person per box (higherhrnet.topdown, "
                  "docs/topdown.md); predict and eval do not run it yet")
+_BEARPAW_README = "https://github.com/bearpaw/pytorch-pose/blob/master/README.md"
+# That README's "pretrained models (e.g., 2-stack hourglass model)" link (Google Drive). Its evaluation command
+# reads checkpoint/mpii/hg_s2_b1/model_best.pth.tar; example/main.py saves the best epoch as model_best.pth.tar
+# and the last as checkpoint.pth.tar.
+_BEARPAW_PAGE = ("https://drive.google.com/drive/folders/0B63t5HSgY4SQQ2FBRE5rQ2EzbjQ?"
+                 "resourcekey=0-EyrDJs1JYnC5byj5GydbPQ&usp=sharing")
+_BEARPAW = "bearpaw/pytorch-pose (Wei Yang)"
+_MPII_PCKH = "MPII val, PCKh@0.5"
+
+
+def _bearpaw_note(model: str, last: bool) -> str:
+    saved = ("checkpoint.pth.tar, the last epoch as example/main.py saves it; the README reports its PCKh but does not "
+             "say that the folder holds it" if last else "model_best.pth.tar, the best epoch")
+    return (f"a top-down network for MPII's 16 joints (MODEL.NAME stacked_hourglass): one person per box; the file: "
+            f"{model}'s {saved}")
 
 
 _ENTRIES = (
@@ -187,6 +205,22 @@ _ENTRIES = (
                  "COCO val2017", 76.7, None, _MMPOSE_TOPDOWN_MD, publisher=_MMPOSE,
                  url=_MMPOSE_TOPDOWN_DOWNLOAD + "hrnet_w48_coco_384x288-314c8528_20200708.pth", sha256="314c8528",
                  note=_TOPDOWN_NOTE),
+    # bearpaw/pytorch-pose's stacked hourglasses (MPII, 256x256 person crops). PCKh@0.5 (mean): its README's table,
+    # rows hg_s2_b1 / hg_s8_b1 (best) and (last), MPII validation split of Tompson et al. (2958 people); the
+    # README's evaluation command gives no -f, so without flip test. No hash is published; the released files
+    # hold the training state (layout "bearpaw", checkpoint/layouts.py).
+    WeightsEntry("hg_s2_b1_256x256_mpii", "experiments/mpii/hourglass/hg_s2_b1.yaml", "bearpaw", _MPII_PCKH,
+                 86.95, None, _BEARPAW_README, publisher=_BEARPAW, page=_BEARPAW_PAGE, filename="model_best.pth.tar",
+                 note=_bearpaw_note("hg_s2_b1", last=False)),
+    WeightsEntry("hg_s2_b1_256x256_mpii_last", "experiments/mpii/hourglass/hg_s2_b1.yaml", "bearpaw", _MPII_PCKH,
+                 86.76, None, _BEARPAW_README, publisher=_BEARPAW, page=_BEARPAW_PAGE, filename="checkpoint.pth.tar",
+                 note=_bearpaw_note("hg_s2_b1", last=True)),
+    WeightsEntry("hg_s8_b1_256x256_mpii", "experiments/mpii/hourglass/hg_s8_b1.yaml", "bearpaw", _MPII_PCKH,
+                 88.78, None, _BEARPAW_README, publisher=_BEARPAW, page=_BEARPAW_PAGE, filename="model_best.pth.tar",
+                 note=_bearpaw_note("hg_s8_b1", last=False)),
+    WeightsEntry("hg_s8_b1_256x256_mpii_last", "experiments/mpii/hourglass/hg_s8_b1.yaml", "bearpaw", _MPII_PCKH,
+                 88.64, None, _BEARPAW_README, publisher=_BEARPAW, page=_BEARPAW_PAGE, filename="checkpoint.pth.tar",
+                 note=_bearpaw_note("hg_s8_b1", last=True)),
     # The bundled model (README "Models"): trained by this project on its synthetic stick figures, shipped
     # inside the package. AP: README's table, synthetic validation split (200 images), single scale + flip.
     WeightsEntry("synthetic_w16_256", "experiments/synthetic/w16_256_tiny.yaml", "higherhrnet",

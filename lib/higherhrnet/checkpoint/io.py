@@ -4,11 +4,19 @@ Everything is loaded with `torch.load(..., map_location="cpu", weights_only=True
 tensors and plain Python values, never code. Everything we write holds only those (the config goes in as
 a YAML string), and is written atomically (temporary file + rename), so an interrupted save never leaves
 a half-written file under the real name.
+
+Files that Python 2 wrote (PyTorch's legacy format, before 1.6) can hold integers in a text opcode (INT) that
+torch's weights_only unpickler does not read, though they are plain values: Python 2 pickles an int beyond 32
+bits that way, e.g. the parameter ids PyTorch before 0.4 kept in optimiser states (bearpaw/pytorch-pose's
+released stacked hourglass checkpoints, 2017). Such a file is read with those opcodes rewritten as the binary
+ones Python 3 writes (`_python2_ints_as_binary`), still with weights_only=True: nothing else changes.
 """
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import pickletools
 from typing import Any
 
 import torch
@@ -41,7 +49,7 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     if other is not None:
         raise CheckpointError(f"{path} is not a PyTorch checkpoint: it looks like {other}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _load_weights_only(path)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
@@ -51,6 +59,53 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     except Exception as e:  # torch raises many types for a damaged file (RuntimeError, EOFError, IndexError ...)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"cannot read checkpoint {path}: damaged or not a PyTorch file ({first})") from None
+
+
+def _load_weights_only(path: str) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        with open(path, "rb") as f:
+            rewritten = _python2_ints_as_binary(f.read())
+        if rewritten is None:
+            raise
+        return torch.load(io.BytesIO(rewritten), map_location="cpu", weights_only=True)
+
+
+# The first pickle of PyTorch's legacy (non-zip) format: torch.serialization's magic number.
+_LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+# The pickles a legacy file starts with: the magic number, the format version, the system's sizes, the object, the
+# keys of its storages; the storages' bytes follow.
+_LEGACY_PICKLES = 5
+
+
+def _python2_ints_as_binary(data: bytes) -> bytes | None:
+    """A legacy-format checkpoint `data` with every text INT opcode of its pickles rewritten as NEWTRUE / NEWFALSE
+    (Python 2 protocol 0's booleans) or LONG1 (any other integer), the opcodes Python 3 writes for the same
+    values; None when `data` is not in the legacy format or has no INT opcode. The pickles are only parsed
+    (pickletools.genops), never run; the storages' bytes after them are kept as they are."""
+    if not data.startswith(_LEGACY_MAGIC):
+        return None
+    stream = io.BytesIO(data)
+    parts, copied, found = [], 0, False
+    try:
+        for _ in range(_LEGACY_PICKLES):
+            for opcode, value, start in pickletools.genops(stream):
+                if opcode.name != "INT":
+                    continue
+                found = True
+                parts += [data[copied:start], _binary_int(value)]
+                copied = stream.tell()     # genops has just read the opcode's argument
+    except ValueError:                      # genops: not a pickle there (a damaged file)
+        return None
+    return b"".join(parts + [data[copied:]]) if found else None
+
+
+def _binary_int(value: int | bool) -> bytes:
+    if isinstance(value, bool):
+        return pickle.NEWTRUE if value else pickle.NEWFALSE
+    encoded = value.to_bytes(value.bit_length() // 8 + 1, "little", signed=True)
+    return pickle.LONG1 + bytes([len(encoded)]) + encoded
 
 
 # What a file that torch.load cannot read looks like, by its first bytes: (prefix, description).

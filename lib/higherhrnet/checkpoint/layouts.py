@@ -10,7 +10,12 @@ Accepted layouts of model weights:
   converted on load;
 - pose-ae-train's (the Associative Embedding paper's code, MODEL.NAME hourglass_ae) files as it writes them:
   {"state_dict": ..., "optimizer": ..., "epoch": ...} with keys prefixed "model.module." (its train.py saves
-  the state of a `Trainer` that holds the network as `model`, a DataParallel, hence `module.`).
+  the state of a `Trainer` that holds the network as `model`, a DataParallel, hence `module.`);
+- bearpaw/pytorch-pose's (MODEL.NAME stacked_hourglass: its released MPII models, and every checkpoint.pth.tar
+  and model_best.pth.tar its example/main.py writes): {"epoch", "arch", "state_dict", "best_acc", "optimizer"}
+  with keys prefixed "module." (its network is wrapped in nn.DataParallel). Files written by PyTorch before 0.4.1
+  (the released ones date from 2017) have no BatchNorm num_batches_tracked counters, which `load_checkpoint`
+  does not require; io.read_checkpoint reads the Python 2 integers of their optimiser state.
 
 How the mmpose 0.x layout was worked out. mmpose's `AssociativeEmbedding` (earlier `BottomUp`) holds the network as two
 attributes, `backbone` (mmpose/models/backbones/hrnet.py: `HRNet`) and `keypoint_head`
@@ -153,6 +158,9 @@ def describe_weights(state: Mapping[str, torch.Tensor]) -> str:
         return f"an Associative Embedding stacked hourglass ({_count(state, 'outs')} stacks)"
     if {"hourglasses", "predictions"} <= tops:
         return f"a residual stacked hourglass ({_count(state, 'hourglasses')} stacks)"
+    if {"hg", "res", "fc", "score"} <= tops:
+        heatmaps = state["score.0.weight"].shape[0] if "score.0.weight" in state else "?"
+        return f"a stacked hourglass (bearpaw/pytorch-pose; {_count(state, 'hg')} stacks, {heatmaps} heatmaps)"
     return f"an unknown network ({len(state)} tensors, e.g. {_listing(sorted(state), 2)})"
 
 

@@ -323,8 +323,9 @@ def check_cfg(cfg: CfgNode, source: str = "config") -> None:
     if cfg.TRAIN.CPU_AUTOCAST not in ("", "bf16"):
         raise ConfigError(f"{source}: TRAIN.CPU_AUTOCAST must be '' (float32) or 'bf16', got {cfg.TRAIN.CPU_AUTOCAST!r}")
     _check_lr_schedule(cfg.TRAIN, source)
-    if cfg.TRAIN.OPTIMIZER not in ("adam", "adamw", "sgd"):
-        raise ConfigError(f"{source}: TRAIN.OPTIMIZER must be adam, adamw or sgd, got {cfg.TRAIN.OPTIMIZER!r}")
+    if cfg.TRAIN.OPTIMIZER not in ("adam", "adamw", "sgd", "rmsprop"):
+        raise ConfigError(f"{source}: TRAIN.OPTIMIZER must be adam, adamw, sgd or rmsprop, got "
+                          f"{cfg.TRAIN.OPTIMIZER!r}")
     if cfg.DATASET.SCALE_TYPE not in ("short", "long"):
         raise ConfigError(f"{source}: DATASET.SCALE_TYPE must be 'short' or 'long', got {cfg.DATASET.SCALE_TYPE!r}")
     if any(size != cfg.DATASET.INPUT_SIZE // 4 * 2 ** i for i, size in enumerate(cfg.DATASET.OUTPUT_SIZE)):

@@ -67,7 +67,8 @@ _C.CUDNN.ENABLED = True
 
 _C.MODEL = CN()
 # pose_higher_hrnet (MODEL.EXTRA), hourglass_ae (MODEL.HOURGLASS_AE) or hourglass_residual (MODEL.HOURGLASS);
-# top-down: pose_hrnet (MODEL.EXTRA and the keys below)
+# top-down: pose_hrnet (MODEL.EXTRA and the keys below) or stacked_hourglass (MODEL.EXTRA.NUM_STACKS, NUM_BLOCKS,
+# NUM_FEATS, STEM_INPLANES and the keys below)
 _C.MODEL.NAME = "pose_higher_hrnet"
 _C.MODEL.INIT_WEIGHTS = True
 _C.MODEL.PRETRAINED = ""  # ImageNet HRNet backbone weights, filtered by EXTRA.PRETRAINED_LAYERS
@@ -128,6 +129,15 @@ _C.MODEL.EXTRA.DECONV.NUM_CHANNELS = [32]
 _C.MODEL.EXTRA.DECONV.KERNEL_SIZE = [4]
 _C.MODEL.EXTRA.DECONV.NUM_BASIC_BLOCKS = 4
 _C.MODEL.EXTRA.DECONV.CAT_OUTPUT = [True]
+
+# MODEL.NAME stacked_hourglass, bearpaw/pytorch-pose's network (models/stacked_hourglass.py): NUM_STACKS
+# hourglasses (its --stacks), NUM_BLOCKS bottlenecks per residual stack (its --blocks), each stack's heatmaps an
+# output at 1/4 of MODEL.IMAGE_SIZE. NUM_FEATS: the bottleneck width of the hourglasses (their features are
+# 2 x NUM_FEATS wide) and STEM_INPLANES (above) the stem conv's, 128 and 64 in the official code, which hard-codes
+# them (its --features flag never reaches the network); other values make smaller networks for tests.
+_C.MODEL.EXTRA.NUM_STACKS = 8
+_C.MODEL.EXTRA.NUM_BLOCKS = 1
+_C.MODEL.EXTRA.NUM_FEATS = 128
 
 # MODEL.NAME hourglass_residual: stacked hourglasses with associative embedding built from pre-activation
 # residual blocks (the stacked hourglass papers' modules, with the AE paper's widths; not the network the AE

@@ -95,13 +95,16 @@ def build_training_model(cfg: CfgNode, outputs: tuple[OutputSpec, ...], device: 
 
 
 def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
-    """TRAIN.OPTIMIZER adam | adamw | sgd with the rate TRAIN.LR x WORLD_SIZE, as the official code builds them.
+    """TRAIN.OPTIMIZER adam | adamw | sgd | rmsprop with the rate TRAIN.LR x WORLD_SIZE, as the official code
+    builds them.
 
     WORLD_SIZE is SWAHR's config constant (1 by default, 8 in the SWAHR recipes), not the number of
     processes. adam has no weight decay, whatever TRAIN.WD says: the official code (and SWAHR's) builds Adam
     from the learning rate alone, so its recipes (TRAIN.WD 0.0001 in every official file) trained without
     decay, and this reproduces them. For Adam with weight decay use adamw (decoupled decay of TRAIN.WD). sgd
-    applies TRAIN.WD, TRAIN.MOMENTUM and TRAIN.NESTEROV, as the official code does.
+    applies TRAIN.WD, TRAIN.MOMENTUM and TRAIN.NESTEROV, as the official code does. rmsprop is bearpaw/pytorch-pose's
+    optimiser for its stacked hourglass: torch.optim.RMSprop with TRAIN.MOMENTUM and TRAIN.WD, PyTorch's defaults
+    otherwise (alpha 0.99, eps 1e-8, not centered), as its example/main.py builds it.
     """
     t = cfg.TRAIN
     params = [p for p in model.parameters() if p.requires_grad]
@@ -114,7 +117,9 @@ def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW(params, lr=lr, weight_decay=t.WD)
     if t.OPTIMIZER == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=t.MOMENTUM, weight_decay=t.WD, nesterov=t.NESTEROV)
-    raise ConfigError(f"TRAIN.OPTIMIZER must be adam, adamw or sgd, got {t.OPTIMIZER!r}")
+    if t.OPTIMIZER == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=t.MOMENTUM, weight_decay=t.WD)
+    raise ConfigError(f"TRAIN.OPTIMIZER must be adam, adamw, sgd or rmsprop, got {t.OPTIMIZER!r}")
 
 
 def build_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer, iters_per_epoch: int):

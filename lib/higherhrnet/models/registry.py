@@ -8,9 +8,10 @@ builder. This module and `config` are the only readers of MODEL.NAME.
 Adding a network: its module in models/ (a network that takes its OutputSpecs), its keys in
 config/defaults.py, and one `ModelEntry` here.
 
-Bottom-up networks (pose_higher_hrnet, the hourglasses) see a whole image and predict heatmaps and tags for
-everyone in it (`higherhrnet.inference`); a top-down network (pose_hrnet, `ModelEntry.top_down`) sees one
-person's crop of MODEL.IMAGE_SIZE and predicts that person's heatmaps (`higherhrnet.topdown`).
+Bottom-up networks (pose_higher_hrnet, hourglass_ae, hourglass_residual) see a whole image and predict heatmaps
+and tags for everyone in it (`higherhrnet.inference`); a top-down network (pose_hrnet, stacked_hourglass,
+`ModelEntry.top_down`) sees one person's crop of MODEL.IMAGE_SIZE and predicts that person's heatmaps
+(`higherhrnet.topdown`).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .higher_hrnet import HEADS, HigherHRNet, init_weights
 from .hourglass import ResidualHourglassNet
 from .hrnet import StageSpec
 from .pose_hrnet import PoseHRNet
+from .stacked_hourglass import HOURGLASS_DEPTH, StackedHourglassNet
 
 __all__ = ["ModelEntry", "OutputLayout", "MODELS", "model_entry", "build_output_specs", "build_model",
            "stage_specs", "input_size", "check_bottom_up"]
@@ -56,7 +58,8 @@ class ModelEntry:
     for training from scratch. input_multiple(cfg): (n, why): DATASET.INPUT_SIZE must be a multiple of n,
     `why` ends the sentence that says so. swahr: whether it can carry SWAHR's scale-map heads (MODEL.SWAHR).
     top_down: whether it is a top-down network: one person's crop in, that person's J heatmaps out (one
-    output, no tags), run by `higherhrnet.topdown`; it reads none of the bottom-up output keys (LOSS.NUM_STAGES,
+    output, or one per stack of a stacked hourglass, the last read at test time; no tags), run by
+    `higherhrnet.topdown`; it reads none of the bottom-up output keys (LOSS.NUM_STAGES,
     LOSS.WITH_*, TEST.WITH_*, DATASET.OUTPUT_SIZE). input_size(cfg): (width, height) of the input the network
     is built for (what `summary` measures): DATASET.INPUT_SIZE square by default.
     """
@@ -155,6 +158,29 @@ def _higher_hrnet_input_multiple(cfg: CfgNode) -> tuple[int, str]:
 
 # ---------------------------------------------------------------- pose_hrnet (top-down)
 
+def _check_person_crop(cfg: CfgNode, source: str, multiple: int, why: str) -> None:
+    """What every top-down network needs: MODEL.IMAGE_SIZE (width, height) positive multiples of `multiple`
+    (`why` says why, after a colon), MODEL.HEATMAP_SIZE a quarter of it, Gaussian targets, no SWAHR heads."""
+    model = cfg.MODEL
+    if model.SWAHR:
+        raise ConfigError(f"{source}: MODEL.SWAHR (scale-map heads) is for bottom-up HigherHRNet, not MODEL.NAME "
+                          f"{model.NAME}")
+    for key in ("IMAGE_SIZE", "HEATMAP_SIZE"):
+        if len(model[key]) != 2:
+            raise ConfigError(f"{source}: MODEL.{key} must be [width, height], got {list(model[key])}")
+    width, height = model.IMAGE_SIZE
+    if width <= 0 or height <= 0 or width % multiple or height % multiple:
+        raise ConfigError(f"{source}: MODEL.IMAGE_SIZE (width, height) must be positive multiples of {multiple} for "
+                          f"MODEL.NAME {model.NAME}: {why}; got {list(model.IMAGE_SIZE)}")
+    if list(model.HEATMAP_SIZE) != [width // 4, height // 4]:
+        raise ConfigError(f"{source}: MODEL.HEATMAP_SIZE must be MODEL.IMAGE_SIZE / 4 ([{width // 4}, "
+                          f"{height // 4}]): {model.NAME}'s heatmaps are at 1/4 of its input; got "
+                          f"{list(model.HEATMAP_SIZE)}")
+    if model.TARGET_TYPE != "gaussian":
+        raise ConfigError(f"{source}: MODEL.TARGET_TYPE must be 'gaussian' (the only kind of target the official "
+                          f"code has), got {model.TARGET_TYPE!r}")
+
+
 def _check_pose_hrnet(cfg: CfgNode, source: str) -> None:
     model = cfg.MODEL
     _check_hrnet_stages(model.EXTRA, source)
@@ -162,24 +188,8 @@ def _check_pose_hrnet(cfg: CfgNode, source: str) -> None:
         raise ConfigError(f"{source}: MODEL.NAME pose_hrnet reads the highest-resolution branch only: "
                           f"MODEL.EXTRA.HEAD must be hrnet_v1 and HEAD_CHANNELS 0, got {model.EXTRA.HEAD!r} and "
                           f"{model.EXTRA.HEAD_CHANNELS}")
-    if model.SWAHR:
-        raise ConfigError(f"{source}: MODEL.SWAHR (scale-map heads) is for bottom-up HigherHRNet, not MODEL.NAME "
-                          f"pose_hrnet")
-    for key in ("IMAGE_SIZE", "HEATMAP_SIZE"):
-        if len(model[key]) != 2:
-            raise ConfigError(f"{source}: MODEL.{key} must be [width, height], got {list(model[key])}")
-    width, height = model.IMAGE_SIZE
-    if width <= 0 or height <= 0 or width % 32 or height % 32:
-        raise ConfigError(f"{source}: MODEL.IMAGE_SIZE (width, height) must be positive multiples of 32 for "
-                          f"MODEL.NAME pose_hrnet: its lowest-resolution branch is at 1/32 and is upsampled back "
-                          f"to 1/4 exactly; got {list(model.IMAGE_SIZE)}")
-    if list(model.HEATMAP_SIZE) != [width // 4, height // 4]:
-        raise ConfigError(f"{source}: MODEL.HEATMAP_SIZE must be MODEL.IMAGE_SIZE / 4 ([{width // 4}, "
-                          f"{height // 4}]): pose_hrnet's heatmaps are at 1/4 of its input; got "
-                          f"{list(model.HEATMAP_SIZE)}")
-    if model.TARGET_TYPE != "gaussian":
-        raise ConfigError(f"{source}: MODEL.TARGET_TYPE must be 'gaussian' (the only kind of target the official "
-                          f"code has), got {model.TARGET_TYPE!r}")
+    _check_person_crop(cfg, source, 32, "its lowest-resolution branch is at 1/32 and is upsampled back to 1/4 "
+                                        "exactly")
 
 
 def _build_pose_hrnet(cfg: CfgNode, outputs: tuple[OutputSpec, ...]) -> PoseHRNet:
@@ -198,7 +208,33 @@ def _image_size(cfg: CfgNode) -> tuple[int, int]:
     return int(width), int(height)
 
 
-# ---------------------------------------------------------------- stacked hourglasses
+# ---------------------------------------------------------------- stacked_hourglass (top-down)
+
+def _check_stacked_hourglass(cfg: CfgNode, source: str) -> None:
+    extra = cfg.MODEL.EXTRA
+    for key in ("NUM_STACKS", "NUM_BLOCKS", "NUM_FEATS"):
+        if extra[key] < 1:
+            raise ConfigError(f"{source}: MODEL.EXTRA.{key} must be at least 1 for MODEL.NAME stacked_hourglass, "
+                              f"got {extra[key]}")
+    multiple = 4 * 2 ** HOURGLASS_DEPTH
+    _check_person_crop(cfg, source, multiple, f"its stem takes the crop to 1/4 and every hourglass halves that "
+                                              f"{HOURGLASS_DEPTH} times, then doubles it back exactly")
+
+
+def _stacked_hourglass_layout(cfg: CfgNode) -> OutputLayout:
+    """One output per stack (MODEL.EXTRA.NUM_STACKS), all at stride 4, all trained by the one target."""
+    count = cfg.MODEL.EXTRA.NUM_STACKS
+    return OutputLayout(strides=(4.0,) * count, target_indices=(0,) * count)
+
+
+def _build_stacked_hourglass(cfg: CfgNode, outputs: tuple[OutputSpec, ...]) -> StackedHourglassNet:
+    """PyTorch's default initialisation, as bearpaw/pytorch-pose trains its network."""
+    extra = cfg.MODEL.EXTRA
+    return StackedHourglassNet(outputs, num_blocks=extra.NUM_BLOCKS, num_feats=extra.NUM_FEATS,
+                               stem_channels=extra.STEM_INPLANES)
+
+
+# ---------------------------------------------------------------- stacked hourglasses (bottom-up)
 
 def _check_stacks(cfg: CfgNode, section: str, source: str) -> None:
     """What every stacked hourglass needs: MODEL.<section>.NUM_STACKS outputs, all trained at 1/4."""
@@ -294,6 +330,12 @@ MODELS: dict[str, ModelEntry] = {
                              layout=lambda cfg: OutputLayout(strides=(4.0,), target_indices=(0,)),
                              build=_build_pose_hrnet, input_multiple=lambda cfg: (1, ""), top_down=True,
                              input_size=_image_size),
+    # bearpaw/pytorch-pose's stacked hourglass (MODEL.EXTRA.NUM_STACKS, NUM_BLOCKS, NUM_FEATS, STEM_INPLANES,
+    # MODEL.IMAGE_SIZE / HEATMAP_SIZE): one output of J heatmaps per stack at 1/4 of the person crop, all
+    # trained against the same targets, the last one read at test time.
+    "stacked_hourglass": ModelEntry(check=_check_stacked_hourglass, layout=_stacked_hourglass_layout,
+                                    build=_build_stacked_hourglass, input_multiple=lambda cfg: (1, ""),
+                                    top_down=True, input_size=_image_size),
 }
 
 
@@ -320,12 +362,15 @@ def check_bottom_up(cfg: CfgNode, what: str) -> None:
 
 
 def _top_down_outputs(cfg: CfgNode, layout: OutputLayout) -> tuple[OutputSpec, ...]:
-    """A top-down network's outputs: J heatmaps each, trained (weight 1) against plain Gaussian targets of
-    MODEL.HEATMAP_SIZE (width, height), read at test time; no tags, no scale maps."""
+    """A top-down network's outputs: J heatmaps each, all trained (weight 1, their losses summed) against the
+    same plain Gaussian targets of MODEL.HEATMAP_SIZE (width, height); the last output is the one read at test
+    time (`topdown` takes a network's last output, as the official validate functions do); no tags, no scale
+    maps."""
     size = tuple(int(v) for v in cfg.MODEL.HEATMAP_SIZE)
+    last = len(layout.strides) - 1
     return tuple(OutputSpec(index=i, stride=stride, target_index=target, target_size=size,
                             num_joints=cfg.MODEL.NUM_JOINTS, tag_channels=0, heatmap_loss_factor=1.0,
-                            push_loss_factor=0.0, pull_loss_factor=0.0, test_heatmaps=True, test_tags=False,
+                            push_loss_factor=0.0, pull_loss_factor=0.0, test_heatmaps=i == last, test_tags=False,
                             unused_channels=layout.unused_channels)
                  for i, (stride, target) in enumerate(zip(layout.strides, layout.target_indices)))
 
@@ -336,8 +381,9 @@ def build_output_specs(cfg: CfgNode) -> tuple[OutputSpec, ...]:
     MODEL.TAG_PER_JOINT, MODEL.SWAHR), which nothing else reads.
 
     MODEL.SWAHR: J scale maps in front of every output, trained or not, as SWAHR's code builds them.
-    A top-down network (pose_hrnet) reads none of those keys: its one output holds J heatmaps, trained against
-    MODEL.HEATMAP_SIZE targets (`target_size` is that (width, height)).
+    A top-down network (pose_hrnet, stacked_hourglass) reads none of those keys: each of its outputs (pose_hrnet
+    has one, stacked_hourglass one per stack) holds J heatmaps, trained against MODEL.HEATMAP_SIZE targets
+    (`target_size` is that (width, height)).
     Raises ConfigError naming the keys when the per-output settings contradict each other.
     """
     entry = model_entry(cfg.MODEL.NAME)
