@@ -1,10 +1,13 @@
 """MPII: the keypoint set, the annotation and ground-truth readers, the stacked hourglass code's crop geometry and
 training items (compared with the official code's own outputs, tests/assets/hourglass/official_data.json, facts
-recorded outside the project)."""
+recorded outside the project), the synthetic MPII set and the config keys."""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -12,15 +15,18 @@ import pytest
 import scipy.io
 import torch
 
+from higherhrnet import ConfigError
 from higherhrnet import topdown_bearpaw as bearpaw
-from higherhrnet.data import dataset_info
+from higherhrnet.cli import main
+from higherhrnet.data import build_dataset, dataset_info, dataset_splits, keypoints_from_config
 from higherhrnet.data.checks import DatasetError
-from higherhrnet.data.mpii import (MPII_MEAN, MpiiAnnotations, MpiiAugment, MpiiDraws, MpiiPerson,
+from higherhrnet.data.mpii import (MPII_MEAN, MpiiAnnotations, MpiiAugment, MpiiDraws, MpiiEvalDataset, MpiiPerson,
                                    MpiiTrainingDataset, draw_augmentation, mpii_sample, read_mpii_annotations,
                                    read_mpii_ground_truth, write_mpii_ground_truth)
+from higherhrnet.data.synthetic import MPII_SPEC, _draw_scene, mpii_people, write_synthetic_mpii
 from higherhrnet.keypoints import MPII_KEYPOINTS
 
-from conftest import REPO
+from conftest import REPO, tiny_cfg, tiny_pose_hrnet_cfg
 
 OFFICIAL = json.loads((REPO / "tests" / "assets" / "hourglass" / "official_data.json").read_text())
 
@@ -76,8 +82,9 @@ def test_mpii_joints_and_flip_pairs_are_the_official_ones():
 
 
 def test_mpii_is_registered_with_its_layouts(tmp_path):
-    info = dataset_info("mpii")
-    assert info.keypoints is MPII_KEYPOINTS and info.layout == "mpii" and info.real_people
+    for name, real in (("mpii", True), ("synthetic_mpii", False)):
+        info = dataset_info(name)
+        assert info.keypoints is MPII_KEYPOINTS and info.layout == "mpii" and info.real_people is real
     paths = dataset_info("mpii").paths
     assert paths(str(tmp_path), "val") == (str(tmp_path / "mpii_annotations.json"), str(tmp_path / "images"))
     write_json(tmp_path / "annotations" / "mpii_val.json", [MMPOSE_ENTRY])
@@ -356,3 +363,127 @@ def test_augmented_scale_and_rotation_are_clipped():
     *_, rotation = mpii_sample(image, person, MPII_KEYPOINTS.flip_index, 32, 8, 1.0, None, None, augment,
                                MpiiDraws(0.0, 0.61, 0.0, 1.0, (1.0, 1.0, 1.0)))
     assert rotation == 0                                  # above rotation_prob: no rotation
+
+
+# ---------------------------------------------------------------- the synthetic MPII set
+
+@pytest.fixture(scope="module")
+def synthetic_mpii(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic_mpii")
+    files = write_synthetic_mpii(str(root / "a"), {"train": 4, "val": 3}, seed=3, progress=False)
+    return root, files
+
+
+def test_synthetic_mpii_is_bearpaw_layout_with_ground_truth(synthetic_mpii):
+    root, files = synthetic_mpii
+    assert files == {"annotations": str(root / "a" / "mpii_annotations.json"),
+                     "ground_truth": str(root / "a" / "detections_our_format.mat")}
+    entries = json.loads((root / "a" / "mpii_annotations.json").read_text())
+    assert {e["isValidation"] for e in entries} == {0.0, 1.0}
+    assert all(len(e["joint_self"]) == 16 and os.path.isfile(root / "a" / "images" / e["img_paths"]) for e in entries)
+    val = MpiiAnnotations(str(root / "a"), "val", dataset=dataset_info("synthetic_mpii"))
+    truth = val.ground_truth()
+    assert val.ground_truth_file() == files["ground_truth"] and len(truth) == len(val) > 0
+    for person, joints, missing, box in zip(val.people, truth.joints, truth.missing, truth.head_boxes):
+        assert joints.tolist() == person.joints[:, :2].tolist()
+        assert missing.tolist() == (person.joints[:, 0] == 0).tolist()
+        head_top, upper_neck = person.joints[9, :2], person.joints[8, :2]
+        if not missing[9] and not missing[8]:
+            # the head box is the head circle's square: both head points inside, its side their distance
+            assert np.all(box[0] - 0.01 <= np.minimum(head_top, upper_neck))
+            assert np.all(np.maximum(head_top, upper_neck) <= box[1] + 0.01)
+            assert np.isclose(box[1, 0] - box[0, 0], np.linalg.norm(head_top - upper_neck), atol=0.01)
+
+
+def test_synthetic_mpii_joints_come_from_the_stick_figure():
+    coco = {name: i for i, name in enumerate(("nose", "left_eye", "right_eye", "left_ear", "right_ear",
+                                               "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+                                               "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+                                               "right_knee", "left_ankle", "right_ankle"))}
+    index = MPII_KEYPOINTS.index
+    checked = 0
+    for i in range(4):
+        image, records = _draw_scene(np.random.default_rng((3, 0, i)), MPII_SPEC)
+        for record in (r for r in records if r["kind"] == "labelled"):
+            people = mpii_people([record], image.shape[1], image.shape[0])
+            if not people:
+                continue
+            pts = record["pts"] + 1                              # MPII's 1-based frame
+            joints = people[0]["joints"]
+            for ours, theirs in (("r_ankle", "right_ankle"), ("l_wrist", "left_wrist"), ("r_shoulder", "right_shoulder"),
+                                 ("l_hip", "left_hip")):
+                if joints[index(ours), 0]:
+                    np.testing.assert_allclose(joints[index(ours), :2], pts[coco[theirs]], atol=1e-3)
+            named = {n: joints[index(n), :2] for n in ("pelvis", "thorax", "upper_neck", "head_top")}
+            if all(joints[index(n), 0] for n in named):
+                np.testing.assert_allclose(named["pelvis"], (pts[coco["left_hip"]] + pts[coco["right_hip"]]) / 2,
+                                           atol=1e-3)
+                np.testing.assert_allclose(named["thorax"],
+                                           (pts[coco["left_shoulder"]] + pts[coco["right_shoulder"]]) / 2, atol=1e-3)
+                # thorax, upper neck, head top in that order on one line; the head's centre between the last two
+                thorax, neck, top = named["thorax"], named["upper_neck"], named["head_top"]
+                assert np.linalg.norm(top - thorax) > np.linalg.norm(neck - thorax) > 0
+                (ax, ay), (bx, by) = neck - thorax, top - thorax
+                assert abs(ax * by - ay * bx) < 0.05 * np.linalg.norm(top - thorax)
+                np.testing.assert_allclose((neck + top) / 2, (pts[coco["left_ear"]] + pts[coco["right_ear"]]) / 2,
+                                           atol=2e-3)
+                checked += 1
+    assert checked >= 3
+
+
+def test_synthetic_mpii_is_deterministic_and_the_cli_writes_it(synthetic_mpii, tmp_path, capsys):
+    root, _ = synthetic_mpii
+    result = subprocess.run([sys.executable, "-m", "higherhrnet", "make-synthetic", "--out", str(tmp_path / "b"),
+                             "--format", "mpii", "--train", "4", "--val", "3", "--seed", "3"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "ground_truth: " in result.stdout
+    for name in ("mpii_annotations.json", "images/001000002.jpg"):
+        assert (tmp_path / "b" / name).read_bytes() == (root / "a" / name).read_bytes(), name
+    again, first = (scipy.io.loadmat(r / "detections_our_format.mat") for r in (tmp_path / "b", root / "a"))
+    for key in ("pos_gt_src", "jnt_missing", "headboxes_src"):      # (the file's header has the time it was written)
+        assert again[key].tolist() == first[key].tolist(), key
+    assert main(["make-synthetic", "--out", str(tmp_path / "c"), "--format", "mpii", "--empty", "0.2"]) == 2
+    assert "--empty is for the COCO format" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- config keys and build_dataset
+
+MPII_OPTS = ["DATASET.DATASET", "synthetic_mpii", "DATASET.DATASET_TEST", "synthetic_mpii",
+             "DATASET.NUM_JOINTS", "16", "MODEL.NUM_JOINTS", "16", "DATASET.TRAIN_SET", "train",
+             "DATASET.TEST_SET", "val", "MODEL.IMAGE_SIZE", "[64, 64]", "MODEL.HEATMAP_SIZE", "[16, 16]",
+             "MODEL.SIGMA", "1.0", "DATASET.SCALE_FACTOR", "0.25", "DATASET.ROT_FACTOR", "30",
+             "MODEL.INPUT_MEAN", str(list(MPII_MEAN)), "MODEL.INPUT_STD", "[1.0, 1.0, 1.0]"]
+
+
+def test_config_keys_build_the_mpii_datasets(synthetic_mpii):
+    root, _ = synthetic_mpii
+    cfg = tiny_pose_hrnet_cfg(*MPII_OPTS, "DATASET.ROOT", str(root / "a"))
+    assert keypoints_from_config(cfg) is MPII_KEYPOINTS and dataset_splits(cfg) == ("train", "val")
+    train = build_dataset(cfg, is_train=True)
+    assert isinstance(train, MpiiTrainingDataset) and train.source.split == "train" and len(train) > 0
+    assert (train.input_size, train.heatmap_size, train.sigma, train.mean, train.std) == (64, 16, 1.0, MPII_MEAN,
+                                                                                          (1.0, 1.0, 1.0))
+    assert train.augment == MpiiAugment(scale_factor=0.25, rot_factor=30.0, flip_prob=0.5)
+    inputs, (heatmaps,), (weights,), tags = train[0]
+    assert inputs.shape == (3, 64, 64) and heatmaps.shape == (16, 16, 16) and weights.shape == (16, 1) and tags == []
+    assert torch.equal(train[(2, 0)][0], train[(2, 0)][0]) and not torch.equal(train[(2, 0)][0], train[(3, 0)][0])
+    test = build_dataset(cfg, is_train=False)
+    assert isinstance(test, MpiiEvalDataset) and test.source.split == "val" and test.source.has_annotations
+    image, index = test[1]
+    assert image.dtype == np.uint8 and image.ndim == 3 and index == 1
+
+
+def test_config_errors_for_mpii(synthetic_mpii, tmp_path):
+    root, _ = synthetic_mpii
+    with pytest.raises(ConfigError, match="MPII annotates single people, for a top-down network"):
+        build_dataset(tiny_cfg(*MPII_OPTS[:8], "DATASET.ROOT", str(root / "a")))
+    with pytest.raises(ConfigError, match=r"must each be \[n, n\]"):
+        build_dataset(tiny_pose_hrnet_cfg(*MPII_OPTS, "DATASET.ROOT", str(root / "a"), "MODEL.IMAGE_SIZE", "[64, 96]",
+                                          "MODEL.HEATMAP_SIZE", "[16, 24]"))
+    write_json(tmp_path / "annotations" / "mpii_train.json", [])
+    with pytest.raises(ConfigError, match="has no annotated person"):
+        build_dataset(tiny_pose_hrnet_cfg(*MPII_OPTS, "DATASET.ROOT", str(tmp_path)))
+    write_json(tmp_path / "annotations" / "mpii_train.json", [MMPOSE_ENTRY])
+    with pytest.raises(DatasetError, match="1 image.s. not found .*015601864.jpg"):
+        build_dataset(tiny_pose_hrnet_cfg(*MPII_OPTS, "DATASET.ROOT", str(tmp_path)))

@@ -13,6 +13,8 @@ Layouts (DATASET.ROOT):
                bearpaw's   mpii_annotations.json (both splits: train, val)  images/<img_paths>
                            detections_our_format.mat (the validation ground truth, from its evaluation/data/)
                mmpose's    annotations/mpii_{split}.json  images/<image>  annotations/mpii_gt_val.mat
+    synthetic_mpii  mpii's layout and joints (stick figures of `higherhrnet make-synthetic --format mpii`,
+               bearpaw's layout)
 """
 from __future__ import annotations
 
@@ -97,11 +99,15 @@ _COCO = DatasetInfo("coco", COCO_KEYPOINTS, coco_paths, _coco_metric, COCO_METRI
 _SYNTHETIC = DatasetInfo("synthetic", COCO_KEYPOINTS, coco_paths, _coco_metric, COCO_METRICS, real_people=False)
 _CROWDPOSE = DatasetInfo("crowd_pose", CROWDPOSE_KEYPOINTS, crowdpose_paths, _crowdpose_metric, CROWDPOSE_METRICS)
 _MPII = DatasetInfo("mpii", MPII_KEYPOINTS, mpii_paths, mpii_metric, MPII_METRICS, layout="mpii")
+# The stick figures of `higherhrnet make-synthetic --format mpii` (data/synthetic.py), in MPII's layout and joints.
+_SYNTHETIC_MPII = DatasetInfo("synthetic_mpii", MPII_KEYPOINTS, mpii_paths, mpii_metric, MPII_METRICS,
+                              real_people=False, layout="mpii")
 
 # Both spellings of the official code (DATASET.DATASET coco_kpt, DATASET.DATASET_TEST coco).
 DATASETS: dict[str, DatasetInfo] = {
     "coco": _COCO, "coco_kpt": _COCO, "synthetic": _SYNTHETIC,
     "crowd_pose": _CROWDPOSE, "crowd_pose_kpt": _CROWDPOSE, "mpii": _MPII,
+    "synthetic_mpii": _SYNTHETIC_MPII,
 }
 
 
