@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["KeypointSpec", "COCO_KEYPOINTS", "CROWDPOSE_KEYPOINTS"]
+__all__ = ["KeypointSpec", "COCO_KEYPOINTS", "CROWDPOSE_KEYPOINTS", "MPII_KEYPOINTS"]
 
 
 @dataclass(frozen=True)
@@ -200,4 +200,34 @@ CROWDPOSE_KEYPOINTS = KeypointSpec(
     # The reference groups CrowdPose with the first 14 entries of its COCO order (indices 0-6, 11, 12,
     # 7-10, 13); kept so that official CrowdPose weights give the official results.
     grouping_order=tuple(_CROWDPOSE_NAMES[i] for i in (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13)),
+)
+
+
+# MPII's 16 joints in its annotation order (joint ids 0-15 of the MPII Human Pose annotations, the order of
+# bearpaw/pytorch-pose's joint_self and of mmpose's MPII JSON). The names keep MPII's r_ / l_ sides.
+_MPII_NAMES = (
+    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax", "upper_neck", "head_top",
+    "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
+)
+
+MPII_KEYPOINTS = KeypointSpec(
+    name="mpii",
+    names=_MPII_NAMES,
+    # Indices (0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13): the pairs of bearpaw's shufflelr / flip_back.
+    flip_pairs=tuple((f"l_{part}", f"r_{part}") for part in ("ankle", "knee", "hip", "wrist", "elbow", "shoulder")),
+    # MPII has no OKS benchmark (it is scored with PCKh); these are mmpose's, adapted from COCO's
+    # (configs/_base_/datasets/mpii.py).
+    sigmas=(0.089, 0.083, 0.107, 0.107, 0.083, 0.089, 0.026, 0.026, 0.026, 0.026,
+            0.062, 0.072, 0.179, 0.179, 0.072, 0.062),
+    # mmpose's skeleton_info for MPII.
+    skeleton=(
+        ("r_ankle", "r_knee"), ("r_knee", "r_hip"), ("r_hip", "pelvis"), ("pelvis", "l_hip"), ("l_hip", "l_knee"),
+        ("l_knee", "l_ankle"), ("pelvis", "thorax"), ("thorax", "upper_neck"), ("upper_neck", "head_top"),
+        ("upper_neck", "r_shoulder"), ("r_shoulder", "r_elbow"), ("r_elbow", "r_wrist"),
+        ("upper_neck", "l_shoulder"), ("l_shoulder", "l_elbow"), ("l_elbow", "l_wrist"),
+    ),
+    # mmpose's MPII upper body (upper_body_ids 7-15: thorax, neck, head, arms) and joint weights (wrists and
+    # ankles 1.5, elbows and knees 1.2).
+    upper_body=_MPII_NAMES[7:],
+    joint_weights=(1.5, 1.2, 1., 1., 1.2, 1.5, 1., 1., 1., 1., 1.5, 1.2, 1., 1., 1.2, 1.5),
 )

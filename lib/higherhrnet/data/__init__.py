@@ -1,20 +1,23 @@
-"""Datasets: COCO-format keypoint data, training augmentation and targets, the dataset registry."""
+"""Datasets: COCO-format keypoint data, MPII, training augmentation and targets, the dataset registry."""
 from __future__ import annotations
 
 import os
 from typing import Sequence
 
 from ..config import CfgNode, ConfigError
+from ..keypoints import KeypointSpec
 from ..models.registry import build_output_specs, model_entry
 from ..normalization import normalization_from_config
 from ..outputs import OutputSpec, target_sizes
 from .coco import CocoKeypoints, DatasetError, EvalDataset, TrainingDataset
+from .mpii import MpiiAnnotations, MpiiAugment, MpiiEvalDataset, MpiiTrainingDataset
 from .registry import DATASETS, DatasetInfo, dataset_info, keypoints_from_config
 from .topdown import TopDownAugment, TopDownTrainingDataset, person_instances, select_instances
 from .transforms import AugmentParams
 
 __all__ = ["build_dataset", "dataset_splits", "CocoKeypoints", "DatasetError", "EvalDataset", "TrainingDataset", "AugmentParams",
-           "TopDownAugment", "TopDownTrainingDataset", "DATASETS", "DatasetInfo", "dataset_info", "keypoints_from_config"]
+           "TopDownAugment", "TopDownTrainingDataset", "MpiiAnnotations", "MpiiAugment", "MpiiTrainingDataset",
+           "MpiiEvalDataset", "DATASETS", "DatasetInfo", "dataset_info", "keypoints_from_config"]
 
 
 def dataset_splits(cfg: CfgNode) -> tuple[str, str]:
@@ -36,11 +39,13 @@ def build_dataset(cfg: CfgNode, is_train: bool = True, outputs: Sequence[OutputS
 
     A top-down network (MODEL.NAME pose_hrnet, the registry's top_down) trains on DATASET.TRAIN_SET with a
     TopDownTrainingDataset (`_topdown_training`): one item per person, and is tested on DATASET.TEST_SET
-    (dataset_splits)."""
+    (dataset_splits). MPII (a dataset kind of layout mpii) is top-down data: `_mpii_dataset`."""
     top_down_training = is_train and model_entry(cfg.MODEL.NAME).top_down
     keypoints = keypoints_from_config(cfg)
     info = dataset_info(cfg.DATASET.DATASET if is_train else cfg.DATASET.DATASET_TEST)
     split = dataset_splits(cfg)[0 if is_train else 1]
+    if info.layout == "mpii":
+        return _mpii_dataset(cfg, info, keypoints, split, is_train)
     source = CocoKeypoints(cfg.DATASET.ROOT, split, keypoints, dataset=info,
                            skip_empty=is_train and not cfg.DATASET.TRAIN_ON_EMPTY_IMAGES,
                            accept_damaged=cfg.DATASET.ACCEPT_DAMAGED_IMAGES)
@@ -92,3 +97,34 @@ def _topdown_training(cfg: CfgNode, source: CocoKeypoints) -> TopDownTrainingDat
     return TopDownTrainingDataset(source, people, cfg.MODEL.IMAGE_SIZE, cfg.MODEL.HEATMAP_SIZE, cfg.MODEL.SIGMA,
                                   augment, mean=mean, std=std, color_rgb=d.COLOR_RGB, joint_weights=joint_weights,
                                   seed=cfg.SEED)
+
+
+def _mpii_dataset(cfg: CfgNode, info: DatasetInfo, keypoints: KeypointSpec, split: str, is_train: bool):
+    """The MPII split `split` of DATASET.ROOT (data.mpii; either annotation layout) for a top-down network.
+    Training: an MpiiTrainingDataset, the official stacked hourglass code's items: MODEL.IMAGE_SIZE crops (square),
+    MODEL.HEATMAP_SIZE targets of MODEL.SIGMA, DATASET.SCALE_FACTOR / ROT_FACTOR / FLIP augmentation (and its
+    colour factors; there is no half-body crop: DATASET.PROB_HALF_BODY is not read), the input less
+    MODEL.INPUT_MEAN, divided by MODEL.INPUT_STD (the official code: MPII's mean, data.mpii.MPII_MEAN, and std 1).
+    Otherwise an MpiiEvalDataset. DATASET.CHECK_IMAGES: every image the split names must be there."""
+    which = "DATASET.DATASET" if is_train else "DATASET.DATASET_TEST"
+    if not model_entry(cfg.MODEL.NAME).top_down:
+        raise ConfigError(f"{which} {info.name}: MPII annotates single people, for a top-down network "
+                          f"(MODEL.NAME pose_hrnet, stacked_hourglass); MODEL.NAME {cfg.MODEL.NAME} is bottom-up")
+    source = MpiiAnnotations(cfg.DATASET.ROOT, split, keypoints, dataset=info,
+                             accept_damaged=cfg.DATASET.ACCEPT_DAMAGED_IMAGES)
+    if cfg.DATASET.CHECK_IMAGES:
+        source.check_images()
+    if not is_train:
+        return MpiiEvalDataset(source)
+    if len(source) == 0:
+        raise ConfigError(f"the training split {split} of {cfg.DATASET.ROOT} has no annotated person")
+    (width, height), (map_width, map_height) = cfg.MODEL.IMAGE_SIZE, cfg.MODEL.HEATMAP_SIZE
+    if width != height or map_width != map_height:
+        raise ConfigError(f"{which} {info.name}: the official MPII items are square crops and targets; "
+                          f"MODEL.IMAGE_SIZE {list(cfg.MODEL.IMAGE_SIZE)} and HEATMAP_SIZE "
+                          f"{list(cfg.MODEL.HEATMAP_SIZE)} must each be [n, n]")
+    d = cfg.DATASET
+    augment = MpiiAugment(scale_factor=d.SCALE_FACTOR, rot_factor=d.ROT_FACTOR, flip_prob=d.FLIP)
+    mean, std = normalization_from_config(cfg)
+    return MpiiTrainingDataset(source, int(width), int(map_width), cfg.MODEL.SIGMA, augment, mean=mean, std=std,
+                               seed=cfg.SEED)

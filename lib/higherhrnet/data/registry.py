@@ -9,6 +9,12 @@ Layouts (DATASET.ROOT):
                (COCO test-dev: annotations/image_info_{split}.json, images/test2017/)
     crowd_pose json/crowdpose_{split}.json                  images/<file_name>
     synthetic  COCO's layout and joints (stick figures drawn by `higherhrnet make-synthetic`)
+    mpii       single-person MPII (top down, data/mpii.py), either layout, told by the files present:
+               bearpaw's   mpii_annotations.json (both splits: train, val)  images/<img_paths>
+                           detections_our_format.mat (the validation ground truth, from its evaluation/data/)
+               mmpose's    annotations/mpii_{split}.json  images/<image>  annotations/mpii_gt_val.mat
+    synthetic_mpii  mpii's layout and joints (stick figures of `higherhrnet make-synthetic --format mpii`,
+               bearpaw's layout)
 """
 from __future__ import annotations
 
@@ -17,10 +23,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..config import CfgNode, ConfigError
-from ..keypoints import COCO_KEYPOINTS, CROWDPOSE_KEYPOINTS, KeypointSpec
-from .metrics import COCO_METRICS, CROWDPOSE_METRICS, coco_keypoint_metrics, crowdpose_metrics
+from ..keypoints import COCO_KEYPOINTS, CROWDPOSE_KEYPOINTS, MPII_KEYPOINTS, KeypointSpec
+from .metrics import COCO_METRICS, CROWDPOSE_METRICS, EvaluationError, coco_keypoint_metrics, crowdpose_metrics
 
-__all__ = ["DatasetInfo", "DATASETS", "dataset_info", "keypoints_from_config", "coco_paths", "crowdpose_paths"]
+__all__ = ["DatasetInfo", "DATASETS", "dataset_info", "keypoints_from_config", "coco_paths", "crowdpose_paths",
+           "mpii_paths", "MPII_METRICS", "mpii_metric"]
 
 
 def coco_paths(root: str, split: str) -> tuple[str, str]:
@@ -37,6 +44,14 @@ def crowdpose_paths(root: str, split: str) -> tuple[str, str]:
     return os.path.join(root, "json", f"crowdpose_{split}.json"), os.path.join(root, "images")
 
 
+def mpii_paths(root: str, split: str) -> tuple[str, str]:
+    """(annotation file, image folder) of a split in MPII's layouts: mmpose's annotations/mpii_{split}.json when
+    it is there, else bearpaw's mpii_annotations.json (which holds both splits)."""
+    mmpose = os.path.join(root, "annotations", f"mpii_{split}.json")
+    annotations = mmpose if os.path.isfile(mmpose) else os.path.join(root, "mpii_annotations.json")
+    return annotations, os.path.join(root, "images")
+
+
 def _coco_metric(source, results: list[dict]) -> dict[str, float]:
     return coco_keypoint_metrics(source.coco, results, source.keypoints.sigmas_array)
 
@@ -45,15 +60,29 @@ def _crowdpose_metric(source, results: list[dict]) -> dict[str, float]:
     return crowdpose_metrics(source.annotation_file, results, source.keypoints.sigmas_array)
 
 
+# MPII is scored with PCKh (head-normalised PCK at 0.5), per joint pair and in the mean; PCKh@0.1 the curve's
+# strictest point.
+MPII_METRICS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "PCKh", "PCKh@0.1")
+
+
+def mpii_metric(source, results) -> dict[str, float]:
+    """The metric hook of the mpii dataset kind: PCKh of the predictions `results` of the validation people of
+    `source` (a data.mpii.MpiiAnnotations; its ground_truth() holds their joints, missing joints and head boxes)
+    -> MPII_METRICS. The PCKh evaluation plugs in here."""
+    raise EvaluationError("MPII's PCKh evaluation is not available yet")
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """A kind of dataset.
 
     keypoints: its keypoint set (None: described by DATASET.KEYPOINTS). paths(root, split) ->
-    (annotation file, image folder). metric(source, results) -> {metric name: value} for a
-    CocoKeypoints source and COCO-format results; metric_names lists those names in order.
+    (annotation file, image folder). metric(source, results) -> {metric name: value} for a source of its layout
+    (a CocoKeypoints with COCO-format results; an MpiiAnnotations); metric_names lists those names in order.
     real_people: whether its images are photos of real people (False for the synthetic stick figures: a
-    model trained on them is no use on photos).
+    model trained on them is no use on photos). layout: the annotation format its files are read as: "coco"
+    (data.coco.CocoKeypoints: images of several people, for both kinds of network) or "mpii" (data.mpii: one
+    record per person, for top-down networks).
     """
 
     name: str
@@ -62,17 +91,23 @@ class DatasetInfo:
     metric: Callable[..., dict[str, float]]
     metric_names: tuple[str, ...]
     real_people: bool = True
+    layout: str = "coco"
 
 
 _COCO = DatasetInfo("coco", COCO_KEYPOINTS, coco_paths, _coco_metric, COCO_METRICS)
 # The stick figures of `higherhrnet make-synthetic` (data/synthetic.py), written in COCO's layout with COCO's joints.
 _SYNTHETIC = DatasetInfo("synthetic", COCO_KEYPOINTS, coco_paths, _coco_metric, COCO_METRICS, real_people=False)
 _CROWDPOSE = DatasetInfo("crowd_pose", CROWDPOSE_KEYPOINTS, crowdpose_paths, _crowdpose_metric, CROWDPOSE_METRICS)
+_MPII = DatasetInfo("mpii", MPII_KEYPOINTS, mpii_paths, mpii_metric, MPII_METRICS, layout="mpii")
+# The stick figures of `higherhrnet make-synthetic --format mpii` (data/synthetic.py), in MPII's layout and joints.
+_SYNTHETIC_MPII = DatasetInfo("synthetic_mpii", MPII_KEYPOINTS, mpii_paths, mpii_metric, MPII_METRICS,
+                              real_people=False, layout="mpii")
 
 # Both spellings of the official code (DATASET.DATASET coco_kpt, DATASET.DATASET_TEST coco).
 DATASETS: dict[str, DatasetInfo] = {
     "coco": _COCO, "coco_kpt": _COCO, "synthetic": _SYNTHETIC,
-    "crowd_pose": _CROWDPOSE, "crowd_pose_kpt": _CROWDPOSE,
+    "crowd_pose": _CROWDPOSE, "crowd_pose_kpt": _CROWDPOSE, "mpii": _MPII,
+    "synthetic_mpii": _SYNTHETIC_MPII,
 }
 
 

@@ -6,6 +6,7 @@ get 0), crowd regions (iscrowd=1, masked in training), unlabelled small people (
 face that tells front from back, so that left and right are decidable as with real people.
 
     write_synthetic_coco("data/synthetic")            # train and val splits, COCO layout
+    write_synthetic_mpii("data/synthetic_mpii")       # the same figures as single MPII people, bearpaw's layout
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import cv2
 import numpy as np
 
 from ..fileio import WriteError, write_bytes, write_json
-from ..keypoints import COCO_KEYPOINTS
+from ..keypoints import COCO_KEYPOINTS, MPII_KEYPOINTS
 
-__all__ = ["SyntheticSpec", "write_synthetic_coco", "render_scene"]
+__all__ = ["SyntheticSpec", "MPII_SPEC", "write_synthetic_coco", "write_synthetic_mpii", "render_scene",
+           "mpii_people"]
 
 J = 17
 I = {name: i for i, name in enumerate(COCO_KEYPOINTS.names)}
@@ -36,6 +38,9 @@ class SyntheticSpec:
     # Images with nobody in them: a uniform colour (black and white included), a plain gradient, or the
     # usual textured background, so that a model learns that featureless images hold no people.
     empty_prob: float = 0.0
+    # Where the labelled people's mid-hips go: ((x_low, y_low), (x_high, y_high)) as fractions of the image's
+    # width and height; beyond the left and right borders by default, so that people are cut by them.
+    hips_area: tuple[tuple[float, float], tuple[float, float]] = ((-0.05, 0.15), (1.05, 1.0))
 
 
 def _person(rng: np.random.Generator, height: float, center: np.ndarray, front: bool) -> np.ndarray:
@@ -169,8 +174,9 @@ def _polygons(mask: np.ndarray) -> list[list[float]]:
     return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
 
 
-def render_scene(rng: np.random.Generator, spec: SyntheticSpec):
-    """One image (H, W, 3) uint8 RGB and its annotations (dicts without ids)."""
+def _draw_scene(rng: np.random.Generator, spec: SyntheticSpec) -> tuple[np.ndarray, list[dict]]:
+    """One image (H, W, 3) uint8 RGB and what is in it, far to near: records of kind "crowd" (mask), "labelled"
+    and "unlabelled" people (mask: what is seen of them, pts (J, 2) COCO joints in image pixels, front)."""
     w, h = spec.image_size
     if spec.empty_prob > 0 and rng.random() < spec.empty_prob:
         return _empty_scene(rng, w, h), []
@@ -180,7 +186,8 @@ def render_scene(rng: np.random.Generator, spec: SyntheticSpec):
     for k in range(n):
         # Log-uniform heights: large and small people in the same image.
         height = float(np.exp(rng.uniform(np.log(spec.min_height), np.log(spec.max_height))))
-        center = rng.uniform([-0.05 * w, 0.15 * h], [1.05 * w, 1.0 * h])   # may be cut by the border
+        (x_low, y_low), (x_high, y_high) = spec.hips_area
+        center = rng.uniform([x_low * w, y_low * h], [x_high * w, y_high * h])
         people.append(("labelled", height, center))
     if rng.random() < spec.unlabelled_prob:
         people.append(("unlabelled", float(rng.uniform(18, 30)), rng.uniform([0.1 * w, 0.2 * h], [0.9 * w, 0.8 * h])))
@@ -213,7 +220,21 @@ def render_scene(rng: np.random.Generator, spec: SyntheticSpec):
             if "mask" in record and record["kind"] != "crowd":
                 record["mask"] &= ~layer.astype(bool)
         records.append({"kind": kind, "mask": layer.astype(bool), "pts": pts, "front": front})
+    return image, records
 
+
+def _covered_by_later(records: list[dict], index: int, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: where the records after `index` (nearer ones) hide record `index`."""
+    later = np.zeros(shape, bool)
+    for other in records[index + 1:]:
+        later |= other["mask"]
+    return later
+
+
+def render_scene(rng: np.random.Generator, spec: SyntheticSpec):
+    """One image (H, W, 3) uint8 RGB and its annotations (dicts without ids)."""
+    image, records = _draw_scene(rng, spec)
+    h, w = image.shape[:2]
     annotations = []
     for idx, record in enumerate(records):
         mask = record["mask"].astype(np.uint8)
@@ -227,9 +248,7 @@ def render_scene(rng: np.random.Generator, spec: SyntheticSpec):
         if record["kind"] == "crowd":
             ann.update(iscrowd=1, segmentation={"size": [h, w], "counts": _uncompressed_rle(mask)})
         elif record["kind"] == "labelled":
-            later = np.zeros((h, w), bool)
-            for other in records[idx + 1:]:
-                later |= other["mask"]
+            later = _covered_by_later(records, idx, (h, w))
             kpts = np.zeros((J, 3))
             for j, (x, y) in enumerate(record["pts"]):
                 xi, yi = int(math.floor(x)), int(math.floor(y))
@@ -242,6 +261,13 @@ def render_scene(rng: np.random.Generator, spec: SyntheticSpec):
             ann["num_keypoints"] = int((kpts[:, 2] > 0).sum())
         annotations.append(ann)
     return image, annotations
+
+
+def _write_jpeg(image: np.ndarray, path: str) -> None:
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode synthetic image {os.path.basename(path)}")
+    write_bytes(jpeg.tobytes(), path)
 
 
 def write_synthetic_coco(out_dir: str, splits: dict[str, int] | None = None, seed: int = 0,
@@ -270,11 +296,7 @@ def write_synthetic_coco(out_dir: str, splits: dict[str, int] | None = None, see
                 image, anns = render_scene(rng, spec)
                 image_id = (s_index + 1) * 1_000_000 + i
                 name = f"{image_id:012d}.jpg"
-                ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                                        [cv2.IMWRITE_JPEG_QUALITY, 92])
-                if not ok:
-                    raise RuntimeError(f"OpenCV could not encode synthetic image {name}")
-                write_bytes(jpeg.tobytes(), os.path.join(image_dir, name))
+                _write_jpeg(image, os.path.join(image_dir, name))
                 images.append({"id": image_id, "file_name": name, "width": image.shape[1],
                                "height": image.shape[0]})
                 for ann in anns:
@@ -291,3 +313,122 @@ def write_synthetic_coco(out_dir: str, splits: dict[str, int] | None = None, see
                 f"file (the same command writes the same files again)")
         raise WriteError.from_error(getattr(e, "filename", None) or out_dir, e).keeping(kept) from None
     return written
+
+
+# Single people for MPII: one to three large figures, mostly on the image (MPII's people are a good part of the
+# photo), no crowd.
+MPII_SPEC = SyntheticSpec(max_people=3, min_height=90.0, max_height=230.0, crowd_prob=0.0,
+                          hips_area=((0.15, 0.45), (0.85, 0.8)))
+
+# The figure's head (data/synthetic.py's _person and _draw_person): a circle of radius 0.065 x the figure's height
+# around the ears' midpoint, which is 0.11 x the height above the shoulders' midpoint.
+_HEAD_RADIUS_PER_NECK = 0.065 / 0.11
+_NECK_PER_HEIGHT = 0.11
+# MPII's person centre (objpos) sits about the belly: the code's crop, centred 15 x scale px (0.075 height) lower
+# and 1.25 heights high, then holds the figure from head to feet with its limbs.
+_OBJPOS_ABOVE_PELVIS = 0.1
+
+
+def mpii_people(records: list[dict], width: int, height: int) -> list[dict]:
+    """The labelled people of one scene (_draw_scene's records) as MPII annotates a person, in MPII's 1-based
+    frame (this package's frame + 1): joints (16, 3) x, y, is_visible in MPII's order ([0, 0, 0] for a joint
+    outside the image; is_visible 0 where a nearer figure hides it), labelled (16,) bool (in the image), objpos [x, y] (whole pixels, as MPII's),
+    scale (the figure's height / 200), head_box [[x1, y1], [x2, y2]] (the head circle's square). People whose
+    objpos is outside the image are left out (MPII's centres are on the photo).
+
+    From the COCO stick figure: ankles, knees, hips, wrists, elbows, shoulders as they are; pelvis the hips'
+    midpoint, thorax the shoulders' midpoint; the head circle's lowest point is the upper neck, its highest the
+    head top (on the line from the thorax through the head's centre)."""
+    people = []
+    for index, record in enumerate(records):
+        if record["kind"] != "labelled":
+            continue
+        pts = record["pts"]
+        joint = {name: pts[I[name]] for name in I}
+        thorax = (joint["left_shoulder"] + joint["right_shoulder"]) / 2
+        head = (joint["left_ear"] + joint["right_ear"]) / 2
+        pelvis = (joint["left_hip"] + joint["right_hip"]) / 2
+        neck_to_head = head - thorax
+        figure_height = float(np.linalg.norm(neck_to_head)) / _NECK_PER_HEIGHT
+        up = neck_to_head / np.linalg.norm(neck_to_head)
+        radius = _HEAD_RADIUS_PER_NECK * float(np.linalg.norm(neck_to_head))
+        points = {"pelvis": pelvis, "thorax": thorax, "upper_neck": head - up * radius,
+                  "head_top": head + up * radius}
+        for side, coco_side in (("r", "right"), ("l", "left")):
+            for part in ("ankle", "knee", "hip", "wrist", "elbow", "shoulder"):
+                points[f"{side}_{part}"] = joint[f"{coco_side}_{part}"]
+        objpos = np.round(pelvis + up * _OBJPOS_ABOVE_PELVIS * figure_height)
+        if not (0 <= objpos[0] < width and 0 <= objpos[1] < height):
+            continue
+        later = _covered_by_later(records, index, (height, width))
+        joints = np.zeros((MPII_KEYPOINTS.num_joints, 3))
+        labelled = np.zeros(MPII_KEYPOINTS.num_joints, bool)
+        for j, name in enumerate(MPII_KEYPOINTS.names):
+            x, y = points[name]
+            if 0 <= x < width and 0 <= y < height:
+                labelled[j] = True
+                joints[j] = (x + 1, y + 1, 0 if later[int(math.floor(y)), int(math.floor(x))] else 1)
+        people.append({"joints": np.round(joints, 3), "labelled": labelled, "objpos": objpos + 1,
+                       "scale": round(figure_height / 200, 3),
+                       "head_box": np.round(np.array([head - radius, head + radius]) + 1, 3)})
+    return people
+
+
+def _bearpaw_entry(person: dict, others: list[dict], name: str, image: np.ndarray, validation: bool,
+                   image_index: int, person_index: int) -> dict:
+    """One person as bearpaw's mpii_annotations.json writes it (miscs/gen_mpii.m's fields)."""
+    return {"dataset": "MPI", "isValidation": float(validation), "img_paths": name,
+            "img_width": float(image.shape[1]), "img_height": float(image.shape[0]),
+            "objpos": person["objpos"].tolist(), "joint_self": person["joints"].tolist(),
+            "scale_provided": person["scale"], "joint_others": [o["joints"].tolist() for o in others],
+            "scale_provided_other": [o["scale"] for o in others], "objpos_other": [o["objpos"].tolist() for o in others],
+            "annolist_index": float(image_index), "people_index": float(person_index),
+            "numOtherPeople": float(len(others))}
+
+
+def write_synthetic_mpii(out_dir: str, splits: dict[str, int] | None = None, seed: int = 0,
+                         spec: SyntheticSpec = MPII_SPEC, progress: bool = True) -> dict[str, str]:
+    """Write a synthetic MPII data set in bearpaw/pytorch-pose's layout (DATASET.DATASET synthetic_mpii):
+    `out_dir/mpii_annotations.json` (every person of both splits, isValidation 1 for those of the "val" images,
+    see `mpii_people`), `out_dir/images/*.jpg` (MPII-like 9-digit names) and `out_dir/detections_our_format.mat`,
+    MPII's evaluation file for the validation people in the annotation file's order (data.mpii.
+    write_mpii_ground_truth: their joints, the unlabelled ones as missing, their head boxes).
+
+    splits: {"train": images, "val": images}, default {"train": 1600, "val": 200} (about a minute); a person's
+    split is its image's. The same seed gives the same files. Returns {"annotations": file, "ground_truth": file}.
+    A file that cannot be written: WriteError naming it (the same command writes the same files again).
+    """
+    from tqdm import tqdm
+
+    from .mpii import write_mpii_ground_truth
+
+    splits = splits or {"train": 1600, "val": 200}
+    unknown = sorted(set(splits) - {"train", "val"})
+    if unknown:
+        raise ValueError(f"bearpaw's MPII layout has the splits train and val, not {unknown}")
+    entries, truth = [], []
+    try:
+        image_dir = os.path.join(out_dir, "images")
+        os.makedirs(image_dir, exist_ok=True)
+        for s_index, (split, count) in enumerate(splits.items()):
+            for i in tqdm(range(count), desc=f"synthetic mpii {split}", disable=not progress):
+                image, records = _draw_scene(np.random.default_rng((seed, s_index, i)), spec)
+                image_index = (s_index + 1) * 1_000_000 + i
+                name = f"{image_index:09d}.jpg"
+                _write_jpeg(image, os.path.join(image_dir, name))
+                people = mpii_people(records, image.shape[1], image.shape[0])
+                for p, person in enumerate(people):
+                    others = people[:p] + people[p + 1:]
+                    entries.append(_bearpaw_entry(person, others, name, image, split == "val", image_index, p + 1))
+                    if split == "val":
+                        truth.append(person)
+        annotations = os.path.join(out_dir, "mpii_annotations.json")
+        write_json(entries, annotations)
+        ground_truth = os.path.join(out_dir, "detections_our_format.mat")
+        write_mpii_ground_truth(ground_truth, np.array([p["joints"][:, :2] for p in truth]).reshape(-1, 16, 2),
+                                np.array([~p["labelled"] for p in truth]).reshape(-1, 16),
+                                np.array([p["head_box"] for p in truth]).reshape(-1, 2, 2))
+    except OSError as e:
+        raise WriteError.from_error(getattr(e, "filename", None) or out_dir, e).keeping(
+            f"kept in {out_dir}: what was written so far (the same command writes the same files again)") from None
+    return {"annotations": annotations, "ground_truth": ground_truth}
