@@ -17,6 +17,18 @@ from higherhrnet.keypoints import KeypointSpec
 from conftest import EXPERIMENTS, REPO, randomize, tiny_cfg, tiny_pose_hrnet_cfg
 
 OFFICIAL = json.loads((REPO / "tests" / "assets" / "topdown" / "official_stages.json").read_text())
+# bearpaw/pytorch-pose's test-time stages (the stacked hourglass): tests/assets/hourglass/official_stages.json.
+BEARPAW = json.loads((REPO / "tests" / "assets" / "hourglass" / "official_stages.json").read_text())
+MPII_FLIP_INDEX = (5, 4, 3, 2, 1, 0, 6, 7, 8, 9, 15, 14, 13, 12, 11, 10)     # MPII's left/right pairs
+
+
+def sparse_maps(spec) -> np.ndarray:
+    """The bearpaw asset's sparse heatmaps: background / 8 everywhere, k / 8 at each [n, j, y, x, k]."""
+    n, j, h, w = spec["shape"]
+    maps = np.broadcast_to(np.asarray(spec["background"], np.float32)[..., None, None] / 8, (n, j, h, w)).copy()
+    for a, b, y, x, k in spec["pixels"]:
+        maps[a, b, y, x] = np.float32(k) / 8
+    return maps
 
 
 # ---------------------------------------------------------------- boxes -> center, scale
@@ -55,6 +67,23 @@ def test_affine_transform_of_float32_crops_equals_the_official_code():
         assert get_affine_transform(center, scale, row["rot"], row["output_size"], inv=True).tolist() == row["inverse"]
 
 
+def test_bearpaw_center_scale_by_hand():
+    # MPII objpos (101, 51) (1-based) is (100, 50) here; scale 2: 30 px lower, 2.5; a centre x of -1 in MATLAB's
+    # frame (-2 here) marks "no position": left as it is.
+    centers, scales = topdown.bearpaw_center_scale([[100.0, 50.0], [-2.0, 7.0]], [2.0, 3.0])
+    assert centers.dtype == np.float32 and scales.dtype == np.float64
+    assert centers.tolist() == [[100.0, 80.0], [-2.0, 7.0]] and scales.tolist() == [[2.5, 2.5], [3.0, 3.0]]
+
+
+def test_bearpaw_center_scale_equals_the_official_dataset():
+    facts = BEARPAW["mpii_test_center_scale"]
+    centers, scales = topdown.bearpaw_center_scale(np.array(facts["objpos"]) - 1, facts["scale_provided"])
+    # Its float32 centres, one less here; the round trip back is exact.
+    assert (centers + np.float32(1)).tolist() == facts["center"]
+    assert (centers + np.float32(1) - np.float32(1)).tolist() == centers.tolist()
+    assert scales[:, 0].tolist() == scales[:, 1].tolist() == facts["scale"]
+
+
 # ---------------------------------------------------------------- crops and input
 
 def test_crop_puts_the_box_centre_at_the_crop_centre():
@@ -85,6 +114,12 @@ def test_normalize_crops():
     plain = topdown.normalize_crops(crop, None, None)
     np.testing.assert_allclose(plain[0, :, 0, 0].numpy(), [1.0, 0.0, 0.2], rtol=1e-6)
     assert topdown.normalize_crops(np.zeros((0, 8, 4, 3), np.uint8)).shape == (0, 3, 8, 4)
+    # Float crops are pixels / 255 already (bearpaw's): only (x - mean) / std, in float32.
+    floats = np.zeros((1, 2, 3, 3), np.float32)
+    floats[..., 0], floats[..., 2] = 1.0, 0.25
+    batch = topdown.normalize_crops(floats, (0.5, 0.25, 0.125), (1.0, 1.0, 0.5))
+    assert batch.dtype == torch.float32 and batch[0, :, 1, 2].tolist() == [0.5, -0.25, 0.25]
+    assert topdown.normalize_crops(floats, None, None, color_rgb=False)[0, :, 0, 0].tolist() == [0.25, 0.0, 1.0]
 
 
 # ---------------------------------------------------------------- flip test
@@ -117,6 +152,19 @@ def test_flip_test_heatmaps_by_hand():
     listed = TwoAnswers(batch, plain, mirrored, as_list=True)       # a list of outputs: the last one
     assert torch.equal(topdown.flip_test_heatmaps(listed, batch, flip_index), 
                        topdown.flip_test_heatmaps(net, batch, flip_index))
+    ones = TwoAnswers(batch, torch.ones(1, 3, 1, 3), mirrored)       # bearpaw's: summed, not shifted
+    out = topdown.flip_test_heatmaps(ones, batch, flip_index, shift_heatmap=False, fusion="sum")
+    assert out[0, :, 0].tolist() == [[4.0, 3.0, 2.0], [10.0, 9.0, 8.0], [7.0, 6.0, 5.0]]
+
+
+def test_flip_sum_equals_the_official_flip_back():
+    """With plain heatmaps of zeros, the sum is the mirrored heatmaps flipped back: bearpaw's flip_back."""
+    facts = BEARPAW["flip_back"]
+    mirrored = torch.from_numpy(np.array(facts["heatmaps_k"], np.float32) / 8)
+    batch = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    net = TwoAnswers(batch, torch.zeros_like(mirrored), mirrored, as_list=True)
+    out = topdown.flip_test_heatmaps(net, batch, MPII_FLIP_INDEX, shift_heatmap=False, fusion="sum")
+    assert out.dtype == torch.float32 and out.tolist() == facts["flipped"]
 
 
 # ---------------------------------------------------------------- final predictions
@@ -156,6 +204,41 @@ def test_final_predictions_equal_the_official_code(which, post_process):
                                                np.array(facts["scales"], np.float32), post_process)
     assert preds.tolist() == facts[which]["preds"]
     assert maxvals.tolist() == facts[which]["maxvals"]
+
+
+def test_bearpaw_max_predictions_equal_get_preds():
+    facts = BEARPAW["get_preds"]
+    coords, maxvals = topdown.bearpaw_max_predictions(np.array(facts["heatmaps_k"], np.float32) / 8)
+    assert coords.dtype == np.float32 and coords.tolist() == facts["preds"]   # 1-based; (0, 0): nothing positive
+
+
+def test_bearpaw_final_predictions_by_hand():
+    # Person 0: 8 x 8 heatmaps of the square crop of side 200 x 0.16 = 32 px around (100, 200) here, MATLAB
+    # (101, 201): bearpaw takes 1-based heatmap x1 to its image x trunc(85 + 4 (x1 - 1)) + 1, here one less:
+    # trunc(85 + 4 (x0 + 0.5 + step)) for the 0-based maximum x0 (85 = 101 - 16); y likewise from 185.
+    heatmaps = np.zeros((2, 3, 8, 8), np.float32)
+    heatmaps[0, 0, 5, 1], heatmaps[0, 0, 5, 2] = 1.0, 0.5          # x0 = 1: a step right (not in HRNet's bounds)
+    heatmaps[0, 1, 2, 6], heatmaps[0, 1, 1, 6] = 1.0, 0.5          # a step up
+    heatmaps[0, 2, 0, 0] = 1.0                                      # the first pixel: no step
+    # Person 1: side 30 px around MATLAB (1, 1): image x = trunc(3.75 (x0 + 0.5) - 14), toward 0.
+    heatmaps[1, 0, 0, 0] = heatmaps[1, 1, 5, 5] = 1.0               # joint 2: nothing positive, (0, 0) in 1-based
+    centers, scales = np.float32([[100.0, 200.0], [0.0, 0.0]]), np.array([[0.16, 0.16], [0.15, 0.15]])
+    preds, maxvals = topdown.bearpaw_final_predictions(heatmaps, centers, scales)
+    assert preds.dtype == np.float32 and maxvals[..., 0].tolist() == [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]
+    assert preds[0].tolist() == [[85 + 7, 185 + 22], [85 + 26, 185 + 9], [85 + 2, 185 + 2]]
+    assert preds[1].tolist() == [[-12, -12], [6, 6], [-15, -15]]    # -12.125, 6.625, -15.875 truncated
+    plain, _ = topdown.bearpaw_final_predictions(heatmaps, centers, scales, post_process=False)
+    assert plain[0, :2].tolist() == [[85 + 6, 185 + 22], [85 + 26, 185 + 10]]
+    with pytest.raises(ValueError, match="square heatmaps, not 8 x 6"):
+        topdown.bearpaw_final_predictions(np.zeros((1, 3, 8, 6), np.float32), centers, scales)
+
+
+def test_bearpaw_final_predictions_equal_the_official_code():
+    facts = BEARPAW["final_preds"]
+    centers = np.array(facts["center"], np.float32) - np.float32(1)
+    scales = np.stack([facts["scale"]] * 2, axis=1)
+    preds, _ = topdown.bearpaw_final_predictions(sparse_maps(facts["heatmaps"]), centers, scales)
+    assert (preds + 1).tolist() == facts["preds"]          # its 1-based predictions
 
 
 def test_final_predictions_of_nobody():
@@ -204,6 +287,27 @@ def test_params_from_the_official_recipe():
         topdown.TopDownParams.from_config(cfg, few)
 
 
+def test_params_of_a_stacked_hourglass(monkeypatch):
+    """MODEL.NAME stacked_hourglass runs bearpaw's stages: flip heatmaps summed and not shifted, its final
+    predictions, its crop (the registry's entry is stood in for by pose_hrnet's)."""
+    cfg = tiny_pose_hrnet_cfg("MODEL.NUM_JOINTS", "16", "DATASET.NUM_JOINTS", "16", "TEST.FLIP_TEST", "False")
+    cfg.defrost()
+    cfg.MODEL.NAME = "stacked_hourglass"
+    entry = topdown.model_entry("pose_hrnet")
+    monkeypatch.setattr(topdown, "model_entry", lambda name: entry)
+    spec = KeypointSpec.from_lists("sixteen", [str(i) for i in range(16)], [("0", "5")], [0.1] * 16)
+    params = topdown.TopDownParams.from_config(cfg, spec)
+    assert (params.flip_fusion, params.shift_heatmap, params.predictions, params.crop) == ("sum", False, "bearpaw",
+                                                                                          "bearpaw")
+    assert params.flip_test is False and params.post_process is True
+    hrnet = topdown.TopDownParams.from_config(tiny_pose_hrnet_cfg(), higherhrnet.COCO_KEYPOINTS)
+    assert (hrnet.flip_fusion, hrnet.shift_heatmap, hrnet.predictions, hrnet.crop) == ("mean", True, "hrnet", "affine")
+    with pytest.raises(ValueError, match="flip_fusion 'max'"):
+        topdown.TopDownParams(image_size=(8, 8), flip_index=(0,), flip_fusion="max")
+    with pytest.raises(ValueError, match="predictions 'dark'"):
+        topdown.TopDownParams(image_size=(8, 8), flip_index=(0,), predictions="dark")
+
+
 @pytest.fixture(scope="module")
 def tiny_network():
     torch.manual_seed(0)
@@ -231,6 +335,39 @@ def test_estimate_poses_is_the_stages_in_a_row(tiny_network):
     np.testing.assert_allclose(one.keypoints, poses.keypoints, atol=1e-3)
     nobody = topdown.estimate_poses(network, image, np.zeros((0, 4)), params)
     assert nobody.keypoints.shape == (0, 17, 3) and nobody.centers.shape == (0, 2)
+    seen = []
+    topdown.poses_of_crops(network, lambda start, stop: topdown.crop_people(image, centers[start:stop],
+                                                                            scales[start:stop], (64, 96)),
+                           centers, scales, topdown.TopDownParams(**{**vars(params), "batch_size": 2}),
+                           heatmaps_seen=lambda start, maps: seen.append((start, maps)))
+    assert [start for start, _ in seen] == [0, 2]
+    np.testing.assert_allclose(np.concatenate([maps for _, maps in seen]), heatmaps, atol=1e-5)
+
+
+def test_estimate_poses_at_takes_the_params_crop(tiny_network, monkeypatch):
+    """params.crop names the crop (topdown.CROPS): a crop that plugs in gets the image, the centres and scales
+    (this project's frame) and the input size, and may give float crops."""
+    cfg, network = tiny_network
+    calls = []
+
+    def grey(image, centers, scales, image_size):
+        calls.append((centers.tolist(), scales.tolist(), tuple(image_size)))
+        return np.full((len(centers), image_size[1], image_size[0], 3), 0.5, np.float32)
+
+    monkeypatch.setitem(topdown.CROPS, "grey", grey)
+    params = topdown.TopDownParams(image_size=(64, 96), flip_index=tuple(higherhrnet.COCO_KEYPOINTS.flip_index),
+                                   mean=None, std=None, crop="grey", flip_fusion="sum",
+                                   shift_heatmap=False)
+    centers, scales = np.float32([[30.0, 40.0]]), np.array([[0.5, 0.5]])
+    image = np.zeros((120, 160, 3), np.uint8)
+    poses = topdown.estimate_poses_at(network, image, centers, scales, params)
+    assert calls == [([[30.0, 40.0]], [[0.5, 0.5]], (64, 96))]
+    assert poses.keypoints.shape == (1, 17, 3)
+    heatmaps = topdown.flip_test_heatmaps(network, torch.full((1, 3, 96, 64), 0.5), params.flip_index, False, "sum")
+    assert poses.keypoints[0, :, 2].tolist() == heatmaps.amax(dim=(2, 3))[0].tolist()
+    with pytest.raises(ValueError, match="no crop named 'bearpaw' .* known crops are affine, grey"):
+        topdown.estimate_poses_at(network, image, centers, scales, topdown.TopDownParams(**{**vars(params),
+                                                                                           "crop": "bearpaw"}))
 
 
 def test_estimate_poses_finds_a_painted_joint():

@@ -12,8 +12,26 @@ person's J heatmaps; the people come from boxes (ground truth, a detector, ...):
     rescore(keypoints, box_scores, in_vis_thre)   a person's score: box score x mean confident joint score
     coco_results(image_id, keypoints, ...)        COCO keypoint result records, as the official code writes them
     estimate_poses(network, image, boxes, params) all of the above for one image's boxes, in batches
+    estimate_poses_at(network, image, centers, scales, params)   the same for people given by crop centres and
+                                                  scales
     boxes_from_poses(keypoints)                   person boxes around poses found otherwise (a bottom-up
                                                   model's people, for refinement)
+
+The stacked hourglass of bearpaw/pytorch-pose (MODEL.NAME stacked_hourglass) goes through the same pipeline with
+its own code's test-time stages, chosen by TopDownParams (from_config picks them by MODEL.NAME):
+
+    bearpaw_center_scale(centers, scales)         MPII's person centre and scale -> the crop's (its Mpii
+                                                  dataset's adjustment)
+    flip_test_heatmaps(..., fusion="sum")         its validate(): the flipped-back heatmaps added, not averaged,
+                                                  and not shifted
+    bearpaw_final_predictions(heatmaps, ...)      its final_preds: argmax, the quarter-pixel step, half a pixel,
+                                                  back to whole image pixels
+    bearpaw_max_predictions(heatmaps)             its get_preds: heatmap maxima in its 1-based frame
+
+bearpaw's code works in MATLAB's 1-based frame (MPII's annotations: the first pixel's centre is (1, 1)) and
+truncates image positions to integers; its stages do its arithmetic in that frame, and take and return this
+project's frame: a centre c here is c + 1 there, computed in float32 as its centres are (exact for every
+coordinate of 1 or more, and for -1, so for all of MPII's).
 
 Frames: image pixels follow geometry.py's convention (an integer (x, y) is the centre of that pixel); a box
 is COCO's (x, y, w, h), its top-left corner and size in image pixels; a crop's `center` is in image pixels and
@@ -32,7 +50,7 @@ from torch import nn
 from yacs.config import CfgNode
 
 from .errors import ConfigError
-from .geometry import get_affine_transform, warp_image
+from .geometry import crop_matrix, get_affine_transform, warp_image
 from .keypoints import KeypointSpec
 from .models.registry import model_entry
 from .normalization import IMAGENET_MEAN, IMAGENET_STD, normalization_from_config, normalize
@@ -40,7 +58,10 @@ from .oks import pose_box, visible_joints
 
 __all__ = ["PIXEL_STD", "BOX_PADDING", "TopDownParams", "PersonPoses", "box_to_center_scale", "crop_people",
            "normalize_crops", "flip_test_heatmaps", "max_predictions", "final_predictions", "rescore",
-           "coco_results", "estimate_poses", "poses_of_crops", "POSE_BOX_MARGIN", "MIN_POSE_BOX", "boxes_from_poses"]
+           "coco_results", "estimate_poses", "estimate_poses_at", "poses_of_crops", "POSE_BOX_MARGIN",
+           "MIN_POSE_BOX", "boxes_from_poses", "bearpaw_center_scale", "bearpaw_max_predictions",
+           "bearpaw_transform_back", "bearpaw_final_predictions", "CROPS", "crop_function", "FINAL_PREDICTIONS",
+           "FLIP_FUSIONS"]
 
 PIXEL_STD = 200.0   # a scale of 1 is 200 image pixels
 BOX_PADDING = 1.25  # the crop is 1.25 times the (aspect-fixed) box
@@ -50,6 +71,12 @@ BOX_PADDING = 1.25  # the crop is 1.25 times the (aspect-fixed) box
 # joints on a line, would give an empty crop).
 POSE_BOX_MARGIN = 0.1
 MIN_POSE_BOX = 16.0
+FLIP_FUSIONS = ("mean", "sum")
+# The test-time stages of the code a network comes from, where they are not HRNet's (TopDownParams' defaults):
+# bearpaw/pytorch-pose's validate() adds the flipped-back heatmaps without a shift and predicts with its
+# final_preds, from its own crops.
+_TEST_STAGES = {"stacked_hourglass": {"flip_fusion": "sum", "shift_heatmap": False, "predictions": "bearpaw",
+                                      "crop": "bearpaw"}}
 
 
 @dataclass(frozen=True)
@@ -61,6 +88,8 @@ class TopDownParams:
     mean / std: the input normalisation after pixels / 255 (None: none). color_rgb: the network sees RGB
     (DATASET.COLOR_RGB; False: BGR, the official default). batch_size: crops per forward pass
     (TEST.BATCH_SIZE_PER_GPU). in_vis_thre: joints above it count in a person's score (TEST.IN_VIS_THRE).
+    flip_fusion: how flip test merges the heatmaps ("mean": HRNet's average, "sum": bearpaw's sum).
+    predictions: which final predictions (a FINAL_PREDICTIONS name). crop: which crop (a CROPS name).
     """
 
     image_size: tuple[int, int]
@@ -73,11 +102,22 @@ class TopDownParams:
     color_rgb: bool = True
     batch_size: int = 32
     in_vis_thre: float = 0.2
+    flip_fusion: str = "mean"
+    predictions: str = "hrnet"
+    crop: str = "affine"
+
+    def __post_init__(self):
+        if self.flip_fusion not in FLIP_FUSIONS:
+            raise ValueError(f"flip_fusion {self.flip_fusion!r}: expected one of {', '.join(FLIP_FUSIONS)}")
+        if self.predictions not in FINAL_PREDICTIONS:
+            raise ValueError(f"predictions {self.predictions!r}: expected one of {', '.join(FINAL_PREDICTIONS)}")
 
     @classmethod
     def from_config(cls, cfg: CfgNode, keypoints: KeypointSpec) -> "TopDownParams":
-        """MODEL.IMAGE_SIZE, TEST.* and the input normalisation of a top-down config (MODEL.NAME pose_hrnet);
-        ConfigError for a bottom-up one or a keypoint set that does not fit."""
+        """MODEL.IMAGE_SIZE, TEST.* and the input normalisation of a top-down config (MODEL.NAME pose_hrnet,
+        stacked_hourglass); ConfigError for a bottom-up one or a keypoint set that does not fit. A
+        stacked_hourglass gets bearpaw's stages (flip heatmaps summed, never shifted: TEST.SHIFT_HEATMAP does
+        not apply; its final predictions and crop); TEST.FLIP_TEST and POST_PROCESS apply to both."""
         if not model_entry(cfg.MODEL.NAME).top_down:
             raise ConfigError(f"MODEL.NAME {cfg.MODEL.NAME} is a bottom-up network (whole images in, everyone's "
                               f"heatmaps and tags out): run it with higherhrnet.inference or the Predictor; the "
@@ -87,17 +127,20 @@ class TopDownParams:
                               f"MODEL.NUM_JOINTS is {cfg.MODEL.NUM_JOINTS}")
         mean, std = normalization_from_config(cfg)
         test = cfg.TEST
-        return cls(image_size=(int(cfg.MODEL.IMAGE_SIZE[0]), int(cfg.MODEL.IMAGE_SIZE[1])),
-                   flip_index=tuple(int(i) for i in keypoints.flip_index), flip_test=test.FLIP_TEST,
-                   shift_heatmap=test.SHIFT_HEATMAP, post_process=test.POST_PROCESS, mean=mean, std=std,
-                   color_rgb=cfg.DATASET.COLOR_RGB, batch_size=test.BATCH_SIZE_PER_GPU, in_vis_thre=test.IN_VIS_THRE)
+        fields = dict(image_size=(int(cfg.MODEL.IMAGE_SIZE[0]), int(cfg.MODEL.IMAGE_SIZE[1])),
+                      flip_index=tuple(int(i) for i in keypoints.flip_index), flip_test=test.FLIP_TEST,
+                      shift_heatmap=test.SHIFT_HEATMAP, post_process=test.POST_PROCESS, mean=mean, std=std,
+                      color_rgb=cfg.DATASET.COLOR_RGB, batch_size=test.BATCH_SIZE_PER_GPU,
+                      in_vis_thre=test.IN_VIS_THRE)
+        return cls(**{**fields, **_TEST_STAGES.get(cfg.MODEL.NAME, {})})
 
 
 class PersonPoses(NamedTuple):
     """One image's people, one row per box, in the boxes' order.
 
     keypoints (N, J, 3) float32: x, y in image pixels and the heatmap maximum (the joint's score).
-    centers (N, 2), scales (N, 2) float32: the crops they were found in (`box_to_center_scale`).
+    centers (N, 2), scales (N, 2): the crops they were found in (float32 from `box_to_center_scale`; float32
+    centres and float64 scales from `bearpaw_center_scale`).
     """
 
     keypoints: np.ndarray
@@ -128,6 +171,25 @@ def box_to_center_scale(boxes: np.ndarray | Sequence[Sequence[float]], image_siz
     return centers, scales
 
 
+def bearpaw_center_scale(centers: np.ndarray | Sequence[Sequence[float]],
+                         scales: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """MPII's people -> the crops bearpaw's Mpii dataset takes them at (before augmentation): centers (N, 2)
+    float32 and scales (N, 2) float64 (its square crop's side / 200, twice).
+
+    centers (N, 2): each person's position (MPII's objpos) in this project's image pixels (objpos - 1).
+    scales (N,): MPII's scale (scale_provided: about the person's height / 200). The centre moves 15 x scale
+    pixels down and the scale grows 1.25 times ("to avoid cropping limbs"), except where the centre's x is -1
+    in MATLAB's frame (-2 here). Its arithmetic: the position rounded to float32 in MATLAB's frame (its
+    torch.Tensor), the shift added in float32, the scale kept a float64 (as its data loader batches it).
+    """
+    matlab = (np.asarray(centers, dtype=np.float64).reshape(-1, 2) + 1.0).astype(np.float32)
+    scales = np.asarray(scales, dtype=np.float64).reshape(-1)
+    moved = matlab[:, 0] != -1
+    matlab[moved, 1] = matlab[moved, 1] + (15 * scales[moved]).astype(np.float32)
+    scales = np.where(moved, scales * 1.25, scales)
+    return matlab - np.float32(1), np.stack([scales, scales], axis=1)
+
+
 def crop_people(image: np.ndarray, centers: np.ndarray, scales: np.ndarray,
                 image_size: Sequence[int]) -> np.ndarray:
     """(H_img, W_img, C) image -> (N, H, W, C) crops of image_size = (W, H), one per centre and scale: the
@@ -142,13 +204,35 @@ def crop_people(image: np.ndarray, centers: np.ndarray, scales: np.ndarray,
 def normalize_crops(crops: np.ndarray, mean: Sequence[float] | None = IMAGENET_MEAN,
                     std: Sequence[float] | None = IMAGENET_STD, color_rgb: bool = True) -> torch.Tensor:
     """(N, H, W, 3) uint8 RGB crops -> (N, 3, H, W) float32 network input: pixels / 255, then (x - mean) / std,
-    as the official ToTensor + Normalize. color_rgb False: the channels are reversed first (BGR, as the
-    official code feeds the network when DATASET.COLOR_RGB is false; mean and std still apply in their order)."""
+    as the official ToTensor + Normalize. Float crops hold pixels / 255 already (a crop that resamples the
+    image as floats, as bearpaw's does): (x - mean) / std in float32. color_rgb False: the channels are
+    reversed first (BGR, as the official code feeds the network when DATASET.COLOR_RGB is false; mean and std
+    still apply in their order)."""
     if not color_rgb:
         crops = crops[..., ::-1]
     if len(crops) == 0:
         return torch.zeros((0, 3, *crops.shape[1:3]), dtype=torch.float32)
+    if np.issubdtype(crops.dtype, np.floating):
+        batch = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float()
+        if mean is None:
+            return batch
+        return batch.sub(torch.tensor(mean, dtype=torch.float32)[:, None, None]).div(
+            torch.tensor(std, dtype=torch.float32)[:, None, None])
     return torch.stack([normalize(np.ascontiguousarray(crop), mean, std) for crop in crops])
+
+
+# The crops the pipeline can take (TopDownParams.crop): crop(image, centers, scales, image_size) -> (N, H, W, 3)
+# crops of an (H_img, W_img, 3) uint8 RGB image, uint8 or float (pixels / 255); centers (N, 2) in image pixels
+# of this project's frame, scales (N, 2), image_size (W, H).
+CROPS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, Sequence[int]], np.ndarray]] = {
+    "affine": crop_people}
+
+
+def crop_function(name: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray, Sequence[int]], np.ndarray]:
+    """CROPS[name]; ValueError naming the known crops otherwise."""
+    if name not in CROPS:
+        raise ValueError(f"no crop named {name!r} (TopDownParams.crop): known crops are {', '.join(CROPS)}")
+    return CROPS[name]
 
 
 def _heatmap_output(outputs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
@@ -158,13 +242,14 @@ def _heatmap_output(outputs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Ten
 
 @torch.inference_mode()
 def flip_test_heatmaps(network: nn.Module, batch: torch.Tensor, flip_index: Sequence[int] | None = None,
-                       shift_heatmap: bool = True) -> torch.Tensor:
-    """(N, 3, H, W) input -> (N, J, H/4, W/4) float32 heatmaps, on the batch's device.
+                       shift_heatmap: bool = True, fusion: str = "mean") -> torch.Tensor:
+    """(N, 3, H, W) input -> (N, J, H/4, W/4) float32 heatmaps, on the batch's device. A network with several
+    outputs (a list: the stacks of a stacked hourglass) gives its last.
 
-    flip_index None: the network's heatmaps of `batch`. Otherwise (FLIP_TEST) they are averaged with those of
+    flip_index None: the network's heatmaps of `batch`. Otherwise (FLIP_TEST) they are merged with those of
     the mirrored batch, flipped back (columns reversed, joint channels permuted by flip_index) and, with
-    shift_heatmap, moved one column right (column 0 keeps its value): (heatmaps + flipped) * 0.5, the
-    official operations in their order.
+    shift_heatmap, moved one column right (column 0 keeps its value). fusion "mean": (heatmaps + flipped) *
+    0.5, HRNet's operations in their order; "sum": heatmaps + flipped, bearpaw's validate().
     """
     heatmaps = _heatmap_output(network(batch))
     if flip_index is None:
@@ -172,7 +257,7 @@ def flip_test_heatmaps(network: nn.Module, batch: torch.Tensor, flip_index: Sequ
     flipped = _heatmap_output(network(batch.flip(3))).flip(3)[:, list(flip_index)]
     if shift_heatmap:
         flipped[:, :, :, 1:] = flipped.clone()[:, :, :, :-1]
-    return (heatmaps + flipped) * 0.5
+    return heatmaps + flipped if fusion == "sum" else (heatmaps + flipped) * 0.5
 
 
 def max_predictions(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,6 +272,17 @@ def max_predictions(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     coords = np.stack([index % width, index // width], axis=2).astype(np.float32)
     coords *= (maxvals > 0.0).astype(np.float32)
     return coords, maxvals
+
+
+def _step_toward_higher_neighbour(heatmaps: np.ndarray, coords: np.ndarray, px: np.ndarray, py: np.ndarray,
+                                  inside: np.ndarray) -> None:
+    # coords (N, J, 2) float32 += a quarter pixel toward the higher of the two neighbours of heatmap pixel (px,
+    # py), in x and in y separately (not at all on a tie), where `inside`: both official codes' step.
+    ni, ji = np.nonzero(inside)
+    hm, x, y = heatmaps[ni, ji], px[ni, ji], py[ni, ji]
+    rows = np.arange(len(ni))
+    diff = np.stack([hm[rows, y, x + 1] - hm[rows, y, x - 1], hm[rows, y + 1, x] - hm[rows, y - 1, x]], axis=1)
+    coords[ni, ji] += np.sign(diff) * np.float32(0.25)
 
 
 def final_predictions(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray,
@@ -205,11 +301,7 @@ def final_predictions(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndar
         px = np.floor(coords[..., 0] + 0.5).astype(np.int64)
         py = np.floor(coords[..., 1] + 0.5).astype(np.int64)
         inside = (px > 1) & (px < width - 1) & (py > 1) & (py < height - 1)
-        ni, ji = np.nonzero(inside)
-        hm, x, y = heatmaps[ni, ji], px[ni, ji], py[ni, ji]
-        rows = np.arange(len(ni))
-        diff = np.stack([hm[rows, y, x + 1] - hm[rows, y, x - 1], hm[rows, y + 1, x] - hm[rows, y - 1, x]], axis=1)
-        coords[ni, ji] += np.sign(diff) * np.float32(0.25)
+        _step_toward_higher_neighbour(heatmaps, coords, px, py, inside)
     preds = np.empty_like(coords)
     for i in range(n):
         inverse = get_affine_transform(centers[i], scales[i], 0, (width, height), inv=True)
@@ -217,6 +309,63 @@ def final_predictions(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndar
         preds[i, :, 0] = inverse[0, 0] * x + inverse[0, 1] * y + inverse[0, 2]
         preds[i, :, 1] = inverse[1, 0] * x + inverse[1, 1] * y + inverse[1, 2]
     return preds, maxvals
+
+
+def bearpaw_max_predictions(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, J, H, W) heatmaps -> coords (N, J, 2) float32 x, y of each joint's maximum in bearpaw's 1-based
+    heatmap pixels ((1, 1) is the first pixel), (0, 0) where the maximum is not positive, and maxvals (N, J, 1):
+    its get_preds (max_predictions + 1)."""
+    coords, maxvals = max_predictions(heatmaps)
+    return np.where(maxvals > 0.0, coords + np.float32(1), np.float32(0)), maxvals
+
+
+def bearpaw_transform_back(points: np.ndarray, center: np.ndarray, scale: float, size: int) -> np.ndarray:
+    """bearpaw's transform(point, center, scale, [size, size], invert=1), in its 1-based frame: points (K, 2)
+    of a size x size map (float32) of the square crop of side 200 x scale around center (2,) (float32, MATLAB
+    frame) -> (K, 2) int64 image pixels (MATLAB frame), truncated toward 0 as its astype(int).
+
+    Its matrix is geometry.crop_matrix's (without rotation, the same arithmetic), inverted with
+    np.linalg.inv and applied point by point (np.dot, as it does, so the float64 rounding is its own) to
+    point - 1."""
+    inverse = np.linalg.inv(crop_matrix(center, scale, size))
+    out = np.empty((len(points), 2), dtype=np.int64)
+    for k, (x, y) in enumerate(np.asarray(points, dtype=np.float32)):
+        out[k] = np.dot(inverse, np.array([x - 1, y - 1, 1.0]))[:2].astype(np.int64) + 1
+    return out
+
+
+def bearpaw_final_predictions(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray,
+                              post_process: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(N, J, h, h) square heatmaps of crops (centers (N, 2) in this project's frame, float32; scales (N, 2),
+    both columns bearpaw's one scale) -> (N, J, 2) float32 x, y in image pixels (whole numbers) and (N, J, 1)
+    maxvals: bearpaw's final_preds.
+
+    In its 1-based frame: the maximum (bearpaw_max_predictions), with post_process a quarter pixel toward the
+    higher neighbour where 1 < x < h and 1 < y < h there (HRNet's step within its own bounds: one pixel more
+    on the left and top than final_predictions), plus 0.5, taken to the image by bearpaw_transform_back
+    (truncated to whole pixels), then minus 1 into this project's frame (exact).
+    """
+    heatmaps = np.asarray(heatmaps, dtype=np.float32)
+    n, j, height, width = heatmaps.shape
+    if height != width:
+        raise ValueError(f"bearpaw's final predictions take square heatmaps, not {height} x {width}")
+    coords, maxvals = bearpaw_max_predictions(heatmaps)
+    if post_process and n * j:
+        px = np.floor(coords[..., 0]).astype(np.int64) - 1
+        py = np.floor(coords[..., 1]).astype(np.int64) - 1
+        inside = (px > 0) & (px < width - 1) & (py > 0) & (py < height - 1)
+        _step_toward_higher_neighbour(heatmaps, coords, px, py, inside)
+    coords += np.float32(0.5)
+    matlab_centers = np.asarray(centers, dtype=np.float32) + np.float32(1)
+    preds = np.empty_like(coords)
+    for i in range(n):
+        preds[i] = bearpaw_transform_back(coords[i], matlab_centers[i], scales[i][0], width) - 1
+    return preds, maxvals
+
+
+# Final predictions (TopDownParams.predictions): (heatmaps, centers, scales, post_process) -> (N, J, 2) x, y in
+# image pixels and (N, J, 1) heatmap maxima.
+FINAL_PREDICTIONS = {"hrnet": final_predictions, "bearpaw": bearpaw_final_predictions}
 
 
 def rescore(keypoints: np.ndarray, box_scores: np.ndarray | Sequence[float], in_vis_thre: float) -> np.ndarray:
@@ -259,30 +408,46 @@ def estimate_poses(network: nn.Module, image: np.ndarray, boxes: np.ndarray | Se
     crops in batches of params.batch_size, the network on `device` (default: its parameters'; put it in eval
     mode), flip test as params says, final predictions in image pixels. N may be 0."""
     centers, scales = box_to_center_scale(boxes, params.image_size)
-    return poses_of_crops(network, lambda start, stop: crop_people(image, centers[start:stop], scales[start:stop],
-                                                                   params.image_size),
+    return estimate_poses_at(network, image, centers, scales, params, device)
+
+
+def estimate_poses_at(network: nn.Module, image: np.ndarray, centers: np.ndarray, scales: np.ndarray,
+                      params: TopDownParams, device: torch.device | str | None = None) -> PersonPoses:
+    """estimate_poses for people given by their crops' centers and scales (N, 2) (box_to_center_scale's,
+    bearpaw_center_scale's): params.crop's crops of the (H, W, 3) uint8 RGB image, then poses_of_crops."""
+    crop = crop_function(params.crop)
+    return poses_of_crops(network, lambda start, stop: crop(image, centers[start:stop], scales[start:stop],
+                                                            params.image_size),
                           centers, scales, params, device)
 
 
 def poses_of_crops(network: nn.Module, crops: Callable[[int, int], np.ndarray], centers: np.ndarray,
                    scales: np.ndarray, params: TopDownParams, device: torch.device | str | None = None,
-                   batches: Callable[[Iterable[int]], Iterable[int]] = iter) -> PersonPoses:
-    """The network's stages for N people whose crops `crops(start, stop)` gives ((stop - start, h, w, 3) uint8
-    RGB, h x w = params.image_size, from their centers / scales (N, 2)): params.batch_size crops a forward
-    pass, in order, flip test as params says, final predictions in image pixels. `batches` wraps the batch
-    starts (e.g. a progress bar). Shared by estimate_poses (one image) and the evaluation (boxes across images)."""
+                   batches: Callable[[Iterable[int]], Iterable[int]] = iter,
+                   heatmaps_seen: Callable[[int, np.ndarray], None] | None = None) -> PersonPoses:
+    """The network's stages for N people whose crops `crops(start, stop)` gives ((stop - start, h, w, 3) RGB,
+    uint8 or float as normalize_crops takes them, h x w = params.image_size, from their centers / scales
+    (N, 2)): params.batch_size crops a forward pass, in order, flip test as params says, params.predictions'
+    final predictions in image pixels, batch by batch. `batches` wraps the batch starts (e.g. a progress bar).
+    heatmaps_seen(start, heatmaps): called with each batch's heatmaps ((n, J, h/4, w/4) float32, those the
+    predictions are made from), e.g. to score them. Shared by estimate_poses (one image) and the evaluation
+    (boxes across images)."""
     if device is None:
         param = next(network.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
     flip_index = params.flip_index if params.flip_test else None
-    width, height = params.image_size
-    parts = [np.zeros((0, len(params.flip_index), height // 4, width // 4), dtype=np.float32)]
+    predict = FINAL_PREDICTIONS[params.predictions]
+    keypoints = np.zeros((len(centers), len(params.flip_index), 3), dtype=np.float32)
     for start in batches(range(0, len(centers), params.batch_size)):
-        batch = normalize_crops(crops(start, min(start + params.batch_size, len(centers))), params.mean, params.std,
-                                params.color_rgb).to(device)
-        parts.append(flip_test_heatmaps(network, batch, flip_index, params.shift_heatmap).float().cpu().numpy())
-    preds, maxvals = final_predictions(np.concatenate(parts[1:] or parts), centers, scales, params.post_process)
-    return PersonPoses(np.concatenate([preds, maxvals], axis=2), centers, scales)
+        stop = min(start + params.batch_size, len(centers))
+        batch = normalize_crops(crops(start, stop), params.mean, params.std, params.color_rgb).to(device)
+        heatmaps = flip_test_heatmaps(network, batch, flip_index, params.shift_heatmap,
+                                      params.flip_fusion).float().cpu().numpy()
+        if heatmaps_seen is not None:
+            heatmaps_seen(start, heatmaps)
+        preds, maxvals = predict(heatmaps, centers[start:stop], scales[start:stop], params.post_process)
+        keypoints[start:stop] = np.concatenate([preds, maxvals], axis=2)
+    return PersonPoses(keypoints, centers, scales)
 
 
 def boxes_from_poses(keypoints: np.ndarray, margin: float = POSE_BOX_MARGIN,

@@ -30,21 +30,23 @@ from ..keypoints import KeypointSpec
 from ..models.registry import model_entry
 from ..person_boxes import PersonBoxes, boxes_from_config
 from ..predictor import Predictor
-from ..topdown import PersonPoses, TopDownParams, box_to_center_scale, crop_people, poses_of_crops, rescore
+from ..topdown import PersonPoses, TopDownParams, box_to_center_scale, crop_function, poses_of_crops, rescore
 from .distributed import group_place
 from .evaluation import clean_results, evaluate, save_and_score
 
-__all__ = ["predict_boxes", "score_people", "evaluate_top_down", "check_validation_settings", "validate"]
+__all__ = ["predict_boxes", "predict_people", "score_people", "evaluate_top_down", "check_validation_settings",
+           "validate"]
 
 
 class _CropBatches(Dataset):
-    """Item k: the crops (n, h, w, 3) uint8 RGB of the k-th batch of boxes, made in a loader worker. Each batch
-    reads its own images (an image whose boxes straddle two batches is read by both)."""
+    """Item k: the crops (n, h, w, 3) RGB of the k-th batch of people (`crop`: a topdown.CROPS function), made
+    in a loader worker. Each batch reads its own images (an image whose people straddle two batches is read by
+    both)."""
 
     def __init__(self, load_image: Callable[[int], np.ndarray], image_ids: np.ndarray, centers: np.ndarray,
-                 scales: np.ndarray, image_size: tuple[int, int], batch_size: int):
+                 scales: np.ndarray, image_size: tuple[int, int], batch_size: int, crop: Callable):
         self.load_image, self.image_ids, self.centers, self.scales = load_image, image_ids, centers, scales
-        self.image_size, self.batch_size = image_size, batch_size
+        self.image_size, self.batch_size, self.crop = image_size, batch_size, crop
         self.current: dict[int, np.ndarray] = {}    # the image of the last box cropped: {image id: image}
 
     def __len__(self) -> int:
@@ -60,49 +62,61 @@ class _CropBatches(Dataset):
             if image_id not in self.current:
                 self.current.clear()
                 self.current[image_id] = self.load_image(image_id)
-            out.append(crop_people(self.current[image_id], self.centers[i:i + 1], self.scales[i:i + 1],
-                                   self.image_size))
+            out.append(self.crop(self.current[image_id], self.centers[i:i + 1], self.scales[i:i + 1],
+                                 self.image_size))
         return np.concatenate(out)
 
 
 def predict_boxes(network: nn.Module, load_image: Callable[[int], np.ndarray], boxes: PersonBoxes,
                   params: TopDownParams, device: torch.device | str | None = None,
                   progress: bool = False, workers: int = 0) -> PersonPoses:
-    """Keypoints (N, J, 3) float32 (x, y in image pixels, heatmap maximum), centres and scales of N boxes.
+    """Keypoints (N, J, 3) float32 (x, y in image pixels, heatmap maximum), centres and scales of N boxes:
+    predict_people at their box_to_center_scale crops."""
+    centers, scales = box_to_center_scale(boxes.boxes, params.image_size)
+    return predict_people(network, load_image, boxes.image_ids, centers, scales, params, device, progress, workers)
 
-    load_image(image_id) -> (H, W, 3) uint8 RGB; each image is read once per run of consecutive boxes (of a
-    batch, with workers). The crops go through the network params.batch_size at a time in the boxes' order,
+
+def predict_people(network: nn.Module, load_image: Callable[[int], np.ndarray], image_ids: np.ndarray,
+                   centers: np.ndarray, scales: np.ndarray, params: TopDownParams,
+                   device: torch.device | str | None = None, progress: bool = False, workers: int = 0,
+                   heatmaps_seen: Callable[[int, np.ndarray], None] | None = None) -> PersonPoses:
+    """Keypoints (N, J, 3) float32 (x, y in image pixels, heatmap maximum) of N people, person i cropped from
+    image image_ids[i] at centers[i], scales[i] (N, 2) by params.crop.
+
+    load_image(image_id) -> (H, W, 3) uint8 RGB; each image is read once per run of consecutive people (of a
+    batch, with workers). The crops go through the network params.batch_size at a time in the people's order,
     whatever image they come from, as the official validate() batches its dataset's crops (so its float results
     are matched, not only approached). workers > 0: images are read and cropped in that many loader processes
     (load_image must then be picklable), the same crops in the same order. The network should be in eval mode.
+    heatmaps_seen: as poses_of_crops (under torch.distributed, called for this process's batches only).
 
     Under torch.distributed each rank predicts every world_size-th of those batches, whole, and the keypoints of
     all ranks are gathered on every rank: each crop still goes through the network in the batch it would in one
     process, so the results do not depend on the number of processes.
     """
+    image_ids, centers, scales = np.asarray(image_ids), np.asarray(centers), np.asarray(scales)
     rank, world = group_place()
     if world == 1:
-        return _predict_boxes(network, load_image, boxes, params, device, progress, workers)
-    # The boxes of batches rank, rank + world, ...: whole batches in order, only the last of all possibly short,
+        return _predict_people(network, load_image, image_ids, centers, scales, params, device, progress, workers,
+                               heatmaps_seen)
+    # The people of batches rank, rank + world, ...: whole batches in order, only the last of all possibly short,
     # so that batching the shard by params.batch_size gives back the same batches.
-    mine = np.flatnonzero(np.arange(len(boxes)) // params.batch_size % world == rank)
-    shard = PersonBoxes(boxes.image_ids[mine], boxes.boxes[mine], boxes.scores[mine])
-    poses = _predict_boxes(network, load_image, shard, params, device, progress, workers)
+    mine = np.flatnonzero(np.arange(len(centers)) // params.batch_size % world == rank)
+    poses = _predict_people(network, load_image, image_ids[mine], centers[mine], scales[mine], params, device,
+                            progress, workers, heatmaps_seen)
     gathered: list = [None] * world
     dist.all_gather_object(gathered, (mine, poses.keypoints))
-    keypoints = np.zeros((len(boxes), *poses.keypoints.shape[1:]), dtype=poses.keypoints.dtype)
+    keypoints = np.zeros((len(centers), *poses.keypoints.shape[1:]), dtype=poses.keypoints.dtype)
     for indices, part in gathered:
         keypoints[indices] = part
-    centers, scales = box_to_center_scale(boxes.boxes, params.image_size)
     return PersonPoses(keypoints, centers, scales)
 
 
-def _predict_boxes(network: nn.Module, load_image: Callable[[int], np.ndarray], boxes: PersonBoxes,
-                   params: TopDownParams, device: torch.device | str | None, progress: bool,
-                   workers: int) -> PersonPoses:
-    """predict_boxes in this process: every box of `boxes`."""
-    centers, scales = box_to_center_scale(boxes.boxes, params.image_size)
-    batches = _CropBatches(load_image, boxes.image_ids, centers, scales, params.image_size, params.batch_size)
+def _predict_people(network, load_image, image_ids, centers, scales, params, device, progress, workers,
+                    heatmaps_seen) -> PersonPoses:
+    """predict_people in this process: every person given."""
+    batches = _CropBatches(load_image, image_ids, centers, scales, params.image_size, params.batch_size,
+                           crop_function(params.crop))
     if workers > 0 and len(batches) > 1:
         loader = iter(DataLoader(batches, batch_size=None, num_workers=workers,
                                  worker_init_fn=loader_worker_sigterm))
@@ -113,7 +127,8 @@ def _predict_boxes(network: nn.Module, load_image: Callable[[int], np.ndarray], 
     else:
         crops = batches.crops
     return poses_of_crops(network, crops, centers, scales, params, device,
-                          lambda starts: tqdm(starts, desc="people", unit="batch", disable=not progress))
+                          lambda starts: tqdm(starts, desc="people", unit="batch", disable=not progress),
+                          heatmaps_seen)
 
 
 def score_people(boxes: PersonBoxes, poses: PersonPoses, sigmas: np.ndarray, in_vis_thre: float,
