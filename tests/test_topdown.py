@@ -365,9 +365,9 @@ def test_estimate_poses_at_takes_the_params_crop(tiny_network, monkeypatch):
     assert poses.keypoints.shape == (1, 17, 3)
     heatmaps = topdown.flip_test_heatmaps(network, torch.full((1, 3, 96, 64), 0.5), params.flip_index, False, "sum")
     assert poses.keypoints[0, :, 2].tolist() == heatmaps.amax(dim=(2, 3))[0].tolist()
-    with pytest.raises(ValueError, match="no crop named 'bearpaw' .* known crops are affine, grey"):
+    with pytest.raises(ValueError, match="no crop named 'round' .* known crops are affine, bearpaw, grey"):
         topdown.estimate_poses_at(network, image, centers, scales, topdown.TopDownParams(**{**vars(params),
-                                                                                           "crop": "bearpaw"}))
+                                                                                           "crop": "round"}))
 
 
 def test_estimate_poses_finds_a_painted_joint():

@@ -50,7 +50,8 @@ from torch import nn
 from yacs.config import CfgNode
 
 from .errors import ConfigError
-from .geometry import crop_matrix, get_affine_transform, warp_image
+from . import topdown_bearpaw as bearpaw
+from .geometry import get_affine_transform, warp_image
 from .keypoints import KeypointSpec
 from .models.registry import model_entry
 from .normalization import IMAGENET_MEAN, IMAGENET_STD, normalization_from_config, normalize
@@ -60,7 +61,7 @@ __all__ = ["PIXEL_STD", "BOX_PADDING", "TopDownParams", "PersonPoses", "box_to_c
            "normalize_crops", "flip_test_heatmaps", "max_predictions", "final_predictions", "rescore",
            "coco_results", "estimate_poses", "estimate_poses_at", "poses_of_crops", "POSE_BOX_MARGIN",
            "MIN_POSE_BOX", "boxes_from_poses", "bearpaw_center_scale", "bearpaw_max_predictions",
-           "bearpaw_transform_back", "bearpaw_final_predictions", "CROPS", "crop_function", "FINAL_PREDICTIONS",
+           "bearpaw_final_predictions", "bearpaw_crop_people", "CROPS", "crop_function", "FINAL_PREDICTIONS",
            "FLIP_FUSIONS"]
 
 PIXEL_STD = 200.0   # a scale of 1 is 200 image pixels
@@ -177,17 +178,17 @@ def bearpaw_center_scale(centers: np.ndarray | Sequence[Sequence[float]],
     float32 and scales (N, 2) float64 (its square crop's side / 200, twice).
 
     centers (N, 2): each person's position (MPII's objpos) in this project's image pixels (objpos - 1).
-    scales (N,): MPII's scale (scale_provided: about the person's height / 200). The centre moves 15 x scale
-    pixels down and the scale grows 1.25 times ("to avoid cropping limbs"), except where the centre's x is -1
-    in MATLAB's frame (-2 here). Its arithmetic: the position rounded to float32 in MATLAB's frame (its
-    torch.Tensor), the shift added in float32, the scale kept a float64 (as its data loader batches it).
+    scales (N,): MPII's scale (scale_provided: about the person's height / 200). Each person goes through
+    topdown_bearpaw.person_center_scale in MATLAB's frame (the position rounded to float32 there, as its
+    torch.Tensor; 15 x scale pixels down and the scale x 1.25 "to avoid cropping limbs", unless the centre's x
+    is -1 there, -2 here), and back (- 1, exact); the scale stays a float64, as its data loader batches it.
     """
     matlab = (np.asarray(centers, dtype=np.float64).reshape(-1, 2) + 1.0).astype(np.float32)
     scales = np.asarray(scales, dtype=np.float64).reshape(-1)
-    moved = matlab[:, 0] != -1
-    matlab[moved, 1] = matlab[moved, 1] + (15 * scales[moved]).astype(np.float32)
-    scales = np.where(moved, scales * 1.25, scales)
-    return matlab - np.float32(1), np.stack([scales, scales], axis=1)
+    moved_centers, moved_scales = np.empty_like(matlab), np.empty_like(scales)
+    for i, (center, scale) in enumerate(zip(matlab, scales)):
+        moved_centers[i], moved_scales[i] = bearpaw.person_center_scale(center, float(scale))
+    return moved_centers - np.float32(1), np.stack([moved_scales, moved_scales], axis=1)
 
 
 def crop_people(image: np.ndarray, centers: np.ndarray, scales: np.ndarray,
@@ -216,16 +217,28 @@ def normalize_crops(crops: np.ndarray, mean: Sequence[float] | None = IMAGENET_M
         batch = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float()
         if mean is None:
             return batch
-        return batch.sub(torch.tensor(mean, dtype=torch.float32)[:, None, None]).div(
-            torch.tensor(std, dtype=torch.float32)[:, None, None])
+        batch = batch.sub(torch.tensor(mean, dtype=torch.float32)[:, None, None])
+        # bearpaw's color_normalize subtracts its mean only (std None, or 1: the same floats).
+        return batch if std is None else batch.div(torch.tensor(std, dtype=torch.float32)[:, None, None])
     return torch.stack([normalize(np.ascontiguousarray(crop), mean, std) for crop in crops])
 
 
 # The crops the pipeline can take (TopDownParams.crop): crop(image, centers, scales, image_size) -> (N, H, W, 3)
 # crops of an (H_img, W_img, 3) uint8 RGB image, uint8 or float (pixels / 255); centers (N, 2) in image pixels
 # of this project's frame, scales (N, 2), image_size (W, H).
+def bearpaw_crop_people(image: np.ndarray, centers: np.ndarray, scales: np.ndarray,
+                       image_size: Sequence[int]) -> np.ndarray:
+    """(H_img, W_img, 3) uint8 RGB image -> (N, H, W, 3) float32 crops (pixels / 255): bearpaw's test-time crop
+    (topdown_bearpaw.crop_people: resized, sliced at whole pixels, resized) of people at centers (N, 2) float32 in
+    this project's frame and scales (N, 2) (bearpaw_center_scale's; both columns its one scale). The centres go
+    into MATLAB's frame in float32 (+ 1, exact for its people); the scale is a Python float there, as its test
+    items are cropped."""
+    matlab = np.asarray(centers, dtype=np.float32) + np.float32(1)
+    return bearpaw.crop_people(image, matlab, [float(scale) for scale in np.asarray(scales)[:, 0]], image_size)
+
+
 CROPS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, Sequence[int]], np.ndarray]] = {
-    "affine": crop_people}
+    "affine": crop_people, "bearpaw": bearpaw_crop_people}
 
 
 def crop_function(name: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray, Sequence[int]], np.ndarray]:
@@ -319,21 +332,6 @@ def bearpaw_max_predictions(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.where(maxvals > 0.0, coords + np.float32(1), np.float32(0)), maxvals
 
 
-def bearpaw_transform_back(points: np.ndarray, center: np.ndarray, scale: float, size: int) -> np.ndarray:
-    """bearpaw's transform(point, center, scale, [size, size], invert=1), in its 1-based frame: points (K, 2)
-    of a size x size map (float32) of the square crop of side 200 x scale around center (2,) (float32, MATLAB
-    frame) -> (K, 2) int64 image pixels (MATLAB frame), truncated toward 0 as its astype(int).
-
-    Its matrix is geometry.crop_matrix's (without rotation, the same arithmetic), inverted with
-    np.linalg.inv and applied point by point (np.dot, as it does, so the float64 rounding is its own) to
-    point - 1."""
-    inverse = np.linalg.inv(crop_matrix(center, scale, size))
-    out = np.empty((len(points), 2), dtype=np.int64)
-    for k, (x, y) in enumerate(np.asarray(points, dtype=np.float32)):
-        out[k] = np.dot(inverse, np.array([x - 1, y - 1, 1.0]))[:2].astype(np.int64) + 1
-    return out
-
-
 def bearpaw_final_predictions(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray,
                               post_process: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(N, J, h, h) square heatmaps of crops (centers (N, 2) in this project's frame, float32; scales (N, 2),
@@ -342,8 +340,9 @@ def bearpaw_final_predictions(heatmaps: np.ndarray, centers: np.ndarray, scales:
 
     In its 1-based frame: the maximum (bearpaw_max_predictions), with post_process a quarter pixel toward the
     higher neighbour where 1 < x < h and 1 < y < h there (HRNet's step within its own bounds: one pixel more
-    on the left and top than final_predictions), plus 0.5, taken to the image by bearpaw_transform_back
-    (truncated to whole pixels), then minus 1 into this project's frame (exact).
+    on the left and top than final_predictions), plus 0.5, taken to the image by
+    topdown_bearpaw.transform_predictions (truncated to whole pixels), then minus 1 into this project's frame
+    (exact).
     """
     heatmaps = np.asarray(heatmaps, dtype=np.float32)
     n, j, height, width = heatmaps.shape
@@ -357,9 +356,12 @@ def bearpaw_final_predictions(heatmaps: np.ndarray, centers: np.ndarray, scales:
         _step_toward_higher_neighbour(heatmaps, coords, px, py, inside)
     coords += np.float32(0.5)
     matlab_centers = np.asarray(centers, dtype=np.float32) + np.float32(1)
+    scales = np.asarray(scales, dtype=np.float64)
     preds = np.empty_like(coords)
     for i in range(n):
-        preds[i] = bearpaw_transform_back(coords[i], matlab_centers[i], scales[i][0], width) - 1
+        # The scale a float64 scalar, as bearpaw's batched meta['scale'] tensor (its divisions then go through
+        # the reciprocal: topdown_bearpaw._divide).
+        preds[i] = bearpaw.transform_predictions(coords[i], matlab_centers[i], scales[i, 0], (width, width)) - 1
     return preds, maxvals
 
 

@@ -9,9 +9,9 @@ for a network trained by that code (MODEL.NAME stacked_hourglass):
     crop_image(image, center, scale, size, rot)  one crop (its crop: slice, rotate, resize)
     crop_people(image, centers, scales, size)    the test-time crops, (N, H, W, 3) float32 (topdown.crop_people's
                                                  counterpart)
-    normalize_crops(crops, mean, std)            the network's input, (N, 3, H, W) float32 (its color_normalize)
+    (topdown.normalize_crops makes the network's input from these float crops as its color_normalize does)
     crop_transform / transform_point / transform_predictions   image <-> crop (or heatmap) pixels
-    flip_horizontally, mirror_joints             its fliplr and shufflelr
+    mirror_joints(joints, width, flip_index)     its shufflelr
     draw_gaussian(heatmap, point, sigma)         one joint's training target (its draw_labelmap)
 
 Frame: MPII's, as the code uses it. MPII writes joints and person centres in MATLAB's 1-based pixels (pixel
@@ -37,11 +37,10 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-import torch
 
 __all__ = ["PERSON_CENTER_SHIFT", "PERSON_SCALE_PADDING", "person_center_scale", "image_to_float",
            "crop_transform", "transform_point", "transform_predictions", "crop_image", "crop_people",
-           "normalize_crops", "flip_horizontally", "mirror_joints", "draw_gaussian"]
+           "mirror_joints", "draw_gaussian"]
 
 # MPII's person centre is moved down by 15 x scale pixels and its scale padded by 1.25, so that the crop keeps
 # the limbs (the code's Mpii.__getitem__; mmpose's and HRNet's MPII datasets do the same).
@@ -193,28 +192,6 @@ def crop_people(image: np.ndarray, centers: np.ndarray, scales: Sequence, size: 
     for i, (center, scale) in enumerate(zip(centers, scales)):
         crops[i] = crop_image(pixels, center, scale, size)
     return crops
-
-
-def normalize_crops(crops: np.ndarray, mean: Sequence[float] | None,
-                    std: Sequence[float] | None = None) -> torch.Tensor:
-    """(N, H, W, 3) float32 crops (or one (H, W, 3)) -> (N, 3, H, W) (or (3, H, W)) float32: the mean pixel
-    subtracted per channel in float32, as its color_normalize (which has a std argument but never divides by
-    it); then divided by `std` when given (exact for the code's std of 1; MODEL.INPUT_STD). mean None: as is."""
-    crops = np.asarray(crops, dtype=np.float32)
-    if mean is not None:
-        crops = crops - np.asarray(mean, dtype=np.float32)
-        if std is not None:
-            crops = crops / np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(crops, -1, -3)))
-
-
-def flip_horizontally(array: np.ndarray) -> np.ndarray:
-    """(C, H, W) or (N, C, H, W) array -> float64 copy with the last axis reversed (its fliplr; other ranks come
-    back unflipped, as float64, as there)."""
-    array = np.asarray(array)
-    if array.ndim in (3, 4):
-        array = array[..., ::-1]
-    return array.astype(np.float64)
 
 
 def mirror_joints(joints: np.ndarray, width: int, flip_index: Sequence[int]) -> np.ndarray:

@@ -16,6 +16,7 @@ import scipy.io
 import torch
 
 from higherhrnet import ConfigError
+from higherhrnet import topdown
 from higherhrnet import topdown_bearpaw as bearpaw
 from higherhrnet.cli import main
 from higherhrnet.data import build_dataset, dataset_info, dataset_splits, keypoints_from_config
@@ -241,6 +242,18 @@ def test_crop_people_are_the_test_time_crops():
         assert crop.astype(np.float64).tolist() == row["crop"], row["why"]
 
 
+def test_the_pipeline_s_bearpaw_crop_takes_this_project_s_frame():
+    # topdown.CROPS["bearpaw"], what a stacked_hourglass's TopDownParams crops with: centres one less (0-based),
+    # scales as bearpaw_center_scale gives them (N, 2); the same crops as the official test items'.
+    image = pattern_image(*OFFICIAL["crop"]["image"])
+    rows = [r for r in OFFICIAL["crop"]["cases"] if r["rot"] == 0 and r["scale_dtype"] == "python"]
+    centers = np.float32([r["center"] for r in rows]) - np.float32(1)
+    scales = np.array([[r["scale"], r["scale"]] for r in rows], dtype=np.float64)
+    crops = topdown.crop_function("bearpaw")(image, centers, scales, (10, 10))
+    for crop, row in zip(crops, rows):
+        assert crop.astype(np.float64).tolist() == row["crop"], row["why"]
+
+
 def test_mirror_joints_equals_shufflelr():
     row = OFFICIAL["shufflelr"]
     mirrored = bearpaw.mirror_joints(np.float32(row["joints"]), row["width"], MPII_KEYPOINTS.flip_index)
@@ -262,11 +275,10 @@ def test_image_to_float_and_normalisation_by_hand():
     dark = np.array([[[0, 1, 1]]], np.uint8)         # like the code, not divided: its maximum is not above 1
     assert bearpaw.image_to_float(dark).tolist() == [[[0.0, 1.0, 1.0]]]
     crops = np.full((2, 4, 5, 3), 0.5, np.float32)
-    normalized = bearpaw.normalize_crops(crops, MPII_MEAN)
+    normalized = topdown.normalize_crops(crops, MPII_MEAN, None)       # its color_normalize: the mean only
     assert normalized.shape == (2, 3, 4, 5) and normalized.dtype == torch.float32
     assert normalized[1, :, 3, 4].tolist() == (np.float32(0.5) - np.float32(MPII_MEAN)).tolist()
-    assert torch.equal(bearpaw.normalize_crops(crops, MPII_MEAN, (1.0, 1.0, 1.0)), normalized)
-    assert bearpaw.flip_horizontally(np.arange(6.0).reshape(1, 2, 3)).tolist() == [[[2, 1, 0], [5, 4, 3]]]
+    assert torch.equal(topdown.normalize_crops(crops, MPII_MEAN, (1.0, 1.0, 1.0)), normalized)
 
 
 def test_person_center_of_x_minus_one_is_not_adjusted():

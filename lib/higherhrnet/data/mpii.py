@@ -30,8 +30,9 @@ from torch.utils.data import Dataset
 from ..fileio import atomic_write
 from ..images import DamagedImageError, read_image
 from ..keypoints import MPII_KEYPOINTS, KeypointSpec
-from ..topdown_bearpaw import (crop_image, draw_gaussian, image_to_float, mirror_joints, normalize_crops,
-                               person_center_scale, transform_point)
+from ..topdown import normalize_crops
+from ..topdown_bearpaw import (crop_image, draw_gaussian, image_to_float, mirror_joints, person_center_scale,
+                               transform_point)
 from .checks import DatasetError
 from .registry import DatasetInfo, dataset_info
 
@@ -348,7 +349,7 @@ def mpii_sample(image: np.ndarray, person: MpiiPerson, flip_index: Sequence[int]
             joint[:2] = transform_point(joint[:2] + 1, center, scale, (heatmap_size, heatmap_size), rot=rotation)
             _, on_map = draw_gaussian(heatmaps[j], joint - 1, sigma)
             weights[j, 0] *= on_map
-    return normalize_crops(crop, mean, std), heatmaps, weights, center, scale, rotation
+    return normalize_crops(crop[None], mean, std)[0], heatmaps, weights, center, scale, rotation
 
 
 class MpiiTrainingDataset(Dataset):
