@@ -189,3 +189,13 @@ def read_only():
     yield make
     for step in reversed(undo):
         step()
+
+
+def sparse_maps(spec) -> np.ndarray:
+    """Heatmaps recorded sparsely in a test asset (tests/assets/hourglass/*.json): background / 8 everywhere,
+    k / 8 at each [n, j, y, x, k] of spec["pixels"]; spec["shape"] is (N, J, H, W)."""
+    n, j, h, w = spec["shape"]
+    maps = np.broadcast_to(np.asarray(spec["background"], np.float32)[..., None, None] / 8, (n, j, h, w)).copy()
+    for a, b, y, x, k in spec["pixels"]:
+        maps[a, b, y, x] = np.float32(k) / 8
+    return maps

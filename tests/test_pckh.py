@@ -12,28 +12,16 @@ from torch import nn
 
 from higherhrnet import topdown
 from higherhrnet.engine.mpii_eval import MpiiPeople, MpiiTruth, evaluate_mpii, format_pckh
-from higherhrnet.keypoints import KeypointSpec
-from higherhrnet.pckh import MPII_JOINTS, PCK_JOINTS, PCKH_RULES, pck, pckh, to_matlab_frame
+from higherhrnet.keypoints import MPII_KEYPOINTS
+from higherhrnet.pckh import PCK_JOINTS, PCKH_RULES, pck, pckh, to_matlab_frame
 
-from conftest import REPO
+from conftest import REPO, sparse_maps
 
 ASSETS = REPO / "tests" / "assets" / "hourglass"
 OFFICIAL_PCKH = json.loads((ASSETS / "official_pckh.json").read_text())
 OFFICIAL_STAGES = json.loads((ASSETS / "official_stages.json").read_text())
 PARTS = ["Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean", "Mean@0.1"]
-# MPII's joints and left/right pairs, named as pckh.MPII_JOINTS names them.
-MPII_LIKE = KeypointSpec.from_lists("mpii-test", MPII_JOINTS, [("rank", "lank"), ("rkne", "lkne"), ("rhip", "lhip"),
-                                                               ("rwri", "lwri"), ("relb", "lelb"), ("rsho", "lsho")],
-                                    [0.1] * 16)
-
-
-def sparse_maps(spec) -> np.ndarray:
-    """The asset's sparse heatmaps: background / 8 everywhere, k / 8 at each [n, j, y, x, k]."""
-    n, j, h, w = spec["shape"]
-    maps = np.broadcast_to(np.asarray(spec["background"], np.float32)[..., None, None] / 8, (n, j, h, w)).copy()
-    for a, b, y, x, k in spec["pixels"]:
-        maps[a, b, y, x] = np.float32(k) / 8
-    return maps
+MPII_JOINTS = MPII_KEYPOINTS.names
 
 
 # ---------------------------------------------------------------- PCKh
@@ -51,35 +39,35 @@ def one_person(offsets: dict[str, tuple[float, float]], missing: tuple[str, ...]
 
 def test_pckh_by_hand():
     # head size 30 px: 15 px is exactly 0.5 head sizes, 3 px exactly 0.1.
-    preds, joints, visible, head = one_person({"head": (15.0, 0.0), "lsho": (0.0, 14.9), "rsho": (9.0, 12.0),
-                                               "lwri": (16.0, 0.0), "lank": (3.0, 0.0), "pelv": (99.0, 0.0)},
-                                              missing=("rwri",))
+    preds, joints, visible, head = one_person({"head_top": (15.0, 0.0), "l_shoulder": (0.0, 14.9), "r_shoulder": (9.0, 12.0),
+                                               "l_wrist": (16.0, 0.0), "l_ankle": (3.0, 0.0), "pelvis": (99.0, 0.0)},
+                                              missing=("r_wrist",))
     bearpaw = pckh(preds, joints, visible, head, "bearpaw")
     # bearpaw's script counts errors below 0.5 head sizes: the head (exactly 0.5) and the right shoulder (15 px
     # diagonally) miss, the left shoulder (14.9) is found; the right wrist is missing: its PCKh is 0 / 0.
-    assert bearpaw.per_joint[MPII_JOINTS.index("head")] == 0.0
-    assert bearpaw.per_joint[MPII_JOINTS.index("lsho")] == 100.0
-    assert np.isnan(bearpaw.per_joint[MPII_JOINTS.index("rwri")])
+    assert bearpaw.per_joint[MPII_JOINTS.index("head_top")] == 0.0
+    assert bearpaw.per_joint[MPII_JOINTS.index("l_shoulder")] == 100.0
+    assert np.isnan(bearpaw.per_joint[MPII_JOINTS.index("r_wrist")])
     assert bearpaw.counts.tolist() == [1] * 10 + [0] + [1] * 5
     m = bearpaw.metrics
     assert list(m) == PARTS
     assert (m["Head"], m["Shoulder"], m["Elbow"], m["Knee"], m["Ankle"]) == (0.0, 50.0, 100.0, 100.0, 100.0)
     assert np.isnan(m["Wrist"]) and np.isnan(m["Mean"])          # a part with a joint nobody has: NaN
     hrnet = pckh(preds, joints, visible, head, "hrnet")              # at most 0.5: the head and right shoulder count
-    assert hrnet.per_joint[MPII_JOINTS.index("head")] == 100.0 and hrnet.metrics["Shoulder"] == 100.0
+    assert hrnet.per_joint[MPII_JOINTS.index("head_top")] == 100.0 and hrnet.metrics["Shoulder"] == 100.0
     # The curve: 50 thresholds 0 .. 0.49 for bearpaw's script, 51 (0 .. 0.5) for HRNet's; the left ankle's 3 px
     # error is 0.1 head sizes: not below 0.1 (bearpaw), at most 0.1 (HRNet), and the pelvis is never found.
     assert bearpaw.curve.shape == (50, 16) and hrnet.curve.shape == (51, 16)
-    lank = MPII_JOINTS.index("lank")
+    lank = MPII_JOINTS.index("l_ankle")
     assert bearpaw.curve[10, lank] == 0.0 and bearpaw.curve[11, lank] == 100.0 and hrnet.curve[10, lank] == 100.0
-    assert not bearpaw.curve[:, MPII_JOINTS.index("pelv")].any()
+    assert not bearpaw.curve[:, MPII_JOINTS.index("pelvis")].any()
 
 
 def test_pckh_means_by_hand():
     # Two people; the second one's legs are missing. Found: every joint of person 1 but its left ankle, every
     # visible joint of person 2 but its head.
-    preds, joints, visible, head = one_person({"lank": (40.0, 0.0)})
-    preds2, joints2, visible2, _ = one_person({"head": (0.0, 40.0)}, missing=MPII_JOINTS[:6])
+    preds, joints, visible, head = one_person({"l_ankle": (40.0, 0.0)})
+    preds2, joints2, visible2, _ = one_person({"head_top": (0.0, 40.0)}, missing=MPII_JOINTS[:6])
     preds, joints = np.concatenate([preds, preds2]), np.concatenate([joints, joints2])
     visible, head = np.concatenate([visible, visible2]), np.concatenate([head, head])
     per_joint = [100.0] * 5 + [0.0] + [100.0] * 3 + [50.0] + [100.0] * 6     # legs: person 1 alone
@@ -188,7 +176,7 @@ def test_evaluate_mpii_equals_the_official_validate(flip, monkeypatch):
     network = RecordedMaps(sparse_maps(facts["plain"]), sparse_maps(facts["mirrored"]))
     targets = sparse_maps(facts["targets"])
     n = len(targets)
-    params = topdown.TopDownParams(image_size=(16, 16), flip_index=tuple(MPII_LIKE.flip_index), flip_test=flip,
+    params = topdown.TopDownParams(image_size=(16, 16), flip_index=tuple(MPII_KEYPOINTS.flip_index), flip_test=flip,
                                    mean=None, std=None, batch_size=facts["batches"][0], flip_fusion="sum",
                                    shift_heatmap=False, predictions="bearpaw", crop="marked")
     people = MpiiPeople(np.arange(n), np.array(facts["objpos"]) - 1, np.array(facts["scale_provided"]))

@@ -12,23 +12,13 @@ from torch import nn
 import higherhrnet
 from higherhrnet import topdown
 from higherhrnet.geometry import get_affine_transform
-from higherhrnet.keypoints import KeypointSpec
+from higherhrnet.keypoints import MPII_KEYPOINTS, KeypointSpec
 
-from conftest import EXPERIMENTS, REPO, randomize, tiny_cfg, tiny_pose_hrnet_cfg
+from conftest import EXPERIMENTS, REPO, randomize, sparse_maps, tiny_cfg, tiny_pose_hrnet_cfg
 
 OFFICIAL = json.loads((REPO / "tests" / "assets" / "topdown" / "official_stages.json").read_text())
 # bearpaw/pytorch-pose's test-time stages (the stacked hourglass): tests/assets/hourglass/official_stages.json.
 BEARPAW = json.loads((REPO / "tests" / "assets" / "hourglass" / "official_stages.json").read_text())
-MPII_FLIP_INDEX = (5, 4, 3, 2, 1, 0, 6, 7, 8, 9, 15, 14, 13, 12, 11, 10)     # MPII's left/right pairs
-
-
-def sparse_maps(spec) -> np.ndarray:
-    """The bearpaw asset's sparse heatmaps: background / 8 everywhere, k / 8 at each [n, j, y, x, k]."""
-    n, j, h, w = spec["shape"]
-    maps = np.broadcast_to(np.asarray(spec["background"], np.float32)[..., None, None] / 8, (n, j, h, w)).copy()
-    for a, b, y, x, k in spec["pixels"]:
-        maps[a, b, y, x] = np.float32(k) / 8
-    return maps
 
 
 # ---------------------------------------------------------------- boxes -> center, scale
@@ -163,7 +153,7 @@ def test_flip_sum_equals_the_official_flip_back():
     mirrored = torch.from_numpy(np.array(facts["heatmaps_k"], np.float32) / 8)
     batch = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
     net = TwoAnswers(batch, torch.zeros_like(mirrored), mirrored, as_list=True)
-    out = topdown.flip_test_heatmaps(net, batch, MPII_FLIP_INDEX, shift_heatmap=False, fusion="sum")
+    out = topdown.flip_test_heatmaps(net, batch, MPII_KEYPOINTS.flip_index, shift_heatmap=False, fusion="sum")
     assert out.dtype == torch.float32 and out.tolist() == facts["flipped"]
 
 
