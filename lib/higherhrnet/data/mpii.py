@@ -37,7 +37,8 @@ from .registry import DatasetInfo, dataset_info
 
 __all__ = ["MPII_MEAN", "MPII_SPLITS", "GROUND_TRUTH_FILES", "MpiiPerson", "read_mpii_annotations",
            "MpiiGroundTruth", "read_mpii_ground_truth", "write_mpii_ground_truth", "MpiiAnnotations",
-           "MpiiAugment", "MpiiDraws", "draw_augmentation", "mpii_sample", "MpiiTrainingDataset", "MpiiEvalDataset"]
+           "MpiiAugment", "MpiiDraws", "draw_augmentation", "mpii_sample", "mpii_targets",
+           "mpii_test_targets", "MpiiTrainingDataset", "MpiiEvalDataset"]
 
 # MPII's mean training pixel (RGB, in [0, 1]): bearpaw/pytorch-pose's data/mpii/mean.pth.tar, the float32 values
 # its Mpii dataset subtracts from every input.
@@ -340,7 +341,19 @@ def mpii_sample(image: np.ndarray, person: MpiiPerson, flip_index: Sequence[int]
         for channel, factor in enumerate(draws.colour):
             pixels[..., channel] = np.clip(pixels[..., channel] * np.float32(factor), 0, 1)
     crop = crop_image(pixels, center, scale, (input_size, input_size), rot=rotation)
+    heatmaps, weights = mpii_targets(joints, center, scale, heatmap_size, sigma, rotation)
+    return normalize_crops(crop, mean, std), heatmaps, weights, center, scale, rotation
 
+
+def mpii_targets(joints: np.ndarray, center: np.ndarray, scale, heatmap_size: int, sigma: float,
+                 rotation=0) -> tuple[np.ndarray, np.ndarray]:
+    """The training targets of one person's crop, as the official Mpii.__getitem__ draws them: joints (J, 3)
+    float32 x, y, visibility in MPII's 1-based frame (mirrored already for a flipped crop); the crop's centre
+    (MPII's frame) and scale (person_center_scale's, augmented) and rotation (degrees). Per joint whose y is
+    above 0, a Gaussian of `sigma` at its position in the heatmap_size x heatmap_size map. Returns (heatmaps
+    (J, s, s) float32, weights (J, 1) float32: the visibility x whether the Gaussian is on the map; a joint at
+    y <= 0 keeps its visibility, as there)."""
+    joints = np.array(joints, dtype=np.float32)
     heatmaps = np.zeros((len(joints), heatmap_size, heatmap_size), dtype=np.float32)
     weights = joints[:, 2].reshape(-1, 1).copy()
     for j, joint in enumerate(joints):
@@ -348,7 +361,14 @@ def mpii_sample(image: np.ndarray, person: MpiiPerson, flip_index: Sequence[int]
             joint[:2] = transform_point(joint[:2] + 1, center, scale, (heatmap_size, heatmap_size), rot=rotation)
             _, on_map = draw_gaussian(heatmaps[j], joint - 1, sigma)
             weights[j, 0] *= on_map
-    return normalize_crops(crop, mean, std), heatmaps, weights, center, scale, rotation
+    return heatmaps, weights
+
+
+def mpii_test_targets(person: MpiiPerson, heatmap_size: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """mpii_targets of a person's test item (no augmentation: the crop of person_center_scale), the targets
+    the official validate() scores its PCK against, without making the input crop."""
+    center, scale = person_center_scale(person.center, person.scale)
+    return mpii_targets(person.joints, center, scale, heatmap_size, sigma)
 
 
 class MpiiTrainingDataset(Dataset):
