@@ -189,3 +189,20 @@ def read_only():
     yield make
     for step in reversed(undo):
         step()
+
+
+@pytest.fixture
+def bearpaw_crop(monkeypatch):
+    """bearpaw's test-time crop as topdown.CROPS["bearpaw"] (what TopDownParams.from_config picks for a
+    stacked_hourglass), where topdown does not register it yet: topdown_bearpaw.crop_people at the crop's
+    centre in MPII's frame (this project's + 1, exact in float32) and its one scale."""
+    import numpy as np
+
+    from higherhrnet import topdown, topdown_bearpaw
+
+    def crop(image, centers, scales, size):
+        return topdown_bearpaw.crop_people(image, np.asarray(centers, np.float32) + np.float32(1),
+                                           np.asarray(scales)[:, 0], size)
+
+    if "bearpaw" not in topdown.CROPS:
+        monkeypatch.setitem(topdown.CROPS, "bearpaw", crop)
