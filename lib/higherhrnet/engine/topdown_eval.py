@@ -21,21 +21,15 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
-from yacs.config import CfgNode
 
 from ..interrupts import loader_worker_sigterm
 from ..oks import box_oks_nms, box_soft_oks_nms
-from ..inference import InferenceParams
-from ..keypoints import KeypointSpec
-from ..models.registry import model_entry
-from ..person_boxes import PersonBoxes, boxes_from_config
-from ..predictor import Predictor
+from ..person_boxes import PersonBoxes
 from ..topdown import PersonPoses, TopDownParams, box_to_center_scale, crop_function, poses_of_crops, rescore
 from .distributed import group_place
-from .evaluation import clean_results, evaluate, save_and_score
+from .evaluation import clean_results, save_and_score
 
-__all__ = ["predict_boxes", "predict_people", "score_people", "evaluate_top_down", "check_validation_settings",
-           "validate"]
+__all__ = ["predict_boxes", "predict_people", "score_people", "evaluate_top_down"]
 
 
 class _CropBatches(Dataset):
@@ -184,33 +178,3 @@ class _SourceImages:
 
     def __call__(self, image_id: int) -> np.ndarray:
         return self.source.load_image(self.index[image_id])
-
-
-def check_validation_settings(cfg: CfgNode, keypoints: KeypointSpec, outputs) -> None:
-    """The TEST.* settings that validation during training (`validate`) will use, checked now (ConfigError)
-    rather than after the first epoch: a top-down network's (TopDownParams), a bottom-up one's
-    (InferenceParams)."""
-    if model_entry(cfg.MODEL.NAME).top_down:
-        TopDownParams.from_config(cfg, keypoints)
-    else:
-        InferenceParams.from_config(cfg, keypoints, outputs)
-
-
-def validate(cfg: CfgNode, model: nn.Module, dataset, device: torch.device, keypoints: KeypointSpec,
-             progress: bool = True) -> dict:
-    """The metrics of `model` (in training, put back by the caller) on the test split `dataset` (an
-    EvalDataset) as `higherhrnet eval` scores it: a bottom-up network through a raw Predictor, TEST.IMAGES_PER_GPU
-    images a batch; a top-down network on the boxes the config names (person_boxes.boxes_from_config), with
-    the official rescoring and OKS-NMS (evaluate_top_down). Under torchrun every rank calls it: the ranks share
-    the images (bottom-up) or the batches of crops (top-down), and each gets the metrics of the whole split."""
-    if not model_entry(cfg.MODEL.NAME).top_down:
-        predictor = Predictor.from_model(cfg, model, device=device, keypoints=keypoints, raw=True)
-        metrics, _ = evaluate(predictor, dataset, cfg.TEST.IMAGES_PER_GPU, 0, progress=progress, desc="validating",
-                              leave=False)
-        return metrics
-    model.eval()
-    source = dataset.source
-    boxes = boxes_from_config(cfg, source.coco)
-    metrics, _ = evaluate_top_down(model, source, boxes, TopDownParams.from_config(cfg, keypoints), cfg.TEST.OKS_THRE,
-                                   device=device, progress=progress, soft_nms=cfg.TEST.SOFT_NMS)
-    return metrics
