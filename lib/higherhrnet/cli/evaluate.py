@@ -194,10 +194,12 @@ def _evaluate_top_down(cfg, weights, device, args, process, batch_size, workers,
         raise CommandError("a top-down model is evaluated in one process (the official test's crop batching); "
                            "run it without torchrun")
     dataset = build_dataset(cfg, is_train=False)
+    source = dataset.source
+    # The TEST.* settings, checked before the network is loaded (evaluate_mpii_split reads them the same way).
+    params = dataclasses.replace(TopDownParams.from_config(cfg, keypoints_from_config(cfg)), batch_size=batch_size)
     network = build_model(cfg)
     load_checkpoint(network, weights)
     network = network.to(device).eval()
-    source = dataset.source
     start = perf_counter()
     if source.dataset.layout == "mpii":
         metrics, poses = evaluate_mpii_split(cfg, network, source, device, batch_size, workers, progress=process.main)
@@ -205,7 +207,6 @@ def _evaluate_top_down(cfg, weights, device, args, process, batch_size, workers,
         files = write_mpii_results(source, poses, out)
         images = len({person.image for person in source.people})
         return _Evaluated(metrics, format_pckh(metrics), len(poses.keypoints), images, seconds, files)
-    params = dataclasses.replace(TopDownParams.from_config(cfg, keypoints_from_config(cfg)), batch_size=batch_size)
     boxes = boxes_from_config(cfg, source.coco)
     metrics, results = evaluate_top_down(network, source, boxes, params, cfg.TEST.OKS_THRE, results_file,
                                          device, progress=process.main, soft_nms=cfg.TEST.SOFT_NMS, workers=workers)
