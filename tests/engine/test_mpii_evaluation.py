@@ -20,10 +20,12 @@ from higherhrnet.data import MpiiAnnotations, build_dataset, dataset_info
 from higherhrnet.data.mpii import mpii_test_targets
 from higherhrnet.data.registry import MPII_METRICS
 from higherhrnet.data.synthetic import write_synthetic_mpii
-from higherhrnet.engine.mpii_eval import evaluate_mpii_split, mpii_people, mpii_truth, write_mpii_results
+from higherhrnet import topdown
+from higherhrnet.engine.mpii_eval import (MpiiPeople, MpiiTruth, evaluate_mpii, evaluate_mpii_split, mpii_people,
+                                          mpii_truth, write_mpii_results)
 from higherhrnet.keypoints import MPII_KEYPOINTS
 from higherhrnet.pckh import pckh
-from higherhrnet.topdown import PersonPoses
+from higherhrnet.topdown import PersonPoses, TopDownParams
 from conftest import tiny_pose_hrnet_cfg, tiny_stacked_hourglass_cfg
 
 
@@ -154,3 +156,65 @@ def test_eval_cli_scores_an_mpii_split_with_pckh(mpii_root, tmp_path):
     joints, visible, head_boxes = ground_truth(mpii_root)
     scored = pckh(preds, joints, visible, head_boxes).metrics
     assert {name: metrics[name] for name in scored} == pytest.approx(scored, nan_ok=True)
+
+
+class AnswersByMark(nn.Module):
+    """Answers maps[k] for a crop marked k (its first pixel): the same answer on whichever process sees it."""
+
+    def __init__(self, maps: np.ndarray):
+        super().__init__()
+        self.maps = torch.from_numpy(maps)
+
+    def forward(self, x):
+        return [self.maps[x[:, 0, 0, 0].long()]]
+
+
+def marked_crops(image, centers, scales, image_size):
+    # load_image(k) is the 1 x 1 image of value k: every crop of it is k everywhere.
+    return np.full((len(centers), image_size[1], image_size[0], 3), image[0, 0, 0], np.float32)
+
+
+def pck_case():
+    """(evaluate_mpii's arguments, its target heatmaps) for 7 people: one-pixel targets on 8 x 8 maps; the network
+    answers them for the even people and 2 pixels to the right for the odd ones, so that the batches' PCK differ."""
+    rng = np.random.default_rng(0)
+    targets = np.zeros((7, 16, 8, 8), np.float32)
+    for person in range(7):
+        targets[person, np.arange(16), rng.integers(2, 6, 16), rng.integers(2, 6, 16)] = 1.0
+    answers = targets.copy()
+    answers[1::2] = np.roll(targets[1::2], 2, axis=3)
+    params = TopDownParams(image_size=(32, 32), flip_index=tuple(MPII_KEYPOINTS.flip_index), flip_test=False,
+                           mean=None, std=None, batch_size=2, flip_fusion="sum", shift_heatmap=False,
+                           predictions="bearpaw", crop="marked")
+    people = MpiiPeople(np.arange(7), np.full((7, 2), 50.0), np.ones(7))
+    truth = MpiiTruth(np.full((7, 16, 2), 40.0), np.ones((7, 16), bool), np.tile([[0.0, 0.0], [40.0, 30.0]], (7, 1, 1)))
+    return (AnswersByMark(answers), lambda k: np.full((1, 1, 3), k, np.uint8), people, truth, params), targets
+
+
+def evaluate_in_group(rank, world, init_file, out):
+    """Process `rank` of `world` (torch.multiprocessing.spawn): evaluate_mpii of pck_case in a gloo group; writes
+    out/rank<rank>.json: its metrics."""
+    torch.set_num_threads(1)
+    topdown.CROPS["marked"] = marked_crops
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        arguments, targets = pck_case()
+        metrics, _ = evaluate_mpii(*arguments, target_heatmaps=lambda start, stop: targets[start:stop])
+        with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+            json.dump(metrics, f)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_processes_sharing_the_batches_get_the_pck_of_one_process(tmp_path, monkeypatch):
+    """Under torch.distributed each process predicts every other batch of 2 people (4 batches); the PCK, averaged
+    over the batches in their order, is the one process's on every process, as are the PCKh metrics."""
+    monkeypatch.setitem(topdown.CROPS, "marked", marked_crops)
+    arguments, targets = pck_case()
+    alone, _ = evaluate_mpii(*arguments, target_heatmaps=lambda start, stop: targets[start:stop])
+    assert 0 < alone["PCK"] < 1
+    torch.multiprocessing.spawn(evaluate_in_group, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    for rank in range(2):
+        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == pytest.approx(alone, rel=0, abs=0,
+                                                                                         nan_ok=True)

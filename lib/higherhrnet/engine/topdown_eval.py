@@ -82,7 +82,8 @@ def predict_people(network: nn.Module, load_image: Callable[[int], np.ndarray], 
     whatever image they come from, as the official validate() batches its dataset's crops (so its float results
     are matched, not only approached). workers > 0: images are read and cropped in that many loader processes
     (load_image must then be picklable), the same crops in the same order. The network should be in eval mode.
-    heatmaps_seen: as poses_of_crops (under torch.distributed, called for this process's batches only).
+    heatmaps_seen: as poses_of_crops, its start the batch's first person among the N (under torch.distributed,
+    called for this process's batches only).
 
     Under torch.distributed each rank predicts every world_size-th of those batches, whole, and the keypoints of
     all ranks are gathered on every rank: each crop still goes through the network in the batch it would in one
@@ -96,8 +97,12 @@ def predict_people(network: nn.Module, load_image: Callable[[int], np.ndarray], 
     # The people of batches rank, rank + world, ...: whole batches in order, only the last of all possibly short,
     # so that batching the shard by params.batch_size gives back the same batches.
     mine = np.flatnonzero(np.arange(len(centers)) // params.batch_size % world == rank)
+
+    def seen(start: int, heatmaps: np.ndarray) -> None:
+        heatmaps_seen(int(mine[start]), heatmaps)      # the shard's person `start` is person mine[start]
+
     poses = _predict_people(network, load_image, image_ids[mine], centers[mine], scales[mine], params, device,
-                            progress, workers, heatmaps_seen)
+                            progress, workers, seen if heatmaps_seen is not None else None)
     gathered: list = [None] * world
     dist.all_gather_object(gathered, (mine, poses.keypoints))
     keypoints = np.zeros((len(centers), *poses.keypoints.shape[1:]), dtype=poses.keypoints.dtype)
