@@ -45,12 +45,12 @@ from .keypoints import MPII_KEYPOINTS
 __all__ = ["PCKH_PARTS", "NOT_IN_MEAN", "SC_BIAS", "PCKhRules", "PCKH_RULES", "PCKh", "pckh",
            "to_matlab_frame", "PCK_JOINTS", "pck"]
 
-# The 16 joints are MPII's, in its order (keypoints.MPII_KEYPOINTS; the ground-truth .mat's `dataset_joints`
-# abbreviates the same names: rank, rkne, ..., lwri).
+# The 16 joints are MPII's, in its order (keypoints.MPII_KEYPOINTS; the ground-truth .mat's dataset_joints
+# abbreviate the same names: rank, rkne, ..., lwri).
 # What the scripts print: a part's PCKh is its one joint's, or the mean of its left and right joint.
-PCKH_PARTS = (("Head", ("head_top",)), ("Shoulder", ("l_shoulder", "r_shoulder")), ("Elbow", ("l_elbow", "r_elbow")),
-              ("Wrist", ("l_wrist", "r_wrist")), ("Hip", ("l_hip", "r_hip")), ("Knee", ("l_knee", "r_knee")),
-              ("Ankle", ("l_ankle", "r_ankle")))
+PCKH_PARTS = (("Head", ("head_top",)), ("Shoulder", ("l_shoulder", "r_shoulder")),
+              ("Elbow", ("l_elbow", "r_elbow")), ("Wrist", ("l_wrist", "r_wrist")), ("Hip", ("l_hip", "r_hip")),
+              ("Knee", ("l_knee", "r_knee")), ("Ankle", ("l_ankle", "r_ankle")))
 NOT_IN_MEAN = ("pelvis", "thorax")
 SC_BIAS = 0.6           # the head size is 0.6 x the head box's diagonal (MPII's util_get_head_size.m)
 THRESHOLD = 0.5
@@ -109,8 +109,8 @@ def pckh(preds: np.ndarray, joints: np.ndarray, visible: np.ndarray, head_boxes:
     """PCKh of N people's predictions, as PCKH_RULES[rules] computes it.
 
     preds (N, 16, 2) and joints (N, 16, 2): x, y in MPII's 1-based frame (`to_matlab_frame`), joints in MPII's
-    order (keypoints.MPII_KEYPOINTS); give them in the dtypes the official script reads (predictions as saved: float32 for
-    bearpaw's and HRNet's, the ground truth float64 as the .mat holds it) to get its results to the last bit.
+    order (keypoints.MPII_KEYPOINTS); give them in the dtypes the official script reads (predictions as saved:
+    float32 for bearpaw's and HRNet's, the ground truth float64 as the .mat holds it) to get its results to the last bit.
     visible (N, 16): true (or 1) where the joint is annotated (1 - the .mat's jnt_missing). head_boxes (N, 2, 2):
     each person's head box corners (x1, y1), (x2, y2) (the .mat's headboxes_src, which is (2, 2, N)).
     """

@@ -25,7 +25,7 @@ def test_registered_and_custom_datasets(name, keypoints, annotations, images, me
     info = dataset_info(name)
     assert info.keypoints is keypoints
     assert info.paths("/d", "val2017") == (os.path.join("/d", annotations), os.path.join("/d", images))
-    assert info.metric_names == metrics
+    assert info.metric_names == metrics and info.main_metric == "AP"
 
 
 def test_coco_test_dev_has_its_own_image_list(tmp_path):

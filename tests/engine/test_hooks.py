@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import higherhrnet
-from higherhrnet.engine.hooks import BestModel
+from higherhrnet.engine.hooks import BestModel, saved_files_note
 from higherhrnet.engine.train_loop import TrainingError, TrainLoop, TrainState
 
 from conftest import tiny_cfg
@@ -56,3 +56,25 @@ def test_best_model_is_saved_when_ap_improves_and_never_with_non_finite_weights(
                                             rf"from them \(model_best.pth was not written\)"):
         epoch(5, AP=0.5)
     assert saved()["epoch"] == 5 and saved()["metrics"]["AP"] == 0.25
+
+
+def test_best_model_follows_the_datasets_main_metric(tmp_path, caplog):
+    """MPII's main metric is PCKh's Mean (data.registry): a better Head or PCK with a lower Mean is not better."""
+    cfg = tiny_cfg()
+    hook = BestModel(str(tmp_path), higherhrnet.build_model(cfg), cfg, higherhrnet.COCO_KEYPOINTS, "Mean")
+    hook.loop = _Loop()
+    state = hook.loop.state
+    for number, val in enumerate([{"Head": 80.0, "Mean": 50.0, "PCK": 0.5}, {"Head": 95.0, "Mean": 45.0, "PCK": 0.9},
+                                  {"Head": 70.0, "Mean": 55.5, "PCK": 0.4}]):
+        state.epoch = number
+        state.history.append({"loss": 1.0, "val": val})
+        with caplog.at_level("INFO", logger="higherhrnet.train"):
+            hook.after_epoch()
+    assert state.best_metric == 55.5
+    assert "new best Mean 50.0000: model_best.pth" in caplog.text and "new best Mean 55.5000" in caplog.text
+    assert caplog.text.count("new best") == 2
+    meta = torch.load(tmp_path / "model_best.pth", map_location="cpu", weights_only=True)["meta"]
+    assert meta["epoch"] == 3 and meta["metrics"]["Mean"] == 55.5
+    files = {"final_state": "f.pth", "model_best": "b.pth", "best_metric": 55.5, "main_metric": "Mean",
+             "log_dir": "log"}
+    assert "best validated model b.pth (Mean 55.5000)" in saved_files_note(files, top_down=True)

@@ -111,6 +111,8 @@ def test_tags_for_every_output_layout():
                                        "heatmaps_1/4_output1", "push_1/4_output1", "pull_1/4_output1")
     assert [metric_tag(m) for m in ("AP", "AP .5", "AP (M)", "AP (easy)")] == ["val/AP", "val/AP.5", "val/AP_M",
                                                                               "val/AP_easy"]
+    assert [metric_tag(m) for m in ("Head", "Mean", "Mean@0.1", "PCK")] == ["val/Head", "val/Mean", "val/Mean_0.1",
+                                                                           "val/PCK"]      # MPII's
 
 
 def test_docs_list_the_loss_tags_the_loss_names():

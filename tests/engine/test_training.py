@@ -41,7 +41,7 @@ def test_loss_falls_and_outputs_are_written(tmp_path, capsys):
     # The last line names what the run left and how to use it; no validation, so no model_best.pth.
     final_state = os.path.join(out, "final_state.pth")
     assert result["saved"] == {"final_state": final_state, "model_best": None, "best_metric": None,
-                               "log_dir": trainer.log_dir}
+                               "main_metric": "AP", "log_dir": trainer.log_dir}
     assert log.rstrip().splitlines()[-1].endswith(result["summary"])
     assert result["summary"] == (f"training finished: model {final_state}; TensorBoard logs in {trainer.log_dir}; "
                                  f"evaluate with: higherhrnet eval --weights {final_state}; run with: higherhrnet "

@@ -2,7 +2,7 @@
 
     higherhrnet predict --weights W --image photo.jpg            people in images, folders, videos, a webcam
     higherhrnet train --cfg CFG [KEY VALUE ...]                   training (torchrun for several processes)
-    higherhrnet eval --cfg CFG --weights W                        COCO / CrowdPose metrics of a model
+    higherhrnet eval --cfg CFG --weights W                        COCO / CrowdPose / MPII metrics of a model
     higherhrnet export --cfg CFG --weights W --out model.onnx     ONNX export, checked against PyTorch
     higherhrnet summary --cfg CFG                                 parameters, multiply-adds, output shapes
     higherhrnet make-synthetic --out data/synthetic               the synthetic COCO-format dataset

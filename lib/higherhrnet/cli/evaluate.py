@@ -1,4 +1,4 @@
-"""Evaluate a model with COCO keypoint AP (or CrowdPose's metrics) on a COCO-format split.
+"""Evaluate a model with COCO keypoint AP (or CrowdPose's metrics, or MPII's PCKh) on a split of its data set.
 
     higherhrnet eval --cfg experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml \\
         --weights models/pose_higher_hrnet_w32_512.pth DATASET.ROOT data/coco
@@ -6,12 +6,18 @@
     torchrun --nproc_per_node=4 -m higherhrnet eval --cfg CFG --weights W            # split across processes
     higherhrnet eval --cfg CFG --weights model.onnx --backend onnxruntime             # the network in onnxruntime
     higherhrnet eval --cfg CFG --weights W --refine pose_hrnet_w32_256x192            # bottom-up, then top-down
+    higherhrnet eval --cfg experiments/mpii/hourglass/hg_s2_b1.yaml --weights hg_s2_b1_256x256_mpii   # PCKh
 
 Runs the official test pipeline (every grouped person is kept, as the official evaluation does) and writes
 <out>/keypoints_<split>_results.json (COCO results format) and, when the split has annotations,
 <out>/metrics_<split>.json, then prints the metrics as a table and the time per image (network, grouping and
 refinement; image reading in --workers processes overlaps it). --refine re-estimates every person a bottom-up
-model finds with a top-down model (as predict --refine does; docs/topdown.md). --out defaults to a folder named after the
+model finds with a top-down model (as predict --refine does; docs/topdown.md). On MPII (DATASET.DATASET_TEST
+mpii, synthetic_mpii) a top-down network sees every annotated person of the split as bearpaw/pytorch-pose tests
+it and is scored with PCKh as MPII's script computes it (per body part, Mean, Mean@0.1) and the PCK its training
+code prints; the split needs MPII's ground-truth .mat (head boxes); the results are
+keypoints_<split>_results.json (each person's image, index and joints in image pixels) and preds_<split>.mat
+(bearpaw's preds_valid.mat layout; docs/hourglass.md). --out defaults to a folder named after the
 weights, beside them (eval_<weights name>/), so a training run's own files are never overwritten; for weights
 that belong to the installation (the bundled model, the repository's models/, the download cache) it is
 eval_<name>/ in the current folder, and the command says so. The
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 from time import perf_counter
+from typing import NamedTuple
 
 from .common import CommandError, add_config_options, check_writable_folder, load_config_and_weights
 
@@ -115,15 +122,15 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                 raise CommandError(f"--refine: MODEL.NAME {cfg.MODEL.NAME} is already a top-down model; --refine "
                                    f"takes a top-down model to run on the people of a bottom-up one")
             batch_size = args.batch_size or cfg.TEST.BATCH_SIZE_PER_GPU
-            dataset, metrics, results, seconds = _evaluate_top_down(cfg, weights, device, args, process, batch_size,
-                                                                    workers, results_file)
+            done = _evaluate_top_down(cfg, weights, device, args, process, batch_size, workers, out, results_file)
         else:
             predictor = Predictor.from_config(cfg, weights, device=device, backend=args.backend, raw=True,
                                               refine=args.refine)
             dataset = build_dataset(cfg, is_train=False)
             start = perf_counter()
             metrics, results = evaluate(predictor, dataset, batch_size, workers, results_file)
-            seconds = perf_counter() - start
+            done = _Evaluated(metrics, None if metrics is None else format_metrics(metrics), len(results),
+                              len(dataset), perf_counter() - start, [results_file])
     except WriteError as e:
         raise CommandError(str(e.keeping(f"nothing new in {out}"))) from None
     except (ConfigError, CheckpointError, DatasetError, ImageError, EvaluationError, RuntimeError,
@@ -139,28 +146,42 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     finally:
         shutdown_distributed(process)
     if process.main:
-        print(f"{len(results)} people in {len(dataset)} images ({seconds / max(1, len(dataset)):.3f} s per image) "
-              f"-> {results_file}")
-        if metrics is None:
+        print(f"{done.people} people in {done.images} images ({done.seconds / max(1, done.images):.3f} s per image) "
+              f"-> {', '.join(done.files)}")
+        if done.metrics is None:
             print(f"{split} has no annotations: results written, nothing to score")
         else:
-            print(format_metrics(metrics))
+            print(done.table)
             try:
-                write_json(metrics, os.path.join(out, f"metrics_{split}.json"))
+                write_json(done.metrics, os.path.join(out, f"metrics_{split}.json"))
             except WriteError as e:
-                raise CommandError(str(e.keeping(f"the results are kept in {results_file}, the metrics are "
-                                                 f"printed above"))) from None
+                raise CommandError(str(e.keeping(f"the results are kept in {', '.join(done.files)}, the metrics "
+                                                 f"are printed above"))) from None
     return 0
 
 
-def _evaluate_top_down(cfg, weights, device, args, process, batch_size, workers, results_file):
-    """(dataset, metrics, results, seconds) of a top-down network, as the official test scores it
-    (engine.topdown_eval): boxes from TEST.USE_GT_BBOX / COCO_BBOX_FILE, crops in batches of batch_size made by
-    `workers` processes; seconds: the time of the evaluation itself (the network loaded)."""
+class _Evaluated(NamedTuple):
+    """What an evaluation did: metrics (None: nothing to score) and their table; people found in images;
+    seconds of the evaluation itself (the network loaded); files: the results written."""
+
+    metrics: dict | None
+    table: str | None
+    people: int
+    images: int
+    seconds: float
+    files: list[str]
+
+
+def _evaluate_top_down(cfg, weights, device, args, process, batch_size, workers, out, results_file) -> _Evaluated:
+    """A top-down network, as the official test scores it, crops in batches of batch_size made by `workers`
+    processes: on COCO's layout (engine.topdown_eval) on boxes from TEST.USE_GT_BBOX / COCO_BBOX_FILE, results
+    in results_file; on MPII's (engine.mpii_eval) on MPII's people, PCKh and PCK, its results files in `out`."""
     import dataclasses
 
     from .. import build_model, load_checkpoint
     from ..data import build_dataset
+    from ..engine import format_metrics
+    from ..engine.mpii_eval import evaluate_mpii_split, format_pckh, write_mpii_results
     from ..engine.topdown_eval import evaluate_top_down
     from ..data.registry import keypoints_from_config
     from ..person_boxes import boxes_from_config
@@ -173,13 +194,21 @@ def _evaluate_top_down(cfg, weights, device, args, process, batch_size, workers,
         raise CommandError("a top-down model is evaluated in one process (the official test's crop batching); "
                            "run it without torchrun")
     dataset = build_dataset(cfg, is_train=False)
-    keypoints = keypoints_from_config(cfg)
-    params = dataclasses.replace(TopDownParams.from_config(cfg, keypoints), batch_size=batch_size)
+    source = dataset.source
+    # The TEST.* settings, checked before the network is loaded (evaluate_mpii_split reads them the same way).
+    params = dataclasses.replace(TopDownParams.from_config(cfg, keypoints_from_config(cfg)), batch_size=batch_size)
     network = build_model(cfg)
     load_checkpoint(network, weights)
     network = network.to(device).eval()
-    boxes = boxes_from_config(cfg, dataset.source.coco)
     start = perf_counter()
-    metrics, results = evaluate_top_down(network, dataset.source, boxes, params, cfg.TEST.OKS_THRE, results_file,
+    if source.dataset.layout == "mpii":
+        metrics, poses = evaluate_mpii_split(cfg, network, source, device, batch_size, workers, progress=process.main)
+        seconds = perf_counter() - start
+        files = write_mpii_results(source, poses, out)
+        images = len({person.image for person in source.people})
+        return _Evaluated(metrics, format_pckh(metrics), len(poses.keypoints), images, seconds, files)
+    boxes = boxes_from_config(cfg, source.coco)
+    metrics, results = evaluate_top_down(network, source, boxes, params, cfg.TEST.OKS_THRE, results_file,
                                          device, progress=process.main, soft_nms=cfg.TEST.SOFT_NMS, workers=workers)
-    return dataset, metrics, results, perf_counter() - start
+    return _Evaluated(metrics, None if metrics is None else format_metrics(metrics), len(results), len(dataset),
+                      perf_counter() - start, [results_file])

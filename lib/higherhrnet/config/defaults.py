@@ -282,7 +282,7 @@ _C.TRAIN.WARMUP_EPOCHS = 0.0     # linear learning-rate warm-up over this many e
 _C.TRAIN.WARMUP_FACTOR = 0.001   # warm-up starts at LR * WARMUP_FACTOR
 _C.TRAIN.CLIP_GRAD_NORM = 0.0    # > 0: clip the global gradient norm to this value
 _C.TRAIN.MAX_ITERS_PER_EPOCH = 0  # > 0: cut epochs short (smoke tests, debugging)
-_C.TRAIN.VAL_FREQ = 0            # evaluate on DATASET.TEST every N epochs (0: never); keeps model_best.pth by AP
+_C.TRAIN.VAL_FREQ = 0            # validate every N epochs (0: never); model_best.pth: best AP (MPII: PCKh Mean)
 # Memory format of the training network and images: "cpu" (channels-last when training on the CPU, where it
 # makes a W32-512 step 1.33x faster with the same results up to float rounding; contiguous on CUDA, which has
 # not been measured yet), "always" or "never" (contiguous, as the official code trains). See docs/training-reference.md.

@@ -36,9 +36,11 @@ from ..topdown_bearpaw import (crop_image, draw_gaussian, image_to_float, mirror
 from .checks import DatasetError
 from .registry import DatasetInfo, dataset_info
 
-__all__ = ["MPII_MEAN", "MPII_SPLITS", "GROUND_TRUTH_FILES", "MpiiPerson", "read_mpii_annotations",
-           "MpiiGroundTruth", "read_mpii_ground_truth", "write_mpii_ground_truth", "MpiiAnnotations",
-           "MpiiAugment", "MpiiDraws", "draw_augmentation", "mpii_sample", "MpiiTrainingDataset", "MpiiEvalDataset"]
+__all__ = ["MPII_MEAN", "MPII_SPLITS", "GROUND_TRUTH_FILES", "GROUND_TRUTH_JOINT_NAMES", "MpiiPerson",
+           "read_mpii_annotations", "MpiiGroundTruth", "read_mpii_ground_truth", "write_mpii_ground_truth",
+           "MpiiAnnotations",
+           "MpiiAugment", "MpiiDraws", "draw_augmentation", "mpii_sample", "mpii_targets",
+           "mpii_test_targets", "MpiiTrainingDataset", "MpiiEvalDataset"]
 
 # MPII's mean training pixel (RGB, in [0, 1]): bearpaw/pytorch-pose's data/mpii/mean.pth.tar, the float32 values
 # its Mpii dataset subtracts from every input.
@@ -159,8 +161,8 @@ class MpiiGroundTruth:
         return len(self.joints)
 
 
-# dataset_joints of MPII's evaluation file, in its joint order.
-_GROUND_TRUTH_JOINT_NAMES = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck", "head",
+# dataset_joints of MPII's evaluation file, in its joint order: abbreviations of keypoints.MPII_KEYPOINTS' names.
+GROUND_TRUTH_JOINT_NAMES = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck", "head",
                              "rwri", "relb", "rsho", "lsho", "lelb", "lwri")
 
 
@@ -197,9 +199,9 @@ def write_mpii_ground_truth(path: str, joints: np.ndarray, missing: np.ndarray, 
     pos_pred_src (zeros; bearpaw's eval_PCKh.py reads it before putting the predictions in its place)."""
     import scipy.io
 
-    joints = np.asarray(joints, dtype=np.float64).reshape(len(joints), len(_GROUND_TRUTH_JOINT_NAMES), 2)
-    names = np.empty((1, len(_GROUND_TRUTH_JOINT_NAMES)), dtype=object)
-    for i, name in enumerate(_GROUND_TRUTH_JOINT_NAMES):
+    joints = np.asarray(joints, dtype=np.float64).reshape(len(joints), len(GROUND_TRUTH_JOINT_NAMES), 2)
+    names = np.empty((1, len(GROUND_TRUTH_JOINT_NAMES)), dtype=object)
+    for i, name in enumerate(GROUND_TRUTH_JOINT_NAMES):
         names[0, i] = np.array([name])
     content = {"pos_gt_src": joints.transpose(1, 2, 0), "pos_pred_src": np.zeros(joints.transpose(1, 2, 0).shape),
                "jnt_missing": np.asarray(missing, dtype=np.uint8).T,
@@ -341,7 +343,19 @@ def mpii_sample(image: np.ndarray, person: MpiiPerson, flip_index: Sequence[int]
         for channel, factor in enumerate(draws.colour):
             pixels[..., channel] = np.clip(pixels[..., channel] * np.float32(factor), 0, 1)
     crop = crop_image(pixels, center, scale, (input_size, input_size), rot=rotation)
+    heatmaps, weights = mpii_targets(joints, center, scale, heatmap_size, sigma, rotation)
+    return normalize_crops(crop[None], mean, std)[0], heatmaps, weights, center, scale, rotation
 
+
+def mpii_targets(joints: np.ndarray, center: np.ndarray, scale, heatmap_size: int, sigma: float,
+                 rotation=0) -> tuple[np.ndarray, np.ndarray]:
+    """The training targets of one person's crop, as the official Mpii.__getitem__ draws them: joints (J, 3)
+    float32 x, y, visibility in MPII's 1-based frame (mirrored already for a flipped crop); the crop's centre
+    (MPII's frame) and scale (person_center_scale's, augmented) and rotation (degrees). Per joint whose y is
+    above 0, a Gaussian of `sigma` at its position in the heatmap_size x heatmap_size map. Returns (heatmaps
+    (J, s, s) float32, weights (J, 1) float32: the visibility x whether the Gaussian is on the map; a joint at
+    y <= 0 keeps its visibility, as there)."""
+    joints = np.array(joints, dtype=np.float32)
     heatmaps = np.zeros((len(joints), heatmap_size, heatmap_size), dtype=np.float32)
     weights = joints[:, 2].reshape(-1, 1).copy()
     for j, joint in enumerate(joints):
@@ -349,7 +363,14 @@ def mpii_sample(image: np.ndarray, person: MpiiPerson, flip_index: Sequence[int]
             joint[:2] = transform_point(joint[:2] + 1, center, scale, (heatmap_size, heatmap_size), rot=rotation)
             _, on_map = draw_gaussian(heatmaps[j], joint - 1, sigma)
             weights[j, 0] *= on_map
-    return normalize_crops(crop[None], mean, std)[0], heatmaps, weights, center, scale, rotation
+    return heatmaps, weights
+
+
+def mpii_test_targets(person: MpiiPerson, heatmap_size: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """mpii_targets of a person's test item (no augmentation: the crop of person_center_scale), the targets
+    the official validate() scores its PCK against, without making the input crop."""
+    center, scale = person_center_scale(person.center, person.scale)
+    return mpii_targets(person.joints, center, scale, heatmap_size, sigma)
 
 
 class MpiiTrainingDataset(Dataset):

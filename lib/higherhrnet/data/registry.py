@@ -24,10 +24,11 @@ from typing import Callable
 
 from ..config import CfgNode, ConfigError
 from ..keypoints import COCO_KEYPOINTS, CROWDPOSE_KEYPOINTS, MPII_KEYPOINTS, KeypointSpec
-from .metrics import COCO_METRICS, CROWDPOSE_METRICS, EvaluationError, coco_keypoint_metrics, crowdpose_metrics
+from ..pckh import PCKH_PARTS
+from .metrics import COCO_METRICS, CROWDPOSE_METRICS, coco_keypoint_metrics, crowdpose_metrics
 
 __all__ = ["DatasetInfo", "DATASETS", "dataset_info", "keypoints_from_config", "coco_paths", "crowdpose_paths",
-           "mpii_paths", "MPII_METRICS", "mpii_metric"]
+           "mpii_paths", "MPII_METRICS"]
 
 
 def coco_paths(root: str, split: str) -> tuple[str, str]:
@@ -60,16 +61,10 @@ def _crowdpose_metric(source, results: list[dict]) -> dict[str, float]:
     return crowdpose_metrics(source.annotation_file, results, source.keypoints.sigmas_array)
 
 
-# MPII is scored with PCKh (head-normalised PCK at 0.5), per joint pair and in the mean; PCKh@0.1 the curve's
-# strictest point.
-MPII_METRICS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "PCKh", "PCKh@0.1")
-
-
-def mpii_metric(source, results) -> dict[str, float]:
-    """The metric hook of the mpii dataset kind: PCKh of the predictions `results` of the validation people of
-    `source` (a data.mpii.MpiiAnnotations; its ground_truth() holds their joints, missing joints and head boxes)
-    -> MPII_METRICS. The PCKh evaluation plugs in here."""
-    raise EvaluationError("MPII's PCKh evaluation is not available yet")
+# MPII is scored by engine/mpii_eval.py, not by a metric over result records: PCKh (head-normalised PCK at 0.5,
+# pckh.py) per body part, its mean and its mean at 0.1 need the head boxes of MPII's ground-truth file, and the
+# PCK the official training code prints needs the heatmaps.
+MPII_METRICS = tuple(part for part, _ in PCKH_PARTS) + ("Mean", "Mean@0.1", "PCK")
 
 
 @dataclass(frozen=True)
@@ -77,8 +72,10 @@ class DatasetInfo:
     """A kind of dataset.
 
     keypoints: its keypoint set (None: described by DATASET.KEYPOINTS). paths(root, split) ->
-    (annotation file, image folder). metric(source, results) -> {metric name: value} for a source of its layout
-    (a CocoKeypoints with COCO-format results; an MpiiAnnotations); metric_names lists those names in order.
+    (annotation file, image folder). metric(source, results) -> {metric name: value} for a CocoKeypoints source
+    and COCO-format results (None for the mpii layout, which engine.mpii_eval scores); metric_names lists the
+    names its evaluation gives, in order. main_metric: the one that says which of two models is better (the
+    best model kept during training, the log's "new best" line): AP for COCO's layout, PCKh's Mean for MPII.
     real_people: whether its images are photos of real people (False for the synthetic stick figures: a
     model trained on them is no use on photos). layout: the annotation format its files are read as: "coco"
     (data.coco.CocoKeypoints: images of several people, for both kinds of network) or "mpii" (data.mpii: one
@@ -88,8 +85,9 @@ class DatasetInfo:
     name: str
     keypoints: KeypointSpec | None
     paths: Callable[[str, str], tuple[str, str]]
-    metric: Callable[..., dict[str, float]]
+    metric: Callable[..., dict[str, float]] | None
     metric_names: tuple[str, ...]
+    main_metric: str = "AP"
     real_people: bool = True
     layout: str = "coco"
 
@@ -98,9 +96,9 @@ _COCO = DatasetInfo("coco", COCO_KEYPOINTS, coco_paths, _coco_metric, COCO_METRI
 # The stick figures of `higherhrnet make-synthetic` (data/synthetic.py), written in COCO's layout with COCO's joints.
 _SYNTHETIC = DatasetInfo("synthetic", COCO_KEYPOINTS, coco_paths, _coco_metric, COCO_METRICS, real_people=False)
 _CROWDPOSE = DatasetInfo("crowd_pose", CROWDPOSE_KEYPOINTS, crowdpose_paths, _crowdpose_metric, CROWDPOSE_METRICS)
-_MPII = DatasetInfo("mpii", MPII_KEYPOINTS, mpii_paths, mpii_metric, MPII_METRICS, layout="mpii")
+_MPII = DatasetInfo("mpii", MPII_KEYPOINTS, mpii_paths, None, MPII_METRICS, main_metric="Mean", layout="mpii")
 # The stick figures of `higherhrnet make-synthetic --format mpii` (data/synthetic.py), in MPII's layout and joints.
-_SYNTHETIC_MPII = DatasetInfo("synthetic_mpii", MPII_KEYPOINTS, mpii_paths, mpii_metric, MPII_METRICS,
+_SYNTHETIC_MPII = DatasetInfo("synthetic_mpii", MPII_KEYPOINTS, mpii_paths, None, MPII_METRICS, main_metric="Mean",
                               real_people=False, layout="mpii")
 
 # Both spellings of the official code (DATASET.DATASET coco_kpt, DATASET.DATASET_TEST coco).

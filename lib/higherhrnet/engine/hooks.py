@@ -15,7 +15,7 @@ the part before the first "/"):
     learning_rate               the one the iteration used (first parameter group)
     val/AP, val/AP.5, val/AP.75, val/AP_M, val/AP_L, val/AR, ...   the validation metrics ("AP .5" ->
                                 "AP.5", "AP (M)" -> "AP_M": TensorBoard tags allow only letters, digits,
-                                "_", "-", "." and "/")
+                                "_", "-", "." and "/"); MPII's val/Head, ..., val/Mean, val/Mean_0.1, val/PCK
     val_image/poses             the first validation image with the predicted people drawn
     val_image/heatmaps          its aggregated heatmaps: the max over joints, then one tile per joint
     val_image/tags              its tags: colour = tag value, brightness = heatmap, black where no joint is
@@ -321,7 +321,7 @@ def stop_if_unwritable(when: str) -> Iterator[None]:
 
 
 class PeriodicValidation(HookBase):
-    """Every `period` epochs: metrics = evaluate() (keyed by name, "AP" first), stored as the epoch's "val"
+    """Every `period` epochs: metrics = evaluate() (keyed by name), stored as the epoch's "val"
     entry and logged; on the main process also written to TensorBoard with the images of
     `pictures()` ({name: (H, W, 3) uint8 RGB}, tags "val_image/<name>"). `model` is put back in training
     mode afterwards (evaluation puts it in eval mode)."""
@@ -361,38 +361,42 @@ class PeriodicValidation(HookBase):
 
 
 class BestModel(HookBase):
-    """After an epoch that PeriodicValidation (placed before this hook) validated, when its AP beats
-    `state.best_metric` (or there is none yet): records it there and writes `model_best.pth` in `out_dir`
+    """After an epoch that PeriodicValidation (placed before this hook) validated, when its `metric` (the
+    dataset's main metric: data.registry.DatasetInfo.main_metric, "AP" or PCKh's "Mean"; higher is better)
+    beats `state.best_metric` (or there is none yet): records it there and writes `model_best.pth` in `out_dir`
     (checkpoint.save_model, with the metrics and the epochs trained). Weights or buffers holding NaN or
     infinity are never saved (TrainingError naming them). Trainer adds it on the main process only."""
 
-    def __init__(self, out_dir: str, model: nn.Module, cfg, keypoints: KeypointSpec):
-        self.out_dir, self.model, self.cfg, self.keypoints = out_dir, model, cfg, keypoints
+    def __init__(self, out_dir: str, model: nn.Module, cfg, keypoints: KeypointSpec, metric: str = "AP"):
+        self.out_dir, self.model, self.cfg, self.keypoints, self.metric = out_dir, model, cfg, keypoints, metric
 
     def after_epoch(self) -> None:
         state = self.loop.state
         metrics = state.history[-1].get("val") if state.history else None
         if metrics is None:
             return
-        if state.best_metric is None or metrics["AP"] > state.best_metric:
-            state.best_metric = metrics["AP"]
+        value = metrics[self.metric]
+        if state.best_metric is None or value > state.best_metric:
+            state.best_metric = value
             _refuse_non_finite(self.model.state_dict(), self.loop, "model_best.pth")
             with stop_if_unwritable(f"at the end of {epoch_label(self.loop)}"):
                 save_model(os.path.join(self.out_dir, "model_best.pth"), self.model, self.cfg, self.keypoints,
                            epoch=state.epoch + 1, metrics=metrics)
-            logger.info("new best AP %.4f: model_best.pth", metrics["AP"])
+            logger.info("new best %s %.4f: model_best.pth", self.metric, value)
 
 
 class SavedFiles(HookBase):
     """After training (the last hook, main process): logs one line naming the files the run leaves in `out_dir`
-    (final_state.pth; model_best.pth when a validation wrote it), the TensorBoard folder `log_dir` and the
-    commands that evaluate and run the final weights (their config travels in the file: no --cfg needed; a
-    `top_down` network runs on the people a bottom-up model finds, `predict --refine`). `files`: {"final_state": path, "model_best": path or None, "best_metric": its AP or None, "log_dir": path};
-    `note`: the line. Both None until training finishes. The log record has the attribute SUMMARY_RECORD set,
-    so that a console which prints the note itself (`higherhrnet train`, on stdout) can leave the record out."""
+    (final_state.pth; model_best.pth when a validation wrote it, with its `metric`, the one BestModel picks it
+    by), the TensorBoard folder `log_dir` and the commands that evaluate and run the final weights (their config
+    travels in the file: no --cfg needed; a `top_down` network runs on the people a bottom-up model finds,
+    `predict --refine`). `files`: {"final_state": path, "model_best": path or None, "best_metric": its value
+    or None, "main_metric": the metric's name, "log_dir": path}; `note`: the line. Both None until training
+    finishes. The log record has the attribute SUMMARY_RECORD set, so that a console which prints the note
+    itself (`higherhrnet train`, on stdout) can leave the record out."""
 
-    def __init__(self, out_dir: str, log_dir: str, top_down: bool = False):
-        self.out_dir, self.log_dir, self.top_down = out_dir, log_dir, top_down
+    def __init__(self, out_dir: str, log_dir: str, top_down: bool = False, metric: str = "AP"):
+        self.out_dir, self.log_dir, self.top_down, self.metric = out_dir, log_dir, top_down, metric
         self.files: dict | None = None
         self.note: str | None = None
 
@@ -402,7 +406,8 @@ class SavedFiles(HookBase):
         has_best = self.loop.state.best_metric is not None and os.path.isfile(best)
         self.files = {"final_state": os.path.join(self.out_dir, "final_state.pth"),
                       "model_best": best if has_best else None,
-                      "best_metric": self.loop.state.best_metric if has_best else None, "log_dir": self.log_dir}
+                      "best_metric": self.loop.state.best_metric if has_best else None, "main_metric": self.metric,
+                      "log_dir": self.log_dir}
         self.note = saved_files_note(self.files, self.top_down)
         logger.info("%s", self.note, extra={SUMMARY_RECORD: True})
 
@@ -411,7 +416,7 @@ def saved_files_note(files: Mapping, top_down: bool = False) -> str:
     """The line SavedFiles logs for its `files` (of a `top_down` network: run on a bottom-up model's people)."""
     final = shlex.quote(files["final_state"])
     best = "" if files["model_best"] is None else \
-        f", best validated model {files['model_best']} (AP {files['best_metric']:.4f})"
+        f", best validated model {files['model_best']} ({files['main_metric']} {files['best_metric']:.4f})"
     run = f"--weights BOTTOM_UP_MODEL --refine {final}" if top_down else f"--weights {final}"
     return (f"training finished: model {files['final_state']}{best}; TensorBoard logs in {files['log_dir']}; "
             f"evaluate with: higherhrnet eval --weights {final}; run with: higherhrnet predict {run} IMAGE")

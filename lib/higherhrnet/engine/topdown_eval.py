@@ -21,21 +21,15 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
-from yacs.config import CfgNode
 
 from ..interrupts import loader_worker_sigterm
 from ..oks import box_oks_nms, box_soft_oks_nms
-from ..inference import InferenceParams
-from ..keypoints import KeypointSpec
-from ..models.registry import model_entry
-from ..person_boxes import PersonBoxes, boxes_from_config
-from ..predictor import Predictor
+from ..person_boxes import PersonBoxes
 from ..topdown import PersonPoses, TopDownParams, box_to_center_scale, crop_function, poses_of_crops, rescore
 from .distributed import group_place
-from .evaluation import clean_results, evaluate, save_and_score
+from .evaluation import clean_results, save_and_score
 
-__all__ = ["predict_boxes", "predict_people", "score_people", "evaluate_top_down", "check_validation_settings",
-           "validate"]
+__all__ = ["predict_boxes", "predict_people", "score_people", "evaluate_top_down"]
 
 
 class _CropBatches(Dataset):
@@ -88,7 +82,8 @@ def predict_people(network: nn.Module, load_image: Callable[[int], np.ndarray], 
     whatever image they come from, as the official validate() batches its dataset's crops (so its float results
     are matched, not only approached). workers > 0: images are read and cropped in that many loader processes
     (load_image must then be picklable), the same crops in the same order. The network should be in eval mode.
-    heatmaps_seen: as poses_of_crops (under torch.distributed, called for this process's batches only).
+    heatmaps_seen: as poses_of_crops, its start the batch's first person among the N (under torch.distributed,
+    called for this process's batches only).
 
     Under torch.distributed each rank predicts every world_size-th of those batches, whole, and the keypoints of
     all ranks are gathered on every rank: each crop still goes through the network in the batch it would in one
@@ -102,8 +97,12 @@ def predict_people(network: nn.Module, load_image: Callable[[int], np.ndarray], 
     # The people of batches rank, rank + world, ...: whole batches in order, only the last of all possibly short,
     # so that batching the shard by params.batch_size gives back the same batches.
     mine = np.flatnonzero(np.arange(len(centers)) // params.batch_size % world == rank)
+
+    def seen(start: int, heatmaps: np.ndarray) -> None:
+        heatmaps_seen(int(mine[start]), heatmaps)      # the shard's person `start` is person mine[start]
+
     poses = _predict_people(network, load_image, image_ids[mine], centers[mine], scales[mine], params, device,
-                            progress, workers, heatmaps_seen)
+                            progress, workers, seen if heatmaps_seen is not None else None)
     gathered: list = [None] * world
     dist.all_gather_object(gathered, (mine, poses.keypoints))
     keypoints = np.zeros((len(centers), *poses.keypoints.shape[1:]), dtype=poses.keypoints.dtype)
@@ -184,33 +183,3 @@ class _SourceImages:
 
     def __call__(self, image_id: int) -> np.ndarray:
         return self.source.load_image(self.index[image_id])
-
-
-def check_validation_settings(cfg: CfgNode, keypoints: KeypointSpec, outputs) -> None:
-    """The TEST.* settings that validation during training (`validate`) will use, checked now (ConfigError)
-    rather than after the first epoch: a top-down network's (TopDownParams), a bottom-up one's
-    (InferenceParams)."""
-    if model_entry(cfg.MODEL.NAME).top_down:
-        TopDownParams.from_config(cfg, keypoints)
-    else:
-        InferenceParams.from_config(cfg, keypoints, outputs)
-
-
-def validate(cfg: CfgNode, model: nn.Module, dataset, device: torch.device, keypoints: KeypointSpec,
-             progress: bool = True) -> dict:
-    """The metrics of `model` (in training, put back by the caller) on the test split `dataset` (an
-    EvalDataset) as `higherhrnet eval` scores it: a bottom-up network through a raw Predictor, TEST.IMAGES_PER_GPU
-    images a batch; a top-down network on the boxes the config names (person_boxes.boxes_from_config), with
-    the official rescoring and OKS-NMS (evaluate_top_down). Under torchrun every rank calls it: the ranks share
-    the images (bottom-up) or the batches of crops (top-down), and each gets the metrics of the whole split."""
-    if not model_entry(cfg.MODEL.NAME).top_down:
-        predictor = Predictor.from_model(cfg, model, device=device, keypoints=keypoints, raw=True)
-        metrics, _ = evaluate(predictor, dataset, cfg.TEST.IMAGES_PER_GPU, 0, progress=progress, desc="validating",
-                              leave=False)
-        return metrics
-    model.eval()
-    source = dataset.source
-    boxes = boxes_from_config(cfg, source.coco)
-    metrics, _ = evaluate_top_down(model, source, boxes, TopDownParams.from_config(cfg, keypoints), cfg.TEST.OKS_THRE,
-                                   device=device, progress=progress, soft_nms=cfg.TEST.SOFT_NMS)
-    return metrics

@@ -31,8 +31,8 @@ import os
 
 import torch
 
-from ..config import CfgNode, ConfigError
-from ..data import build_dataset, keypoints_from_config
+from ..config import CfgNode
+from ..data import build_dataset, dataset_info, keypoints_from_config
 from ..devices import resolve_device
 from ..interrupts import Interrupted, sigterm_raises, stop_signal, stopped
 from ..losses import build_loss
@@ -43,12 +43,12 @@ from .build import (apply_cudnn_settings, build_mixed_precision, build_optimizer
                     build_training_model, use_channels_last)
 from .distributed import init_distributed, shutdown_distributed
 from .evaluation import validation_pictures
-from .topdown_eval import check_validation_settings, validate
 from .hooks import (BestModel, Checkpointer, EpochBarrier, EpochLogger, FiniteWeights, LogFile, LossWatch,
                     PeriodicValidation, ReplicaCheck, SavedFiles, TensorBoard, append_to_log)
 from .resume import RESUME_MODES, check_resume_mode, checkpoint_note, resume_training, set_aside_previous_run
 from .runs import claim_run_folders, lock_run_folder, refuse_busy_run_folder, run_dir
 from .train_loop import TrainingError, TrainLoop
+from .validation import check_validation_settings, check_validation_split, validate
 
 __all__ = ["Trainer", "TrainingError", "TrainingInterrupted", "RESUME_MODES"]
 
@@ -97,8 +97,8 @@ class Trainer:
         self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
         self.scaler, self.amp, self.amp_dtype = build_mixed_precision(cfg, self.device)
         self.channels_last = use_channels_last(cfg, self.device)
-        if self.eval_dataset is not None and not self.eval_dataset.source.has_annotations:
-            raise ConfigError(f"TRAIN.VAL_FREQ: the split DATASET.TEST={cfg.DATASET.TEST} has no annotations to score")
+        if self.eval_dataset is not None:
+            check_validation_split(cfg, self.eval_dataset)
         self.run_lock = lock_run_folder(self.out_dir, share_run_folder, f"OUTPUT_DIR {cfg.OUTPUT_DIR}", self.dist.main)
         with self.run_lock.released_on_error():     # from here on the run folder is this run's
             if resume == "fresh":
@@ -111,6 +111,11 @@ class Trainer:
         self.resumed_epochs = resumed.run_epochs    # epochs of the run folder's checkpoint.pth, when resumed from it
 
     @property
+    def main_metric(self) -> str:
+        """The validation metric that picks the best model: the test dataset kind's (DatasetInfo.main_metric)."""
+        return dataset_info(self.cfg.DATASET.DATASET_TEST).main_metric
+
+    @property
     def checkpoint_path(self) -> str:
         return os.path.join(self.out_dir, "checkpoint.pth")
 
@@ -121,7 +126,7 @@ class Trainer:
         return checkpoint_note(self.checkpoint_path, self.checkpointer.saved_epochs or self.resumed_epochs)
 
     def _validate(self) -> dict:
-        """COCO AP on the test split with the current weights (topdown_eval.validate)."""
+        """The metrics of the current weights on the test split (validation.validate: COCO's AP, MPII's PCKh)."""
         return validate(self.cfg, self.model, self.eval_dataset, self.device, self.keypoints, self.dist.main)
 
     def _validation_pictures(self) -> dict:
@@ -149,13 +154,14 @@ class Trainer:
             hooks.append(PeriodicValidation(self.cfg.TRAIN.VAL_FREQ, self._validate, self.model, main, tensorboard,
                                             self._validation_pictures))
             if main:
-                hooks.append(BestModel(self.out_dir, self.model, self.cfg, self.keypoints))
+                hooks.append(BestModel(self.out_dir, self.model, self.cfg, self.keypoints, self.main_metric))
         if main:
             self.checkpointer = Checkpointer(self.out_dir, self.model, self.cfg, self.keypoints, self.amp)
             hooks.append(self.checkpointer)
         hooks += [EpochBarrier(self.dist), ReplicaCheck(self.model, self.dist)]
         if main:
-            hooks.append(SavedFiles(self.out_dir, self.log_dir, model_entry(self.cfg.MODEL.NAME).top_down))
+            hooks.append(SavedFiles(self.out_dir, self.log_dir, model_entry(self.cfg.MODEL.NAME).top_down,
+                                    self.main_metric))
         return hooks
 
     def step_loop(self) -> TrainLoop:
