@@ -23,7 +23,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 from yacs.config import CfgNode
 
-from ..interrupts import loader_worker_sigterm
 from ..oks import box_oks_nms, box_soft_oks_nms
 from ..inference import InferenceParams
 from ..keypoints import KeypointSpec
@@ -31,6 +30,7 @@ from ..models.registry import model_entry
 from ..person_boxes import PersonBoxes, boxes_from_config
 from ..predictor import Predictor
 from ..topdown import PersonPoses, TopDownParams, box_to_center_scale, crop_function, poses_of_crops, rescore
+from .build import loader_worker_init
 from .distributed import group_place
 from .evaluation import clean_results, evaluate, save_and_score
 
@@ -119,7 +119,7 @@ def _predict_people(network, load_image, image_ids, centers, scales, params, dev
                            crop_function(params.crop))
     if workers > 0 and len(batches) > 1:
         loader = iter(DataLoader(batches, batch_size=None, num_workers=workers,
-                                 worker_init_fn=loader_worker_sigterm))
+                                 worker_init_fn=loader_worker_init))
 
         def crops(start: int, stop: int) -> np.ndarray:
             # poses_of_crops asks for the batches in order, as the (unshuffled) loader yields them.

@@ -1,0 +1,172 @@
+"""CPU threads: how many PyTorch's work uses and how its idle ones wait, so that a machine shared with other work
+slows this toolkit down by about what losing the busy cores should, not ten times that (docs/performance.md).
+
+Two settings decide it, and neither can be left to PyTorch's defaults on a shared machine:
+
+- How an idle OpenMP thread waits. GNU OpenMP (PyTorch's Linux wheels) lets a thread that finished its share
+  of an operation spin for about 300,000 iterations (a few milliseconds) before it sleeps, longer than the gap
+  to the next operation, so each of PyTorch's threads holds a core all the time. When another process wants
+  one of those cores, every operation waits for the thread that lost its core while the other spins:
+  measured 5 - 10x slower (BENCHMARKS.md, "Sharing the CPU"). OMP_WAIT_POLICY=PASSIVE makes the thread
+  sleep at once. OpenMP reads it once, when it is loaded (when torch is imported): `set_wait_policy`, called
+  by the command line's entry point before anything imports torch, sets it unless the user chose a wait
+  behaviour; a Python program that wants it sets it before importing torch.
+- How many threads. A thread per core is fastest on an idle machine, but a thread whose core is busy holds
+  up the others at every operation. `CallThreads` (a Predictor's) chooses the count at each call from the
+  CPUs free at that moment (`choose_threads`, `busy_cpus`), which also works where the wait policy could not
+  be set, and sets PyTorch's count back after the call.
+
+Nothing here imports torch at module level: the command line imports this module before torch.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from typing import Iterator, Mapping, MutableMapping
+
+__all__ = ["WAIT_POLICY", "WAIT_VARIABLES", "set_wait_policy", "choose_threads", "busy_cpus", "usable_cpus",
+           "check_threads", "CallThreads", "single_threaded_opencv"]
+
+# What set_wait_policy sets: idle OpenMP threads sleep instead of spinning (every OpenMP runtime reads it).
+WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
+# Variables by which a user chooses how idle OpenMP threads wait: GNU OpenMP's spin count, LLVM / Intel
+# OpenMP's block time, or the policy itself. set_wait_policy leaves the environment alone when one is set.
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+
+
+def set_wait_policy(environ: MutableMapping[str, str] | None = None,
+                    modules: Mapping[str, object] | None = None) -> dict[str, str]:
+    """Put WAIT_POLICY into `environ` (default os.environ) unless a WAIT_VARIABLES variable is set there, or
+    torch is already among `modules` (default sys.modules): its OpenMP has read the environment then, and
+    child processes would wait differently from this one. Returns what was set ({} when nothing)."""
+    environ = os.environ if environ is None else environ
+    modules = sys.modules if modules is None else modules
+    if "torch" in modules or any(name in environ for name in WAIT_VARIABLES):
+        return {}
+    environ.update(WAIT_POLICY)
+    return dict(WAIT_POLICY)
+
+
+def choose_threads(cpus: int, busy: float, limit: int) -> int:
+    """The intra-op thread count for `cpus` CPUs this process may use, `busy` of which run other work: one
+    thread per free CPU (busy rounded to the nearest whole CPU), at least 1 and at most `limit`."""
+    free = int(cpus - busy + 0.5)
+    return max(1, min(limit, free))
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def busy_cpus(cpus: int | None = None) -> float | None:
+    """How many of this process's `cpus` (default usable_cpus()) other work is running on now: the kernel's
+    count of runnable threads (/proc/loadavg) less this process's own, scaled by the share of the machine's
+    CPUs this process may use. None where /proc cannot tell (not Linux).
+
+    A count at one instant: a process that keeps a core busy (a training job, a video encoder) is always in
+    it; a short burst may or may not be, which costs one call a thread at most."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            runnable = int(f.read().split()[3].split("/")[0])
+        own = _own_runnable_threads()
+    except (OSError, ValueError, IndexError):
+        return None
+    online = os.cpu_count() or 1
+    cpus = usable_cpus() if cpus is None else cpus
+    return max(0, runnable - own) * min(1.0, cpus / online)
+
+
+def _own_runnable_threads() -> int:
+    """This process's threads in state R (running or waiting for a CPU), the one reading included."""
+    count = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+        except OSError:         # the thread ended meanwhile
+            continue
+        # The state follows the command name, which is in parentheses and may itself hold spaces or ")".
+        count += stat[stat.rindex(")") + 2:stat.rindex(")") + 3] == "R"
+    return count
+
+
+def check_threads(threads: int | None) -> int | None:
+    """`threads` as given (None: chosen per call); ValueError unless None or at least 1."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a whole number of at least 1 (or None: as many as there are free CPUs), "
+                         f"got {threads!r}")
+    return threads
+
+
+@functools.lru_cache(maxsize=None)
+def _openmp_backend() -> bool:
+    """Whether PyTorch runs its intra-op work on OpenMP, whose thread count may change at any time (the native
+    thread pool refuses changes once it has started)."""
+    import torch
+
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+class CallThreads:
+    """The intra-op thread count of a Predictor's calls.
+
+    threads: that many threads for every call; None: at each call, one per CPU free at that moment
+    (choose_threads over usable_cpus() and busy_cpus()), at most PyTorch's count as the call starts (its
+    default, one per core, or what the program set: torch.set_num_threads, OMP_NUM_THREADS). Within
+    `applied()` PyTorch's count is the chosen one; it is set back after, so the program's own setting stands
+    between calls. Left alone where /proc cannot tell how busy the machine is (threads None) or where PyTorch
+    does not run on OpenMP. PyTorch's count is one for the whole process: calls from several Python threads
+    at once share it.
+    """
+
+    def __init__(self, threads: int | None = None):
+        self.threads = check_threads(threads)
+        self.last: int | None = None        # the count the last call ran with (None: PyTorch's, unchanged)
+        self._depth = 0
+
+    def choose(self, limit: int) -> int | None:
+        """The count for a call starting now, PyTorch's count being `limit`; None: leave it."""
+        if self.threads is not None:
+            return self.threads
+        busy = busy_cpus()
+        return None if busy is None else choose_threads(usable_cpus(), busy, limit)
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """Run the block with the chosen count (nested blocks keep the outer one's)."""
+        import torch
+
+        if self._depth:
+            count = previous = None
+        else:
+            previous = torch.get_num_threads()
+            # PyTorch's native thread pool takes one count for the life of the process: a fixed count is set
+            # once, and nothing is chosen per call.
+            per_call = _openmp_backend()
+            count = self.choose(previous) if per_call or self.threads is not None else None
+            self.last = count
+            if count is not None and count != previous:
+                torch.set_num_threads(count)
+            if not per_call:
+                previous = count
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if count is not None and count != previous:
+                torch.set_num_threads(previous)
+
+
+def single_threaded_opencv() -> None:
+    """One OpenCV thread in this process: for DataLoader workers, whose parallelism is their number (PyTorch
+    gives each one intra-op thread too), not threads inside each."""
+    import cv2
+
+    cv2.setNumThreads(1)
