@@ -18,7 +18,7 @@ import higherhrnet.threads
 from higherhrnet import Predictor
 from higherhrnet.cli import build_parser, main
 from higherhrnet.engine.build import loader_worker_init
-from higherhrnet.threads import CallThreads, choose_threads, set_wait_policy
+from higherhrnet.threads import CallThreads, choose_threads, quota_cpus, set_wait_policy
 
 from conftest import REPO, tiny_cfg
 
@@ -39,6 +39,12 @@ TINY_YAML = str(REPO / "experiments/synthetic/w16_256_tiny.yaml")
 ])
 def test_one_thread_per_free_cpu_within_the_limit(cpus, busy, limit, threads):
     assert choose_threads(cpus, busy, limit) == threads
+
+
+@pytest.mark.parametrize("cpu_max, cpus", [("max 100000\n", None), ("150000 100000\n", 2), ("200000 100000", 2),
+                                           ("50000 100000", 1), ("", None), ("garbage", None)])
+def test_a_containers_cpu_quota_counts_as_that_many_cpus(cpu_max, cpus):
+    assert quota_cpus(cpu_max) == cpus
 
 
 def test_the_wait_policy_is_set_only_when_nobody_chose_one():

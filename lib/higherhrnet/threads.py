@@ -27,7 +27,7 @@ import sys
 from typing import Iterator, Mapping, MutableMapping
 
 __all__ = ["WAIT_POLICY", "WAIT_VARIABLES", "set_wait_policy", "choose_threads", "busy_cpus", "usable_cpus",
-           "check_threads", "CallThreads", "single_threaded_opencv"]
+           "quota_cpus", "check_threads", "CallThreads", "single_threaded_opencv"]
 
 # What set_wait_policy sets: idle OpenMP threads sleep instead of spinning (every OpenMP runtime reads it).
 WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
@@ -57,11 +57,28 @@ def choose_threads(cpus: int, busy: float, limit: int) -> int:
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask where the system has one)."""
+    """The CPUs this process may run on: its affinity mask where the system has one, fewer where a cgroup v2
+    CPU quota (a container's --cpus) allows less, rounded up."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as f:
+            quota = quota_cpus(f.read())
+    except OSError:
+        quota = None
+    return cpus if quota is None else min(cpus, quota)
+
+
+def quota_cpus(cpu_max: str) -> int | None:
+    """The CPUs a cgroup v2 quota allows, rounded up, from its cpu.max ("150000 100000": 2); None for "max ..."
+    (no quota) or text that is not a quota."""
+    try:
+        quota, period = cpu_max.split()[:2]
+        return None if quota == "max" else max(1, -(-int(quota) // int(period)))
+    except ValueError:
+        return None
 
 
 def busy_cpus(cpus: int | None = None) -> float | None:
