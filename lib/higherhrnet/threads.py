@@ -91,7 +91,8 @@ def busy_cpus(cpus: int | None = None) -> float | None:
     try:
         with open("/proc/loadavg", encoding="ascii") as f:
             runnable = int(f.read().split()[3].split("/")[0])
-        own = _own_runnable_threads()
+        # The thread reading is one of them: with no other, this process's other threads need no counting.
+        own = _own_runnable_threads() if runnable > 1 else runnable
     except (OSError, ValueError, IndexError):
         return None
     online = os.cpu_count() or 1
@@ -151,8 +152,9 @@ class CallThreads:
         """The count for a call starting now, PyTorch's count being `limit`; None: leave it."""
         if self.threads is not None:
             return self.threads
-        busy = busy_cpus()
-        return None if busy is None else choose_threads(usable_cpus(), busy, limit)
+        cpus = usable_cpus()
+        busy = busy_cpus(cpus)
+        return None if busy is None else choose_threads(cpus, busy, limit)
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
