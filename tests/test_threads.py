@@ -184,6 +184,13 @@ def test_a_predictor_without_threads_takes_the_cpus_free_at_each_call(tiny_model
     assert set(network.counts) == {1}
 
 
+def test_the_onnxruntime_session_gets_the_same_threads(tiny_model, two_threads):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    for threads, expected in ((1, 1), (None, 2)):
+        network = Predictor.from_model(tiny_cfg(), tiny_model, backend="onnxruntime", threads=threads).network
+        assert network.session.get_session_options().intra_op_num_threads == expected
+
+
 def test_bad_thread_counts_are_refused(tiny_model):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="threads must be a whole number of at least 1"):
