@@ -101,8 +101,8 @@ def child(threads: str, repeats: int) -> None:
 def _busy_seconds() -> float:
     """CPU seconds the whole machine has spent busy (all CPUs)."""
     with open("/proc/stat", encoding="ascii") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+        user, nice, system, _, _, irq, softirq, steal = (int(v) for v in f.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_seconds(pid: int) -> float:

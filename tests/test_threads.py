@@ -18,7 +18,7 @@ import higherhrnet.threads
 from higherhrnet import Predictor
 from higherhrnet.cli import build_parser, main
 from higherhrnet.engine.build import loader_worker_init
-from higherhrnet.threads import CallThreads, choose_threads, quota_cpus, set_wait_policy
+from higherhrnet.threads import CallThreads, CpuTimes, busy_between, choose_threads, quota_cpus, set_wait_policy
 
 from conftest import REPO, tiny_cfg
 
@@ -167,21 +167,35 @@ def test_a_predictor_with_threads_runs_every_call_on_that_many(tiny_model, two_t
     assert Predictor.from_model(tiny_cfg(), tiny_model, onnx_threads=1).threads.threads == 1
 
 
-def test_a_predictor_without_threads_takes_the_cpus_free_at_each_call(tiny_model, two_threads, monkeypatch):
+def test_a_predictor_without_threads_takes_the_cpus_other_work_left_free(tiny_model, two_threads, monkeypatch):
     predictor, network = _counting_predictor(tiny_model)
     monkeypatch.setattr(higherhrnet.threads, "usable_cpus", lambda: 2)
-    for busy, expected in ((1.0, 1), (0.0, 2), (2.0, 1)):
-        monkeypatch.setattr(higherhrnet.threads, "busy_cpus", lambda cpus=None, busy=busy: busy)
+    monkeypatch.setattr(higherhrnet.threads, "busy_cpus", lambda cpus=None: 1.0)     # one other thread running now
+    readings = iter([CpuTimes(busy=0.0, own=0.0, wall=0.0),      # first call: nothing to average, the count now
+                     CpuTimes(busy=0.6, own=0.5, wall=1.0),      # others kept 0.1 CPU busy since: both CPUs
+                     CpuTimes(busy=2.1, own=0.5, wall=2.0),      # others kept 1.5 CPUs busy: one thread
+                     CpuTimes(busy=2.1, own=0.55, wall=2.05)])   # 50 ms later, too short to tell: as before
+    monkeypatch.setattr(higherhrnet.threads.CpuTimes, "read", classmethod(lambda cls: next(readings)))
+    for expected in (1, 2, 1, 1):
         network.counts.clear()
         predictor(IMAGE)
-        assert set(network.counts) == {expected} and predictor.threads.last == expected, busy
-        assert torch.get_num_threads() == 2
+        assert set(network.counts) == {expected} and predictor.threads.last == expected
+        assert torch.get_num_threads() == 2                 # set back after each call
     # Never more than the program's own count.
     torch.set_num_threads(1)
+    monkeypatch.setattr(higherhrnet.threads.CpuTimes, "read", classmethod(lambda cls: None))
     monkeypatch.setattr(higherhrnet.threads, "busy_cpus", lambda cpus=None: 0.0)
-    network.counts.clear()
+    predictor, network = _counting_predictor(tiny_model)
     predictor(IMAGE)
     assert set(network.counts) == {1}
+
+
+def test_busy_cpus_between_two_readings_by_hand():
+    earlier = CpuTimes(busy=100.0, own=10.0, wall=50.0)
+    assert busy_between(earlier, CpuTimes(busy=100.4, own=10.2, wall=50.2)) == pytest.approx(1.0)   # a busy core
+    assert busy_between(earlier, CpuTimes(busy=100.4, own=10.4, wall=50.2)) == pytest.approx(0.0)  # all this process
+    assert busy_between(earlier, CpuTimes(busy=100.0, own=10.1, wall=50.2)) == 0.0    # tick rounding: not below 0
+    assert busy_between(earlier, earlier) == 0.0
 
 
 def test_the_onnxruntime_session_gets_the_same_threads(tiny_model, two_threads):
@@ -207,6 +221,12 @@ def test_busy_cpus_reads_the_kernels_count_less_this_process():
     assert higherhrnet.threads._own_runnable_threads() >= 1
     busy = higherhrnet.threads.busy_cpus()
     assert busy is not None and 0 <= busy <= os.cpu_count() * 64
+    # This process's own CPU time is what it spends; the machine's busy time covers it.
+    earlier = CpuTimes.read()
+    sum(i * i for i in range(2_000_000))
+    later = CpuTimes.read()
+    assert later.own - earlier.own > 0 and later.busy >= earlier.busy
+    assert 0 <= busy_between(earlier, later) <= len(os.sched_getaffinity(0)) + 0.5      # + tick rounding
 
 
 def test_loader_workers_use_one_opencv_thread():

@@ -13,8 +13,9 @@ Two settings decide it, and neither can be left to PyTorch's defaults on a share
   behaviour; a Python program that wants it sets it before importing torch.
 - How many threads. A thread per core is fastest on an idle machine, but a thread whose core is busy holds
   up the others at every operation. `CallThreads` (a Predictor's) chooses the count at each call from the
-  CPUs free at that moment (`choose_threads`, `busy_cpus`), which also works where the wait policy could not
-  be set, and sets PyTorch's count back after the call.
+  CPUs other work kept busy since its last call (`choose_threads`, `CpuTimes`, `busy_between`; at its first
+  call, from the threads running at that instant: `busy_cpus`), which also works where the wait policy could
+  not be set, and sets PyTorch's count back after the call.
 
 Nothing here imports torch at module level: the command line imports this module before torch.
 """
@@ -24,10 +25,12 @@ import contextlib
 import functools
 import os
 import sys
+import time
+from dataclasses import dataclass
 from typing import Iterator, Mapping, MutableMapping
 
 __all__ = ["WAIT_POLICY", "WAIT_VARIABLES", "set_wait_policy", "choose_threads", "busy_cpus", "usable_cpus",
-           "quota_cpus", "check_threads", "CallThreads", "single_threaded_opencv"]
+           "quota_cpus", "CpuTimes", "busy_between", "check_threads", "CallThreads", "single_threaded_opencv"]
 
 # What set_wait_policy sets: idle OpenMP threads sleep instead of spinning (every OpenMP runtime reads it).
 WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
@@ -100,6 +103,45 @@ def busy_cpus(cpus: int | None = None) -> float | None:
     return max(0, runnable - own) * min(1.0, cpus / online)
 
 
+@dataclass(frozen=True)
+class CpuTimes:
+    """What the CPUs this process may run on have done, at one moment (read()): busy, the seconds they spent
+    running any process (the kernel's per-CPU counts, /proc/stat, since boot), times `share` (usable_cpus() over
+    the CPUs counted, below 1 under a CPU quota); own, the CPU seconds of this process's threads
+    (time.process_time); wall, time.monotonic()."""
+
+    busy: float
+    own: float
+    wall: float
+
+    @classmethod
+    def read(cls) -> "CpuTimes | None":
+        """Now; None where /proc/stat cannot tell (not Linux)."""
+        try:
+            allowed = {f"cpu{i}" for i in os.sched_getaffinity(0)}
+            ticks = 0
+            with open("/proc/stat", encoding="ascii") as f:
+                for line in f:
+                    name, *values = line.split()
+                    if name in allowed:
+                        # user, nice, system, idle, iowait, irq, softirq, steal; guest time is inside user.
+                        user, nice, system, _, _, irq, softirq, steal = map(int, values[:8])
+                        ticks += user + nice + system + irq + softirq + steal
+        except (AttributeError, OSError, ValueError):
+            return None
+        share = min(1.0, usable_cpus() / max(1, len(allowed)))
+        return cls(ticks / os.sysconf("SC_CLK_TCK") * share, time.process_time(), time.monotonic())
+
+
+def busy_between(earlier: CpuTimes, later: CpuTimes) -> float:
+    """How many CPUs other work kept busy on average between two readings: the CPUs' busy time less this
+    process's own, over the time between (not below 0)."""
+    wall = later.wall - earlier.wall
+    if wall <= 0:
+        return 0.0
+    return max(0.0, (later.busy - earlier.busy) - (later.own - earlier.own)) / wall
+
+
 def _own_runnable_threads() -> int:
     """This process's threads in state R (running or waiting for a CPU), the one reading included."""
     count = 0
@@ -134,18 +176,29 @@ def _openmp_backend() -> bool:
 class CallThreads:
     """The intra-op thread count of a Predictor's calls.
 
-    threads: that many threads for every call; None: at each call, one per CPU free at that moment
-    (choose_threads over usable_cpus() and busy_cpus()), at most PyTorch's count as the call starts (its
-    default, one per core, or what the program set: torch.set_num_threads, OMP_NUM_THREADS). Within
-    `applied()` PyTorch's count is the chosen one; it is set back after, so the program's own setting stands
-    between calls. Left alone where /proc cannot tell how busy the machine is (threads None) or where PyTorch
-    does not run on OpenMP. PyTorch's count is one for the whole process: calls from several Python threads
-    at once share it.
+    threads: that many threads for every call; None: at each call, one per CPU that other work left free
+    (choose_threads), at most PyTorch's count as the call starts (its default, one per core, or what the
+    program set: torch.set_num_threads, OMP_NUM_THREADS). How busy the CPUs are is their average since the
+    reading of an earlier call at least WINDOW seconds before (busy_between): the bursts of a DataLoader
+    worker that starts on the next batch as a call starts, or of short commands, average out, while a process
+    that keeps a core busy counts as one CPU. The first call, with nothing to average, counts the threads
+    running at that instant (busy_cpus).
+
+    Within `applied()` PyTorch's count is the chosen one; it is set back after, so the program's own setting
+    stands between calls. Left alone where /proc cannot tell how busy the machine is (threads None) or where
+    PyTorch does not run on OpenMP. PyTorch's count is one for the whole process: calls from several Python
+    threads at once share it.
     """
+
+    # Seconds a reading has to be older than the next to be averaged over: the kernel counts CPU time in
+    # ticks of 1 - 10 ms, too coarse for shorter spans.
+    WINDOW = 0.1
 
     def __init__(self, threads: int | None = None):
         self.threads = check_threads(threads)
         self.last: int | None = None        # the count the last call ran with (None: PyTorch's, unchanged)
+        self._since: CpuTimes | None = None     # the reading the next average starts from
+        self._busy: float | None = None         # the last average
         self._depth = 0
 
     def choose(self, limit: int) -> int | None:
@@ -153,7 +206,13 @@ class CallThreads:
         if self.threads is not None:
             return self.threads
         cpus = usable_cpus()
-        busy = busy_cpus(cpus)
+        now = CpuTimes.read()
+        if now is not None and self._since is not None and now.wall - self._since.wall >= self.WINDOW:
+            self._busy = busy_between(self._since, now)
+            self._since = now
+        elif self._since is None:
+            self._since = now
+        busy = self._busy if self._busy is not None else busy_cpus(cpus)
         return None if busy is None else choose_threads(cpus, busy, limit)
 
     @contextlib.contextmanager
