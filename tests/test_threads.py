@@ -167,7 +167,32 @@ def test_a_predictor_with_threads_runs_every_call_on_that_many(tiny_model, two_t
     assert Predictor.from_model(tiny_cfg(), tiny_model, onnx_threads=1).threads.threads == 1
 
 
+def _spinning(monkeypatch):
+    """The environment of a program that imported torch with OpenMP's default wait policy."""
+    for name in higherhrnet.threads.WAIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_a_predictor_without_threads_keeps_pytorchs_count_where_idle_threads_sleep(tiny_model, two_threads,
+                                                                                   monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setattr(higherhrnet.threads, "busy_cpus", lambda cpus=None: 2.0)     # however busy
+    predictor, network = _counting_predictor(tiny_model)
+    predictor(IMAGE)
+    assert set(network.counts) == {2} and predictor.threads.last == 2
+
+
+@pytest.mark.parametrize("environ, sleep", [({}, False), ({"OMP_WAIT_POLICY": "PASSIVE"}, True),
+                                            ({"OMP_WAIT_POLICY": "passive "}, True),
+                                            ({"OMP_WAIT_POLICY": "ACTIVE"}, False), ({"GOMP_SPINCOUNT": "0"}, True),
+                                            ({"GOMP_SPINCOUNT": "300000"}, False),
+                                            ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000"}, False)])
+def test_whether_idle_openmp_threads_sleep(environ, sleep):
+    assert higherhrnet.threads.idle_threads_sleep(environ) is sleep
+
+
 def test_a_predictor_without_threads_takes_the_cpus_other_work_left_free(tiny_model, two_threads, monkeypatch):
+    _spinning(monkeypatch)
     predictor, network = _counting_predictor(tiny_model)
     monkeypatch.setattr(higherhrnet.threads, "usable_cpus", lambda: 2)
     monkeypatch.setattr(higherhrnet.threads, "busy_cpus", lambda cpus=None: 1.0)     # one other thread running now

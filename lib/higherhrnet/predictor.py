@@ -187,10 +187,10 @@ class Predictor:
     model file, a URL, or a TopDownRefiner) that re-estimates each person found (the module's docstring says
     how); the filters apply to the bottom-up people, then the refined ones are re-sorted and clipped.
     threads: the CPU threads PyTorch uses in every call (and an onnxruntime session's threads); None (the
-    default): at each call (each frame of a video) one per CPU that no other process is using then, at most
-    torch.get_num_threads() (an onnxruntime session gets that many), so that a busy machine slows the work
-    down by about the share of the CPUs it lost (threads.CallThreads; docs/performance.md). PyTorch's count is
-    set back after each call.
+    default): torch.get_num_threads() where idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE, as the command
+    line sets it), else, at each call (each frame of a video), one per CPU that other processes left free, at
+    most that many (threads.CallThreads; docs/performance.md); an onnxruntime session, whose threads never
+    spin, gets torch.get_num_threads(). PyTorch's count is set back after each call.
     """
 
     def __init__(self, model=None, params: InferenceParams | None = None, *args, **kwargs):

@@ -11,11 +11,12 @@ Two settings decide it, and neither can be left to PyTorch's defaults on a share
   sleep at once. OpenMP reads it once, when it is loaded (when torch is imported): `set_wait_policy`, called
   by the command line's entry point before anything imports torch, sets it unless the user chose a wait
   behaviour; a Python program that wants it sets it before importing torch.
-- How many threads. A thread per core is fastest on an idle machine, but a thread whose core is busy holds
-  up the others at every operation. `CallThreads` (a Predictor's) chooses the count at each call from the
+- How many threads. Threads that sleep when idle can stay one per core: measured beside a busy core, two of
+  them took about what one thread takes on a free core, and more of a crowded machine than one thread does.
+  Threads that spin must never outnumber the free cores: where the policy could not be set (a program that
+  imported torch before higherhrnet), `CallThreads` (a Predictor's) chooses the count at each call from the
   CPUs other work kept busy since its last call (`choose_threads`, `CpuTimes`, `busy_between`; at its first
-  call, from the threads running at that instant: `busy_cpus`), which also works where the wait policy could
-  not be set, and sets PyTorch's count back after the call.
+  call, from the threads running at that instant: `busy_cpus`), and sets PyTorch's count back after the call.
 
 Nothing here imports torch at module level: the command line imports this module before torch.
 """
@@ -29,8 +30,9 @@ import time
 from dataclasses import dataclass
 from typing import Iterator, Mapping, MutableMapping
 
-__all__ = ["WAIT_POLICY", "WAIT_VARIABLES", "set_wait_policy", "choose_threads", "busy_cpus", "usable_cpus",
-           "quota_cpus", "CpuTimes", "busy_between", "check_threads", "CallThreads", "single_threaded_opencv"]
+__all__ = ["WAIT_POLICY", "WAIT_VARIABLES", "set_wait_policy", "idle_threads_sleep", "choose_threads", "busy_cpus",
+           "usable_cpus", "quota_cpus", "CpuTimes", "busy_between", "check_threads", "CallThreads",
+           "single_threaded_opencv"]
 
 # What set_wait_policy sets: idle OpenMP threads sleep instead of spinning (every OpenMP runtime reads it).
 WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
@@ -50,6 +52,17 @@ def set_wait_policy(environ: MutableMapping[str, str] | None = None,
         return {}
     environ.update(WAIT_POLICY)
     return dict(WAIT_POLICY)
+
+
+def idle_threads_sleep(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether `environ` (default os.environ) tells OpenMP to put an idle thread to sleep at once: GNU OpenMP's
+    GOMP_SPINCOUNT 0, or, without GOMP_SPINCOUNT (which wins over the policy), OMP_WAIT_POLICY PASSIVE. What
+    OpenMP read when torch was imported, as long as nobody changed the environment since."""
+    environ = os.environ if environ is None else environ
+    spin_count = environ.get("GOMP_SPINCOUNT")
+    if spin_count is not None:
+        return spin_count.strip() == "0"
+    return environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
 
 
 def choose_threads(cpus: int, busy: float, limit: int) -> int:
@@ -159,8 +172,8 @@ def _own_runnable_threads() -> int:
 def check_threads(threads: int | None) -> int | None:
     """`threads` as given (None: chosen per call); ValueError unless None or at least 1."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a whole number of at least 1 (or None: as many as there are free CPUs), "
-                         f"got {threads!r}")
+        raise ValueError(f"threads must be a whole number of at least 1 (or None: chosen for each call), got "
+                         f"{threads!r}")
     return threads
 
 
@@ -176,18 +189,19 @@ def _openmp_backend() -> bool:
 class CallThreads:
     """The intra-op thread count of a Predictor's calls.
 
-    threads: that many threads for every call; None: at each call, one per CPU that other work left free
-    (choose_threads), at most PyTorch's count as the call starts (its default, one per core, or what the
-    program set: torch.set_num_threads, OMP_NUM_THREADS). How busy the CPUs are is their average since the
-    reading of an earlier call at least WINDOW seconds before (busy_between): the bursts of a DataLoader
+    threads: that many threads for every call. None: PyTorch's count as the call starts (its default, one per
+    core, or what the program set: torch.set_num_threads, OMP_NUM_THREADS) where idle OpenMP threads sleep
+    (idle_threads_sleep: the command line's default); where they spin, at each call one thread per CPU that
+    other work left free (choose_threads), at most that count. How busy the CPUs are is their average since
+    the reading of an earlier call at least WINDOW seconds before (busy_between): the bursts of a DataLoader
     worker that starts on the next batch as a call starts, or of short commands, average out, while a process
     that keeps a core busy counts as one CPU. The first call, with nothing to average, counts the threads
     running at that instant (busy_cpus).
 
     Within `applied()` PyTorch's count is the chosen one; it is set back after, so the program's own setting
-    stands between calls. Left alone where /proc cannot tell how busy the machine is (threads None) or where
-    PyTorch does not run on OpenMP. PyTorch's count is one for the whole process: calls from several Python
-    threads at once share it.
+    stands between calls. `last`: the count the last call ran with. Left alone where /proc cannot tell how
+    busy the machine is (threads None) or where PyTorch does not run on OpenMP. PyTorch's count is one for the
+    whole process: calls from several Python threads at once share it.
     """
 
     # Seconds a reading has to be older than the next to be averaged over: the kernel counts CPU time in
@@ -196,7 +210,7 @@ class CallThreads:
 
     def __init__(self, threads: int | None = None):
         self.threads = check_threads(threads)
-        self.last: int | None = None        # the count the last call ran with (None: PyTorch's, unchanged)
+        self.last: int | None = None
         self._since: CpuTimes | None = None     # the reading the next average starts from
         self._busy: float | None = None         # the last average
         self._depth = 0
@@ -205,6 +219,8 @@ class CallThreads:
         """The count for a call starting now, PyTorch's count being `limit`; None: leave it."""
         if self.threads is not None:
             return self.threads
+        if idle_threads_sleep():
+            return None
         cpus = usable_cpus()
         now = CpuTimes.read()
         if now is not None and self._since is not None and now.wall - self._since.wall >= self.WINDOW:
@@ -228,7 +244,7 @@ class CallThreads:
             # once, and nothing is chosen per call.
             per_call = _openmp_backend()
             count = self.choose(previous) if per_call or self.threads is not None else None
-            self.last = count
+            self.last = previous if count is None else count
             if count is not None and count != previous:
                 torch.set_num_threads(count)
             if not per_call:

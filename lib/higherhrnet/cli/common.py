@@ -52,15 +52,11 @@ def add_config_options(parser: argparse.ArgumentParser, cfg_required: bool = Tru
         parser.add_argument("--device", metavar="D", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
 
 
-# What --threads is without it: PyTorch's count, or a Predictor's per-call choice (threads.CallThreads).
-PER_CORE = "one per core, as PyTorch chooses"
-PER_CALL = "one per CPU that no other process is using, chosen again for every image and video frame"
-
-
-def add_threads_option(parser: argparse.ArgumentParser, default: str = PER_CORE) -> None:
-    """--threads N, the same in every subcommand that computes; `default` says what the count is without it."""
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """--threads N, the same in every subcommand that computes."""
     parser.add_argument("--threads", type=int, metavar="N",
-                        help=f"CPU threads for PyTorch (default: {default}; docs/performance.md)")
+                        help="CPU threads for PyTorch (default: one per core, idle ones sleeping; with a spinning "
+                             "OpenMP wait policy of yours, a Predictor takes one per free CPU; docs/performance.md)")
 
 
 def set_threads(threads: int | None) -> None:

@@ -45,8 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images per forward (default TEST.IMAGES_PER_GPU); for a top-down model (pose_hrnet) "
                              "person crops per forward (default TEST.BATCH_SIZE_PER_GPU)")
     parser.add_argument("--workers", type=int, default=None, help="image-loading processes (default WORKERS)")
-    add_threads_option(parser, "one per CPU that no other process is using, chosen again for every batch; a "
-                               "top-down model: one per core")
+    add_threads_option(parser)
     parser.add_argument("--refine", metavar="MODEL",
                         help="a top-down model (registered name such as pose_hrnet_w32_256x192, or model file) that "
                              "re-estimates each person the bottom-up model finds")

@@ -44,9 +44,8 @@ import zlib
 
 from ..fileio import finish_before_interrupt, write_text
 from ..interrupts import stopped
-from .common import (EXIT_FAILED, EXIT_USAGE, PER_CALL, CommandError, UsageError, add_config_options,
-                     add_threads_option, check_writable_file, check_writable_folder, exit_status,
-                     load_config_and_weights, set_threads)
+from .common import (EXIT_FAILED, EXIT_USAGE, CommandError, UsageError, add_config_options, add_threads_option,
+                     check_writable_file, check_writable_folder, exit_status, load_config_and_weights, set_threads)
 
 __all__ = ["add_arguments", "run", "coco_image_id", "output_folder"]
 
@@ -79,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "scores become the person's score x the mean confident joint score")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                         help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\")")
-    add_threads_option(parser, PER_CALL)
+    add_threads_option(parser)
     parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
                         help=f"keep people scoring at least this (mean joint value; default {DEFAULT_MIN_SCORE})")
     parser.add_argument("--nms", type=float, default=DEFAULT_NMS, metavar="OKS",
