@@ -14,7 +14,8 @@ in a fresh process because OpenMP reads its wait policy when torch is imported:
   at OpenMP's default, spinning; the Predictor takes one thread per CPU other work left free, at each call).
 
 --alternatives adds what was measured against them: the passive wait policy with one thread per free CPU,
-and PyTorch's count with GNU OpenMP spinning 1,000 iterations (GOMP_SPINCOUNT) instead of 300,000.
+and PyTorch's count with GNU OpenMP spinning --spin-counts iterations (GOMP_SPINCOUNT; default 1,000)
+instead of 300,000 before it sleeps.
 
 The forward pass is the network alone on a (1, 3, 256, 352) input, the Predictor's per-frame time a 768 x 576
 synthetic frame (resizing, network, grouping, filters); both within the Predictor's thread setting. Each
@@ -46,10 +47,7 @@ SETTINGS = {
     "now, command line (passive wait, 2 threads)": ({"OMP_WAIT_POLICY": "PASSIVE"}, None),
     "now, torch imported first (spinning, a thread per free CPU)": ({}, None),
 }
-ALTERNATIVES = {
-    "passive wait, a thread per free CPU": ({"OMP_WAIT_POLICY": "PASSIVE"}, "per-free-cpu"),
-    "2 threads, GOMP_SPINCOUNT=1000": ({"GOMP_SPINCOUNT": "1000"}, "default"),
-}
+ALTERNATIVE = ("passive wait, a thread per free CPU", ({"OMP_WAIT_POLICY": "PASSIVE"}, "per-free-cpu"))
 REFERENCE = "1 thread"
 NEIGHBOURS = {
     "no neighbour": [],
@@ -155,14 +153,20 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds over every setting and neighbour")
     parser.add_argument("--repeats", type=int, default=15, help="timed runs of each kind per child process")
     parser.add_argument("--alternatives", action="store_true",
-                        help="also the wait policies alone, at PyTorch's thread count")
+                        help="also passive waiting with a thread per free CPU, and short spinning")
+    parser.add_argument("--spin-counts", type=int, nargs="+", default=[1000], metavar="N",
+                        help="--alternatives: GOMP_SPINCOUNT values tried at PyTorch's count (default 1000)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         child(args.child, args.repeats)
         return 0
 
-    settings = {**SETTINGS, **(ALTERNATIVES if args.alternatives else {})}
+    settings = dict(SETTINGS)
+    if args.alternatives:
+        settings[ALTERNATIVE[0]] = ALTERNATIVE[1]
+        for count in args.spin_counts:
+            settings[f"2 threads, GOMP_SPINCOUNT={count}"] = ({"GOMP_SPINCOUNT": str(count)}, "default")
     with open("/proc/loadavg", encoding="ascii") as f:
         load_before = f.read().split()[:3]
     results = {(s, n): [] for s in settings for n in NEIGHBOURS}
