@@ -7,12 +7,13 @@ Two settings decide it, and neither can be left to PyTorch's defaults on a share
   of an operation spin for about 300,000 iterations (a few milliseconds) before it sleeps, longer than the gap
   to the next operation, so each of PyTorch's threads holds a core all the time. When another process wants
   one of those cores, every operation waits for the thread that lost its core while the other spins:
-  measured 5 - 10x slower (BENCHMARKS.md, "Sharing the CPU"). OMP_WAIT_POLICY=PASSIVE makes the thread
+  measured up to 44x slower (BENCHMARKS.md, "Sharing the CPU"). OMP_WAIT_POLICY=PASSIVE makes the thread
   sleep at once. OpenMP reads it once, when it is loaded (when torch is imported): `set_wait_policy`, called
   by the command line's entry point before anything imports torch, sets it unless the user chose a wait
   behaviour; a Python program that wants it sets it before importing torch.
-- How many threads. Threads that sleep when idle can stay one per core: measured beside a busy core, two of
-  them took about what one thread takes on a free core, and more of a crowded machine than one thread does.
+- How many threads. Threads that sleep when idle can stay one per core: measured beside a busy core or a
+  two-thread job, two of them took about what one thread takes on a free core, and won more of a crowded
+  machine than one thread did.
   Threads that spin must never outnumber the free cores: where the policy could not be set (a program that
   imported torch before higherhrnet), `CallThreads` (a Predictor's) chooses the count at each call from the
   CPUs other work kept busy since its last call (`choose_threads`, `CpuTimes`, `busy_between`; at its first
