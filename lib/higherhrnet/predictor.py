@@ -51,6 +51,7 @@ from .models.runtime import check_backend
 from .oks import oks_nms
 from .results import Person, Result
 from .sources import Source, collect_sources, local_file
+from .threads import CallThreads, check_threads
 from .topdown import TopDownParams, boxes_from_poses, estimate_poses, rescore
 from .tracking import PoseTracker
 from .video import VideoSource
@@ -185,6 +186,11 @@ class Predictor:
     unknown). name: the model's name, for results' JSON. refine: a top-down model (a registered name, a
     model file, a URL, or a TopDownRefiner) that re-estimates each person found (the module's docstring says
     how); the filters apply to the bottom-up people, then the refined ones are re-sorted and clipped.
+    threads: the CPU threads PyTorch uses in every call (and an onnxruntime session's threads); None (the
+    default): torch.get_num_threads() where idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE, as the command
+    line sets it), else, at each call (each frame of a video), one per CPU that other processes left free, at
+    most that many (threads.CallThreads; docs/performance.md); an onnxruntime session, whose threads never
+    spin, gets torch.get_num_threads(). PyTorch's count is set back after each call.
     """
 
     def __init__(self, model=None, params: InferenceParams | None = None, *args, **kwargs):
@@ -207,7 +213,7 @@ class Predictor:
             kwargs[name] = value
         if isinstance(model, nn.Module):
             unknown = set(kwargs) - {"keypoints", "device", "max_input_pixels", "max_image_pixels", "accept_damaged",
-                                     "meta", "name", "raw", "refine", *_OPTIONS}
+                                     "meta", "name", "raw", "refine", "threads", *_OPTIONS}
             if unknown:
                 raise TypeError(f"unexpected arguments {sorted(unknown)}: they are options of Predictor.from_config, "
                                 f"for building a network from a config")
@@ -220,13 +226,14 @@ class Predictor:
               oks_nms_threshold: float | None = None, clip_to_image: bool | None = None,
               max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
               accept_damaged: bool = False, meta: Mapping | None = None, name: str | None = None,
-              refine: "TopDownRefiner | str | os.PathLike | None" = None) -> None:
+              refine: "TopDownRefiner | str | os.PathLike | None" = None, threads: int | None = None) -> None:
         if not isinstance(params, InferenceParams) or not isinstance(keypoints, KeypointSpec):
             raise TypeError("Predictor(network, params, keypoints): params must be InferenceParams and keypoints a "
                             "KeypointSpec (or use Predictor.from_config)")
         self.network = network
         self.params = params
         self.keypoints = keypoints
+        self.threads = CallThreads(threads)
         self.device = _network_device(network) if device is None else resolve_device(device)
         options = _filters(raw, {"min_score": min_score, "oks_nms_threshold": oks_nms_threshold,
                                  "clip_to_image": clip_to_image})
@@ -252,9 +259,9 @@ class Predictor:
     def from_config(cls, cfg: CfgNode | str | os.PathLike | None, weights: str | os.PathLike | Mapping,
                     device: str | torch.device | None = None, opts: Sequence[str] = (),
                     keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
-                    backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
-                    raw: bool = False, min_score: float | None = None, clip_to_image: bool | None = None,
-                    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
+                    backend: str = "torch", fold_bn: bool = True, threads: int | None = None,
+                    onnx_threads: int | None = None, raw: bool = False, min_score: float | None = None,
+                    clip_to_image: bool | None = None, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
                     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, accept_damaged: bool = False,
                     name: str | None = None, refine=None) -> "Predictor":
         """A Predictor for a trained network of a config.
@@ -266,21 +273,20 @@ class Predictor:
         config's set. backend "torch" (default) or "onnxruntime" (the checkpoint is exported to ONNX in memory
         first, which takes seconds); fold_bn: torch backend, run a BatchNorm-folded copy (default; same
         outputs up to float rounding, faster), False runs the network tensor operation for tensor operation as
-        the reference. onnx_threads: onnxruntime intra-op threads (default: torch.get_num_threads()). The
-        Predictor's `meta` is the checkpoint's (read_model_meta; {} for official weights and ONNX files).
-        Filter options (raw, min_score, ...) as the class says.
+        the reference. threads, onnx_threads (its earlier name): as the class says. The Predictor's `meta` is
+        the checkpoint's (read_model_meta; {} for official weights and ONNX files). Filter options (raw,
+        min_score, ...) as the class says.
         """
         options = dict(raw=raw, min_score=min_score, oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
                        max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels,
-                       accept_damaged=accept_damaged, refine=refine)
+                       accept_damaged=accept_damaged, refine=refine, threads=threads, onnx_threads=onnx_threads)
         if cfg is None:
             if isinstance(weights, Mapping):
                 raise ValueError("weights given as a state dict carry no config: pass cfg (a YAML path or CfgNode)")
             return cls._from_parts(**_from_model_source(weights, opts=opts, device=device, keypoints=keypoints,
-                                                        backend=backend, fold_bn=fold_bn, onnx_threads=onnx_threads,
-                                                        **options))
+                                                        backend=backend, fold_bn=fold_bn, **options))
         return cls._from_parts(**_from_config(cfg, weights, device, opts, keypoints, backend=backend, fold_bn=fold_bn,
-                                             onnx_threads=onnx_threads, name=name, **options))
+                                             name=name, **options))
 
     @classmethod
     def _from_parts(cls, **parts) -> "Predictor":
@@ -292,14 +298,15 @@ class Predictor:
     @classmethod
     def from_model(cls, cfg: CfgNode, model: nn.Module, device: str | torch.device | None = None,
                    keypoints: KeypointSpec | None = None, oks_nms_threshold: float | None = None, *,
-                   backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None,
-                   raw: bool = False, min_score: float | None = None, clip_to_image: bool | None = None,
-                   max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
+                   backend: str = "torch", fold_bn: bool = True, threads: int | None = None,
+                   onnx_threads: int | None = None, raw: bool = False, min_score: float | None = None,
+                   clip_to_image: bool | None = None, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
                    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, accept_damaged: bool = False,
                    refine: "TopDownRefiner | str | os.PathLike | None" = None) -> "Predictor":
         """A Predictor around a network you already have: any module returning the outputs the config's
         output specs describe (heatmaps first, then tags). refine: a top-down model (a TopDownRefiner, a
-        registered name or a model file) run on the people found, as the class says.
+        registered name or a model file) run on the people found; threads (onnx_threads, its earlier name)
+        and the filter options as the class says.
 
         The model is switched to eval mode; with fold_bn or the onnxruntime backend the Predictor runs a
         folded copy (or an export) of it, so later changes to the model do not reach the Predictor.
@@ -309,11 +316,12 @@ class Predictor:
         params = InferenceParams.from_config(cfg, keypoints)
         device = resolve_device(device)
         size = params.input_size
-        network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
+        threads = _thread_option(threads, onnx_threads)
+        network = prepare_network(model, device, backend, fold_bn, threads, export_size=(size, size))
         return cls(network, params, keypoints, device, raw=raw, min_score=min_score,
                    oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
                    max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels,
-                   accept_damaged=accept_damaged, refine=refine)
+                   accept_damaged=accept_damaged, refine=refine, threads=threads)
 
     @property
     def backend(self) -> str:
@@ -413,10 +421,11 @@ class Predictor:
         runs other kernels). Images as __call__ takes arrays."""
         _check_channels(channels)
         images = [as_rgb_image(image, f"image {i}", channels) for i, image in enumerate(images)]
-        maps = self._maps(images)
-        return [Result(self.people_from_maps(image, m, f" for image {i} of the batch" if len(images) > 1 else ""),
-                       image, self.keypoints, model=self.describe())
-                for i, (image, m) in enumerate(zip(images, maps))]
+        with self.threads.applied():
+            maps = self._maps(images)
+            return [Result(self.people_from_maps(image, m, f" for image {i} of the batch" if len(images) > 1 else ""),
+                           image, self.keypoints, model=self.describe())
+                    for i, (image, m) in enumerate(zip(images, maps))]
 
     def maps(self, images: Sequence[np.ndarray | torch.Tensor]) -> list[ImageMaps]:
         """The first stage of predict_batch: the network's aggregated heatmaps and tags for each RGB image
@@ -428,12 +437,17 @@ class Predictor:
         """maps() for images already converted to (H, W, 3) uint8 RGB."""
         for i, image in enumerate(images):
             self._check_input_size(image, f"image {i}")
-        return run_network(self.network, images, self.params, self.device)
+        with self.threads.applied():
+            return run_network(self.network, images, self.params, self.device)
 
     def people_from_maps(self, image: np.ndarray, maps: ImageMaps, which: str = "") -> list[Person]:
         """The second stage of predict_batch: the people in `maps` (from `maps([image])`), in `image`'s pixels,
         with this Predictor's min_score, OKS-NMS and clip_to_image applied. NonFiniteOutputError when the maps
         hold NaN or infinity (`which` ends its first clause, e.g. " for image 2 of the batch")."""
+        with self.threads.applied():
+            return self._people_from_maps(image, maps, which)
+
+    def _people_from_maps(self, image: np.ndarray, maps: ImageMaps, which: str) -> list[Person]:
         persons, scores = decode_people(maps, self.params, which)
         names = self.keypoints.names
         people = [Person(keypoints=person[:, :3].copy(), score=float(score), tags=person[:, 3:].copy(), names=names)
@@ -545,8 +559,7 @@ def _check_channels(channels: str) -> None:
 
 
 def _from_model_source(model=None, *, cfg=None, opts: Sequence[str] = (), device=None, keypoints=None,
-                       backend: str | None = None, fold_bn: bool = True, onnx_threads: int | None = None,
-                       progress: bool = True, **options) -> dict:
+                       backend: str | None = None, fold_bn: bool = True, progress: bool = True, **options) -> dict:
     """Predictor(model, ...)'s parts: the model resolved (hub.resolve_model: registry, model file, URL, the
     default), then built as from_config builds it. backend None: onnxruntime for .onnx files, else torch."""
     from .hub import resolve_model
@@ -557,14 +570,14 @@ def _from_model_source(model=None, *, cfg=None, opts: Sequence[str] = (), device
     if backend is None:
         backend = "onnxruntime" if resolved.weights.lower().endswith(".onnx") else "torch"
     return _from_config(resolved.cfg, resolved.weights, device, (), keypoints, backend=backend, fold_bn=fold_bn,
-                        onnx_threads=onnx_threads, name=resolved.name or os.path.basename(resolved.weights),
-                        **options)
+                        name=resolved.name or os.path.basename(resolved.weights), **options)
 
 
 def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints: KeypointSpec | None = None, *,
-                 backend: str = "torch", fold_bn: bool = True, onnx_threads: int | None = None, **options) -> dict:
-    """The Predictor's arguments (network, params, keypoints, device, meta, and `options` passed on) for a
-    config and its weights."""
+                 backend: str = "torch", fold_bn: bool = True, threads: int | None = None,
+                 onnx_threads: int | None = None, **options) -> dict:
+    """The Predictor's arguments (network, params, keypoints, device, meta, threads, and `options` passed on)
+    for a config and its weights."""
     if not isinstance(cfg, CfgNode):
         cfg = load_cfg(cfg, opts)
     elif opts:
@@ -575,19 +588,31 @@ def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints:
     outputs = build_output_specs(cfg)
     params = InferenceParams.from_config(cfg, keypoints, outputs)
     device = resolve_device(device)
+    threads = _thread_option(threads, onnx_threads)
     if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(".onnx"):
         if backend != "onnxruntime":
             raise ValueError(f"{os.fspath(weights)} is an ONNX model: run it with the onnxruntime backend "
                              f"(backend onnxruntime, --backend onnxruntime); the torch backend needs a PyTorch "
                              f"checkpoint")
-        network = load_onnx_network(weights, outputs, device, onnx_threads)
+        network = load_onnx_network(weights, outputs, device, threads)
         meta = read_onnx_meta(weights)            # what `higherhrnet export` stored ({} for other exports)
-        return dict(options, network=network, params=params, keypoints=keypoints, device=device, meta=meta)
+        return dict(options, network=network, params=params, keypoints=keypoints, device=device, meta=meta,
+                    threads=threads)
     model = build_model(cfg, outputs)
     meta = read_model_meta(load_checkpoint(model, weights))
     size = params.input_size
-    network = prepare_network(model, device, backend, fold_bn, onnx_threads, export_size=(size, size))
-    return dict(options, network=network, params=params, keypoints=keypoints, device=device, meta=meta)
+    network = prepare_network(model, device, backend, fold_bn, threads, export_size=(size, size))
+    return dict(options, network=network, params=params, keypoints=keypoints, device=device, meta=meta,
+                threads=threads)
+
+
+def _thread_option(threads: int | None, onnx_threads: int | None) -> int | None:
+    """threads, or onnx_threads: its name in earlier releases, when it set the onnxruntime session's threads
+    only (TypeError when both are given and differ)."""
+    if threads is not None and onnx_threads is not None and threads != onnx_threads:
+        raise TypeError(f"threads={threads} and onnx_threads={onnx_threads}: onnx_threads is the earlier name of "
+                        f"threads; pass threads only")
+    return check_threads(threads if threads is not None else onnx_threads)
 
 
 def _network_device(network: nn.Module) -> torch.device:

@@ -9,7 +9,9 @@
     higherhrnet weights                                           the registered weights, and which are here
 
 Every subcommand takes --cfg, --weights and --device the same way, and config overrides (KEY VALUE) anywhere
-on the line. The scripts in tools/ and demo/ call these subcommands.
+on the line; those that compute take --threads N. Idle OpenMP threads sleep instead of spinning
+(OMP_WAIT_POLICY=PASSIVE, unless OMP_WAIT_POLICY, GOMP_SPINCOUNT or KMP_BLOCKTIME is set), so that the commands
+share a busy machine gracefully (docs/performance.md). The scripts in tools/ and demo/ call these subcommands.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import sys
 from typing import Sequence
 
 from ..interrupts import sigterm_raises, stopped
+from ..threads import set_wait_policy
 from .common import CommandError, UsageError, exit_status, fail, split_overrides, value_options
 
 __all__ = ["main", "SUBCOMMANDS"]
@@ -61,7 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     line parses are one line on stderr (exit status 2, or 1 when part of the work failed). Ctrl-C ends any
     subcommand with one line saying so and exit status 130, SIGTERM (docker stop, systemd, Kubernetes, SLURM)
     the same way with exit status 143 (subcommands that have something to report, such as what was finished,
-    say it themselves; interrupts.sigterm_raises makes SIGTERM a KeyboardInterrupt while the command runs)."""
+    say it themselves; interrupts.sigterm_raises makes SIGTERM a KeyboardInterrupt while the command runs).
+
+    OpenMP reads its wait policy once, when torch is imported: it is set here, before any subcommand imports
+    torch (threads.set_wait_policy; nothing changes when torch was imported already, as in a test)."""
+    set_wait_policy()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     command = next((word for word in argv if not word.startswith("-")), None)

@@ -1,5 +1,6 @@
 """What every subcommand shares: the option style, config overrides anywhere on the line, errors, the --device
-option (resolved by higherhrnet.devices.resolve_device, as the Trainer and the Predictor resolve theirs).
+option (resolved by higherhrnet.devices.resolve_device, as the Trainer and the Predictor resolve theirs), the
+--threads option of the subcommands that compute.
 
 Nothing here imports PyTorch: `higherhrnet --help` and `higherhrnet SUBCOMMAND --help` answer at once.
 """
@@ -11,7 +12,8 @@ import re
 import sys
 from typing import Callable, Collection, Sequence
 
-__all__ = ["CommandError", "UsageError", "add_config_options", "split_overrides", "value_options", "load_config_and_weights",
+__all__ = ["CommandError", "UsageError", "add_config_options", "add_threads_option", "set_threads", "split_overrides",
+           "value_options", "load_config_and_weights",
            "fail", "check_writable_folder", "check_writable_file",
            "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "exit_status"]
 
@@ -48,6 +50,25 @@ def add_config_options(parser: argparse.ArgumentParser, cfg_required: bool = Tru
         parser.add_argument("--weights", metavar="W", help=weights)
     if device:
         parser.add_argument("--device", metavar="D", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """--threads N, the same in every subcommand that computes."""
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for PyTorch (default: one per core, idle ones sleeping; with a spinning "
+                             "OpenMP wait policy of yours, a Predictor takes one per free CPU; docs/performance.md)")
+
+
+def set_threads(threads: int | None) -> None:
+    """PyTorch's thread count for the rest of the command: --threads N when given (UsageError below 1); else
+    PyTorch's default is left as it is."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _config_sections() -> set[str]:

@@ -34,7 +34,8 @@ import os
 from time import perf_counter
 from typing import NamedTuple
 
-from .common import CommandError, add_config_options, check_writable_folder, load_config_and_weights
+from .common import (CommandError, add_config_options, add_threads_option, check_writable_folder,
+                     load_config_and_weights, set_threads)
 
 __all__ = ["add_arguments", "run", "default_output_folder", "shipped_place"]
 
@@ -51,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images per forward (default TEST.IMAGES_PER_GPU); for a top-down model (pose_hrnet) "
                              "person crops per forward (default TEST.BATCH_SIZE_PER_GPU)")
     parser.add_argument("--workers", type=int, default=None, help="image-loading processes (default WORKERS)")
+    add_threads_option(parser)
     parser.add_argument("--refine", metavar="MODEL",
                         help="a top-down model (registered name such as pose_hrnet_w32_256x192, or model file) that "
                              "re-estimates each person the bottom-up model finds")
@@ -97,6 +99,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..models import model_entry
     from ..zoo import REGISTRY
 
+    set_threads(args.threads)
     # Which process this is (torchrun's environment), before joining the group: only the first checks --out.
     process = DistInfo.from_environment()
     cfg, cfg_path, weights = load_config_and_weights(
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
             done = _evaluate_top_down(cfg, weights, device, args, process, batch_size, workers, out, results_file)
         else:
             predictor = Predictor.from_config(cfg, weights, device=device, backend=args.backend, raw=True,
-                                              refine=args.refine)
+                                              refine=args.refine, threads=args.threads)
             dataset = build_dataset(cfg, is_train=False)
             start = perf_counter()
             metrics, results = evaluate(predictor, dataset, batch_size, workers, results_file)

@@ -20,7 +20,8 @@ import argparse
 import os
 import time
 
-from .common import CommandError, UsageError, add_config_options, check_writable_file, load_config_and_weights
+from .common import (CommandError, UsageError, add_config_options, add_threads_option, check_writable_file,
+                     load_config_and_weights, set_threads)
 
 __all__ = ["add_arguments", "run"]
 
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torchscript (default, fast) or dynamo (torch.export; needs onnxscript, slower)")
     parser.add_argument("--tolerance", type=float, default=1e-3,
                         help="largest accepted difference between onnxruntime and PyTorch (default 1e-3)")
+    add_threads_option(parser)
 
 
 def check_sizes(width: int, height: int) -> list[tuple[int, int]]:
@@ -56,6 +58,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..models.onnx import (DEFAULT_OPSET, OnnxError, OnnxRuntimeNetwork, create_session, export_onnx,
                                max_differences, onnx_metadata)
 
+    set_threads(args.threads)
     opset = args.opset or DEFAULT_OPSET
     if not args.out.lower().endswith(".onnx"):
         raise UsageError(f"--out {args.out}: the file name should end in .onnx")

@@ -44,8 +44,8 @@ import zlib
 
 from ..fileio import finish_before_interrupt, write_text
 from ..interrupts import stopped
-from .common import (EXIT_FAILED, EXIT_USAGE, CommandError, UsageError, add_config_options, check_writable_file,
-                     check_writable_folder, exit_status, load_config_and_weights)
+from .common import (EXIT_FAILED, EXIT_USAGE, CommandError, UsageError, add_config_options, add_threads_option,
+                     check_writable_file, check_writable_folder, exit_status, load_config_and_weights, set_threads)
 
 __all__ = ["add_arguments", "run", "coco_image_id", "output_folder"]
 
@@ -78,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "scores become the person's score x the mean confident joint score")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                         help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\")")
+    add_threads_option(parser)
     parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
                         help=f"keep people scoring at least this (mean joint value; default {DEFAULT_MIN_SCORE})")
     parser.add_argument("--nms", type=float, default=DEFAULT_NMS, metavar="OKS",
@@ -330,6 +331,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
 
     if args.frame_stride < 1 or (args.max_frames is not None and args.max_frames < 1):
         raise UsageError("--frame-stride and --max-frames must be at least 1")
+    set_threads(args.threads)
     kinds = {**{p: "image" for p in args.image}, **{p: "video" for p in args.video}}
     words = [*args.sources, *args.image, *args.folder, *args.video]
     if not words:
@@ -355,7 +357,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                                               max_input_pixels=args.max_input_pixels,
                                               max_image_pixels=args.max_pixels, accept_damaged=args.accept_damaged,
                                               name=os.path.basename(args.weights or weights), refine=args.refine,
-                                              **options)
+                                              threads=args.threads, **options)
     except (ConfigError, CheckpointError, WeightsError, MissingConfigError, RuntimeError, ValueError) as e:
         raise CommandError(f"--refine {args.refine}: {e}" if isinstance(e, MissingConfigError) else str(e)) from None
     note = synthetic_model_note(predictor.meta)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import CommandError, UsageError, add_config_options
+from .common import CommandError, UsageError, add_config_options, add_threads_option, set_threads
 
 __all__ = ["add_arguments", "run"]
 
@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input width and height (default: DATASET.INPUT_SIZE square; MODEL.IMAGE_SIZE for a "
                              "top-down network)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    add_threads_option(parser)
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..models.registry import input_size, model_entry
     from ..models.summary import summarize
 
+    set_threads(args.threads)
     try:
         cfg = load_cfg(args.cfg, overrides)
     except ConfigError as e:

@@ -31,7 +31,7 @@ import logging
 import os
 import sys
 
-from .common import CommandError, add_config_options
+from .common import CommandError, add_config_options, add_threads_option, set_threads
 
 __all__ = ["add_arguments", "run"]
 
@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train even when another live training run is using the same run folder "
                              "(OUTPUT_DIR/<dataset>/<model>/<config name>), which is otherwise refused; each file "
                              "there is then the last one either run wrote")
+    add_threads_option(parser)
 
 
 class _Console(logging.StreamHandler):
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from ..images import ImageError
     from ..interrupts import same_stop, stopped
 
+    set_threads(args.threads)
     setup_logging()
     trainer = None
     try:

@@ -16,10 +16,12 @@ from ..interrupts import loader_worker_sigterm
 from ..models import build_model
 from ..models.registry import model_entry
 from ..outputs import OutputSpec
+from ..threads import single_threaded_opencv
 from .distributed import DistInfo
 
 __all__ = ["apply_cudnn_settings", "build_mixed_precision", "build_training_model", "build_optimizer",
-           "build_scheduler", "swahr_lr_factor", "swahr_step_lr_factor", "EpochSampler", "build_train_loader"]
+           "build_scheduler", "swahr_lr_factor", "swahr_step_lr_factor", "EpochSampler", "build_train_loader",
+           "loader_worker_init"]
 
 logger = logging.getLogger("higherhrnet.train")
 
@@ -218,6 +220,15 @@ class EpochSampler(Sampler):
         return self.per_rank
 
 
+def loader_worker_init(worker_id: int) -> None:
+    """The worker_init_fn of this toolkit's DataLoaders. One OpenCV thread per worker: the loader's parallelism
+    is its worker processes (PyTorch gives each one intra-op thread), and threads inside each would compete
+    with the other workers and the main process for the same cores. SIGTERM as interrupts.loader_worker_sigterm
+    says."""
+    single_threaded_opencv()
+    loader_worker_sigterm(worker_id)
+
+
 def build_train_loader(cfg: CfgNode, dataset: Dataset, dist_info: DistInfo, device: torch.device):
     """(loader, sampler, iterations per epoch) for TRAIN.IMAGES_PER_GPU images per process and step (a top-down
     network: TRAIN.BATCH_SIZE_PER_GPU person crops; fewer when the data set is smaller), WORKERS loader processes, shuffled by (SEED, epoch); under torchrun each
@@ -229,7 +240,7 @@ def build_train_loader(cfg: CfgNode, dataset: Dataset, dist_info: DistInfo, devi
     # worker keeps the decoded images it cached (TrainingDataset's cache_mb).
     loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg.WORKERS,
                         pin_memory=cfg.PIN_MEMORY and device.type == "cuda", drop_last=True,
-                        persistent_workers=cfg.WORKERS > 0, worker_init_fn=loader_worker_sigterm)
+                        persistent_workers=cfg.WORKERS > 0, worker_init_fn=loader_worker_init)
     iters = len(loader)
     if cfg.TRAIN.MAX_ITERS_PER_EPOCH > 0:
         iters = min(iters, cfg.TRAIN.MAX_ITERS_PER_EPOCH)

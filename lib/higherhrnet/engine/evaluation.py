@@ -16,9 +16,9 @@ from tqdm import tqdm
 
 from ..data.metrics import EvaluationError
 from ..fileio import write_json
-from ..interrupts import loader_worker_sigterm
 from ..predictor import as_rgb_image
 from ..vis import draw_people, heatmap_grid, tag_map_image
+from .build import loader_worker_init
 from .distributed import group_place
 
 __all__ = ["evaluate", "format_metrics", "predict_split", "clean_results", "save_and_score", "validation_pictures"]
@@ -53,7 +53,7 @@ def predict_split(predictor, dataset: Dataset, batch_size: int = 1, workers: int
     rank, world = group_place()
     shard = _Shard(dataset, range(rank, len(dataset), world))
     loader = DataLoader(shard, batch_size=max(1, batch_size), num_workers=workers, collate_fn=_collate,
-                        worker_init_fn=loader_worker_sigterm)
+                        worker_init_fn=loader_worker_init)
     results: list[dict] = []
     done: set = set()
     for images, image_ids in tqdm(loader, desc=desc, unit="batch", leave=leave,

@@ -22,10 +22,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..interrupts import loader_worker_sigterm
 from ..oks import box_oks_nms, box_soft_oks_nms
 from ..person_boxes import PersonBoxes
 from ..topdown import PersonPoses, TopDownParams, box_to_center_scale, crop_function, poses_of_crops, rescore
+from .build import loader_worker_init
 from .distributed import group_place
 from .evaluation import clean_results, save_and_score
 
@@ -118,7 +118,7 @@ def _predict_people(network, load_image, image_ids, centers, scales, params, dev
                            crop_function(params.crop))
     if workers > 0 and len(batches) > 1:
         loader = iter(DataLoader(batches, batch_size=None, num_workers=workers,
-                                 worker_init_fn=loader_worker_sigterm))
+                                 worker_init_fn=loader_worker_init))
 
         def crops(start: int, stop: int) -> np.ndarray:
             # poses_of_crops asks for the batches in order, as the (unshuffled) loader yields them.
