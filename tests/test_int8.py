@@ -20,8 +20,10 @@ from higherhrnet import Predictor
 from higherhrnet.calibration import int8_calibration, pipeline_inputs, synthetic_val_scenes
 from higherhrnet.images import read_image
 from higherhrnet.inference import InferenceParams
-from higherhrnet.models.onnx import OnnxError, OnnxRuntimeNetwork, read_onnx_metadata
-from higherhrnet.models.quantize import INT8_KEY, Int8Settings, int8_cache_file, int8_model, network_digest
+from higherhrnet.models import fold_batchnorm
+from higherhrnet.models.onnx import OnnxError, OnnxRuntimeNetwork, export_onnx, read_onnx_metadata
+from higherhrnet.models.quantize import (INT8_KEY, Int8Settings, int8_cache_file, int8_model, network_digest,
+                                         quantize_onnx)
 from higherhrnet.models.runtime import prepare_network
 from higherhrnet.predictor import CLEAN
 
@@ -138,6 +140,26 @@ def test_the_quantized_model_is_cached_by_network_and_settings(cache, caplog):
     assert "is damaged: quantizing again" in caplog.text
 
 
+def test_convolutions_that_share_a_bias_are_quantized_too():
+    """Untrained BatchNorm layers fold into equal (zero) biases, which the exporter shares through Identity nodes;
+    each convolution must still get its own int32 bias, or onnxruntime runs it in float."""
+    import onnx
+
+    model = higherhrnet.build_model(tiny_cfg()).eval()
+    data = export_onnx(fold_batchnorm(model), (128, 128))
+    assert any(node.op_type == "Identity" for node in onnx.load_from_string(data).graph.node)   # the case at hand
+    batches = [np.random.default_rng(0).standard_normal((1, 3, 128, 128), np.float32)]
+    quantized = onnx.load_from_string(quantize_onnx(data, batches, Int8Settings(images=1)))
+    initializers = {tensor.name: tensor for tensor in quantized.graph.initializer}
+    producers = {output: node for node in quantized.graph.node for output in node.output}
+    convolutions = [node for node in quantized.graph.node if node.op_type == "Conv"]
+    assert convolutions
+    for conv in convolutions:
+        bias = producers[conv.input[2]]
+        assert bias.op_type == "DequantizeLinear", conv.name
+        assert initializers[bias.input[0]].data_type == onnx.TensorProto.INT32, conv.name
+
+
 def test_calibration_feeds_what_test_time_feeds_the_network():
     cfg = tiny_cfg("TEST.SCALE_FACTOR", "[1.0, 0.5]")
     params = InferenceParams.from_config(cfg, higherhrnet.COCO_KEYPOINTS)
@@ -225,9 +247,10 @@ def test_export_int8_and_predict_with_it(tmp_path):
     assert "int8: calibrating on 16 scenes of the synthetic val split" in result.stdout
     assert INT8_KEY in read_onnx_metadata(out)
     found = {}
-    for name, weights, backend in [("file", out, "onnxruntime"),
-                                   ("checkpoint", REPO / "models/w16_256_tiny.pth", "onnxruntime-int8")]:
-        result = run_cli("predict", *common, "--weights", str(weights), "--backend", backend, "--device", "cpu",
+    # The file brings its config (export stores it), so it needs no --cfg.
+    for name, config, weights, backend in [("file", common[2:], out, "onnxruntime"),
+                                           ("checkpoint", common, REPO / "models/w16_256_tiny.pth", "onnxruntime-int8")]:
+        result = run_cli("predict", *config, "--weights", str(weights), "--backend", backend, "--device", "cpu",
                          str(REPO / "demo/samples/four_people.jpg"), "--out", str(tmp_path / name), env=env_cache)
         assert result.returncode == 0, result.stderr
         assert "int8: calibrated on 16 scenes of the synthetic val split" in result.stderr
