@@ -268,7 +268,7 @@ class Predictor:
         config's set. backend "torch" (default), "onnxruntime" (the checkpoint is exported to ONNX in memory
         first, which takes seconds) or "onnxruntime-int8" (that export quantized to int8 for the CPU,
         calibrated on images of the config's test split, else synthetic scenes: calibration.int8_calibration;
-        cached, so that only the first run spends the seconds to a minute it takes); fold_bn: torch backend,
+        cached, so that only the first run spends the seconds to minutes it takes); fold_bn: torch backend,
         run a BatchNorm-folded copy (default; same outputs up to float rounding, faster), False runs the
         network tensor operation for tensor operation as the reference. onnx_threads: onnxruntime intra-op threads (default: torch.get_num_threads()). The
         Predictor's `meta` is the checkpoint's (read_model_meta; {} for official weights and ONNX files).

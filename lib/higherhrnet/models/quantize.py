@@ -8,10 +8,11 @@ The float network is exported (onnx.py), run in onnxruntime on the calibration i
 onnxruntime.quantization.quantize_static in the QDQ format: weights int8, per output channel, in 7 bits
 (`reduce_range`: x86 CPUs without VNNI multiply uint8 by int8 into 16-bit sums that saturate with full 8-bit
 weights), activations uint8 with the ranges seen in calibration (MinMax). onnxruntime fuses the QDQ pairs into
-QLinearConv / QLinearAdd kernels; what cannot be quantized (ConvTranspose, Resize) runs in float between
-them. BENCHMARKS.md ("int8 on the CPU") has the measurements behind these choices and what else was tried.
+QLinearConv / QLinearAdd kernels, the nearest-neighbour upsamplings move uint8 values, and the deconvolution
+runs in float between a dequantize and a quantize. BENCHMARKS.md ("int8 on the CPU") has the measurements
+behind these choices and what else was tried.
 
-Quantizing takes seconds to a minute, so the result is cached: <cache_dir()>/int8/<key hash>.onnx (zoo.py's
+Quantizing takes seconds to minutes, so the result is cached: <cache_dir()>/int8/<key hash>.onnx (zoo.py's
 cache folder, $HIGHERHRNET_CACHE to move it), written atomically. The key holds the network (a digest of its
 weights and layout, or of the ONNX file), the calibration (its images and the test-time inputs made of them),
 the settings and the versions of this package and onnxruntime: changing any of them quantizes again. The
