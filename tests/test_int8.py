@@ -248,8 +248,9 @@ def test_export_int8_and_predict_with_it(tmp_path):
     assert INT8_KEY in read_onnx_metadata(out)
     found = {}
     # The file brings its config (export stores it), so it needs no --cfg.
+    checkpoint = REPO / "models/w16_256_tiny.pth"
     for name, config, weights, backend in [("file", common[2:], out, "onnxruntime"),
-                                           ("checkpoint", common, REPO / "models/w16_256_tiny.pth", "onnxruntime-int8")]:
+                                           ("checkpoint", common, checkpoint, "onnxruntime-int8")]:
         result = run_cli("predict", *config, "--weights", str(weights), "--backend", backend, "--device", "cpu",
                          str(REPO / "demo/samples/four_people.jpg"), "--out", str(tmp_path / name), env=env_cache)
         assert result.returncode == 0, result.stderr

@@ -270,8 +270,9 @@ class Predictor:
         calibrated on images of the config's test split, else synthetic scenes: calibration.int8_calibration;
         cached, so that only the first run spends the seconds to minutes it takes); fold_bn: torch backend,
         run a BatchNorm-folded copy (default; same outputs up to float rounding, faster), False runs the
-        network tensor operation for tensor operation as the reference. onnx_threads: onnxruntime intra-op threads (default: torch.get_num_threads()). The
-        Predictor's `meta` is the checkpoint's (read_model_meta; {} for official weights and ONNX files).
+        network tensor operation for tensor operation as the reference. onnx_threads: onnxruntime intra-op
+        threads (default: torch.get_num_threads()). The Predictor's `meta` is the checkpoint's (read_model_meta;
+        {} for official weights and ONNX files).
         Filter options (raw, min_score, ...) as the class says.
         """
         options = dict(raw=raw, min_score=min_score, oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,

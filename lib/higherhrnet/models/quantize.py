@@ -43,7 +43,8 @@ from .fuse import fold_batchnorm
 from .onnx import INPUT_NAME, OnnxError, OnnxRuntimeNetwork, create_session, export_onnx, require
 
 __all__ = ["INT8_KEY", "CALIBRATION_METHODS", "Int8Settings", "Calibration", "Int8Model", "int8_model",
-           "int8_model_of_file", "calibrate_and_quantize", "quantize_onnx", "network_digest", "int8_cache_file", "int8_note"]
+           "int8_model_of_file", "calibrate_and_quantize", "quantize_onnx", "network_digest", "int8_cache_file",
+           "int8_note"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +62,9 @@ RECIPE = 1
 class Int8Settings:
     """How to quantize. images: calibration images. method: how activation ranges are chosen from what
     calibration saw: "minmax" (the whole range) or "percentile" (onnxruntime's: 99.999% of the values of a
-    2048-bin histogram, clipping outliers). per_channel: a weight scale per output channel (else one per layer). reduce_range:
-    7-bit weights (see the module docstring). keep_float: node-name fragments whose nodes stay float (e.g.
-    "final_layers", the heatmap and tag convolutions)."""
+    2048-bin histogram, clipping outliers). per_channel: a weight scale per output channel (else one per
+    layer). reduce_range: 7-bit weights (see the module docstring). keep_float: node-name fragments whose nodes
+    stay float (e.g. "final_layers", the heatmap and tag convolutions)."""
 
     images: int = 16
     method: str = "minmax"

@@ -56,7 +56,8 @@ def prepare_network(model: nn.Module, device: torch.device, backend: str = "torc
     if backend == INT8_BACKEND:
         _check_int8_device(device)
         if calibration is None:
-            raise ValueError(f"the {INT8_BACKEND} backend needs a calibration (higherhrnet.calibration.int8_calibration)")
+            raise ValueError(f"the {INT8_BACKEND} backend needs a calibration "
+                             f"(higherhrnet.calibration.int8_calibration)")
         require("onnxruntime")
         quantized = int8_model(model, calibration, export_size)
         return OnnxRuntimeNetwork(create_session(quantized.data, device, onnx_threads), note=quantized.note)
