@@ -19,7 +19,7 @@ LAYERS = {
     "outputs": 1, "vis": 1, "tracking": 1, "video": 1, "sources": 1,
     "codec": 2, "models": 2,
     "config": 3, "data": 3, "losses": 3, "inference": 3, "topdown": 3, "topdown_bearpaw": 3, "person_boxes": 3,
-    "hub": 3,
+    "hub": 3, "calibration": 3,
     "predictor": 4, "results": 4, "testing": 4,
     "engine": 5,
     "cli": 6, "__init__": 6, "__main__": 6,

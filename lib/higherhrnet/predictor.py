@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .calibration import int8_calibration
 from .checkpoint import load_checkpoint, read_model_meta
 from .config import CfgNode, load_cfg
 from .data.registry import dataset_info, keypoints_from_config
@@ -47,7 +48,8 @@ from .keypoints import KeypointSpec
 from .models import BACKENDS, build_model, build_output_specs, load_onnx_network, prepare_network
 from .models.onnx import OnnxRuntimeNetwork, read_onnx_meta
 from .models.registry import model_entry
-from .models.runtime import check_backend
+from .models.quantize import INT8_KEY
+from .models.runtime import INT8_BACKEND, check_backend
 from .oks import oks_nms
 from .results import Person, Result
 from .sources import Source, collect_sources, local_file
@@ -269,13 +271,15 @@ class Predictor:
         cfg: a config (CfgNode) or the path of an experiment YAML file; opts: KEY VALUE overrides when it
         is a path; None: the config the weights bring (a model file this toolkit wrote or exported, or
         registered weights: as Predictor(weights)). weights: path of a checkpoint (any layout `load_checkpoint` accepts) or a loaded state
-        dict; with the onnxruntime backend also a .onnx file (`higherhrnet export`). keypoints: default the
-        config's set. backend "torch" (default) or "onnxruntime" (the checkpoint is exported to ONNX in memory
-        first, which takes seconds); fold_bn: torch backend, run a BatchNorm-folded copy (default; same
-        outputs up to float rounding, faster), False runs the network tensor operation for tensor operation as
-        the reference. threads, onnx_threads (its earlier name): as the class says. The Predictor's `meta` is
-        the checkpoint's (read_model_meta; {} for official weights and ONNX files). Filter options (raw,
-        min_score, ...) as the class says.
+        dict; with the onnxruntime backends also a .onnx file (`higherhrnet export`). keypoints: default the
+        config's set. backend "torch" (default), "onnxruntime" (the checkpoint is exported to ONNX in memory
+        first, which takes seconds) or "onnxruntime-int8" (that export quantized to int8 for the CPU,
+        calibrated on images of the config's test split, else synthetic scenes: calibration.int8_calibration;
+        cached, so that only the first run spends the seconds to minutes it takes); fold_bn: torch backend,
+        run a BatchNorm-folded copy (default; same outputs up to float rounding, faster), False runs the
+        network tensor operation for tensor operation as the reference. threads, onnx_threads (its earlier
+        name): as the class says. The Predictor's `meta` is the checkpoint's (read_model_meta; {} for official
+        weights and ONNX files). Filter options (raw, min_score, ...) as the class says.
         """
         options = dict(raw=raw, min_score=min_score, oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
                        max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels,
@@ -308,7 +312,7 @@ class Predictor:
         registered name or a model file) run on the people found; threads (onnx_threads, its earlier name)
         and the filter options as the class says.
 
-        The model is switched to eval mode; with fold_bn or the onnxruntime backend the Predictor runs a
+        The model is switched to eval mode; with fold_bn or an onnxruntime backend the Predictor runs a
         folded copy (or an export) of it, so later changes to the model do not reach the Predictor.
         """
         check_backend(backend)
@@ -317,7 +321,9 @@ class Predictor:
         device = resolve_device(device)
         size = params.input_size
         threads = _thread_option(threads, onnx_threads)
-        network = prepare_network(model, device, backend, fold_bn, threads, export_size=(size, size))
+        calibration = int8_calibration(cfg, params) if backend == INT8_BACKEND else None
+        network = prepare_network(model, device, backend, fold_bn, threads, export_size=(size, size),
+                                  calibration=calibration)
         return cls(network, params, keypoints, device, raw=raw, min_score=min_score,
                    oks_nms_threshold=oks_nms_threshold, clip_to_image=clip_to_image,
                    max_input_pixels=max_input_pixels, max_image_pixels=max_image_pixels,
@@ -325,8 +331,11 @@ class Predictor:
 
     @property
     def backend(self) -> str:
-        """"onnxruntime" when the network is an onnxruntime session, else "torch"."""
-        return "onnxruntime" if isinstance(self.network, OnnxRuntimeNetwork) else "torch"
+        """"onnxruntime-int8" when the network is an onnxruntime session of an int8 model, "onnxruntime" for
+        another session, else "torch"."""
+        if isinstance(self.network, OnnxRuntimeNetwork):
+            return INT8_BACKEND if INT8_KEY in self.network.metadata else "onnxruntime"
+        return "torch"
 
     def describe(self) -> dict:
         """What predicts and how it filters, as plain values (results' JSON carries it): model name, dataset
@@ -589,19 +598,21 @@ def _from_config(cfg, weights, device=None, opts: Sequence[str] = (), keypoints:
     params = InferenceParams.from_config(cfg, keypoints, outputs)
     device = resolve_device(device)
     threads = _thread_option(threads, onnx_threads)
+    calibration = int8_calibration(cfg, params) if backend == INT8_BACKEND else None
     if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(".onnx"):
-        if backend != "onnxruntime":
+        if backend == "torch":
             raise ValueError(f"{os.fspath(weights)} is an ONNX model: run it with the onnxruntime backend "
                              f"(backend onnxruntime, --backend onnxruntime); the torch backend needs a PyTorch "
                              f"checkpoint")
-        network = load_onnx_network(weights, outputs, device, threads)
+        network = load_onnx_network(weights, outputs, device, threads, calibration)
         meta = read_onnx_meta(weights)            # what `higherhrnet export` stored ({} for other exports)
         return dict(options, network=network, params=params, keypoints=keypoints, device=device, meta=meta,
                     threads=threads)
     model = build_model(cfg, outputs)
     meta = read_model_meta(load_checkpoint(model, weights))
     size = params.input_size
-    network = prepare_network(model, device, backend, fold_bn, threads, export_size=(size, size))
+    network = prepare_network(model, device, backend, fold_bn, threads, export_size=(size, size),
+                              calibration=calibration)
     return dict(options, network=network, params=params, keypoints=keypoints, device=device, meta=meta,
                 threads=threads)
 

@@ -46,8 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                "default: TEST.MODEL_FILE, else final_state.pth of the config's training output")
     parser.add_argument("--out", help="output folder (default: eval_<weights name>/ beside the weights; for the "
                                       "bundled, models/ or cached weights, in the current folder)")
-    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
-                        help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\")")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime", "onnxruntime-int8"), default="torch",
+                        help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\"); "
+                             "onnxruntime-int8: quantized to int8 for the CPU, calibrated on the config's test split "
+                             "(else synthetic scenes) the first time, then cached")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="images per forward (default TEST.IMAGES_PER_GPU); for a top-down model (pose_hrnet) "
                              "person crops per forward (default TEST.BATCH_SIZE_PER_GPU)")
@@ -129,6 +131,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         else:
             predictor = Predictor.from_config(cfg, weights, device=device, backend=args.backend, raw=True,
                                               refine=args.refine, threads=args.threads)
+            if process.main and getattr(predictor.network, "note", None):
+                print(predictor.network.note)
             dataset = build_dataset(cfg, is_train=False)
             start = perf_counter()
             metrics, results = evaluate(predictor, dataset, batch_size, workers, results_file)

@@ -76,8 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refine each person with a top-down model (pose_hrnet: a registered name such as "
                              "pose_hrnet_w32_256x192, a model file or a URL) on a box around the person's joints; "
                              "scores become the person's score x the mean confident joint score")
-    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
-                        help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\")")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime", "onnxruntime-int8"), default="torch",
+                        help="run the network in PyTorch (default) or onnxruntime (pip install -e \".[onnx]\"); "
+                             "onnxruntime-int8: quantized to int8 for the CPU, calibrated on the config's test split "
+                             "(else synthetic scenes) the first time, then cached")
     add_threads_option(parser)
     parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
                         help=f"keep people scoring at least this (mean joint value; default {DEFAULT_MIN_SCORE})")
@@ -360,9 +362,9 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
                                               threads=args.threads, **options)
     except (ConfigError, CheckpointError, WeightsError, MissingConfigError, RuntimeError, ValueError) as e:
         raise CommandError(f"--refine {args.refine}: {e}" if isinstance(e, MissingConfigError) else str(e)) from None
-    note = synthetic_model_note(predictor.meta)
-    if note:
-        print(note, file=sys.stderr)
+    for note in (synthetic_model_note(predictor.meta), getattr(predictor.network, "note", None)):
+        if note:
+            print(note, file=sys.stderr)
 
     state = Run(predictor, args, display)
     images = [item for item in inputs if item.kind == "image"]

@@ -227,11 +227,13 @@ class OnnxRuntimeNetwork(nn.Module):
 
     forward(image (N, 3, H, W) float32) -> [output_0 (N, C_0, H_0, W_0), ...] as float32 torch tensors on
     the image's device. On the CPU, inputs and outputs are shared with NumPy without copies; with CUDA
-    they pass through host memory.
+    they pass through host memory. note: one line for the user about the model (how an int8 model was
+    calibrated), or None.
     """
 
-    def __init__(self, session):
+    def __init__(self, session, note: str | None = None):
         super().__init__()
+        self.note = note
         inputs = session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise OnnxError(f"expected an ONNX model with one (N, 3, H, W) input, got "
@@ -239,6 +241,11 @@ class OnnxRuntimeNetwork(nn.Module):
         self.session = session
         self.input_name = inputs[0].name
         self.output_names = [output.name for output in session.get_outputs()]
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The model's metadata_props (export_onnx's metadata, onnx_metadata, an int8 model's calibration)."""
+        return dict(self.session.get_modelmeta().custom_metadata_map)
 
     @property
     def output_channels(self) -> list[int | None]:
