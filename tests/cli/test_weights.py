@@ -39,6 +39,16 @@ def test_weights_lists_every_name_with_publisher_ap_config_and_status(cache, mon
     assert f"Cache folder: {cache}" in lines[-1]
 
 
+def test_weights_answers_without_importing_torch(tmp_path):
+    # Listing names is a lookup: importing torch (about 1.5 s) for it made the command slow to answer.
+    code = ("import sys; from higherhrnet.cli import main; status = main(['weights', '--json']); "
+            "print('torch loaded' if 'torch' in sys.modules else 'no torch'); sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, HIGHERHRNET_CACHE=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("no torch")
+
+
 def test_weights_as_json(cache, capsys):  # noqa: F811
     assert main(["weights", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)

@@ -20,7 +20,6 @@ import yaml
 from yacs.config import CfgNode
 
 from ..errors import ConfigError, ConfigWarning, expect_len
-from ..models.registry import build_output_specs, model_entry
 from .defaults import _C, BOOL_AS_PROBABILITY, COMPAT_KEYS
 
 __all__ = ["ConfigError", "ConfigWarning", "CfgNode", "get_cfg", "load_cfg", "load_cfg_text", "merge_into", "check_cfg",
@@ -289,6 +288,10 @@ def check_values(cfg: CfgNode, source: str = "config") -> None:
 def check_cfg(cfg: CfgNode, source: str = "config") -> None:
     """Cross-key consistency checks (lengths that must agree, allowed values) and the value rules
     (check_values)."""
+    # Imported here, not at the top: the registry imports the networks, hence torch (1.5 s), which commands
+    # that only read the defaults (`higherhrnet weights`, the command line's override parsing) do without.
+    from ..models.registry import build_output_specs, model_entry
+
     model = model_entry(cfg.MODEL.NAME, source)
     check_values(cfg, source)
     multiple, why = model.input_multiple(cfg)
