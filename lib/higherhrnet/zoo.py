@@ -209,18 +209,11 @@ _ENTRIES = (
     # rows hg_s2_b1 / hg_s8_b1 (best) and (last), MPII validation split of Tompson et al. (2958 people); the
     # README's evaluation command gives no -f, so without flip test. No hash is published; the released files
     # hold the training state (layout "bearpaw", checkpoint/layouts.py).
-    WeightsEntry("hg_s2_b1_256x256_mpii", "experiments/mpii/hourglass/hg_s2_b1.yaml", "bearpaw", _MPII_PCKH,
-                 86.95, None, _BEARPAW_README, publisher=_BEARPAW, page=_BEARPAW_PAGE, filename="model_best.pth.tar",
-                 note=_bearpaw_note("hg_s2_b1", last=False)),
-    WeightsEntry("hg_s2_b1_256x256_mpii_last", "experiments/mpii/hourglass/hg_s2_b1.yaml", "bearpaw", _MPII_PCKH,
-                 86.76, None, _BEARPAW_README, publisher=_BEARPAW, page=_BEARPAW_PAGE, filename="checkpoint.pth.tar",
-                 note=_bearpaw_note("hg_s2_b1", last=True)),
-    WeightsEntry("hg_s8_b1_256x256_mpii", "experiments/mpii/hourglass/hg_s8_b1.yaml", "bearpaw", _MPII_PCKH,
-                 88.78, None, _BEARPAW_README, publisher=_BEARPAW, page=_BEARPAW_PAGE, filename="model_best.pth.tar",
-                 note=_bearpaw_note("hg_s8_b1", last=False)),
-    WeightsEntry("hg_s8_b1_256x256_mpii_last", "experiments/mpii/hourglass/hg_s8_b1.yaml", "bearpaw", _MPII_PCKH,
-                 88.64, None, _BEARPAW_README, publisher=_BEARPAW, page=_BEARPAW_PAGE, filename="checkpoint.pth.tar",
-                 note=_bearpaw_note("hg_s8_b1", last=True)),
+    *(WeightsEntry(f"{model}_256x256_mpii{'_last' if last else ''}", f"experiments/mpii/hourglass/{model}.yaml",
+                   "bearpaw", _MPII_PCKH, pckh, None, _BEARPAW_README, publisher=_BEARPAW, page=_BEARPAW_PAGE,
+                   filename="checkpoint.pth.tar" if last else "model_best.pth.tar", note=_bearpaw_note(model, last))
+      for model, last, pckh in (("hg_s2_b1", False, 86.95), ("hg_s2_b1", True, 86.76),
+                                ("hg_s8_b1", False, 88.78), ("hg_s8_b1", True, 88.64))),
     # The bundled model (README "Models"): trained by this project on its synthetic stick figures, shipped
     # inside the package. AP: README's table, synthetic validation split (200 images), single scale + flip.
     WeightsEntry("synthetic_w16_256", "experiments/synthetic/w16_256_tiny.yaml", "higherhrnet",
