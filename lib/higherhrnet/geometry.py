@@ -104,7 +104,7 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, size: Sequence[int],
 def crop_matrix(center: Sequence[float], scale: float, size: int, rot: float = 0.0) -> np.ndarray:
     """(3, 3) matrix mapping image pixels to a size x size crop: a square of side 200 * scale around
     `center` fills the crop, rotated by `rot` degrees counter-clockwise about the crop centre (the
-    reference's training crop)."""
+    reference's training crop). topdown_bearpaw.crop_transform is the same crop in bearpaw's arithmetic."""
     side = 200.0 * scale
     m = np.array([[size / side, 0.0, size * (-center[0] / side + 0.5)],
                   [0.0, size / side, size * (-center[1] / side + 0.5)],

@@ -82,7 +82,9 @@ def crop_transform(center: Sequence[float], scale, size: Sequence[int], rot=0) -
     pixels around `center`, rotated `rot` degrees (its get_transform; both frames 0-based: transform_point takes
     1 off before and adds it back after). The crop's x axis is scaled by size[1] and its y axis by size[0] as in
     the code (the same for its square sizes); the image turns `rot` degrees counter-clockwise in the crop about
-    the crop's centre, as crop_image turns it."""
+    the crop's centre, as crop_image turns it. The same crop as geometry.crop_matrix (the HigherHRNet
+    training crop), kept apart because bearpaw's results depend on its order of operations and dtypes
+    (_divide, rot negated in its own dtype): crop_matrix's arithmetic differs in the last bits."""
     side = 200 * scale
     matrix = np.zeros((3, 3))
     matrix[0, 0] = _divide(float(size[1]), side)
