@@ -99,3 +99,17 @@ def test_swahr_puts_scale_maps_on_every_output():
 def test_swahr_needs_higher_hrnet():
     with pytest.raises(ConfigError, match="MODEL.SWAHR .* pose_higher_hrnet only, got 'hourglass_residual'"):
         tiny_hourglass_cfg("MODEL.SWAHR", "True")                                                      # at load
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("LOSS.PUSH_LOSS_FACTOR", "(0.001,)", "LOSS.PUSH_LOSS_FACTOR has 1 entries but LOSS.NUM_STAGES says 2"),
+    ("TEST.WITH_HEATMAPS", "(True,)", "TEST.WITH_HEATMAPS has 1 entries but LOSS.NUM_STAGES says 2"),
+])
+def test_build_output_specs_names_a_per_output_list_of_the_wrong_length(key, value, message):
+    # build_output_specs is the one reader of these keys: called on its own (not through check_cfg) it must
+    # still say which list is short, not fail indexing it.
+    cfg = tiny_cfg()
+    cfg.defrost()
+    cfg.merge_from_list([key, value])
+    with pytest.raises(ConfigError, match=message):
+        build_output_specs(cfg)

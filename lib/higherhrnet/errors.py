@@ -38,7 +38,9 @@ class ConfigWarning(UserWarning):
     """A configuration key is set to a value that has no effect here."""
 
 
-def expect_len(value, n: int, key: str, by: str, source: str) -> None:
-    """ConfigError unless the list `value` of config key `key` has the `n` entries that `by` says."""
+def expect_len(value, n: int, key: str, by: str, source: str | None) -> None:
+    """ConfigError unless the list `value` of config key `key` has the `n` entries that `by` says; the message
+    starts with `source` (the config's name) unless it is None."""
     if len(value) != n:
-        raise ConfigError(f"{source}: {key} has {len(value)} entries but {by} says {n}: {list(value)}")
+        prefix = "" if source is None else f"{source}: "
+        raise ConfigError(f"{prefix}{key} has {len(value)} entries but {by} says {n}: {list(value)}")

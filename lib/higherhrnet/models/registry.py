@@ -390,6 +390,13 @@ def build_output_specs(cfg: CfgNode) -> tuple[OutputSpec, ...]:
     if entry.top_down:
         return _top_down_outputs(cfg, entry.layout(cfg))
     loss, test = cfg.LOSS, cfg.TEST
+    # One entry per network output in every per-output list (the official configs' convention: LOSS.NUM_STAGES
+    # counts the outputs).
+    for key in ("WITH_HEATMAPS_LOSS", "HEATMAPS_LOSS_FACTOR", "WITH_AE_LOSS", "PUSH_LOSS_FACTOR",
+                "PULL_LOSS_FACTOR"):
+        expect_len(loss[key], loss.NUM_STAGES, f"LOSS.{key}", "LOSS.NUM_STAGES", None)
+    for key in ("WITH_HEATMAPS", "WITH_AE"):
+        expect_len(test[key], loss.NUM_STAGES, f"TEST.{key}", "LOSS.NUM_STAGES", None)
     joints = cfg.MODEL.NUM_JOINTS
     tag_dim = joints if cfg.MODEL.TAG_PER_JOINT else 1
     layout = entry.layout(cfg)
