@@ -75,6 +75,12 @@ def tiny_hourglass_cfg(*opts: str):
     return higherhrnet.load_cfg(None, TINY_HOURGLASS_OPTS + list(opts))
 
 
+def state_dict_layout(model: torch.nn.Module, prefix: str = "") -> list[list]:
+    """[key, shape, dtype] of every state-dict entry in registration order, as the key lists of released
+    checkpoints in ../shared/spec and tests/assets are written (prefix: e.g. "module." of a DataParallel save)."""
+    return [[f"{prefix}{k}", list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in model.state_dict().items()]
+
+
 def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give every parameter and BN statistic distinct random values (official init is too uniform to
     reveal wiring mistakes) and switch to eval mode."""

@@ -12,7 +12,7 @@ from higherhrnet.models import HigherHRNet, StageSpec
 from higherhrnet.outputs import OutputSpec
 from higherhrnet.models.hrnet import HighResolutionModule, BasicBlock
 
-from conftest import EXPERIMENTS, SPEC, randomize, tiny_cfg
+from conftest import EXPERIMENTS, SPEC, randomize, state_dict_layout, tiny_cfg
 
 W32 = EXPERIMENTS / "coco/higher_hrnet/w32_512_adam_lr1e-3.yaml"
 W48 = EXPERIMENTS / "coco/higher_hrnet/w48_640_adam_lr1e-3.yaml"
@@ -25,7 +25,7 @@ W48 = EXPERIMENTS / "coco/higher_hrnet/w48_640_adam_lr1e-3.yaml"
 def test_state_dict_equals_official_checkpoint_layout(cfg_path, spec_name, millions):
     spec = json.loads((SPEC / spec_name).read_text())
     model = higherhrnet.build_model(higherhrnet.load_cfg(cfg_path))
-    ours = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in model.state_dict().items()]
+    ours = state_dict_layout(model)
     assert [k for k, _, _ in ours] == [k for k, _, _ in spec["keys"]]  # names, in registration order
     assert ours == spec["keys"]  # and shapes and dtypes
     n = sum(p.numel() for p in model.parameters())

@@ -12,7 +12,7 @@ import higherhrnet
 from higherhrnet import ConfigError, CheckpointError
 from higherhrnet.models import build_output_specs
 
-from conftest import EXPERIMENTS, SPEC, randomize, tiny_pose_hrnet_cfg
+from conftest import EXPERIMENTS, SPEC, randomize, state_dict_layout, tiny_pose_hrnet_cfg
 
 RECIPES = EXPERIMENTS / "coco" / "hrnet"
 W32 = RECIPES / "w32_256x192_adam_lr1e-3.yaml"
@@ -27,7 +27,7 @@ W32 = RECIPES / "w32_256x192_adam_lr1e-3.yaml"
 def test_state_dict_equals_official_checkpoint_layout(recipe, spec_name, millions):
     spec = json.loads((SPEC / spec_name).read_text())
     model = higherhrnet.build_model(higherhrnet.load_cfg(RECIPES / recipe))
-    ours = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in model.state_dict().items()]
+    ours = state_dict_layout(model)
     assert [k for k, _, _ in ours] == [k for k, _, _ in spec["keys"]]      # names, in registration order
     assert ours == spec["keys"]                                             # and shapes and dtypes
     n = sum(p.numel() for p in model.parameters())

@@ -20,7 +20,7 @@ from higherhrnet.losses import TopDownLoss, build_loss, loss_term_names
 from higherhrnet.models import build_output_specs
 from higherhrnet.models.stacked_hourglass import StackedHourglassNet
 
-from conftest import EXPERIMENTS, randomize, tiny_pose_hrnet_cfg, tiny_stacked_hourglass_cfg
+from conftest import EXPERIMENTS, randomize, state_dict_layout, tiny_pose_hrnet_cfg, tiny_stacked_hourglass_cfg
 from python2_checkpoint import legacy_opcodes, save_as_pytorch_0_2
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "hourglass"
@@ -63,7 +63,7 @@ def trained_one_step(cfg) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
 def test_state_dict_is_the_released_checkpoints(recipe, keys, millions):
     spec = asset(keys)
     model = higherhrnet.build_model(higherhrnet.load_cfg(RECIPES / recipe))
-    ours = [[f"module.{k}", list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in model.state_dict().items()]
+    ours = state_dict_layout(model, prefix="module.")
     assert [k for k, _, _ in ours] == [k for k, _, _ in spec["keys"]]       # names, in registration order
     assert ours == spec["keys"]                                              # and shapes and dtypes
     n = sum(p.numel() for p in model.parameters())

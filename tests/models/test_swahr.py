@@ -25,7 +25,7 @@ from higherhrnet.models.fuse import fold_batchnorm
 from higherhrnet.models import build_output_specs
 from higherhrnet.predictor import Predictor
 
-from conftest import EXPERIMENTS, SPEC, assert_same_maps, painted_image, randomize, tiny_cfg
+from conftest import EXPERIMENTS, SPEC, assert_same_maps, painted_image, randomize, state_dict_layout, tiny_cfg
 
 SWAHR_W32 = EXPERIMENTS / "coco/swahr/w32_512.yaml"
 SWAHR_W48 = EXPERIMENTS / "coco/swahr/w48_640.yaml"
@@ -51,7 +51,7 @@ def test_state_dict_is_swahrs_layout(cfg_path, official, widths, head_params):
     spec = json.loads((SPEC / official).read_text())
     expected = spec["keys"] + [k for i, c in enumerate(widths) for k in scale_head_keys(i, c, 17)]
     model = higherhrnet.build_model(higherhrnet.load_cfg(cfg_path))
-    ours = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in model.state_dict().items()]
+    ours = state_dict_layout(model)
     assert ours == expected
     assert sum(p.numel() for p in model.parameters()) == spec["num_parameters"] + 2 * head_params
 
