@@ -2,6 +2,10 @@
 workers with (epoch, index) keys) give exactly what the plain computation gives."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +19,7 @@ from higherhrnet.engine.build import EpochSampler
 from higherhrnet.normalization import normalize, normalize_reference
 from pycocotools import mask as mask_utils
 
-from conftest import COCO_MINI, tiny_cfg
+from conftest import COCO_MINI, REPO, tiny_cfg
 from tinycoco import write_tiny_coco
 
 
@@ -165,3 +169,17 @@ def test_real_coco_masks_are_the_official_float_sum():
 def test_mask_threshold_in_uint8_is_the_float_comparison():
     values = np.arange(256, dtype=np.uint8)
     assert np.array_equal(values >= 128, values / 255.0 > 0.5)
+
+
+def test_data_benchmark_refuses_a_path_that_is_not_the_official_code(tmp_path):
+    """benchmarks/data_pipeline.py times the official code from a checkout it is given: a wrong path is a
+    one-line error (exit status 2) naming what is missing, before anything is timed."""
+    (tmp_path / "lib" / "dataset").mkdir(parents=True)
+    (tmp_path / "lib" / "dataset" / "COCOKeypoints.py").write_text("")
+    script = REPO / "benchmarks" / "data_pipeline.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "lib"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, str(script), "--official", str(tmp_path), "--root", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, cwd=script.parent, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "is not a checkout of HRNet/HigherHRNet-Human-Pose-Estimation" in result.stderr
+    assert "lib/dataset/build.py" in result.stderr and "lib/dataset/COCOKeypoints.py" not in result.stderr
