@@ -10,9 +10,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from numba import njit
 from yacs.config import CfgNode
-
-from .codec.compiled import compiled
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "normalize", "normalize_reference", "normalization_from_config"]
 
@@ -39,7 +38,16 @@ def _lookup_table(mean: tuple[float, ...] | None, std: tuple[float, ...] | None)
     return np.ascontiguousarray(normalize_reference(ramp, mean, std)[:, 0, :].numpy())
 
 
-@compiled
+def _compiled(function):
+    """numba-compiled, releasing the GIL, cached on disk where it can be (codec.compiled's settings; that
+    module is a layer above this one)."""
+    try:
+        return njit(cache=True, nogil=True)(function)
+    except RuntimeError:
+        return njit(nogil=True)(function)
+
+
+@_compiled
 def _lookup_planes(image: np.ndarray, tables: np.ndarray, out: np.ndarray) -> None:
     """out[c, y, x] = tables[c, image[y, x, c]] for image (H, W, C) uint8 (any strides), tables (C, 256) and out
     (C, H, W) float32: the lookup, the split into planes and the transpose to (C, H, W) in one pass."""
