@@ -45,17 +45,20 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> floa
     return statistics.median(times)
 
 
-def interleaved_times(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Wall-clock seconds of each fn in `runs` over `repeats` rounds, every round running each fn once in
-    turn (after one untimed warm-up each), so that a machine whose speed drifts affects all alike."""
+def interleaved_times(runs: dict[str, Callable[[], object]], repeats: int,
+                      clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+    """Seconds of each fn in `runs` over `repeats` rounds, every round running each fn once in turn (after
+    one untimed warm-up each), so that a machine whose speed drifts affects all alike. clock: wall-clock by
+    default; time.process_time gives this process's CPU time, which other work on a shared machine does not
+    add to (only slows, through shared caches and memory bandwidth)."""
     for fn in runs.values():
         fn()
     times = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 

@@ -155,3 +155,38 @@ def test_read_image_size_reads_the_header_only_and_all_of_a_long_one(tmp_path):
         read_image_size(tmp_path / "missing.jpg")
     with pytest.raises(ImageError, match="is a folder"):
         read_image_size(tmp_path)
+
+
+def jpeg_kinds():
+    """(label, JPEG bytes) of the kinds OpenCV writes: every chroma subsampling, progressive, optimised Huffman
+    tables, restart markers, grayscale, sizes that are not whole MCUs, an EXIF orientation."""
+    rng = np.random.default_rng(3)
+    # Smooth gradients plus noise: every DCT coefficient in use, colours that need real upsampling.
+    y, x = np.mgrid[0:77, 0:101]
+    image = np.stack([(x * 2.5) % 256, (y * 3.1) % 256, (x + y) % 256], axis=2)
+    image = np.clip(image + rng.normal(0, 20, image.shape), 0, 255).astype(np.uint8)
+    kinds = [(f"sampling {name}", [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, getattr(cv2, f"IMWRITE_JPEG_SAMPLING_FACTOR_{name}")])
+             for name in ("411", "420", "422", "440", "444")]
+    kinds += [("progressive", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), ("optimised", [cv2.IMWRITE_JPEG_OPTIMIZE, 1]),
+              ("restart markers", [cv2.IMWRITE_JPEG_RST_INTERVAL, 3]), ("quality 100", [cv2.IMWRITE_JPEG_QUALITY, 100]),
+              ("quality 10", [cv2.IMWRITE_JPEG_QUALITY, 10])]
+    for label, params in kinds:
+        ok, buf = cv2.imencode(".jpg", image, params)
+        assert ok
+        yield label, buf.tobytes()
+    yield "grayscale", encode(".jpg", image[:, :, 1])
+    yield "1 x 1", encode(".jpg", image[:1, :1])
+    yield "exif orientation 6", with_exif_orientation(encode(".jpg", image), 6)
+
+
+def test_jpeg_without_orientation_decodes_as_opencv_does():
+    """exif=False JPEGs take one strict libjpeg-turbo decode (checking the data as it goes) instead of a check and
+    OpenCV's decode: it must give OpenCV's pixels exactly, for every kind."""
+    from higherhrnet.images import _strict_jpeg
+    for label, data in jpeg_kinds():
+        opencv = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        opencv = cv2.cvtColor(opencv, cv2.COLOR_BGR2RGB)
+        assert _strict_jpeg(data, label) is not None, label           # the one-decode path is the one tested
+        ours = decode_image(data, exif=False)
+        assert ours.dtype == np.uint8 and ours.flags.c_contiguous, label
+        assert np.array_equal(ours, opencv), label

@@ -13,8 +13,10 @@ read_image(path) -> (H, W, 3) uint8 RGB, with
   an interrupted download or a bad sector) is a DamagedImageError, where libjpeg would decode it to a different
   picture and only print "Corrupt JPEG data: ..." on stderr. jpeg_data_problem asks libjpeg-turbo itself
   (simplejpeg's strict mode turns its corrupt-data warnings into errors), decoding at 1/8 scale: every
-  Huffman code is still read, few pixels are made, so the check costs half to two thirds of a decode.
-  accept_damaged=True skips it and returns what libjpeg makes of the file, as before.
+  Huffman code is still read, few pixels are made, so the check costs half to two thirds of a decode. A JPEG
+  read with exif=False at full size (training, evaluation) skips that second read: it is decoded once by
+  libjpeg-turbo in strict mode (_strict_jpeg), which checks the data as it decodes and gives OpenCV's pixels.
+  accept_damaged=True skips the check and returns what libjpeg makes of the file, as before.
 
 Large images. The size is read from the file header first (image_size), so a size problem is reported
 before any pixel memory is allocated:
@@ -320,9 +322,32 @@ def jpeg_data_problem(data: bytes) -> str | None:
     return None
 
 
+def _strict_jpeg(data: bytes, name: str) -> np.ndarray | None:
+    """A JPEG decoded by libjpeg-turbo in strict mode, as stored (no EXIF orientation): (H, W, 3) uint8 RGB, the
+    pixels OpenCV's decoding gives (the same libjpeg-turbo algorithms: accurate integer IDCT, fancy upsampling;
+    tests/test_images.py compares them on every JPEG kind), DamagedImageError when its data is damaged (what
+    jpeg_data_problem reports), None for a file strict decoding does not read (_NOT_DAMAGE: CMYK, 12-bit,
+    lossless, metadata warnings), which OpenCV then decodes.
+
+    One decode that checks the data as it goes: a separate jpeg_data_problem check before OpenCV's decode
+    reads every Huffman code twice (a training item read from disk spent a fifth of its time in the check)."""
+    try:
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+    except ValueError as e:
+        message = str(e).strip()
+        if message.startswith(_NOT_DAMAGE):
+            return None
+        raise DamagedImageError.of(name, message) from None
+
+
 def _decode(data: bytes, name: str, flags: int, accept_damaged: bool) -> np.ndarray:
     _check_complete(data, name)
     if not accept_damaged:
+        # Full size, orientation ignored (training, evaluation): what the strict decode gives.
+        if flags == _flags(exif=False) and data[:3] == b"\xff\xd8\xff":
+            image = _strict_jpeg(data, name)
+            if image is not None:
+                return image
         problem = jpeg_data_problem(data)
         if problem:
             raise DamagedImageError.of(name, problem)
@@ -344,7 +369,11 @@ def _decode(data: bytes, name: str, flags: int, accept_damaged: bool) -> np.ndar
 
 def _check_complete(data: bytes, name: str) -> None:
     if data[:2] == b"\xff\xd8":
-        # The end-of-image marker must follow the last scan; it cannot occur inside entropy-coded data.
+        # The end-of-image marker must follow the last scan; it cannot occur inside entropy-coded data. The
+        # usual file ends with it: then any scan marker (found near the start) lies before it, and the scans
+        # of a large file need not be searched twice.
+        if data.endswith(b"\xff\xd9") and b"\xff\xda" in data:
+            return
         last_scan = data.rfind(b"\xff\xda")
         if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0:
             raise ImageError(f"{name}: truncated JPEG (no end-of-image marker after the image data)")

@@ -110,3 +110,12 @@ def test_heatmaps_equal_plain_loops(seed):
     sigmas = rng.uniform(0.3, 3.0, people) if seed % 2 else np.full(people, 2.0)
     assert np.array_equal(heatmap_targets(joints, size, sigmas if seed % 2 else 2.0),
                           plain_heatmaps(joints, size, sigmas))
+
+
+@pytest.mark.parametrize("sigma", [2.0, 1.5, 0.7, 4.0])
+def test_one_sigma_for_all_equals_a_sigma_per_person(sigma):
+    """One sigma (its window kept per process) paints what the same sigma given per person paints."""
+    rng = np.random.default_rng(int(sigma * 10))
+    joints = np.concatenate([rng.uniform(-5, 69, (6, 17, 2)), rng.integers(0, 3, (6, 17, 1))], axis=2)
+    for _ in range(2):                                     # the second call uses the kept window
+        assert np.array_equal(heatmap_targets(joints, 64, sigma), heatmap_targets(joints, 64, np.full(6, sigma)))

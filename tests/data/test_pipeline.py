@@ -2,6 +2,10 @@
 workers with (epoch, index) keys) give exactly what the plain computation gives."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -13,8 +17,9 @@ from higherhrnet.data import build_dataset
 from higherhrnet.data.transforms import random_affine, warp_sample
 from higherhrnet.engine.build import EpochSampler
 from higherhrnet.normalization import normalize, normalize_reference
+from pycocotools import mask as mask_utils
 
-from conftest import COCO_MINI, tiny_cfg
+from conftest import COCO_MINI, REPO, tiny_cfg
 from tinycoco import write_tiny_coco
 
 
@@ -103,6 +108,78 @@ def test_persistent_workers_draw_each_epochs_augmentation(tmp_path):
     torch.testing.assert_close(seen[1][0], reference_item(ds, 1, 0)[0], rtol=0, atol=0)
 
 
+def plain_ignore_mask(anns, height, width):
+    """The official way: every crowd region's and unlabelled outline's decoded mask added into a float64 image,
+    True where the sum is under 0.5."""
+    covered = np.zeros((height, width))
+    for ann in anns:
+        if not (ann.get("iscrowd", 0) or ann.get("num_keypoints", 0) == 0) or not ann.get("segmentation"):
+            continue
+        segmentation = ann["segmentation"]
+        if isinstance(segmentation, dict) and not isinstance(segmentation["counts"], list):
+            rles = segmentation
+        else:
+            rles = mask_utils.frPyObjects(segmentation, height, width)
+        covered += mask_utils.decode(rles).reshape(height, width, -1).sum(axis=2)
+    return covered < 0.5
+
+
+def check_masks(source, anns, height, width):
+    expected = plain_ignore_mask(anns, height, width)
+    mask, loss_mask = source.ignore_mask(anns, height, width), source.loss_mask(anns, height, width)
+    assert mask.dtype == bool and np.array_equal(mask, expected)
+    assert loss_mask.dtype == np.uint8 and loss_mask.flags.c_contiguous
+    assert np.array_equal(loss_mask, expected.astype(np.uint8) * 255)
+    return expected
+
+
+def test_merged_region_masks_are_the_official_float_sum(tmp_path):
+    write_tiny_coco(tmp_path, num_images=3)
+    source = build_dataset(tiny_cfg("DATASET.ROOT", str(tmp_path), "DATASET.TRAIN", "train")).source
+    for index in range(len(source)):
+        info = source.image_info(index)
+        check_masks(source, source.annotations(index), info["height"], info["width"])
+    # Overlapping outlines of one person, two unlabelled people, a crowd region as uncompressed and as
+    # compressed RLE (str and bytes), labelled people (not masked), and none at all.
+    h, w = 40, 50
+    region = np.zeros((h, w), np.uint8, order="F")
+    region[5:25, 10:30] = 1
+    compressed = mask_utils.encode(region)
+    anns = [{"iscrowd": 0, "num_keypoints": 0, "segmentation": [[0, 0, 30, 0, 30, 20, 0, 20], [20, 10, 45, 10, 45, 35]]},
+            {"iscrowd": 0, "num_keypoints": 0, "segmentation": [[25, 25, 49, 25, 49, 39, 25, 39]]},
+            {"iscrowd": 1, "num_keypoints": 0, "segmentation": {"counts": [300, 200, 100, 1400], "size": [h, w]}},
+            {"iscrowd": 1, "num_keypoints": 0, "segmentation": {"counts": compressed["counts"].decode(), "size": [h, w]}},
+            {"iscrowd": 1, "num_keypoints": 3, "segmentation": {"counts": compressed["counts"], "size": [h, w]}},
+            {"iscrowd": 0, "num_keypoints": 5, "segmentation": [[0, 30, 10, 30, 10, 39]]}]
+    for subset in (anns, anns[:1], anns[1:2], anns[2:], anns[3:4], anns[5:], []):
+        expected = check_masks(source, subset, h, w)
+        assert expected.all() == (subset in (anns[5:], []))
+
+
+@pytest.mark.skipif(not COCO_MINI.exists(), reason="../shared/data/coco-mini not present")
+def test_real_coco_masks_are_the_official_float_sum():
+    source = build_dataset(tiny_cfg("DATASET.ROOT", str(COCO_MINI), "DATASET.TRAIN", "val2017")).source
+    masked = 0
+    for index in range(len(source)):
+        info = source.image_info(index)
+        masked += not check_masks(source, source.annotations(index), info["height"], info["width"]).all()
+    assert masked > 0                       # coco-mini has crowd regions or unlabelled people to mask
+
+
 def test_mask_threshold_in_uint8_is_the_float_comparison():
     values = np.arange(256, dtype=np.uint8)
     assert np.array_equal(values >= 128, values / 255.0 > 0.5)
+
+
+def test_data_benchmark_refuses_a_path_that_is_not_the_official_code(tmp_path):
+    """benchmarks/data_pipeline.py times the official code from a checkout it is given: a wrong path is a
+    one-line error (exit status 2) naming what is missing, before anything is timed."""
+    (tmp_path / "lib" / "dataset").mkdir(parents=True)
+    (tmp_path / "lib" / "dataset" / "COCOKeypoints.py").write_text("")
+    script = REPO / "benchmarks" / "data_pipeline.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "lib"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, str(script), "--official", str(tmp_path), "--root", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, cwd=script.parent, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "is not a checkout of HRNet/HigherHRNet-Human-Pose-Estimation" in result.stderr
+    assert "lib/dataset/build.py" in result.stderr and "lib/dataset/COCOKeypoints.py" not in result.stderr

@@ -7,6 +7,8 @@ joint at x = -0.4 still lands on column 0.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .compiled import compiled
@@ -55,17 +57,34 @@ def heatmap_targets(joints: np.ndarray, size: int, sigma: float | np.ndarray) ->
     p_idx, j_idx = np.nonzero(ok)
     if len(p_idx) == 0:
         return maps
-    s = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (num_people,))[p_idx]
-    # One window of values per distinct sigma (usually one), shared by the joints that use it.
-    sigmas, which = np.unique(s, return_inverse=True)
+    if np.ndim(sigma) == 0:
+        # One sigma for everyone (the official recipes): its window is made once per process.
+        windows, reaches = _windows(float(sigma))
+        which = np.zeros(len(p_idx), np.int64)
+    else:
+        s = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (num_people,))[p_idx]
+        # One window of values per distinct sigma, shared by the joints that use it.
+        sigmas, which = np.unique(s, return_inverse=True)
+        windows, reaches = _make_windows(sigmas)
+    _paint(maps, j_idx.astype(np.int64), xs[p_idx, j_idx], ys[p_idx, j_idx], which.astype(np.int64).reshape(-1),
+           windows, reaches)
+    return maps
+
+
+def _make_windows(sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sigmas (S,) float64: windows (S, 2r + 1, 2r + 1) float32 of exp(-d^2 / (2 sigma^2)) around the centre,
+    r = floor(3 max(sigma) + 1), and each sigma's reach (S,) int64, floor(3 sigma + 1)."""
     radius = int(np.floor(3 * sigmas.max() + 1))
     offsets = np.arange(-radius, radius + 1)
     d2 = offsets[None, None, :] ** 2 + offsets[None, :, None] ** 2
     windows = np.exp(-d2 / (2 * sigmas[:, None, None] ** 2)).astype(np.float32)
-    reaches = np.floor(3 * sigmas + 1).astype(np.int64)
-    _paint(maps, j_idx.astype(np.int64), xs[p_idx, j_idx], ys[p_idx, j_idx], which.astype(np.int64).reshape(-1),
-           windows, reaches)
-    return maps
+    return windows, np.floor(3 * sigmas + 1).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=32)
+def _windows(sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """_make_windows of one sigma, kept: the same values the per-call computation gives."""
+    return _make_windows(np.array([sigma], dtype=np.float64))
 
 
 def joint_indices(joints: np.ndarray, size: int, max_people: int, tag_per_joint: bool = True) -> np.ndarray:

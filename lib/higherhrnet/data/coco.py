@@ -25,6 +25,9 @@ __all__ = ["DatasetError", "CocoKeypoints", "TrainingDataset", "EvalDataset"]
 
 logger = logging.getLogger(__name__)
 
+# loss_mask's value for a pixel no region covers (0) and for a covered one (1).
+_LOSS_MASK_VALUES = np.array([255, 0], np.uint8)
+
 
 class CocoKeypoints(Dataset):
     """Images, annotations, ignore masks and joints of one split.
@@ -99,7 +102,26 @@ class CocoKeypoints(Dataset):
     def ignore_mask(self, anns: Sequence[dict], height: int, width: int) -> np.ndarray:
         """(H, W) bool, True where the loss applies: False inside crowd regions and inside the outlines
         of people with no labelled keypoint."""
-        covered = np.zeros((height, width), dtype=np.float64)
+        covered = self._covered(anns, height, width)
+        if covered is None:
+            return np.ones((height, width), bool)
+        return np.ascontiguousarray(covered == 0)
+
+    def loss_mask(self, anns: Sequence[dict], height: int, width: int) -> np.ndarray:
+        """ignore_mask as training warps it: (H, W) uint8, 255 where the loss applies, 0 elsewhere."""
+        covered = self._covered(anns, height, width)
+        if covered is None:
+            return np.full((height, width), 255, np.uint8)
+        return np.ascontiguousarray(_LOSS_MASK_VALUES[covered])
+
+    def _covered(self, anns: Sequence[dict], height: int, width: int) -> np.ndarray | None:
+        """(H, W) uint8, 1 inside any crowd region or outline of a person with no labelled keypoint, else 0
+        (Fortran order, as pycocotools decodes); None when the image has no such region.
+
+        The official code adds every region's decoded mask into a float64 image and keeps the pixels where the
+        sum is under 0.5: those no region covers. The union of the regions' run-length encodings, merged in
+        compressed form and decoded once, is exactly that set, without an image-sized float sum per region."""
+        rles = []
         for ann in anns:
             if not (ann.get("iscrowd", 0) or ann.get("num_keypoints", 0) == 0):
                 continue
@@ -109,12 +131,15 @@ class CocoKeypoints(Dataset):
             if isinstance(segmentation, dict) and not isinstance(segmentation.get("counts"), list):
                 # Already compressed RLE (allowed by the format, though COCO itself stores lists).
                 counts = segmentation["counts"]
-                rles = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
-            else:
-                rles = mask_utils.frPyObjects(segmentation, height, width)
-            decoded = mask_utils.decode(rles)
-            covered += decoded.reshape(height, width, -1).sum(axis=2)
-        return covered < 0.5
+                rles.append({"size": segmentation["size"],
+                             "counts": counts.encode() if isinstance(counts, str) else counts})
+                continue
+            converted = mask_utils.frPyObjects(segmentation, height, width)
+            # A polygon list gives one RLE per polygon, an uncompressed RLE gives one.
+            rles.extend(converted if isinstance(converted, list) else [converted])
+        if not rles:
+            return None
+        return mask_utils.decode(mask_utils.merge(rles, intersect=False) if len(rles) > 1 else rles[0])
 
     def people(self, anns: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
         """Joints (P, J, 3) float64 (x, y, visibility) and box sizes (P, 2) of the people who count:
@@ -171,7 +196,7 @@ class TrainingDataset(Dataset):
             return self._cache[index]
         image = self.source.load_image(index)
         anns = self.source.annotations(index)
-        mask = self.source.ignore_mask(anns, *image.shape[:2]).astype(np.uint8) * 255
+        mask = self.source.loss_mask(anns, *image.shape[:2])
         prepared = (image, mask, *self.source.people(anns))
         if self._cache is not None:
             self._cache[index] = prepared
