@@ -4,7 +4,7 @@ was: ResultStream(concurrent=False), the same stage functions) against streamed 
 the default), for the bundled model and for HigherHRNet-W32-512 with random weights, on an idle machine and
 beside a neighbour that keeps a core busy (contention.py's "one busy core").
 
-    cd benchmarks && python video.py --rounds 2
+    cd benchmarks && python video.py --rounds 2 [--before ../../main/lib]
 
 The video: a synthetic 768 x 576 scene with people (data.synthetic.render_scene) sliding right, written to a
 temporary folder as H.264. Each cell is one pass over the video (after one untimed pass of each model); the
@@ -12,6 +12,10 @@ rounds interleave every neighbour, model and mode, so that a machine whose speed
 cell's figure is the median over the rounds, and the ratio is to one-frame-after-the-other beside the same
 neighbour. "streamed, 1 torch thread" gives the network one PyTorch thread instead of PyTorch's count, leaving
 the other core to the other stages.
+
+--before LIB adds `higherhrnet predict` on the video, the bundled model, run with the package in LIB (the code
+before streaming, from another checkout) and with this one, in the same rounds: the frames/s the command
+reports for its video loop.
 
 Also printed: where a frame's time goes when the stages run one after the other (milliseconds per frame, no
 neighbour; ffmpeg's CPU time is the encoder process's, spent beside the loop), and the network alone on the
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -78,6 +83,15 @@ def predict_video(predictor, video: str, out: str, concurrent: bool, max_frames:
     return len(records)
 
 
+def command_fps(lib: str, video: str, out: str) -> float:
+    """The frames/s `higherhrnet predict VIDEO` reports (its video loop alone: no start-up, no model loading),
+    run with the package in `lib` (a checkout's lib folder), the bundled model."""
+    env = {**os.environ, "PYTHONPATH": lib}
+    done = subprocess.run([sys.executable, "-m", "higherhrnet", "predict", "--weights", "synthetic_w16_256", video,
+                           "--out", out, "--exist-ok"], env=env, capture_output=True, text=True, check=True)
+    return float(re.search(r"\(([\d.]+) frames/s\)", done.stdout).group(1))
+
+
 def stage_times(predictor, video: str, out: str, max_frames: int) -> dict[str, float]:
     """Seconds per frame of each stage, run one after the other as the loop did."""
     source = VideoSource(video, max_frames=max_frames)
@@ -128,6 +142,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds over every neighbour, model and mode")
     parser.add_argument("--frames", type=int, default=48, help="frames of the video the bundled model runs on")
     parser.add_argument("--w32-frames", type=int, default=4, help="of them, the first N for W32-512")
+    parser.add_argument("--before", metavar="LIB",
+                        help="also run `higherhrnet predict` on the video with the package in LIB (another checkout's "
+                             "lib folder, e.g. the code before streaming) and with this one, in the same rounds")
     parser.add_argument("--neighbours", nargs="+", default=["no neighbour", "one busy core"], choices=list(NEIGHBOURS))
     args = parser.parse_args(argv)
 
@@ -162,6 +179,9 @@ def main(argv=None) -> int:
         for model in models:        # warm-up
             run(model, "streamed")
         fps = {(n, m, mode): [] for n in args.neighbours for m in models for mode in MODES}
+        here = os.path.dirname(os.path.dirname(os.path.abspath(higherhrnet.__file__)))
+        libs = {f"before ({args.before})": args.before, "now": here} if args.before else {}
+        commands = {(n, version): [] for n in args.neighbours for version in libs}
         for round_index in range(args.rounds):
             for neighbour in args.neighbours:
                 procs = [subprocess.Popen(command) for command in NEIGHBOURS[neighbour]]
@@ -172,6 +192,10 @@ def main(argv=None) -> int:
                             fps[neighbour, model, mode].append(run(model, mode))
                             print(f"round {round_index + 1}, {neighbour}, {model}, {mode}: "
                                   f"{fps[neighbour, model, mode][-1]:.2f} frames/s", file=sys.stderr, flush=True)
+                    for version, lib in libs.items():
+                        commands[neighbour, version].append(command_fps(lib, video, out))
+                        print(f"round {round_index + 1}, {neighbour}, higherhrnet predict, {version}: "
+                              f"{commands[neighbour, version][-1]:.2f} frames/s", file=sys.stderr, flush=True)
                 finally:
                     for p in procs:
                         p.kill()
@@ -203,6 +227,15 @@ def main(argv=None) -> int:
                 reference = statistics.median(fps[n, model, MODES[0]])
                 cells.append(f"{median:.2f} ({median / reference:.2f}x)")
         print(f"| {mode} | " + " | ".join(cells) + " |")
+    if libs:
+        print("\n| higherhrnet predict, bundled model: frames/s (x before) | " + " | ".join(args.neighbours) + " |")
+        print("| --- |" + " --- |" * len(args.neighbours))
+        before = next(iter(libs))
+        for version in libs:
+            cells = [f"{statistics.median(commands[n, version]):.2f} "
+                     f"({statistics.median(commands[n, version]) / statistics.median(commands[n, before]):.2f}x)"
+                     for n in args.neighbours]
+            print(f"| {version} | " + " | ".join(cells) + " |")
     print("\n| one after the other, no neighbour: ms per frame | " + " | ".join(models) + " |")
     print("| --- |" + " --- |" * len(models))
     for stage in stages[next(iter(models))]:
