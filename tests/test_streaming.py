@@ -128,10 +128,10 @@ def predictor():
 
 @pytest.fixture(scope="module")
 def people_video(tmp_path_factory):
-    """8 frames of 256 x 192 with synthetic people walking right: H.264 (or OpenCV's codec) as a user's."""
-    spec = SyntheticSpec(image_size=(256, 192), max_people=3, min_height=90, max_height=170, crowd_prob=0.0)
-    scene, _ = render_scene(np.random.default_rng(3), spec)
-    with VideoWriter(str(tmp_path_factory.mktemp("video") / "walk"), 10.0, (256, 192)) as writer:
+    """8 frames of 320 x 240 with three synthetic people sliding right: H.264 (or OpenCV's codec) as a user's."""
+    spec = SyntheticSpec(image_size=(320, 240), max_people=4, min_height=108, max_height=216, crowd_prob=0.0)
+    scene, _ = render_scene(np.random.default_rng(0), spec)
+    with VideoWriter(str(tmp_path_factory.mktemp("video") / "walk"), 10.0, (320, 240)) as writer:
         for i in range(8):
             writer.write(np.roll(scene, 4 * i, axis=1))
     return writer.path
@@ -156,7 +156,7 @@ def test_streamed_results_and_drawings_are_those_of_one_frame_at_a_time(predicto
         one_by_one = Result(people, image, predictor.keypoints, track_ids=ids)
         assert np.array_equal(result.plot(0.2), one_by_one.plot(0.2))
         found += len(result)
-    assert found >= 8       # people in every frame: the comparison compared something
+    assert found >= 16      # several people a frame: the comparison compared ids and orders too
     sequential = list(predictor.stream(people_video, concurrent=False))
     assert [r.to_json() for r in sequential] == [r.to_json() for r in streamed]
     assert not stream_threads()
