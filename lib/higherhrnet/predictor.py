@@ -537,8 +537,12 @@ class ResultStream:
         """Decoding, the network, and grouping with tracking run side by side, each in a thread of its own
         (streaming.run_stages: frames in order, a stage's failure raised here after every thread stopped; the
         caller's loop, drawing and writing, is a further stage); with concurrent=False one after the other."""
-        self._results = run_stages(self.video, [self._network_stage, self._people_stage],
-                                   concurrent=self.concurrent)
+        stages = [self._network_stage, self._people_stage]
+        if self.predictor.refiner is not None:
+            # The top-down network runs in the grouping stage, and must run within the Predictor's thread
+            # setting as the bottom-up one does (--threads); a CallThreads is held by one thread at a time.
+            stages = [self._refined_frame_stage]
+        self._results = run_stages(self.video, stages, concurrent=self.concurrent)
         try:
             yield from self._results
         finally:
@@ -550,7 +554,8 @@ class ResultStream:
 
     def _people_stage(self, framed_maps: tuple[Frame, ImageMaps]) -> Result:
         """The second stage of Predictor.predict_batch, then the tracker: the frame's Result. Outside the
-        Predictor's thread setting (CallThreads), which the network's thread holds; grouping is NumPy's."""
+        Predictor's thread setting (CallThreads), which the network's thread holds: grouping is NumPy's and
+        numba's (with a refiner, _refined_frame_stage holds the setting)."""
         frame, maps = framed_maps
         predictor, keypoints = self.predictor, self.predictor.keypoints
         people = predictor._people_from_maps(frame.image, maps, "")
@@ -561,6 +566,11 @@ class ResultStream:
             ids = self.tracker.update(stacked, [p.score for p in people])
         return Result(people, frame.image, keypoints, name=self.name, model=predictor.describe(),
                       track_ids=ids, frame=frame.index, time=frame.time)
+
+    def _refined_frame_stage(self, frame: Frame) -> Result:
+        """Both stages in one, within the Predictor's thread setting: with a top-down refiner."""
+        with self.predictor.threads.applied():
+            return self._people_stage(self._network_stage(frame))
 
     def close(self) -> None:
         """Stop the stages (each finishes the frame in hand), then close the video."""
