@@ -124,3 +124,15 @@ def test_optional_oks_nms_removes_duplicates_only_when_enabled():
     kept = Predictor.from_model(cfg, model, oks_nms_threshold=0.3, raw=True)(image)
     assert len(kept) == 2
     assert min(np.abs(p.keypoints[:, 0] - other[0, :, 0]).mean() for p in kept) < 3
+
+
+def test_the_finite_check_accepts_finite_maps_whose_sum_overflows():
+    """The check sums the maps first: a sum that overflows must not make finite maps count as broken."""
+    from higherhrnet.inference import NonFiniteOutputError, _check_finite
+
+    heatmaps, tags = torch.full((2, 4, 4), 3e38), torch.zeros(2, 4, 4, 1)
+    assert not torch.isfinite(heatmaps.sum())
+    _check_finite("", heatmaps, tags)
+    heatmaps[0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteOutputError, match=r"\(1 of 32 heatmap values\)"):
+        _check_finite("", heatmaps, tags)

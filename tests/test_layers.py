@@ -15,7 +15,7 @@ PACKAGE = REPO / "lib" / "higherhrnet"
 LAYERS = {
     "errors": 0, "fileio": 0, "keypoints": 0, "geometry": 0, "images": 0, "checkpoint": 0, "normalization": 0,
     "zoo": 0, "oks": 0, "devices": 0, "version": 0, "interrupts": 0, "pckh": 0,
-    "threads": 0,
+    "threads": 0, "streaming": 0,
     "outputs": 1, "vis": 1, "tracking": 1, "video": 1, "sources": 1,
     "codec": 2, "models": 2,
     "config": 3, "data": 3, "losses": 3, "inference": 3, "topdown": 3, "topdown_bearpaw": 3, "person_boxes": 3,

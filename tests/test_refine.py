@@ -150,3 +150,41 @@ def test_eval_cli_refine_scores_the_refined_people(topdown_file, tmp_path):
                              "DATASET.ROOT", str(tmp_path / "data")],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 2 and "already a top-down model" in result.stderr
+
+
+def test_a_refined_video_streams_its_frames_within_the_predictors_threads(topdown_file, tmp_path, monkeypatch):
+    """With a refiner, the top-down network runs in the same thread as the bottom-up one, inside the
+    Predictor's thread setting (threads=1 here: CallThreads is held by one thread at a time), and the frames
+    are those of predict_batch one at a time."""
+    import threading
+
+    from higherhrnet.video import VideoWriter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntheticModelWarning)
+        hybrid = Predictor(BOTTOM_UP, device="cpu", refine=str(topdown_file), threads=1)
+    image, _ = render_scene(np.random.default_rng(3), SyntheticSpec(crowd_prob=0.0, unlabelled_prob=0.0))
+    with VideoWriter(str(tmp_path / "clip"), 10.0, (image.shape[1], image.shape[0])) as writer:
+        for i in range(3):
+            writer.write(np.roll(image, 5 * i, axis=1))
+    where = {"network": set(), "refine": set()}
+    maps, refine = Predictor._maps, TopDownRefiner.refine
+
+    def recording(name, function):
+        def wrapper(self, *args, **kwargs):
+            where[name].add((threading.current_thread().name, torch.get_num_threads()))
+            return function(self, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(Predictor, "_maps", recording("network", maps))
+    monkeypatch.setattr(TopDownRefiner, "refine", recording("refine", refine))
+    streamed = list(hybrid.stream(writer.path, track=False))
+    (thread_name, _), = where["network"]
+    assert thread_name != threading.main_thread().name and where["refine"] == {(thread_name, 1)}
+    for result in streamed:
+        # Not bit for bit: the tiny top-down network's joint values vary in the last bits from run to run
+        # (test_predictor_refine_gives_refined_people meets it too).
+        (one,) = hybrid.predict_batch([result.image])
+        assert len(result) == len(one) > 0
+        for got, want in zip(result, one):
+            np.testing.assert_allclose(got.keypoints, want.keypoints, rtol=0, atol=1e-5)

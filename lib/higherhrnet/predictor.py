@@ -53,10 +53,11 @@ from .models.runtime import INT8_BACKEND, check_backend
 from .oks import oks_nms
 from .results import Person, Result
 from .sources import Source, collect_sources, local_file
+from .streaming import run_stages
 from .threads import CallThreads, check_threads
 from .topdown import TopDownParams, boxes_from_poses, estimate_poses, rescore
 from .tracking import PoseTracker
-from .video import VideoSource
+from .video import Frame, VideoSource
 
 __all__ = ["Person", "Result", "Predictor", "BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "DEFAULT_MAX_IMAGE_PIXELS",
            "CLEAN", "RAW", "SyntheticModelWarning", "TopDownRefiner", "as_rgb_image", "synthetic_model_note"]
@@ -399,16 +400,19 @@ class Predictor:
                       model=self.describe())
 
     def stream(self, source: Source | str | int | os.PathLike, track: bool = True, frame_stride: int = 1,
-               max_frames: int | None = None, keypoint_threshold: float = 0.2) -> "ResultStream":
+               max_frames: int | None = None, keypoint_threshold: float = 0.2,
+               concurrent: bool = True) -> "ResultStream":
         """The Results of a video file, video URL or webcam index, frame by frame (a ResultStream: iterate it;
         it also says the video's fps and whether it ended early). Every frame_stride-th frame, at most
         max_frames. track: people keep an id across frames (Result.track_ids; tracking.PoseTracker, joints
-        counted from keypoint_threshold)."""
+        counted from keypoint_threshold). Decoding, the network and grouping run side by side in threads of
+        their own while the caller handles the frames before (concurrent=False: one after the other, the same
+        results)."""
         if not isinstance(source, Source):
             kinds = None if isinstance(source, int) else {os.fspath(source): "video"}
             source = collect_sources([source], kinds)[0][0]
         tracker = PoseTracker(self.keypoints.sigmas_array, keypoint_threshold=keypoint_threshold) if track else None
-        return ResultStream(self, source, tracker, frame_stride, max_frames)
+        return ResultStream(self, source, tracker, frame_stride, max_frames, concurrent)
 
     # ------------------------------------------------------------------ the pipeline
 
@@ -489,12 +493,17 @@ class ResultStream:
 
     name: the source's name. fps: frames per second of the source. After the iteration: decoded (frames read),
     frame_count (what the file announced; None when unknown), truncated (the file ended before that: a damaged or
-    partly copied video; the frames read are still yielded).
+    partly copied video; the frames read are still yielded). concurrent: decoding, the network and grouping
+    with tracking run in threads of their own, a frame or two ahead of the caller (streaming.run_stages);
+    False: one after the other in the caller's thread. Either way the same functions on the same frames, so
+    the Results are the same.
     """
 
     def __init__(self, predictor: Predictor, source: Source, tracker: PoseTracker | None, frame_stride: int,
-                 max_frames: int | None):
+                 max_frames: int | None, concurrent: bool = True):
         self.predictor, self.source, self.tracker = predictor, source, tracker
+        self.concurrent = concurrent
+        self._results: Iterator[Result] | None = None     # the stages' iteration, once started
         self._work_dir = tempfile.TemporaryDirectory(prefix="higherhrnet-")
         try:
             self.video = VideoSource(local_file(source, self._work_dir.name), stride=frame_stride,
@@ -525,21 +534,48 @@ class ResultStream:
         return len(self.video)
 
     def __iter__(self) -> Iterator[Result]:
-        predictor, keypoints = self.predictor, self.predictor.keypoints
+        """Decoding, the network, and grouping with tracking run side by side, each in a thread of its own
+        (streaming.run_stages: frames in order, a stage's failure raised here after every thread stopped; the
+        caller's loop, drawing and writing, is a further stage); with concurrent=False one after the other."""
+        stages = [self._network_stage, self._people_stage]
+        if self.predictor.refiner is not None:
+            # The top-down network runs in the grouping stage, and must run within the Predictor's thread
+            # setting as the bottom-up one does (--threads); a CallThreads is held by one thread at a time.
+            stages = [self._refined_frame_stage]
+        self._results = run_stages(self.video, stages, concurrent=self.concurrent)
         try:
-            for frame in self.video:
-                people = predictor.predict_batch([frame.image])[0]
-                ids = None
-                if self.tracker is not None:
-                    stacked = (np.stack([p.keypoints for p in people]) if people
-                               else np.zeros((0, keypoints.num_joints, 3), np.float32))
-                    ids = self.tracker.update(stacked, [p.score for p in people])
-                yield Result(people, frame.image, keypoints, name=self.name, model=predictor.describe(),
-                             track_ids=ids, frame=frame.index, time=frame.time)
+            yield from self._results
         finally:
             self.close()
 
+    def _network_stage(self, frame: Frame) -> tuple[Frame, ImageMaps]:
+        """The first stage of Predictor.predict_batch for one frame: its maps (the network's thread count)."""
+        return frame, self.predictor._maps([frame.image])[0]
+
+    def _people_stage(self, framed_maps: tuple[Frame, ImageMaps]) -> Result:
+        """The second stage of Predictor.predict_batch, then the tracker: the frame's Result. Outside the
+        Predictor's thread setting (CallThreads), which the network's thread holds: grouping is NumPy's and
+        numba's (with a refiner, _refined_frame_stage holds the setting)."""
+        frame, maps = framed_maps
+        predictor, keypoints = self.predictor, self.predictor.keypoints
+        people = predictor._people_from_maps(frame.image, maps, "")
+        ids = None
+        if self.tracker is not None:
+            stacked = (np.stack([p.keypoints for p in people]) if people
+                       else np.zeros((0, keypoints.num_joints, 3), np.float32))
+            ids = self.tracker.update(stacked, [p.score for p in people])
+        return Result(people, frame.image, keypoints, name=self.name, model=predictor.describe(),
+                      track_ids=ids, frame=frame.index, time=frame.time)
+
+    def _refined_frame_stage(self, frame: Frame) -> Result:
+        """Both stages in one, within the Predictor's thread setting: with a top-down refiner."""
+        with self.predictor.threads.applied():
+            return self._people_stage(self._network_stage(frame))
+
     def close(self) -> None:
+        """Stop the stages (each finishes the frame in hand), then close the video."""
+        if self._results is not None:
+            self._results.close()
         self.video.close()
         self._work_dir.cleanup()
 

@@ -18,9 +18,11 @@ each in its own colour, left limbs lighter, right limbs darker) and <name>.json 
 height, the model and its thresholds, people sorted by score with score, box [x, y, w, h] around the visible
 joints and keypoints as [x, y, score] triples in image pixels). For a video or webcam: <name>_pose.mp4 (H.264
 with imageio-ffmpeg; see docs/predict.md) and one <name>.json with every processed frame; people keep a track
-id (and colour) from frame to frame (--no-track: none). --coco-json FILE also writes COCO results, with FILE's
-image ids explained in <FILE stem>_images.json (file name, size, the model): an image's id is the number of a
-COCO-style file name (000000000785.jpg -> 785), else a number derived from its name, the same in every run.
+id (and colour) from frame to frame (--no-track: none). A video's decoding, network, grouping and tracking,
+drawing and encoding run side by side (threads, and ffmpeg's process), its frames kept in order. --coco-json
+FILE also writes COCO results, with FILE's image ids explained in <FILE stem>_images.json (file name, size, the
+model): an image's id is the number of a COCO-style file name (000000000785.jpg -> 785), else a number derived
+from its name, the same in every run.
 The output folder: --out, which must be new or empty unless --exist-ok; by default demo_output, or
 demo_output2, 3, ... when it already holds files. Ctrl-C stops cleanly: what is finished is kept, the video
 and its JSON are closed, exit status 130; SIGTERM (docker stop, systemd, Kubernetes, SLURM) does the same, exit
