@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# Before torch loads (OpenMP reads it then), as the command line does: idle OpenMP threads sleep, so a
+# Predictor keeps PyTorch's thread count at every call instead of choosing one from how busy the machine is
+# (threads.CallThreads), and results compared bit for bit with a direct computation are computed with the same
+# count whatever else runs on the machine. Tests of the choice itself take the setting away (test_threads.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 import higherhrnet
 from higherhrnet.models import build_output_specs

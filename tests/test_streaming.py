@@ -117,6 +117,24 @@ def test_ctrl_c_while_waiting_for_a_slow_stage_stops_every_thread():
     assert len(seen) < 3 and not stream_threads()
 
 
+def test_ctrl_c_while_the_threads_start_stops_those_already_started(monkeypatch):
+    # The first stage may be at work before the last thread has started: a Ctrl-C then must stop it too.
+    start = threading.Thread.start
+    started = []
+
+    def start_then_interrupt(thread):
+        if started:
+            raise KeyboardInterrupt
+        started.append(thread)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        list(run_stages(range(100), [lambda item: item]))
+    monkeypatch.undo()
+    assert started and not started[0].is_alive() and not stream_threads()
+
+
 # ---------------------------------------------------------------------------------------------- videos
 
 @pytest.fixture(scope="module")

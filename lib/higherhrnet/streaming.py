@@ -109,9 +109,11 @@ def run_stages(items: Iterable, stages: Sequence[Callable], queue_size: int = 2,
     threads += [threading.Thread(target=work, args=(stage, queues[i], queues[i + 1]),
                                  name=f"stream-{getattr(stage, '__name__', 'stage')}", daemon=True)
                 for i, stage in enumerate(stages)]
-    for thread in threads:
-        thread.start()
     try:
+        # Started inside the try: a Ctrl-C that comes while the later threads start (the first stage may already
+        # be at work) must still stop the earlier ones.
+        for thread in threads:
+            thread.start()
         while True:
             item = get(queues[-1])
             if isinstance(item, _End):
@@ -122,4 +124,5 @@ def run_stages(items: Iterable, stages: Sequence[Callable], queue_size: int = 2,
     finally:
         stop.set()
         for thread in threads:
-            thread.join()
+            if thread.ident is not None:    # started
+                thread.join()
