@@ -135,6 +135,9 @@ def test_predictor_runs_the_folded_network_by_default():
     assert conv_weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights
                                 if w.shape[2:] != (1, 1))
     assert all(p.is_contiguous() for p in model.parameters())
+    # ... with the convolutions' ReLUs and additions fused into them (fuse_conv_pointwise).
+    from higherhrnet.models.fuse import ConvPointwise
+    assert sum(isinstance(m, ConvPointwise) for m in folded.network.modules()) > 50
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in [(120, 160, 3), (200, 90, 3)]]
     for a, b in zip(run_network(plain.network, images, plain.params), run_network(folded.network, images, folded.params)):
@@ -180,6 +183,7 @@ class PointwisePatterns(nn.Module):
         self.e = nn.Conv2d(6, 6, 3, padding=1)                        # read twice: not fused
         self.f = nn.Conv2d(6, 6, 1)                                   # + a broadcast bias: falls back
         self.g = nn.Conv2d(6, 6, 3, padding=1, padding_mode="reflect")  # not zero padding: not fused
+        self.h = nn.Conv2d(6, 6, 1)                                   # 1x1, nothing to fuse: oneDNN's kernel
         self.relu = nn.ReLU(inplace=True)
         self.down = nn.AvgPool2d(2)
         self.bias = nn.Parameter(torch.randn(1, 6, 1, 1))
@@ -191,7 +195,8 @@ class PointwisePatterns(nn.Module):
         t = self.d(s).relu() * s
         u = self.e(t)
         v = self.f(u + torch.sigmoid(u)) + self.bias
-        return torch.relu(self.g(v)) + t
+        h = self.h(t)
+        return torch.relu(self.g(v)) + t + h * h
 
 
 def test_conv_pointwise_fuses_what_is_safe_and_computes_the_same():
@@ -200,8 +205,10 @@ def test_conv_pointwise_fuses_what_is_safe_and_computes_the_same():
     fused = fuse_conv_pointwise(model)
     kinds = {name: (m.add, m.relu) for name, m in fused.named_modules() if isinstance(m, ConvPointwise)}
     assert kinds == {"a": (False, True), "b": (True, True), "c": (True, False), "d": (False, True),
-                     "f": (True, False)}
+                     "f": (True, False), "h": (False, False)}
     assert type(fused.get_submodule("e")) is nn.Conv2d and type(fused.get_submodule("g")) is nn.Conv2d
+    unfused_1x1 = fuse_conv_pointwise(model, plain_1x1=False)
+    assert type(unfused_1x1.get_submodule("h")) is nn.Conv2d
     g = torch.Generator().manual_seed(8)
     for layout in (torch.contiguous_format, torch.channels_last):
         x = torch.randn(2, 4, 16, 12, generator=g).contiguous(memory_format=layout)

@@ -218,7 +218,7 @@ class ConvPointwise(nn.Module):
         args = (conv.weight, conv.bias, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         unary = "relu" if self.relu else None
         if other is None:
-            return torch.ops.mkldnn._convolution_pointwise(x, *args, unary, [], "")
+            return torch.ops.mkldnn._convolution_pointwise(x, *args, unary or "none", [], "")
         return torch.ops.mkldnn._convolution_pointwise.binary(x, other, *args, "add", 1.0, unary, [], "")
 
 
@@ -248,10 +248,12 @@ def _fusable_conv(module: nn.Module | None) -> bool:
             and not isinstance(module.padding, str))
 
 
-def fuse_conv_pointwise(model: nn.Module) -> nn.Module:
+def fuse_conv_pointwise(model: nn.Module, plain_1x1: bool = True) -> nn.Module:
     """A copy of eval-mode `model` (a torch.fx GraphModule) with every Conv2d whose output goes only into a
     ReLU, into one addition, or into one addition whose result goes only into a ReLU replaced by a
-    ConvPointwise; the outputs equal the original's up to float rounding. Identity modules (folded
+    ConvPointwise; with plain_1x1, every other 1x1 Conv2d too (a ConvPointwise without post-ops: in
+    channels-last PyTorch sends a 1x1 convolution to its im2col + GEMM kernel with a layout copy either side,
+    oneDNN's runs it in place). The outputs equal the original's up to float rounding. Identity modules (folded
     BatchNorms) are dropped from the graph first, so fold_batchnorm(model) is the model to pass.
 
     Returns `model` itself when there is nothing to fuse, when oneDNN's fused convolution is not in this
@@ -273,17 +275,23 @@ def fuse_conv_pointwise(model: nn.Module) -> nn.Module:
     fused = 0
     for node in list(graph.nodes):
         if node.op != "call_module" or not _fusable_conv(modules.get(node.target)) or calls[node.target] != 1 \
-                or len(node.users) != 1 or len(node.args) != 1 or node.kwargs:
+                or len(node.args) != 1 or node.kwargs:
             continue
-        user = next(iter(node.users))
-        other = _added_to(user, node)
+        parent, _, child = node.target.rpartition(".")
+        user = next(iter(node.users)) if len(node.users) == 1 else None
+        other = _added_to(user, node) if user is not None else None
         last = user
         if other is not None and len(user.users) == 1 and _is_relu(next(iter(user.users)), modules):
             last = next(iter(user.users))
-        elif other is None and not _is_relu(user, modules):
+        elif other is None and (user is None or not _is_relu(user, modules)):
+            if modules[node.target].kernel_size == (1, 1) and plain_1x1:
+                # Nothing to fuse, but PyTorch runs a channels-last 1x1 convolution with its slow
+                # im2col + GEMM kernel and two layout copies; oneDNN's takes it as it is.
+                setattr(graph_module.get_submodule(parent), child,
+                        ConvPointwise(modules[node.target], add=False, relu=False))
+                fused += 1
             continue
         # The fused module takes the convolution's place and name (its weights become `<name>.conv.*`).
-        parent, _, child = node.target.rpartition(".")
         setattr(graph_module.get_submodule(parent), child, ConvPointwise(
             modules[node.target], add=other is not None, relu=last is not user or other is None))
         with graph.inserting_before(last):
