@@ -62,14 +62,18 @@ def interleaved_times(runs: dict[str, Callable[[], object]], repeats: int,
     return times
 
 
-def print_speedups(times: dict[str, list[float]], baseline: str, label: str) -> None:
-    """Markdown table of interleaved_times' results: median, range and speed-up over `baseline`."""
-    print(f"| {label} | median s | min - max s | speed-up vs {baseline} |")
-    print("| --- | --- | --- | --- |")
+def print_speedups(times: dict[str, list[float]], baseline: str, label: str, floor: float | None = None) -> None:
+    """Markdown table of interleaved_times' results: median, range and speed-up over `baseline`; with
+    `floor` (seconds), each variant's median and minimum as multiples of it too (on a shared machine the
+    minimum is the round least disturbed by other processes)."""
+    floor_head, floor_rule = (" x floor (median) | x floor (min) |", " --- | --- |") if floor else ("", "")
+    print(f"| {label} | median s | min - max s |{floor_head} speed-up vs {baseline} |")
+    print(f"| --- | --- | --- |{floor_rule} --- |")
     reference = statistics.median(times[baseline])
     for name, t in times.items():
         median = statistics.median(t)
-        print(f"| {name} | {median:.3f} | {min(t):.3f} - {max(t):.3f} | {reference / median:.2f} |")
+        ratios = f" {median / floor:.2f} | {min(t) / floor:.2f} |" if floor else ""
+        print(f"| {name} | {median:.3f} | {min(t):.3f} - {max(t):.3f} |{ratios} {reference / median:.2f} |")
 
 
 def scene_with_people(count: int, size: int = 512, seed: int = 0):

@@ -6,8 +6,9 @@ Measures the sustained throughput of 3x3 convolutions shaped like HRNet-W32's (c
 pairs of its four branches at a 512 input, batch 1), in both memory formats (contiguous and channels-last),
 takes the best as this machine's conv throughput
 (GFLOP/s, 2 FLOPs per multiply-add), and divides the model's multiply-adds by it: no forward pass can
-be faster than that floor. Then times the real forward pass (eager, and with BatchNorm folded when
-available) and reports it as a ratio to the floor.
+be faster than that floor. Then times the real forward pass (eager, BatchNorm folded, folded + channels-last,
+and the Predictor's default) one after the other and reports each as a ratio to the floor; forward_ab.py
+--floor does the same with the variants interleaved, forward_layers.py splits the forward by layer.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import higherhrnet
-from higherhrnet.models import ChannelsLast, fold_batchnorm
+from higherhrnet.models import ChannelsLast, fold_batchnorm, prepare_network
 from higherhrnet.models.summary import summarize
 
 from common import machine_description, median_time
@@ -73,8 +74,9 @@ def main(argv=None) -> int:
     x = torch.randn(1, 3, size, size)
     variants = [("eager", model)]
     variants.append(("BatchNorm folded", fold_batchnorm(model)))
-    variants.append(("BatchNorm folded, channels-last (the Predictor's default on CPU)",
-                     ChannelsLast(fold_batchnorm(model))))
+    variants.append(("BatchNorm folded, channels-last", ChannelsLast(fold_batchnorm(model))))
+    variants.append(("the Predictor's default on CPU (folded, channels-last, ReLU/add fused)",
+                     prepare_network(model, torch.device("cpu"))))
     with torch.inference_mode():
         for name, net in variants:
             seconds = median_time(lambda: net(x), args.repeats, warmup=1)

@@ -135,6 +135,9 @@ def test_predictor_runs_the_folded_network_by_default():
     assert conv_weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights
                                 if w.shape[2:] != (1, 1))
     assert all(p.is_contiguous() for p in model.parameters())
+    # ... with the convolutions' ReLUs and additions fused into them (fuse_conv_pointwise).
+    from higherhrnet.models.fuse import ConvPointwise
+    assert sum(isinstance(m, ConvPointwise) for m in folded.network.modules()) > 50
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in [(120, 160, 3), (200, 90, 3)]]
     for a, b in zip(run_network(plain.network, images, plain.params), run_network(folded.network, images, folded.params)):
@@ -144,3 +147,89 @@ def test_predictor_runs_the_folded_network_by_default():
         assert len(people_plain) == len(people_folded) > 0
         for p, q in zip(people_plain, people_folded):
             np.testing.assert_allclose(q.keypoints, p.keypoints, atol=1e-4)
+
+
+def test_fused_higher_hrnet_equals_folded_network(tiny_model):
+    from higherhrnet.models import ChannelsLast
+    from higherhrnet.models.fuse import ConvPointwise, fuse_conv_pointwise
+    folded = fold_batchnorm(tiny_model)
+    fused = fuse_conv_pointwise(folded)
+    pointwise = [m for m in fused.modules() if isinstance(m, ConvPointwise)]
+    # Every residual block's relu(conv(x) + identity), its inner conv -> ReLU, the transitions' and the fuse
+    # layers' stride-2 convs: most of the network's convolutions take their ReLU or addition with them.
+    assert sum(m.add for m in pointwise) > 20 and sum(m.relu and not m.add for m in pointwise) > 20
+    assert any(m.add and not m.relu for m in pointwise)          # a fuse-layer sum that continues
+    assert not any(isinstance(m, nn.Identity) for m in fused.modules())
+    assert count_batchnorm(fused) == 0
+    g = torch.Generator().manual_seed(5)
+    for shape in [(1, 3, 128, 192), (2, 3, 96, 64)]:
+        x = torch.randn(shape, generator=g)
+        # The fused network in either memory format, against the folded one in channels-last (the former
+        # default) and the original.
+        assert_same_outputs(ChannelsLast(copy.deepcopy(folded)), ChannelsLast(copy.deepcopy(fused)), x, atol=1e-5)
+        assert_same_outputs(folded, fused, x, atol=1e-5)
+        assert_same_outputs(tiny_model, fused, x)
+
+
+class PointwisePatterns(nn.Module):
+    """Each way a convolution's output can meet a ReLU or an addition, fusable or not."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(4, 6, 3, padding=1)                       # -> ReLU module
+        self.b = nn.Conv2d(6, 6, 3, stride=2, padding=1, bias=False)  # other + conv -> F.relu
+        self.c = nn.Conv2d(6, 6, 1)                                   # conv + other, the sum read twice
+        self.d = nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=2)  # -> .relu() method
+        self.e = nn.Conv2d(6, 6, 3, padding=1)                        # read twice: not fused
+        self.f = nn.Conv2d(6, 6, 1)                                   # + a broadcast bias: falls back
+        self.g = nn.Conv2d(6, 6, 3, padding=1, padding_mode="reflect")  # not zero padding: not fused
+        self.h = nn.Conv2d(6, 6, 1)                                   # 1x1, nothing to fuse: oneDNN's kernel
+        self.relu = nn.ReLU(inplace=True)
+        self.down = nn.AvgPool2d(2)
+        self.bias = nn.Parameter(torch.randn(1, 6, 1, 1))
+
+    def forward(self, x):
+        y = self.relu(self.a(x))
+        z = torch.nn.functional.relu(self.down(y) + self.b(y))
+        s = self.c(z) + z
+        t = self.d(s).relu() * s
+        u = self.e(t)
+        v = self.f(u + torch.sigmoid(u)) + self.bias
+        h = self.h(t)
+        return torch.relu(self.g(v)) + t + h * h
+
+
+def test_conv_pointwise_fuses_what_is_safe_and_computes_the_same():
+    from higherhrnet.models.fuse import ConvPointwise, fuse_conv_pointwise
+    model = randomize(PointwisePatterns(), seed=7).eval()
+    fused = fuse_conv_pointwise(model)
+    kinds = {name: (m.add, m.relu) for name, m in fused.named_modules() if isinstance(m, ConvPointwise)}
+    assert kinds == {"a": (False, True), "b": (True, True), "c": (True, False), "d": (False, True),
+                     "f": (True, False), "h": (False, False)}
+    assert type(fused.get_submodule("e")) is nn.Conv2d and type(fused.get_submodule("g")) is nn.Conv2d
+    unfused_1x1 = fuse_conv_pointwise(model, plain_1x1=False)
+    assert type(unfused_1x1.get_submodule("h")) is nn.Conv2d
+    g = torch.Generator().manual_seed(8)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(2, 4, 16, 12, generator=g).contiguous(memory_format=layout)
+        assert_same_outputs(model, fused, x, atol=1e-5)
+    # The broadcast addition (f's output + a (1, 6, 1, 1) parameter) took the unfused path, with autograd.
+    x = torch.randn(1, 4, 8, 8, requires_grad=True)
+    fused(x).sum().backward()
+    expected = x.grad.clone()
+    x.grad = None
+    model(x).sum().backward()
+    torch.testing.assert_close(expected, x.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_conv_pointwise_checks_its_call():
+    from higherhrnet.models.fuse import ConvPointwise
+    fused = ConvPointwise(nn.Conv2d(2, 2, 1), add=True, relu=False)
+    with pytest.raises(ValueError, match="without `other`"):
+        fused(torch.randn(1, 2, 4, 4))
+
+
+def test_untraceable_model_is_returned_unfused():
+    from higherhrnet.models.fuse import fuse_conv_pointwise
+    model = randomize(DataDependent(), seed=4).eval()
+    assert fuse_conv_pointwise(model) is model

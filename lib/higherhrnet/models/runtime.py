@@ -1,12 +1,14 @@
 """Getting a trained network ready to run at test time: the one place that chooses how it runs.
 
-backend "torch": with fold_bn, a copy with every BatchNorm folded into its convolution (fuse.py), in
-channels-last memory format on the CPU, where oneDNN's convolutions are faster that way; without, the
-network as given. backend "onnxruntime": the folded network exported to ONNX in memory and run by an
-onnxruntime session (onnx.py). Every choice so far gives the same outputs up to float rounding.
-backend "onnxruntime-int8": that export quantized to int8 (quantize.py; calibrated on the images a
-quantize.Calibration names, cached), on the CPU only; its outputs differ from the float network's by the
-quantization error (BENCHMARKS.md measures what that does to people and AP).
+backend "torch": with fold_bn, a copy with every BatchNorm folded into its convolution (fuse.py); on the
+CPU, in channels-last memory format, where oneDNN's convolutions are faster that way, and with every ReLU
+and addition that follows a convolution done by that convolution (fuse_conv_pointwise: oneDNN post-ops, one
+pass over the activations less each); without fold_bn, the network as given. backend "onnxruntime": the
+folded network exported to ONNX in memory and run by an onnxruntime session (onnx.py). Every choice so far
+gives the same outputs up to float rounding. backend "onnxruntime-int8": that export quantized to int8
+(quantize.py; calibrated on the images a quantize.Calibration names, cached), on the CPU only; its outputs
+differ from the float network's by the quantization error (BENCHMARKS.md measures what that does to people
+and AP).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import torch
 from torch import nn
 
 from ..outputs import OutputSpec
-from .fuse import ChannelsLast, fold_batchnorm
+from .fuse import ChannelsLast, fold_batchnorm, fuse_conv_pointwise
 from .onnx import (OnnxError, OnnxRuntimeNetwork, check_output_channels, create_session, export_onnx,
                    read_onnx_metadata, require)
 from .quantize import INT8_KEY, Calibration, int8_model, int8_model_of_file, int8_note
@@ -67,7 +69,7 @@ def prepare_network(model: nn.Module, device: torch.device, backend: str = "torc
         return OnnxRuntimeNetwork(create_session(data, device, onnx_threads))
     if fold_bn:
         folded = fold_batchnorm(model).to(device)
-        return ChannelsLast(folded) if device.type == "cpu" else folded
+        return ChannelsLast(fuse_conv_pointwise(folded)) if device.type == "cpu" else folded
     return model.to(device)
 
 
