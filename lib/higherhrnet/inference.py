@@ -211,7 +211,8 @@ def run_network(model: nn.Module, images: Sequence[np.ndarray], params: Inferenc
             else:
                 final_heatmaps = final_heatmaps + F.interpolate(
                     heatmaps_avg, size=final_heatmaps.shape[2:], mode="bilinear", align_corners=False)
-        final_heatmaps = final_heatmaps / float(len(params.scale_factors))
+        if len(params.scale_factors) > 1:   # x / 1.0 is x: a pass over (N, J, H, W) at the input's size saved
+            final_heatmaps = final_heatmaps / float(len(params.scale_factors))
         tags = torch.cat(tags_list, dim=4)
         for k, i in enumerate(indices):
             # The reference keeps the crop of the last (smallest) scale for the back-projection.
