@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-from common import machine_description
+from common import machine_description, median_time
 
 WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
@@ -87,15 +87,10 @@ def child(threads: str, repeats: int) -> None:
 
     result, used = {}, []
     for name, fn in (("forward", forward), ("frame", per_frame)):
-        fn()
-        fn()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
+        def run_and_note_threads(fn=fn):
             fn()
-            times.append(time.perf_counter() - start)
             used.append(predictor.threads.last)
-        result[name] = statistics.median(times)
+        result[name] = median_time(run_and_note_threads, repeats, warmup=2)
     result["threads_used"] = sorted(set(used))
     print(json.dumps(result))
 
