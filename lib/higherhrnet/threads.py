@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from typing import Iterator, Mapping, MutableMapping
 
 __all__ = ["WAIT_POLICY", "WAIT_VARIABLES", "set_wait_policy", "idle_threads_sleep", "choose_threads", "busy_cpus",
-           "usable_cpus", "quota_cpus", "CpuTimes", "busy_between", "check_threads", "CallThreads",
-           "single_threaded_opencv"]
+           "usable_cpus", "quota_cpus", "CpuTimes", "busy_between", "check_threads", "CallThreads"]
 
 # What set_wait_policy sets: idle OpenMP threads sleep instead of spinning (every OpenMP runtime reads it).
 WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
@@ -258,10 +257,3 @@ class CallThreads:
             if count is not None and count != previous:
                 torch.set_num_threads(previous)
 
-
-def single_threaded_opencv() -> None:
-    """One OpenCV thread in this process: for DataLoader workers, whose parallelism is their number (PyTorch
-    gives each one intra-op thread too), not threads inside each."""
-    import cv2
-
-    cv2.setNumThreads(1)

@@ -16,7 +16,6 @@ from ..interrupts import loader_worker_sigterm
 from ..models import build_model
 from ..models.registry import model_entry
 from ..outputs import OutputSpec
-from ..threads import single_threaded_opencv
 from .distributed import DistInfo
 
 __all__ = ["apply_cudnn_settings", "build_mixed_precision", "build_training_model", "build_optimizer",
@@ -221,11 +220,11 @@ class EpochSampler(Sampler):
 
 
 def loader_worker_init(worker_id: int) -> None:
-    """The worker_init_fn of this toolkit's DataLoaders. One OpenCV thread per worker: the loader's parallelism
-    is its worker processes (PyTorch gives each one intra-op thread), and threads inside each would compete
-    with the other workers and the main process for the same cores. SIGTERM as interrupts.loader_worker_sigterm
-    says."""
-    single_threaded_opencv()
+    """The worker_init_fn of this toolkit's DataLoaders: SIGTERM as interrupts.loader_worker_sigterm says.
+
+    OpenCV's thread count is left alone: cv2.setNumThreads in a worker forked while the parent's OpenCV thread
+    pool was busy waits forever for pool threads that do not exist in the child (seen as a hung evaluation with
+    --workers 2)."""
     loader_worker_sigterm(worker_id)
 
 
