@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -17,7 +16,6 @@ from torch import nn
 import higherhrnet.threads
 from higherhrnet import Predictor
 from higherhrnet.cli import build_parser, main
-from higherhrnet.engine.build import loader_worker_init
 from higherhrnet.threads import CallThreads, CpuTimes, busy_between, choose_threads, quota_cpus, set_wait_policy
 
 from conftest import REPO, tiny_cfg
@@ -253,11 +251,3 @@ def test_busy_cpus_reads_the_kernels_count_less_this_process():
     assert later.own - earlier.own > 0 and later.busy >= earlier.busy
     assert 0 <= busy_between(earlier, later) <= len(os.sched_getaffinity(0)) + 0.5      # + tick rounding
 
-
-def test_loader_workers_use_one_opencv_thread():
-    previous = cv2.getNumThreads()
-    try:
-        loader_worker_init(0)
-        assert cv2.getNumThreads() == 1
-    finally:
-        cv2.setNumThreads(previous)
